@@ -1,0 +1,48 @@
+"""spanloom: OpenTelemetry-native tracing for LLM applications, grouped by session and user.
+
+``import spanloom`` stays light: it loads the OpenTelemetry API and SDK only, never the
+server, the CLI or the exporter's HTTP stack (a test checks ``sys.modules``).
+"""
+
+from spanloom.sdk.context import (
+    SpanloomWarning,
+    get_attributes_from_context,
+    suppress_tracing,
+    using_attributes,
+    using_metadata,
+    using_prompt_template,
+    using_session,
+    using_tags,
+    using_user,
+)
+from spanloom.sdk.mask import REDACTED_VALUE, TraceConfig
+from spanloom.sdk.processor import SessionSpanProcessor
+from spanloom.sdk.register import register
+from spanloom.sdk.threads import ContextThreadPoolExecutor, context_executor, wrap
+from spanloom.sdk.tracer import SpanloomTracer, get_tracer
+from spanloom.semconv import SpanKind
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "REDACTED_VALUE",
+    "ContextThreadPoolExecutor",
+    "SessionSpanProcessor",
+    "SpanKind",
+    "SpanloomTracer",
+    "SpanloomWarning",
+    "TraceConfig",
+    "__version__",
+    "context_executor",
+    "get_attributes_from_context",
+    "get_tracer",
+    "register",
+    "suppress_tracing",
+    "using_attributes",
+    "using_metadata",
+    "using_prompt_template",
+    "using_session",
+    "using_tags",
+    "using_user",
+    "wrap",
+]

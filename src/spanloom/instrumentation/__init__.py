@@ -1,0 +1,1 @@
+"""Auto-instrumentors for LLM provider SDKs (each provider SDK is an optional extra)."""

@@ -1,0 +1,1 @@
+"""The spanloom SDK: context attributes, the session span processor, register() and the tracer."""

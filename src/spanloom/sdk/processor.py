@@ -1,0 +1,111 @@
+"""SessionSpanProcessor: every span started in a session carries the session's ids.
+
+It runs for spans from any instrumentation (httpx, FastAPI, a hand-written
+``tracer.start_as_current_span``), not only spanloom's. It reads the context attributes set by
+`using_session` and friends; where the context has no session or user id, it falls back to
+W3C baggage (the JavaScript path, and calls that arrive from other services). A span that
+already has an attribute keeps it.
+
+This sits on every span start, so it is written for speed: plain dict lookups on the context
+(an OpenTelemetry ``Context`` is a dict), one ``set_attributes`` call, nothing when there is
+nothing to add.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opentelemetry.baggage import _BAGGAGE_KEY
+from opentelemetry.context import Context, get_current
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+
+from spanloom import semconv
+from spanloom.sdk._guard import log_failure
+from spanloom.sdk.context import (
+    METADATA_KEY,
+    PROMPT_TEMPLATE_KEY,
+    PROMPT_TEMPLATE_VARIABLES_KEY,
+    PROMPT_TEMPLATE_VERSION_KEY,
+    SESSION_ID_KEY,
+    TAGS_KEY,
+    USER_ID_KEY,
+)
+
+_SESSION_ID = semconv.SESSION_ID
+_USER_ID = semconv.USER_ID
+_CONVERSATION_ID = semconv.GEN_AI_CONVERSATION_ID
+# context key -> span attribute, for the attributes copied as they are
+_COPIED = (
+    (METADATA_KEY, semconv.METADATA),
+    (TAGS_KEY, semconv.TAG_TAGS),
+    (PROMPT_TEMPLATE_KEY, semconv.LLM_PROMPT_TEMPLATE),
+    (PROMPT_TEMPLATE_VERSION_KEY, semconv.LLM_PROMPT_TEMPLATE_VERSION),
+    (PROMPT_TEMPLATE_VARIABLES_KEY, semconv.LLM_PROMPT_TEMPLATE_VARIABLES),
+)
+# Baggage arrives from outside the process: ids longer than this are not ids.
+MAX_BAGGAGE_ID_LENGTH = 256
+
+
+def _baggage_id(baggage: Any, key: str) -> str | None:
+    value = baggage.get(key)
+    if isinstance(value, str) and value and len(value) <= MAX_BAGGAGE_ID_LENGTH:
+        return value
+    return None
+
+
+class SessionSpanProcessor(SpanProcessor):
+    """Stamp ``session.id`` / ``user.id`` (plus metadata, tags and prompt template) from the
+    context onto every span at start.
+
+    `read_baggage=False` ignores W3C baggage: baggage from untrusted clients can name any
+    session or user, so a public-facing service may prefer to set ids only from its own code.
+    """
+
+    def __init__(self, read_baggage: bool = True) -> None:
+        self.read_baggage = read_baggage
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        try:
+            current = get_current()
+            context = current if parent_context is None else parent_context
+            new: dict[str, Any] = {}
+            session_id = context.get(SESSION_ID_KEY)
+            user_id = context.get(USER_ID_KEY)
+            if context is not current:
+                # An explicit parent context (say, extracted from a request) may lack what the
+                # code around the span set with using_session.
+                session_id = session_id or current.get(SESSION_ID_KEY)
+                user_id = user_id or current.get(USER_ID_KEY)
+            if self.read_baggage and (session_id is None or user_id is None):
+                baggage = context.get(_BAGGAGE_KEY)
+                if baggage:
+                    session_id = session_id or _baggage_id(baggage, SESSION_ID_KEY)
+                    user_id = user_id or _baggage_id(baggage, USER_ID_KEY)
+            if session_id is not None:
+                new[_SESSION_ID] = session_id
+                new[_CONVERSATION_ID] = session_id
+            if user_id is not None:
+                new[_USER_ID] = user_id
+            for context_key, attribute in _COPIED:
+                value = context.get(context_key)
+                if value is not None:
+                    new[attribute] = value
+            if not new:
+                return
+            existing = span.attributes
+            if existing:
+                # Attributes given at span start (or by an instrumentor) win.
+                existing_dict = getattr(existing, "_dict", existing)
+                new = {key: value for key, value in new.items() if key not in existing_dict}
+            span.set_attributes(new)
+        except Exception:
+            log_failure("SessionSpanProcessor.on_start")
+
+    def on_end(self, span: ReadableSpan) -> None:
+        pass
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
