@@ -69,6 +69,10 @@ LLM_TOKEN_COUNT_PROMPT_CACHE_WRITE = "llm.token_count.prompt_details.cache_write
 LLM_TOKEN_COUNT_COMPLETION_REASONING = "llm.token_count.completion_details.reasoning"
 LLM_FINISH_REASON = "llm.finish_reason"
 
+# values of llm.provider / llm.system / gen_ai.system
+PROVIDER_OPENAI = "openai"
+PROVIDER_ANTHROPIC = "anthropic"
+
 # suffixes under llm.input_messages.{i}. / llm.output_messages.{i}.
 MESSAGE_ROLE = "message.role"
 MESSAGE_CONTENT = "message.content"
@@ -105,9 +109,14 @@ GEN_AI_RESPONSE_ID = "gen_ai.response.id"
 GEN_AI_RESPONSE_FINISH_REASONS = "gen_ai.response.finish_reasons"
 GEN_AI_USAGE_INPUT_TOKENS = "gen_ai.usage.input_tokens"
 GEN_AI_USAGE_OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
+GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS = "gen_ai.usage.cache_read.input_tokens"
+GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS = "gen_ai.usage.cache_creation.input_tokens"
 GEN_AI_REQUEST_MAX_TOKENS = "gen_ai.request.max_tokens"
 GEN_AI_REQUEST_TEMPERATURE = "gen_ai.request.temperature"
 GEN_AI_REQUEST_TOP_P = "gen_ai.request.top_p"
+GEN_AI_REQUEST_TOP_K = "gen_ai.request.top_k"
+GEN_AI_REQUEST_STOP_SEQUENCES = "gen_ai.request.stop_sequences"
+GEN_AI_REQUEST_ENCODING_FORMATS = "gen_ai.request.encoding_formats"
 GEN_AI_INPUT_MESSAGES = "gen_ai.input.messages"
 GEN_AI_OUTPUT_MESSAGES = "gen_ai.output.messages"
 
@@ -123,3 +132,19 @@ PROJECT_NAME = "project.name"
 
 # The value a masked attribute takes.
 REDACTED_VALUE = "__REDACTED__"
+
+# --- aliases the server also reads (spans from other SDKs; see DESIGN.md) ---
+LANGFUSE_SESSION_ID = "langfuse.session.id"
+LANGFUSE_USER_ID = "langfuse.user.id"
+LANGFUSE_TRACE_METADATA_PREFIX = "langfuse.trace.metadata."
+LANGFUSE_TRACE_TAGS = "langfuse.trace.tags"
+ENDUSER_ID = "enduser.id"
+PLAIN_SESSION_ID = "session_id"
+PLAIN_USER_ID = "user_id"
+GEN_AI_USAGE_PROMPT_TOKENS = "gen_ai.usage.prompt_tokens"  # older GenAI spelling
+GEN_AI_USAGE_COMPLETION_TOKENS = "gen_ai.usage.completion_tokens"  # older GenAI spelling
+GEN_AI_PROMPT_PREFIX = "gen_ai.prompt."  # OpenLLMetry: gen_ai.prompt.N.role / .content
+GEN_AI_COMPLETION_PREFIX = "gen_ai.completion."  # OpenLLMetry: gen_ai.completion.N.role / .content
+OPENINFERENCE_PROJECT_NAME = "openinference.project.name"
+PLAIN_PROJECT_NAME = "project_name"
+SERVICE_NAME = "service.name"

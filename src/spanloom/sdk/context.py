@@ -15,6 +15,7 @@ two asyncio tasks at once) and each exit restores exactly what its enter replace
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import inspect
 import json
@@ -22,11 +23,12 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
+from opentelemetry import context as otel_context
 from opentelemetry.baggage import _BAGGAGE_KEY
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, Context, attach, detach, get_current
 
 from spanloom import semconv
-from spanloom.sdk._guard import strict_mode
+from spanloom.sdk._guard import log_failure, strict_mode
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -57,26 +59,64 @@ _SPAN_ATTRIBUTE_KEYS = (
 )
 
 
+def _runtime_context_variable() -> contextvars.ContextVar[Context] | None:
+    """The ContextVar behind OpenTelemetry's default runtime context, when that is in use."""
+    runtime = getattr(otel_context, "_RUNTIME_CONTEXT", None)
+    variable = getattr(runtime, "_current_context", None)
+    return variable if isinstance(variable, contextvars.ContextVar) else None
+
+
+# Entering a block is on the host's request path: calling the context variable directly skips
+# three layers of wrapper functions (the public attach/detach/get_current do exactly this).
+# Any other runtime context configured through OTEL_PYTHON_CONTEXT gets the public functions.
+_RUNTIME_VARIABLE = _runtime_context_variable()
+if _RUNTIME_VARIABLE is not None:
+    _get_current = _RUNTIME_VARIABLE.get
+    _attach = _RUNTIME_VARIABLE.set
+    _reset = _RUNTIME_VARIABLE.reset
+else:  # pragma: no cover - only with a custom OTEL_PYTHON_CONTEXT
+    _get_current = get_current
+    _attach = attach  # type: ignore[assignment]
+    _reset = detach  # type: ignore[assignment]
+
+
+_set_item = dict.__setitem__  # Context forbids item assignment; see __enter__ for why we may
+# Where a `with` block keeps its restore token: in the context it attached (see __enter__).
+_TOKEN_KEY = "spanloom.context_token"
+
+# The current OpenTelemetry context: the fast path of `opentelemetry.context.get_current`.
+current_context = _get_current
+
+
+def _detach(token: Any) -> None:
+    try:
+        _reset(token)
+    except Exception:  # a token from another context, or reset twice: restore nothing
+        log_failure("context detach")
+
+
 class SpanloomWarning(UserWarning):
     """Bad input to the SDK: the call went through, the attribute was not set."""
 
 
-def reject(message: str, error: type[Exception] = ValueError) -> None:
-    """Report bad input: a warning, or `error` when SPANLOOM_STRICT=1."""
+def reject(message: str, error: type[Exception] = ValueError, stacklevel: int = 4) -> None:
+    """Report bad input: a warning pointing at the caller's line, or `error` when SPANLOOM_STRICT=1."""
     if strict_mode():
         raise error(message)
-    warnings.warn(f"spanloom: {message}; ignored", SpanloomWarning, stacklevel=4)
+    warnings.warn(f"spanloom: {message}; ignored", SpanloomWarning, stacklevel=stacklevel)
 
 
-def _valid_id(value: object, what: str) -> bool:
-    if type(value) is str and value.strip():
-        return True
-    if isinstance(value, str) and value.strip():
+def _valid_id(value: object, what: str, stacklevel: int = 4) -> bool:
+    if isinstance(value, str) and value and not value.isspace():
         return True
     if isinstance(value, str):
-        reject(f"{what} must be a non-empty string, got {value!r}", ValueError)
+        reject(f"{what} must be a non-empty string, got {value!r}", ValueError, stacklevel)
     else:
-        reject(f"{what} must be a non-empty string, got {type(value).__name__} {value!r:.80}", TypeError)
+        reject(
+            f"{what} must be a non-empty string, got {type(value).__name__} {value!r:.80}",
+            TypeError,
+            stacklevel,
+        )
     return False
 
 
@@ -114,89 +154,100 @@ def _valid_optional_str(value: object, what: str) -> bool:
     return False
 
 
-class _ContextAttributes:
+class _Merge:
+    """What a helper merges with the enclosing context at enter, instead of overwriting it."""
+
+    __slots__ = ("baggage", "metadata", "tags")
+
+    def __init__(self) -> None:
+        self.metadata: dict[str, Any] | None = None
+        self.tags: tuple[str, ...] | None = None
+        self.baggage: dict[str, str] | None = None
+
+
+class ContextAttributes:
     """Base of every using_* helper: a fixed set of context entries, plus merges done at enter.
 
-    `_entries` are written as they are; `_metadata` and `_tags` merge with what the enclosing
-    context already holds (inner metadata keys win, tags add up); `_baggage` entries are also
-    written into W3C baggage for outgoing propagation.
+    `_entries` are written as they are; `_merge` (when set) merges metadata with what the
+    enclosing context holds (inner keys win), adds tags up, and writes ids into W3C baggage.
+
+    An instance holds no state between enter and exit (the restore token lives in the
+    context it attached), so one instance can be nested, entered from several tasks or
+    threads at once, and shared: `using_session` and `using_user` hand out cached ones.
     """
 
-    __slots__ = ("_baggage", "_entries", "_live", "_metadata", "_tags")
+    __slots__ = ("_entries", "_merge")
 
     def __init__(self) -> None:
         self._entries: dict[str, object] = {}
-        self._metadata: dict[str, Any] | None = None
-        self._tags: tuple[str, ...] | None = None
-        self._baggage: dict[str, str] | None = None
-        # (context attached, token) of each enter still open; usually one entry.
-        self._live: list[tuple[Context, object]] = []
+        self._merge: _Merge | None = None
+
+    def _merging(self) -> _Merge:
+        if self._merge is None:
+            self._merge = _Merge()
+        return self._merge
 
     def _set_metadata(self, metadata: dict[str, Any]) -> None:
-        self._metadata = metadata
+        self._merging().metadata = metadata
         # the value when nothing encloses it, computed once
         self._entries[METADATA_KEY] = dumps(metadata)
         self._entries[_METADATA_DICT_KEY] = metadata
 
     def _set_tags(self, tags: tuple[str, ...]) -> None:
-        self._tags = tags
+        self._merging().tags = tags
         self._entries[TAGS_KEY] = tags
 
     def _context(self, current: Context) -> Context:
         """The context to attach: `current` plus this helper's entries."""
-        entries = self._entries
-        if self._metadata is not None or self._tags is not None or self._baggage is not None:
-            entries = self._merged_entries(current)
-        context = Context(current)
-        # Context forbids item assignment; dict.update fills the fresh copy in one pass.
-        dict.update(context, entries)
-        return context
+        if self._merge is None:
+            return Context({**current, **self._entries})
+        return Context({**current, **self._merged_entries(current, self._merge)})
 
-    def _merged_entries(self, current: Context) -> dict[str, object]:
+    def _merged_entries(self, current: Context, merge: _Merge) -> dict[str, object]:
         entries = dict(self._entries)
-        if self._metadata is not None:
+        if merge.metadata is not None:
             outer = current.get(_METADATA_DICT_KEY)
             if outer:
-                merged = {**outer, **self._metadata}  # type: ignore[dict-item]
+                merged = {**outer, **merge.metadata}  # type: ignore[dict-item]
                 entries[METADATA_KEY] = dumps(merged)
                 entries[_METADATA_DICT_KEY] = merged
-        if self._tags is not None:
+        if merge.tags is not None:
             outer_tags = current.get(TAGS_KEY)
             if outer_tags:
-                entries[TAGS_KEY] = tuple(dict.fromkeys((*outer_tags, *self._tags)))  # type: ignore[misc]
-        if self._baggage is not None:
+                entries[TAGS_KEY] = tuple(dict.fromkeys((*outer_tags, *merge.tags)))  # type: ignore[misc]
+        if merge.baggage is not None:
             outer_baggage = current.get(_BAGGAGE_KEY) or {}
-            entries[_BAGGAGE_KEY] = {**outer_baggage, **self._baggage}  # type: ignore[dict-item]
+            entries[_BAGGAGE_KEY] = {**outer_baggage, **merge.baggage}  # type: ignore[dict-item]
         return entries
 
     # --- context manager ---
-    def __enter__(self) -> _ContextAttributes:
-        if self._entries:
-            context = self._context(get_current())
-            self._live.append((context, attach(context)))
+    def __enter__(self) -> ContextAttributes:
+        entries = self._entries
+        if entries:
+            if self._merge is None:
+                context = Context({**_get_current(), **entries})  # _context(), inlined: hot path
+            else:
+                context = self._context(_get_current())
+            # The token goes into the attached context itself (fresh, seen by nobody yet), so
+            # the exit finds it there: nested or concurrent uses of one instance each restore
+            # their own, and the instance holds no state.
+            _set_item(context, _TOKEN_KEY, _attach(context))
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        live = self._live
-        if not live:
-            return
-        current = get_current()
-        # The enter that belongs to this exit is the one whose context is current (nested or
-        # concurrent uses of one instance each see their own); fall back to the newest when
-        # code inside the block attached a context and never detached it.
-        for index in range(len(live) - 1, -1, -1):
-            if live[index][0] is current:
-                break
-        else:
-            index = len(live) - 1
-        _, token = live.pop(index)
-        detach(token)  # type: ignore[arg-type]
+    def __exit__(self, exc_type: object, exc: object, traceback: object) -> None:
+        if self._entries:
+            try:
+                _reset(_get_current()[_TOKEN_KEY])
+            except Exception:
+                # No token: code inside the block replaced the context wholesale and never
+                # restored it. A token of another context, or one reset twice: restore nothing.
+                log_failure("context exit")
 
-    async def __aenter__(self) -> _ContextAttributes:
+    async def __aenter__(self) -> ContextAttributes:
         return self.__enter__()
 
-    async def __aexit__(self, *exc_info: object) -> None:
-        self.__exit__(*exc_info)
+    async def __aexit__(self, exc_type: object, exc: object, traceback: object) -> None:
+        self.__exit__(exc_type, exc, traceback)
 
     # --- decorator ---
     def __call__(self, fn: _F) -> _F:
@@ -216,11 +267,11 @@ class _ContextAttributes:
     def _wrap_function(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            token = attach(self._context(get_current()))
+            token = _attach(self._context(_get_current()))
             try:
                 return fn(*args, **kwargs)
             finally:
-                detach(token)
+                _detach(token)
 
         return wrapper
 
@@ -228,11 +279,11 @@ class _ContextAttributes:
         @functools.wraps(fn)
         async def wrapper(*args: Any, **kwargs: Any) -> Any:
             # A coroutine runs in its task's context; attach/detach stay in that one task.
-            token = attach(self._context(get_current()))
+            token = _attach(self._context(_get_current()))
             try:
                 return await fn(*args, **kwargs)
             finally:
-                detach(token)
+                _detach(token)
 
         return wrapper
 
@@ -244,21 +295,21 @@ class _ContextAttributes:
             generator = fn(*args, **kwargs)
             step: Callable[[], Any] = generator.__next__
             while True:
-                token = attach(self._context(get_current()))
+                token = _attach(self._context(_get_current()))
                 try:
                     item = step()
                 except StopIteration as stop:
                     return stop.value
                 finally:
-                    detach(token)
+                    _detach(token)
                 try:
                     sent = yield item
                 except GeneratorExit:
-                    token = attach(self._context(get_current()))
+                    token = _attach(self._context(_get_current()))
                     try:
                         generator.close()
                     finally:
-                        detach(token)
+                        _detach(token)
                     raise
                 except BaseException as error:
                     step = functools.partial(generator.throw, error)
@@ -273,21 +324,21 @@ class _ContextAttributes:
             generator = fn(*args, **kwargs)
             step: Callable[[], Any] = generator.__anext__
             while True:
-                token = attach(self._context(get_current()))
+                token = _attach(self._context(_get_current()))
                 try:
                     item = await step()
                 except StopAsyncIteration:
                     return
                 finally:
-                    detach(token)
+                    _detach(token)
                 try:
                     sent = yield item
                 except GeneratorExit:
-                    token = attach(self._context(get_current()))
+                    token = _attach(self._context(_get_current()))
                     try:
                         await generator.aclose()
                     finally:
-                        detach(token)
+                        _detach(token)
                     raise
                 except BaseException as error:
                     step = functools.partial(generator.athrow, error)
@@ -297,40 +348,97 @@ class _ContextAttributes:
         return wrapper
 
 
-class using_session(_ContextAttributes):  # noqa: N801  (public name, as in OpenInference/traceAI)
-    """Put a session id (the conversation a span belongs to) into the context.
+class _IdAttributes(ContextAttributes):
+    """What using_session / using_user return: one id, never changed after construction.
 
-    Every span started inside carries ``session.id`` (and ``gen_ai.conversation.id``).
-    `propagate=True` also writes it into W3C baggage for outgoing requests.
+    Its enter and exit are the base class's, specialized for one key: this is the block an
+    application enters on every request.
     """
 
+    __slots__ = ("_key", "_value")
+
+    def __init__(self, key: str, value: str) -> None:
+        super().__init__()
+        self._entries[key] = value
+        self._key = key
+        self._value = value
+
+    def __enter__(self) -> ContextAttributes:
+        context = Context({**_get_current(), self._key: self._value})
+        _set_item(context, _TOKEN_KEY, _attach(context))
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, traceback: object) -> None:
+        try:
+            _reset(_get_current()[_TOKEN_KEY])
+        except Exception:
+            log_failure("context exit")
+
+
+class _PropagatedIdAttributes(ContextAttributes):
+    """One id that also goes into W3C baggage (`propagate=True`)."""
+
     __slots__ = ()
 
-    def __init__(self, session_id: str, *, propagate: bool = False) -> None:
+    def __init__(self, key: str, value: str) -> None:
         super().__init__()
-        if _valid_id(session_id, "session_id"):
-            self._entries[SESSION_ID_KEY] = session_id
-            if propagate:
-                self._baggage = {SESSION_ID_KEY: session_id}
+        self._entries[key] = value
+        self._merging().baggage = {key: value}
 
 
-class using_user(_ContextAttributes):  # noqa: N801
-    """Put a user id into the context; every span started inside carries ``user.id``."""
-
-    __slots__ = ()
-
-    def __init__(self, user_id: str, *, propagate: bool = False) -> None:
-        super().__init__()
-        if _valid_id(user_id, "user_id"):
-            self._entries[USER_ID_KEY] = user_id
-            if propagate:
-                self._baggage = {USER_ID_KEY: user_id}
+_NOTHING = ContextAttributes()  # what a rejected id gets: enter, exit and decorate do nothing
+# Helpers per id, reused: most applications enter the same few sessions and users over and
+# over, and building the helper is a third of the cost of a `with` block. Bounded: the cache
+# starts over once it holds this many ids.
+_MAX_CACHED_IDS = 4096
+_SESSION_HELPERS: dict[str, _IdAttributes] = {}
+_USER_HELPERS: dict[str, _IdAttributes] = {}
+_cached_session_helper = _SESSION_HELPERS.get  # bound once: cleared, never replaced
+_cached_user_helper = _USER_HELPERS.get
 
 
-class using_metadata(_ContextAttributes):  # noqa: N801
+def _id_helper(
+    cache: dict[str, _IdAttributes], key: str, value: object, propagate: bool, what: str
+) -> ContextAttributes:
+    if not _valid_id(value, what, stacklevel=5):
+        return _NOTHING
+    if propagate:
+        return _PropagatedIdAttributes(key, value)  # type: ignore[arg-type]
+    helper = _IdAttributes(key, value)  # type: ignore[arg-type]
+    if len(cache) >= _MAX_CACHED_IDS:
+        cache.clear()
+    cache[value] = helper  # type: ignore[index]
+    return helper
+
+
+def using_session(session_id: str, *, propagate: bool = False) -> ContextAttributes:
+    """Put a session id (the conversation a span belongs to) into the context.
+
+    Every span started inside carries ``session.id`` (and ``gen_ai.conversation.id``). Use it
+    as ``with using_session("conv-42"):``, ``async with``, or ``@using_session("conv-42")``.
+    `propagate=True` also writes it into W3C baggage for outgoing requests.
+    """
+    if not propagate and type(session_id) is str:
+        helper = _cached_session_helper(session_id)
+        if helper is not None:
+            return helper
+    return _id_helper(_SESSION_HELPERS, SESSION_ID_KEY, session_id, propagate, "session_id")
+
+
+def using_user(user_id: str, *, propagate: bool = False) -> ContextAttributes:
+    """Put a user id into the context; every span started inside carries ``user.id``.
+
+    Same forms as `using_session`.
+    """
+    if not propagate and type(user_id) is str:
+        helper = _cached_user_helper(user_id)
+        if helper is not None:
+            return helper
+    return _id_helper(_USER_HELPERS, USER_ID_KEY, user_id, propagate, "user_id")
+
+
+class using_metadata(ContextAttributes):
     """Put metadata (a dict, stored as a JSON string) into the context; nested blocks merge."""
-
-    __slots__ = ()
 
     def __init__(self, metadata: Mapping[str, Any]) -> None:
         super().__init__()
@@ -339,7 +447,7 @@ class using_metadata(_ContextAttributes):  # noqa: N801
             self._set_metadata(valid)
 
 
-class using_tags(_ContextAttributes):  # noqa: N801
+class using_tags(ContextAttributes):
     """Put tags (a list of strings) into the context; nested blocks add up."""
 
     __slots__ = ()
@@ -351,7 +459,7 @@ class using_tags(_ContextAttributes):  # noqa: N801
             self._set_tags(valid)
 
 
-class using_prompt_template(_ContextAttributes):  # noqa: N801
+class using_prompt_template(ContextAttributes):
     """Put a prompt template, its version and its variables into the context."""
 
     __slots__ = ()
@@ -381,7 +489,7 @@ def _add_prompt_template(
             reject(f"prompt_template_variables must be a dict, got {type(variables).__name__}", TypeError)
 
 
-class using_attributes(_ContextAttributes):  # noqa: N801
+class using_attributes(ContextAttributes):
     """Set several context attributes in one block: session, user, metadata, tags, prompt template.
 
     `propagate=True` also writes ``session.id`` and ``user.id`` into W3C baggage, so an
@@ -420,10 +528,10 @@ class using_attributes(_ContextAttributes):  # noqa: N801
         if propagate:
             baggage = {key: entries[key] for key in (SESSION_ID_KEY, USER_ID_KEY) if key in entries}
             if baggage:
-                self._baggage = baggage  # type: ignore[assignment]
+                self._merging().baggage = baggage  # type: ignore[assignment]
 
 
-class suppress_tracing(_ContextAttributes):  # noqa: N801
+class suppress_tracing(ContextAttributes):
     """No spans inside: spanloom's tracer and instrumentors record nothing, and providers built
     by `register()` drop every span started here (the sampler honors the suppression key)."""
 

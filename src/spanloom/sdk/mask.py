@@ -126,21 +126,34 @@ class TraceConfig:
         Mime types of hidden inputs/outputs are dropped rather than replaced.
         """
         if self.is_noop or key in _IDENTITY_KEYS:
+            # Over-long inline images are cut even with nothing else configured.
+            if key.endswith(_IMAGE_SUFFIX) and isinstance(value, str):
+                return self.mask_image(value)
             return value
         if self.is_hidden(key):
             if key in (semconv.INPUT_MIME_TYPE, semconv.OUTPUT_MIME_TYPE):
                 return None
             return REDACTED_VALUE
         if isinstance(value, str):
-            if key.endswith(_IMAGE_SUFFIX) and _is_long_base64_image(value, self.base64_image_max_length):
-                return REDACTED_VALUE
+            if key.endswith(_IMAGE_SUFFIX):
+                return self.mask_image(value)
             return self.redact(value)
         if isinstance(value, (list, tuple)) and value and isinstance(value[0], str):
             return [self.redact(item) if isinstance(item, str) else item for item in value]
         return value
 
+    def mask_image(self, url: str) -> str:
+        """An image URL as recorded: REDACTED_VALUE for inline base64 data over the length limit."""
+        if url.startswith("data:image/") and len(url) > (self.base64_image_max_length or 0):
+            return REDACTED_VALUE
+        return url
+
     def mask_attributes(self, attributes: dict[str, Any]) -> dict[str, Any]:
-        """`attributes` with `mask` applied to each; dropped keys removed."""
+        """`attributes` with `mask` applied to each; dropped keys removed.
+
+        With nothing configured it returns `attributes` itself: callers that build image
+        attributes pass those through `mask_image` on that fast path.
+        """
         if self.is_noop:
             return attributes
         masked = {}
@@ -149,7 +162,3 @@ class TraceConfig:
             if value is not None:
                 masked[key] = value
         return masked
-
-
-def _is_long_base64_image(url: str, max_length: int | None) -> bool:
-    return url.startswith("data:image/") and ";base64," in url[:64] and len(url) > (max_length or 0)

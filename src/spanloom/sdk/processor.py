@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from opentelemetry.baggage import _BAGGAGE_KEY
-from opentelemetry.context import Context, get_current
+from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from spanloom import semconv
@@ -29,6 +29,7 @@ from spanloom.sdk.context import (
     SESSION_ID_KEY,
     TAGS_KEY,
     USER_ID_KEY,
+    current_context,
 )
 
 _SESSION_ID = semconv.SESSION_ID
@@ -53,6 +54,32 @@ def _baggage_id(baggage: Any, key: str) -> str | None:
     return None
 
 
+def _add_missing_attributes(span: Span, new: dict[str, Any]) -> None:
+    """Add the attributes `span` does not have yet: attributes given at span start win.
+
+    The values are already clean (strings, tuples of strings), and a span in on_start is not
+    yet visible to any other code, so they go straight into the SDK's attribute dict, under its
+    lock: the public set_attributes would re-validate every value and costs microseconds per
+    span. Anything unusual (value length limits, a full attribute table, another SDK's span)
+    takes the public path.
+    """
+    bounded = getattr(span, "_attributes", None)
+    store = getattr(bounded, "_dict", None)
+    if (
+        type(store) is dict
+        and bounded.max_value_len is None  # type: ignore[union-attr]
+        and not bounded._immutable  # type: ignore[union-attr]
+        and (bounded.maxlen is None or len(store) + len(new) <= bounded.maxlen)  # type: ignore[union-attr]
+    ):
+        with bounded._lock:  # type: ignore[union-attr]
+            for key, value in new.items():
+                if key not in store:
+                    store[key] = value
+        return
+    existing = span.attributes or {}
+    span.set_attributes({key: value for key, value in new.items() if key not in existing})
+
+
 class SessionSpanProcessor(SpanProcessor):
     """Stamp ``session.id`` / ``user.id`` (plus metadata, tags and prompt template) from the
     context onto every span at start.
@@ -66,7 +93,7 @@ class SessionSpanProcessor(SpanProcessor):
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         try:
-            current = get_current()
+            current = current_context()
             context = current if parent_context is None else parent_context
             new: dict[str, Any] = {}
             session_id = context.get(SESSION_ID_KEY)
@@ -90,14 +117,8 @@ class SessionSpanProcessor(SpanProcessor):
                 value = context.get(context_key)
                 if value is not None:
                     new[attribute] = value
-            if not new:
-                return
-            existing = span.attributes
-            if existing:
-                # Attributes given at span start (or by an instrumentor) win.
-                existing_dict = getattr(existing, "_dict", existing)
-                new = {key: value for key, value in new.items() if key not in existing_dict}
-            span.set_attributes(new)
+            if new:
+                _add_missing_attributes(span, new)
         except Exception:
             log_failure("SessionSpanProcessor.on_start")
 

@@ -29,7 +29,16 @@ from spanloom.semconv import SpanKind
 _F = TypeVar("_F", bound=Callable[..., Any])
 # A generator's output keeps at most this many items.
 MAX_RECORDED_ITEMS = 1000
-_JSON_TYPES = {str: "string", int: "integer", float: "number", bool: "boolean", list: "array", dict: "object"}
+_JSON_TYPES: dict[Any, str] = {
+    str: "string",
+    int: "integer",
+    float: "number",
+    bool: "boolean",
+    list: "array",
+    dict: "object",
+}
+# Annotations left as strings (``from __future__ import annotations``) that could not be evaluated.
+_JSON_TYPES.update({python_type.__name__: json_type for python_type, json_type in list(_JSON_TYPES.items())})
 
 
 def _value_and_mime(value: Any) -> tuple[str, str]:
@@ -51,6 +60,13 @@ def _tool_parameters(signature: inspect.Signature) -> dict[str, Any]:
         if parameter.default is parameter.empty:
             required.append(name)
     return {"type": "object", "properties": properties, "required": required}
+
+
+def _signature(fn: Callable[..., Any]) -> inspect.Signature:
+    try:
+        return inspect.signature(fn, eval_str=True)
+    except (NameError, SyntaxError, TypeError):
+        return inspect.signature(fn)
 
 
 class _SpanSpec:
@@ -157,7 +173,7 @@ class SpanloomTracer:
             if doc:
                 attributes[semconv.TOOL_DESCRIPTION] = doc
             try:
-                attributes[semconv.TOOL_PARAMETERS] = dumps(_tool_parameters(inspect.signature(target)))
+                attributes[semconv.TOOL_PARAMETERS] = dumps(_tool_parameters(_signature(target)))
             except (TypeError, ValueError):
                 pass
             return self._decorator(target, SpanKind.TOOL, tool_name, attributes)

@@ -1,0 +1,107 @@
+"""TraceConfig: masking by argument and by environment variable, redaction patterns."""
+
+from __future__ import annotations
+
+import pytest
+
+from spanloom import REDACTED_VALUE, TraceConfig
+
+IMAGE = "llm.input_messages.0.message.contents.1.message_content.image.image.url"
+INPUT_TEXT = "llm.input_messages.0.message.content"
+OUTPUT_TEXT = "llm.output_messages.0.message.content"
+VECTOR = "embedding.embeddings.0.embedding.vector"
+
+
+def test_default_records_everything():
+    config = TraceConfig()
+    assert config.is_noop
+    assert config.mask("input.value", "hello") == "hello"
+    assert config.mask(VECTOR, [0.1, 0.2]) == [0.1, 0.2]
+
+
+@pytest.mark.parametrize(
+    ("option", "hidden", "kept"),
+    [
+        ("hide_inputs", ["input.value", INPUT_TEXT, IMAGE], ["output.value", OUTPUT_TEXT]),
+        ("hide_outputs", ["output.value", OUTPUT_TEXT], ["input.value", INPUT_TEXT]),
+        ("hide_input_messages", [INPUT_TEXT, IMAGE], ["input.value", OUTPUT_TEXT]),
+        ("hide_output_messages", [OUTPUT_TEXT], ["output.value", INPUT_TEXT]),
+        ("hide_input_images", [IMAGE], [INPUT_TEXT]),
+        ("hide_input_text", [INPUT_TEXT], [IMAGE, OUTPUT_TEXT]),
+        ("hide_output_text", [OUTPUT_TEXT], [INPUT_TEXT]),
+        ("hide_embedding_vectors", [VECTOR], ["embedding.embeddings.0.embedding.text"]),
+    ],
+)
+def test_each_option_by_argument(option, hidden, kept):
+    config = TraceConfig(**{option: True})
+    for key in hidden:
+        assert config.mask(key, "value") == REDACTED_VALUE, key
+    for key in kept:
+        assert config.mask(key, "value") == "value", key
+
+
+def test_option_from_environment(monkeypatch):
+    monkeypatch.setenv("SPANLOOM_HIDE_INPUTS", "true")
+    monkeypatch.setenv("SPANLOOM_HIDE_OUTPUT_TEXT", "1")
+    config = TraceConfig()
+    assert config.hide_inputs and config.hide_output_text
+    assert config.mask("input.value", "x") == REDACTED_VALUE
+    assert config.mask(OUTPUT_TEXT, "x") == REDACTED_VALUE
+
+
+def test_explicit_argument_beats_environment(monkeypatch):
+    monkeypatch.setenv("SPANLOOM_HIDE_INPUTS", "true")
+    config = TraceConfig(hide_inputs=False)
+    assert config.mask("input.value", "x") == "x"
+
+
+def test_false_environment_values(monkeypatch):
+    monkeypatch.setenv("SPANLOOM_HIDE_OUTPUTS", "false")
+    assert TraceConfig().hide_outputs is False
+
+
+def test_long_base64_images_are_redacted():
+    config = TraceConfig(base64_image_max_length=100)
+    short = "data:image/png;base64," + "A" * 10
+    long = "data:image/png;base64," + "A" * 500
+    assert config.mask(IMAGE, short) == short
+    assert config.mask(IMAGE, long) == REDACTED_VALUE
+    assert config.mask(IMAGE, "https://example.com/cat.png") == "https://example.com/cat.png"
+
+
+@pytest.mark.parametrize(
+    ("pattern", "text", "expected"),
+    [
+        ("email", "mail ann.lee+x@mail.example.org now", f"mail {REDACTED_VALUE} now"),
+        ("phone", "call +1 415-555-0132 today", f"call {REDACTED_VALUE} today"),
+        ("card", "card 4111 1111 1111 1111 ok", f"card {REDACTED_VALUE} ok"),
+        ("api_key", "key sk-proj-abcdefghijklmnop1234 here", f"key {REDACTED_VALUE} here"),
+        (r"order-\d+", "see order-991", f"see {REDACTED_VALUE}"),
+    ],
+)
+def test_redaction_patterns(pattern, text, expected):
+    config = TraceConfig(redact_patterns=[pattern])
+    assert config.mask("output.value", text) == expected
+
+
+def test_redaction_from_environment_and_in_lists(monkeypatch):
+    monkeypatch.setenv("SPANLOOM_REDACT_PATTERNS", "email, card")
+    config = TraceConfig()
+    assert config.mask("tag.tags", ["a@b.io", "plain"]) == [REDACTED_VALUE, "plain"]
+
+
+def test_identity_keys_are_never_redacted():
+    config = TraceConfig(redact_patterns=["email"], hide_inputs=True)
+    assert config.mask("user.id", "alice@example.com") == "alice@example.com"
+    assert config.mask("session.id", "bob@example.com") == "bob@example.com"
+
+
+def test_bad_user_pattern_fails_at_configuration():
+    with pytest.raises(Exception, match=r"unterminated|missing"):
+        TraceConfig(redact_patterns=["(unclosed"])
+
+
+def test_mask_attributes_drops_hidden_mime_types():
+    config = TraceConfig(hide_inputs=True)
+    masked = config.mask_attributes({"input.value": "x", "input.mime_type": "text/plain", "other": 1})
+    assert masked == {"input.value": REDACTED_VALUE, "other": 1}
