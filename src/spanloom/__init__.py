@@ -15,6 +15,7 @@ from spanloom.sdk.context import (
     using_tags,
     using_user,
 )
+from spanloom.sdk.evaluation import log_evaluation
 from spanloom.sdk.mask import REDACTED_VALUE, TraceConfig
 from spanloom.sdk.processor import SessionSpanProcessor
 from spanloom.sdk.register import register
@@ -36,6 +37,7 @@ __all__ = [
     "context_executor",
     "get_attributes_from_context",
     "get_tracer",
+    "log_evaluation",
     "register",
     "suppress_tracing",
     "using_attributes",

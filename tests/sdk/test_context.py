@@ -336,6 +336,7 @@ def test_public_api_is_pinned():
             "context_executor",
             "get_attributes_from_context",
             "get_tracer",
+            "log_evaluation",
             "register",
             "suppress_tracing",
             "using_attributes",
