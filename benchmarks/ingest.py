@@ -1,0 +1,266 @@
+"""Ingest benchmark: 100,000 realistic LLM spans into `spanloom serve`, against a plain-SQLite floor.
+
+Run: ``python benchmarks/ingest.py [--spans 100000]``. Prints a markdown table: sustained
+spans/s (counted once the last batch is answered, i.e. committed and queryable), the server's
+peak RSS, the database size, median latencies of three API calls over 20 requests, and the
+floor: decoding the same payloads and inserting plain rows into SQLite without rollups.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+from spanloom.demo import build_conversations, llm_span_attributes
+from spanloom.server.ingest.attributes import key_values
+from spanloom.server.ingest.decode import decode_protobuf
+
+BATCH = 512  # what the SDK's BatchSpanProcessor sends per request
+HEADERS = {"Content-Type": "application/x-protobuf"}
+
+
+def _kv(attributes: dict) -> list[KeyValue]:
+    out = []
+    for key, value in attributes.items():
+        if isinstance(value, int):
+            out.append(KeyValue(key=key, value=AnyValue(int_value=value)))
+        else:
+            out.append(KeyValue(key=key, value=AnyValue(string_value=str(value))))
+    return out
+
+
+def build_payloads(total_spans: int, sessions: int, users: int) -> tuple[list[bytes], list[str]]:
+    """Serialized OTLP requests of BATCH spans each, in the demo's shape (agent, tool, LLM spans)."""
+    rng = random.Random(1)
+    conversations = build_conversations(sessions=sessions, users=users, seed=1, answer_sentences=(20, 40))
+    spans: list[Span] = []
+    now = time.time_ns() - 86_400 * 10**9
+    index = 0
+    while len(spans) < total_spans:
+        for conversation in conversations:
+            if len(spans) >= total_spans:
+                break
+            turn = conversation.turns[index % len(conversation.turns)]
+            trace_id, root_id, tool_id, llm_id = (
+                rng.randbytes(16),
+                rng.randbytes(8),
+                rng.randbytes(8),
+                rng.randbytes(8),
+            )
+            start = now + index * 60 * 10**9
+            ids = {"session.id": conversation.session_id, "user.id": conversation.user_id}
+            agent = {
+                "openinference.span.kind": "AGENT",
+                "input.value": turn.question,
+                "output.value": turn.answer,
+                **ids,
+            }
+            tool = {
+                "openinference.span.kind": "TOOL",
+                "tool.name": "search_docs",
+                "input.value": turn.question,
+                "output.value": turn.answer,
+                **ids,
+            }
+            history = conversation.turns[
+                max(0, index % len(conversation.turns) - 1) : index % len(conversation.turns)
+            ]
+            llm = {**llm_span_attributes(turn, history), **ids}
+            latency = turn.latency_ms * 10**6
+            for span_id, parent, name, attributes, offset, duration in (
+                (root_id, b"", "assistant", agent, 0, latency + 50_000_000),
+                (tool_id, root_id, "search_docs", tool, 1_000_000, 40_000_000),
+                (llm_id, root_id, "ChatCompletion", llm, 45_000_000, latency),
+            ):
+                spans.append(
+                    Span(
+                        trace_id=trace_id,
+                        span_id=span_id,
+                        parent_span_id=parent,
+                        name=name,
+                        start_time_unix_nano=start + offset,
+                        end_time_unix_nano=start + offset + duration,
+                        attributes=_kv(attributes),
+                    )
+                )
+        index += 1
+    del spans[total_spans:]  # the last trace may be cut short: spans arrive in any shape
+    payloads = []
+    for first in range(0, len(spans), BATCH):
+        request = ExportTraceServiceRequest()
+        resource_spans = request.resource_spans.add()
+        resource_spans.resource.attributes.extend(_kv({"project.name": "bench", "service.name": "bench"}))
+        resource_spans.scope_spans.add().spans.extend(spans[first : first + BATCH])
+        payloads.append(request.SerializeToString())
+    return payloads, [c.session_id for c in conversations]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def db_size_mib(db: Path) -> float:
+    return sum(p.stat().st_size for p in db.parent.glob(db.name + "*")) / 2**20
+
+
+def send_all(url: str, payloads: list[bytes], senders: int = 2) -> None:
+    def run(mine: list[bytes]) -> None:
+        with httpx.Client(timeout=120) as client:
+            for body in mine:
+                while True:
+                    response = client.post(url, content=body, headers=HEADERS)
+                    if response.status_code == 200:
+                        break
+                    if response.status_code != 503:
+                        raise RuntimeError(f"{response.status_code}: {response.text}")
+                    time.sleep(float(response.headers.get("Retry-After", "1")))
+
+    threads = [threading.Thread(target=run, args=(payloads[i::senders],)) for i in range(senders)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def median_ms(client: httpx.Client, path: str, n: int = 20) -> float:
+    times = []
+    for _ in range(n):
+        start = time.perf_counter()
+        assert client.get(path).status_code == 200
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def floor_spans_per_second(payloads: list[bytes], directory: Path) -> float:
+    """Decode the same payloads and insert plain rows, no rollups: the best SQLite can do here."""
+    connection = sqlite3.connect(directory / "floor.db", isolation_level=None)
+    connection.execute("PRAGMA journal_mode = WAL")
+    connection.execute("PRAGMA synchronous = NORMAL")
+    connection.execute(
+        "CREATE TABLE spans (trace_id TEXT, span_id TEXT, parent TEXT, name TEXT, start INTEGER,"
+        " end INTEGER, attributes TEXT, PRIMARY KEY (trace_id, span_id))"
+    )
+    start = time.perf_counter()
+    count = 0
+    for body in payloads:
+        request = decode_protobuf(body)
+        rows = [
+            (
+                s.trace_id.hex(),
+                s.span_id.hex(),
+                s.parent_span_id.hex(),
+                s.name,
+                s.start_time_unix_nano,
+                s.end_time_unix_nano,
+                json.dumps(key_values(s.attributes)),
+            )
+            for rs in request.resource_spans
+            for ss in rs.scope_spans
+            for s in ss.spans
+        ]
+        connection.execute("BEGIN")
+        connection.executemany("INSERT OR IGNORE INTO spans VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        connection.execute("COMMIT")
+        count += len(rows)
+    elapsed = time.perf_counter() - start
+    connection.close()
+    return count / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--spans", type=int, default=100_000)
+    parser.add_argument("--sessions", type=int, default=1000)
+    parser.add_argument("--users", type=int, default=100)
+    args = parser.parse_args()
+    payloads, session_ids = build_payloads(args.spans, args.sessions, args.users)
+    average = sum(map(len, payloads)) / args.spans
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        db = directory / "bench.db"
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "spanloom.cli",
+                "serve",
+                "--port",
+                str(port),
+                "--db",
+                str(db),
+                "--log-level",
+                "warning",
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    if httpx.get(f"{base}/api/projects").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+            start = time.perf_counter()
+            send_all(f"{base}/v1/traces", payloads)
+            elapsed = time.perf_counter() - start
+            with httpx.Client(base_url=base, timeout=30) as client:
+                stored = client.get("/api/projects").json()["items"][0]["span_count"]
+                assert stored == args.spans, stored
+                sessions_ms = median_ms(client, "/api/sessions")
+                session_ms = median_ms(client, f"/api/sessions/{session_ids[len(session_ids) // 2]}")
+                users_ms = median_ms(client, "/api/users")
+            rss = peak_rss_mib(server.pid)
+            size = db_size_mib(db)
+        finally:
+            server.terminate()
+            server.wait(timeout=60)
+        floor = floor_spans_per_second(payloads, directory)
+    rate = args.spans / elapsed
+    print(
+        f"{args.spans} spans ({average / 1024:.1f} KiB each on the wire), {args.sessions} sessions, "
+        f"{args.users} users, 2 senders, {os.cpu_count()} CPUs\n"
+    )
+    print("| measure | value | target |")
+    print("|---|---|---|")
+    print(f"| sustained ingest | {rate:,.0f} spans/s | >= 10,000 |")
+    print(f"| floor (decode + plain SQLite rows) | {floor:,.0f} spans/s | |")
+    print(f"| floor / spanloom | {floor / rate:.2f}x | <= 2x |")
+    print(f"| server peak RSS | {rss:.0f} MiB | < 250 MiB |")
+    print(f"| database size | {size:.0f} MiB | |")
+    print(f"| GET /api/sessions (first page), median of 20 | {sessions_ms:.1f} ms | < 20 ms |")
+    print(f"| GET /api/sessions/{{id}}, median of 20 | {session_ms:.1f} ms | < 20 ms |")
+    print(f"| GET /api/users, median of 20 | {users_ms:.1f} ms | < 20 ms |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,140 @@
+"""The ``spanloom`` command: ``serve`` runs the trace server, ``demo`` sends sample conversations.
+
+The server (FastAPI, uvicorn, sqlite3) is imported inside the commands, so ``spanloom --help``
+stays fast and nothing here loads when an app does ``import spanloom``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import sys
+from pathlib import Path
+
+import click
+
+LOOPBACK_NAMES = ("localhost",)
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost: assume it is reachable from outside
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="spanloom")
+def cli() -> None:
+    """spanloom: OpenTelemetry tracing for LLM apps, grouped by session and user."""
+
+
+@cli.command()
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on. Anything but loopback needs SPANLOOM_API_KEY (or --insecure).",
+)
+@click.option(
+    "--port",
+    default=4318,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port for OTLP/HTTP ingest (/v1/traces), the JSON API (/api) and the docs (/docs). "
+    "4318 is the standard OTLP/HTTP port, so OpenTelemetry SDKs send here by default.",
+)
+@click.option(
+    "--db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="SQLite database file. Default: $SPANLOOM_DB, else spanloom.db in your user data directory.",
+)
+@click.option(
+    "--insecure",
+    is_flag=True,
+    help="Allow a non-loopback --host without SPANLOOM_API_KEY: anyone who can reach the port "
+    "can then send and read traces.",
+)
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+    help="uvicorn's log level.",
+)
+def serve(host: str, port: int, db: Path | None, insecure: bool, log_level: str) -> None:
+    """Run the trace server: OTLP ingest, an embedded SQLite store and the JSON API.
+
+    Environment: SPANLOOM_DB (database file), SPANLOOM_API_KEY (required on every request when
+    set), SPANLOOM_MAX_BODY_BYTES (largest OTLP body, default 16 MiB), SPANLOOM_WRITE_QUEUE_SIZE,
+    SPANLOOM_PRICING_FILE (a JSON price table overriding the built-in one).
+    """
+    from spanloom.server.settings import Settings
+
+    try:
+        settings = Settings.from_env(db_path=db.expanduser() if db else None)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    if not is_loopback(host) and not settings.api_key and not insecure:
+        raise click.UsageError(
+            f"refusing to listen on {host} without an API key: set SPANLOOM_API_KEY "
+            "(clients send it as 'Authorization: Bearer KEY'), or pass --insecure"
+        )
+
+    import uvicorn
+
+    from spanloom.server.app import create_app
+    from spanloom.server.store.sqlite import SqliteStore
+
+    shown_host = f"[{host}]" if ":" in host else host
+    click.echo(f"spanloom: database {settings.db_path}")
+    store = SqliteStore(
+        settings.db_path, queue_size=settings.write_queue_size, max_batch_spans=settings.max_batch_spans
+    )
+    click.echo(f"spanloom: OTLP/HTTP traces at http://{shown_host}:{port}/v1/traces, API docs at /docs")
+    if settings.api_key:
+        click.echo("spanloom: API key required (Authorization: Bearer ...)")
+    try:
+        uvicorn.run(create_app(settings, store), host=host, port=port, log_level=log_level)
+    finally:
+        # Queued writes finish before exit: every 200 already sent stays committed anyway.
+        store.close()
+
+
+@cli.command()
+@click.option(
+    "--endpoint",
+    default=None,
+    help="OTLP/HTTP traces URL. Default: $SPANLOOM_ENDPOINT, else http://127.0.0.1:4318/v1/traces.",
+)
+@click.option(
+    "--sessions", default=12, show_default=True, type=click.IntRange(1, 10_000), help="Conversations."
+)
+@click.option("--users", default=5, show_default=True, type=click.IntRange(1, 10_000), help="Distinct users.")
+@click.option("--seed", default=7, show_default=True, type=int, help="Random seed (same seed, same data).")
+def demo(endpoint: str | None, sessions: int, users: int, seed: int) -> None:
+    """Send realistic sample conversations to a running `spanloom serve`.
+
+    Several users, multi-turn sessions, tool calls, an error and long texts, traced with the
+    spanloom SDK exactly as an app would, under the project "demo".
+    """
+    from spanloom.demo import build_conversations, send_with_sdk
+
+    conversations = build_conversations(sessions=sessions, users=users, seed=seed)
+    try:
+        sent = send_with_sdk(conversations, endpoint=endpoint)
+    except ConnectionError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(
+        f"spanloom: sent {sent} spans in {len(conversations)} sessions of {users} users (project 'demo')"
+    )
+
+
+def main() -> None:
+    cli(prog_name="spanloom")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,149 @@
+"""JSON endpoints: projects, sessions, users, traces. Lists answer ``{"items": [...], "next_cursor": ...}``.
+
+Handlers are plain functions: FastAPI runs them in its thread pool, and the store gives each of
+those threads its own read connection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from spanloom.server.api import serialize
+from spanloom.server.errors import HttpError
+from spanloom.server.query_params import BadParameterError, parse_list_query
+from spanloom.server.store.base import (
+    SESSION_SORT_KEYS,
+    TRACE_SORT_KEYS,
+    USER_SORT_KEYS,
+    ListQuery,
+    Store,
+)
+
+router = APIRouter(prefix="/api", tags=["api"])
+
+_METADATA_HELP = " Also `metadata.KEY=VALUE` (repeatable) keeps rows whose metadata has KEY equal to VALUE."
+
+
+def get_store(request: Request) -> Store:
+    return request.app.state.store
+
+
+def _list_query(sort_keys: Sequence[str]) -> Callable[..., ListQuery]:
+    """A dependency documenting the list parameters in OpenAPI and parsing them with query_params."""
+
+    def dependency(
+        request: Request,
+        project: str | None = Query(None, description="Project name."),
+        user_id: str | None = Query(None, description="Only this user's rows."),
+        start: str | None = Query(None, description="ISO 8601 or Unix seconds: rows active at or after."),
+        end: str | None = Query(None, description="ISO 8601 or Unix seconds: rows active at or before."),
+        has_error: str | None = Query(None, description="true: only rows with errors; false: only without."),
+        q: str | None = Query(None, description="Case-insensitive text search over ids, inputs and outputs."),
+        tag: list[str] | None = Query(None, description="Keep rows carrying this tag (repeatable)."),
+        sort: str | None = Query(
+            None, description=f"One of: {', '.join(sort_keys)} (default {sort_keys[0]})."
+        ),
+        order: str | None = Query(None, description="asc or desc (default desc)."),
+        limit: str | None = Query(None, description="Page size, 1 to 1000 (default 50)."),
+        cursor: str | None = Query(None, description="`next_cursor` of the previous page."),
+    ) -> ListQuery:
+        try:
+            return parse_list_query(request.query_params, sort_keys)
+        except BadParameterError as error:
+            raise HttpError(400, "bad_parameter", str(error)) from None
+
+    return dependency
+
+
+def _user_sessions_query(
+    request: Request,
+    sort: str | None = Query(None, description=f"One of: {', '.join(SESSION_SORT_KEYS)}."),
+    order: str | None = Query(None, description="asc or desc (default desc)."),
+    limit: str | None = Query(None, description="Page size, 1 to 1000 (default 50)."),
+    cursor: str | None = Query(None, description="`sessions.next_cursor` of the previous page."),
+) -> ListQuery:
+    """The page of a user's sessions; the other session filters apply too."""
+    try:
+        return parse_list_query(request.query_params, SESSION_SORT_KEYS)
+    except BadParameterError as error:
+        raise HttpError(400, "bad_parameter", str(error)) from None
+
+
+def _trace_filters(
+    session_id: str | None = Query(None, description="Only this session's traces."),
+    span_kind: str | None = Query(None, description="Traces with a span of this kind (LLM, TOOL, ...)."),
+    model: str | None = Query(None, description="Traces with a span calling this model."),
+    status: str | None = Query(None, description="UNSET, OK or ERROR."),
+) -> None:
+    """Documents the trace-only filters; parse_list_query reads them with the rest."""
+
+
+def _page(items: list[Any], next_cursor: str | None) -> dict[str, Any]:
+    return {"items": items, "next_cursor": next_cursor}
+
+
+@router.get("/projects", summary="Projects with span, trace, session and user counts")
+def list_projects(store: Store = Depends(get_store)) -> dict[str, Any]:
+    return {"items": [serialize.project_json(project) for project in store.list_projects()]}
+
+
+@router.get(
+    "/sessions", summary="Sessions (conversations), filtered, sorted and paged", description=_METADATA_HELP
+)
+def list_sessions(
+    query: ListQuery = Depends(_list_query(SESSION_SORT_KEYS)), store: Store = Depends(get_store)
+) -> dict[str, Any]:
+    page = store.list_sessions(query)
+    return _page([serialize.session_json(session) for session in page.items], page.next_cursor)
+
+
+@router.get("/sessions/{session_id}", summary="One session: aggregates, every turn, the first failing turn")
+def get_session(session_id: str, store: Store = Depends(get_store)) -> dict[str, Any]:
+    detail = store.get_session(session_id)
+    if detail is None:
+        raise HttpError(404, "not_found", f"no session {session_id!r}")
+    return serialize.session_detail_json(detail)
+
+
+@router.get("/users", summary="Users, filtered, sorted and paged")
+def list_users(
+    query: ListQuery = Depends(_list_query(USER_SORT_KEYS)), store: Store = Depends(get_store)
+) -> dict[str, Any]:
+    page = store.list_users(query)
+    return _page([serialize.user_json(user) for user in page.items], page.next_cursor)
+
+
+@router.get("/users/{user_id}", summary="One user: aggregates and their sessions (paged like /api/sessions)")
+def get_user(
+    user_id: str,
+    sessions: ListQuery = Depends(_user_sessions_query),
+    store: Store = Depends(get_store),
+) -> dict[str, Any]:
+    detail = store.get_user(user_id, sessions)
+    if detail is None:
+        raise HttpError(404, "not_found", f"no user {user_id!r}")
+    return serialize.user_detail_json(detail)
+
+
+@router.get(
+    "/traces",
+    summary="Traces, filtered, sorted and paged",
+    description=_METADATA_HELP,
+    dependencies=[Depends(_trace_filters)],
+)
+def list_traces(
+    query: ListQuery = Depends(_list_query(TRACE_SORT_KEYS)), store: Store = Depends(get_store)
+) -> dict[str, Any]:
+    page = store.list_traces(query)
+    return _page([serialize.trace_json(trace) for trace in page.items], page.next_cursor)
+
+
+@router.get("/traces/{trace_id}", summary="One trace: every span with parent links, attributes, events")
+def get_trace(trace_id: str, store: Store = Depends(get_store)) -> dict[str, Any]:
+    detail = store.get_trace(trace_id.lower())
+    if detail is None:
+        raise HttpError(404, "not_found", f"no trace {trace_id!r}")
+    return serialize.trace_detail_json(detail)

@@ -1,0 +1,171 @@
+"""Store records as JSON-ready dicts: times as ISO 8601 UTC strings, durations in milliseconds."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from spanloom.server.store.base import (
+    ProjectSummary,
+    SessionDetail,
+    SessionSummary,
+    SpanRecord,
+    TraceDetail,
+    TraceSummary,
+    UserDetail,
+    UserSummary,
+)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def iso_time(nanoseconds: int | None) -> str | None:
+    if nanoseconds is None:
+        return None
+    # Integer microseconds: a float of nanoseconds since 1970 would lose the last digits. A fixed
+    # width (always six decimals) keeps the strings sortable as text.
+    moment = _EPOCH + timedelta(microseconds=nanoseconds // 1000)
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def project_json(project: ProjectSummary) -> dict[str, Any]:
+    return {
+        "name": project.name,
+        "span_count": project.span_count,
+        "trace_count": project.trace_count,
+        "session_count": project.session_count,
+        "user_count": project.user_count,
+        "first_span_time": iso_time(project.first_span_time_ns),
+        "last_span_time": iso_time(project.last_span_time_ns),
+    }
+
+
+def session_json(session: SessionSummary) -> dict[str, Any]:
+    return {
+        "session_id": session.session_id,
+        "user_id": session.user_id,
+        "project": session.project,
+        "trace_count": session.trace_count,
+        "first_input": session.first_input,
+        "last_output": session.last_output,
+        "start_time": iso_time(session.start_time_ns),
+        "end_time": iso_time(session.end_time_ns),
+        "duration_ms": session.duration_ms,
+        "total_tokens": session.total_tokens,
+        "cost": session.cost,
+        "error_count": session.error_count,
+        "latency_p50_ms": session.latency_p50_ms,
+        "latency_p95_ms": session.latency_p95_ms,
+        "tags": session.tags,
+        "metadata": session.metadata,
+    }
+
+
+def trace_json(trace: TraceSummary) -> dict[str, Any]:
+    return {
+        "trace_id": trace.trace_id,
+        "project": trace.project,
+        "session_id": trace.session_id,
+        "user_id": trace.user_id,
+        "root_span_id": trace.root_span_id,
+        "name": trace.name,
+        "span_kind": trace.span_kind,
+        "start_time": iso_time(trace.start_time_ns),
+        "end_time": iso_time(trace.end_time_ns),
+        "latency_ms": trace.latency_ms,
+        "span_count": trace.span_count,
+        "error_count": trace.error_count,
+        "total_tokens": trace.total_tokens,
+        "cost": trace.cost,
+        "status": trace.status,
+        "input": trace.input,
+        "output": trace.output,
+        "tags": trace.tags,
+        "metadata": trace.metadata,
+    }
+
+
+def turn_json(trace: TraceSummary) -> dict[str, Any]:
+    return {
+        "trace_id": trace.trace_id,
+        "name": trace.name,
+        "start_time": iso_time(trace.start_time_ns),
+        "input": trace.input,
+        "output": trace.output,
+        "latency_ms": trace.latency_ms,
+        "total_tokens": trace.total_tokens,
+        "cost": trace.cost,
+        "status": trace.status,
+        "error_count": trace.error_count,
+        "span_count": trace.span_count,
+    }
+
+
+def session_detail_json(detail: SessionDetail) -> dict[str, Any]:
+    index = detail.first_failing_turn
+    return {
+        **session_json(detail.summary),
+        "turns": [turn_json(turn) for turn in detail.turns],
+        "first_failing_turn": None
+        if index is None
+        else {"index": index, "trace_id": detail.turns[index].trace_id},
+    }
+
+
+def user_json(user: UserSummary) -> dict[str, Any]:
+    return {
+        "user_id": user.user_id,
+        "project": user.project,
+        "session_count": user.session_count,
+        "trace_count": user.trace_count,
+        "total_tokens": user.total_tokens,
+        "cost": user.cost,
+        "error_count": user.error_count,
+        "error_rate": user.error_rate,
+        "first_seen": iso_time(user.first_seen_ns),
+        "last_seen": iso_time(user.last_seen_ns),
+    }
+
+
+def user_detail_json(detail: UserDetail) -> dict[str, Any]:
+    return {
+        **user_json(detail.summary),
+        "sessions": {
+            "items": [session_json(session) for session in detail.sessions.items],
+            "next_cursor": detail.sessions.next_cursor,
+        },
+    }
+
+
+def span_json(span: SpanRecord) -> dict[str, Any]:
+    return {
+        "trace_id": span.trace_id,
+        "span_id": span.span_id,
+        "parent_span_id": span.parent_span_id,
+        "name": span.name,
+        "project": span.project,
+        "start_time": iso_time(span.start_time_ns),
+        "end_time": iso_time(span.end_time_ns),
+        "duration_ms": span.duration_ms,
+        "otel_kind": span.otel_kind,
+        "span_kind": span.span_kind,
+        "session_id": span.session_id,
+        "user_id": span.user_id,
+        "status": {"code": span.status_code, "message": span.status_message},
+        "model": span.model,
+        "prompt_tokens": span.prompt_tokens,
+        "completion_tokens": span.completion_tokens,
+        "total_tokens": span.total_tokens,
+        "cost": span.cost,
+        "input": span.input,
+        "output": span.output,
+        "metadata": span.metadata,
+        "tags": span.tags,
+        "attributes": span.attributes,
+        "events": [{**event, "time": iso_time(event.get("time_ns"))} for event in span.events],
+        "resource": span.resource,
+    }
+
+
+def trace_detail_json(detail: TraceDetail) -> dict[str, Any]:
+    return {**trace_json(detail.summary), "spans": [span_json(span) for span in detail.spans]}

@@ -1,0 +1,116 @@
+"""A span's input and output as text: `input.value`/`output.value`, else chat messages.
+
+Messages come flattened (OpenInference ``llm.input_messages.0.message.content``, OpenLLMetry
+``gen_ai.prompt.0.content``) or as GenAI JSON (``gen_ai.input.messages``). For the input, the
+last user message is what the person asked; for the output, the first choice is what they got.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from spanloom import semconv
+
+_INPUT_PREFIXES = (semconv.LLM_INPUT_MESSAGES + ".", semconv.GEN_AI_PROMPT_PREFIX)
+_OUTPUT_PREFIXES = (semconv.LLM_OUTPUT_MESSAGES + ".", semconv.GEN_AI_COMPLETION_PREFIX)
+
+
+def _as_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _flattened_messages(attributes: dict[str, Any], prefix: str) -> list[dict[str, Any]]:
+    """``prefix.N.rest`` keys as a list of {rest: value} in index order."""
+    by_index: dict[int, dict[str, Any]] = {}
+    for key, value in attributes.items():
+        if not key.startswith(prefix):
+            continue
+        index, _, rest = key[len(prefix) :].partition(".")
+        if index.isdigit() and rest:
+            by_index.setdefault(int(index), {})[rest.removeprefix("message.")] = value
+    return [by_index[index] for index in sorted(by_index)]
+
+
+def _flattened_content(message: dict[str, Any]) -> str | None:
+    content = message.get("content")
+    if isinstance(content, str) and content:
+        return content
+    # message.contents.M.message_content.text
+    parts = [
+        value
+        for key, value in sorted(message.items())
+        if key.startswith("contents.")
+        and key.endswith(semconv.MESSAGE_CONTENT_TEXT)
+        and isinstance(value, str)
+    ]
+    if parts:
+        return "\n".join(parts)
+    calls = [
+        value
+        for key, value in sorted(message.items())
+        if key.startswith("tool_calls.") and key.endswith(semconv.TOOL_CALL_FUNCTION_NAME)
+    ]
+    return f"tool call: {', '.join(map(str, calls))}" if calls else None
+
+
+def _genai_messages(raw: Any) -> list[dict[str, Any]]:
+    """gen_ai.input/output.messages: a JSON list of {role, parts: [{type, content}]} or {role, content}."""
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except ValueError:
+            return []
+    if not isinstance(raw, list):
+        return []
+    messages = []
+    for item in raw:
+        if not isinstance(item, dict):
+            continue
+        content = item.get("content")
+        if not isinstance(content, str):
+            texts = [
+                part.get("content") or part.get("text")
+                for part in item.get("parts") or []
+                if isinstance(part, dict) and part.get("type", "text") == "text"
+            ]
+            content = "\n".join(text for text in texts if isinstance(text, str)) or None
+        messages.append({"role": item.get("role"), "content": content})
+    return messages
+
+
+def _pick_input(messages: list[dict[str, Any]], content_of: Any) -> str | None:
+    for message in reversed(messages):
+        if message.get("role") == "user":
+            text = content_of(message)
+            if text:
+                return text
+    return next((text for text in map(content_of, reversed(messages)) if text), None)
+
+
+def input_text(attributes: dict[str, Any]) -> str | None:
+    value = attributes.get(semconv.INPUT_VALUE)
+    if value is not None:
+        return _as_text(value)
+    for prefix in _INPUT_PREFIXES:
+        messages = _flattened_messages(attributes, prefix)
+        if messages:
+            return _pick_input(messages, _flattened_content)
+    messages = _genai_messages(attributes.get(semconv.GEN_AI_INPUT_MESSAGES))
+    return _pick_input(messages, lambda message: message.get("content")) if messages else None
+
+
+def output_text(attributes: dict[str, Any]) -> str | None:
+    value = attributes.get(semconv.OUTPUT_VALUE)
+    if value is not None:
+        return _as_text(value)
+    for prefix in _OUTPUT_PREFIXES:
+        messages = _flattened_messages(attributes, prefix)
+        if messages:
+            return _flattened_content(messages[0])
+    messages = _genai_messages(attributes.get(semconv.GEN_AI_OUTPUT_MESSAGES))
+    return messages[0].get("content") if messages else None

@@ -1,0 +1,230 @@
+"""Normalization: decoded OTLP spans to `SpanRecord`s, reading every common attribute alias.
+
+A pure function (no I/O), so it is tested alone. The aliases follow DESIGN.md's table: spans
+written by OpenInference, traceAI, OpenLLMetry, Langfuse or plain GenAI instrumentation group
+by session and user the same way as spanloom's own.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from spanloom import semconv
+from spanloom.server.ingest.attributes import key_values
+from spanloom.server.ingest.messages import input_text, output_text
+from spanloom.server.pricing import PriceTable
+from spanloom.server.store.base import SpanRecord, StatusCode
+
+DEFAULT_PROJECT = "default"
+PROJECT_KEYS = (
+    semconv.PROJECT_NAME,
+    semconv.OPENINFERENCE_PROJECT_NAME,
+    semconv.PLAIN_PROJECT_NAME,
+    semconv.SERVICE_NAME,
+)
+SESSION_KEYS = (
+    semconv.SESSION_ID,
+    semconv.GEN_AI_CONVERSATION_ID,
+    semconv.LANGFUSE_SESSION_ID,
+    semconv.PLAIN_SESSION_ID,
+)
+USER_KEYS = (semconv.USER_ID, semconv.ENDUSER_ID, semconv.LANGFUSE_USER_ID, semconv.PLAIN_USER_ID)
+SPAN_KIND_KEYS = (semconv.OPENINFERENCE_SPAN_KIND, semconv.GEN_AI_SPAN_KIND, semconv.FI_SPAN_KIND)
+MODEL_KEYS = (
+    semconv.LLM_MODEL_NAME,
+    semconv.GEN_AI_RESPONSE_MODEL,
+    semconv.GEN_AI_REQUEST_MODEL,
+    semconv.EMBEDDING_MODEL_NAME,
+)
+PROMPT_TOKEN_KEYS = (
+    semconv.LLM_TOKEN_COUNT_PROMPT,
+    semconv.GEN_AI_USAGE_INPUT_TOKENS,
+    semconv.GEN_AI_USAGE_PROMPT_TOKENS,
+)
+COMPLETION_TOKEN_KEYS = (
+    semconv.LLM_TOKEN_COUNT_COMPLETION,
+    semconv.GEN_AI_USAGE_OUTPUT_TOKENS,
+    semconv.GEN_AI_USAGE_COMPLETION_TOKENS,
+)
+# gen_ai.operation.name values to OpenInference span kinds.
+_OPERATION_KINDS = {
+    "chat": "LLM",
+    "text_completion": "LLM",
+    "generate_content": "LLM",
+    "embeddings": "EMBEDDING",
+    "execute_tool": "TOOL",
+    "invoke_agent": "AGENT",
+    "create_agent": "AGENT",
+}
+_KNOWN_KINDS = {kind.value for kind in semconv.SpanKind}
+_OTEL_KINDS = {0: "UNSPECIFIED", 1: "INTERNAL", 2: "SERVER", 3: "CLIENT", 4: "PRODUCER", 5: "CONSUMER"}
+_STATUS_CODES: dict[int, StatusCode] = {0: "UNSET", 1: "OK", 2: "ERROR"}
+_ZERO_TRACE_ID = bytes(16)
+_ZERO_SPAN_ID = bytes(8)
+# Ids longer than this are not ids (they come from clients).
+MAX_ID_LENGTH = 256
+
+
+@dataclass(slots=True)
+class NormalizedBatch:
+    spans: list[SpanRecord]
+    rejected: int
+    error_message: str  # why spans were rejected, for partial_success; "" when none were
+
+
+def first_string(attributes: dict[str, Any], keys: tuple[str, ...]) -> str | None:
+    """The first non-empty string (or number, as text) under any of `keys`."""
+    for key in keys:
+        value = attributes.get(key)
+        if isinstance(value, str):
+            value = value.strip()
+            if value and len(value) <= MAX_ID_LENGTH:
+                return value
+        elif isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+    return None
+
+
+def first_int(attributes: dict[str, Any], keys: tuple[str, ...]) -> int | None:
+    for key in keys:
+        value = attributes.get(key)
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, (int, float)):
+            return int(value)
+        if isinstance(value, str) and value.isdigit():
+            return int(value)
+    return None
+
+
+def span_kind_of(attributes: dict[str, Any]) -> str:
+    kind = first_string(attributes, SPAN_KIND_KEYS)
+    if kind:
+        kind = kind.upper()
+        return kind if kind in _KNOWN_KINDS else "UNKNOWN"
+    operation = attributes.get(semconv.GEN_AI_OPERATION_NAME)
+    if isinstance(operation, str) and operation in _OPERATION_KINDS:
+        return _OPERATION_KINDS[operation]
+    # A span that names the model it called is an LLM call, whoever wrote it.
+    if attributes.get(semconv.LLM_MODEL_NAME) or attributes.get(semconv.GEN_AI_REQUEST_MODEL):
+        return "LLM"
+    return "UNKNOWN"
+
+
+def metadata_of(attributes: dict[str, Any]) -> dict[str, Any]:
+    metadata: dict[str, Any] = {}
+    raw = attributes.get(semconv.METADATA)
+    if isinstance(raw, str):
+        try:
+            parsed = json.loads(raw)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict):
+            metadata.update(parsed)
+    elif isinstance(raw, dict):
+        metadata.update(raw)
+    prefix = semconv.LANGFUSE_TRACE_METADATA_PREFIX
+    for key, value in attributes.items():
+        if key.startswith(prefix):
+            metadata.setdefault(key[len(prefix) :], value)
+    return metadata
+
+
+def tags_of(attributes: dict[str, Any]) -> list[str]:
+    tags: list[str] = []
+    for key in (semconv.TAG_TAGS, semconv.LANGFUSE_TRACE_TAGS):
+        value = attributes.get(key)
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                value = [value]
+        if isinstance(value, list):
+            tags.extend(tag for tag in value if isinstance(tag, str) and tag and tag not in tags)
+    return tags
+
+
+def project_of(resource: dict[str, Any]) -> str:
+    for key in PROJECT_KEYS:
+        name = first_string(resource, (key,))
+        # The OpenTelemetry SDK fills service.name with "unknown_service[:process]" when the app
+        # set none: that names no project.
+        if name and not name.startswith("unknown_service"):
+            return name
+    return DEFAULT_PROJECT
+
+
+def normalize_span(span: Any, resource: dict[str, Any], project: str, prices: PriceTable) -> SpanRecord:
+    """One protobuf Span to a record. The caller has checked its ids."""
+    attributes = key_values(span.attributes)
+    model = first_string(attributes, MODEL_KEYS)
+    prompt_tokens = first_int(attributes, PROMPT_TOKEN_KEYS)
+    completion_tokens = first_int(attributes, COMPLETION_TOKEN_KEYS)
+    total_tokens = first_int(attributes, (semconv.LLM_TOKEN_COUNT_TOTAL,))
+    if total_tokens is None and (prompt_tokens is not None or completion_tokens is not None):
+        total_tokens = (prompt_tokens or 0) + (completion_tokens or 0)
+    start, end = span.start_time_unix_nano, span.end_time_unix_nano
+    return SpanRecord(
+        trace_id=span.trace_id.hex(),
+        span_id=span.span_id.hex(),
+        parent_span_id=span.parent_span_id.hex() if len(span.parent_span_id) == 8 else None,
+        name=span.name,
+        project=project,
+        start_time_ns=start,
+        end_time_ns=max(end, start),
+        otel_kind=_OTEL_KINDS.get(span.kind, "UNSPECIFIED"),
+        span_kind=span_kind_of(attributes),
+        # A span's own attributes win; ids on the resource (some SDKs put them there) come next.
+        session_id=first_string(attributes, SESSION_KEYS) or first_string(resource, SESSION_KEYS),
+        user_id=first_string(attributes, USER_KEYS) or first_string(resource, USER_KEYS),
+        status_code=_STATUS_CODES.get(span.status.code, "UNSET"),
+        status_message=span.status.message,
+        model=model,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        total_tokens=total_tokens,
+        cost=prices.cost_of(model, prompt_tokens, completion_tokens),
+        input=input_text(attributes),
+        output=output_text(attributes),
+        metadata=metadata_of(attributes),
+        tags=tags_of(attributes),
+        attributes=attributes,
+        events=[
+            {"name": event.name, "time_ns": event.time_unix_nano, "attributes": key_values(event.attributes)}
+            for event in span.events
+        ],
+        resource=resource,
+    )
+
+
+def _id_problem(span: Any) -> str | None:
+    if len(span.trace_id) != 16 or span.trace_id == _ZERO_TRACE_ID:
+        return "trace_id must be 16 non-zero bytes"
+    if len(span.span_id) != 8 or span.span_id == _ZERO_SPAN_ID:
+        return "span_id must be 8 non-zero bytes"
+    if span.parent_span_id and len(span.parent_span_id) != 8:
+        return "parent_span_id must be empty or 8 bytes"
+    return None
+
+
+def normalize_request(request: Any, prices: PriceTable) -> NormalizedBatch:
+    """Every span of an ExportTraceServiceRequest; spans with invalid ids are counted, not kept."""
+    records: list[SpanRecord] = []
+    rejected = 0
+    problems: list[str] = []
+    for resource_spans in request.resource_spans:
+        resource = key_values(resource_spans.resource.attributes)
+        project = project_of(resource)
+        for scope_spans in resource_spans.scope_spans:
+            for span in scope_spans.spans:
+                problem = _id_problem(span)
+                if problem is not None:
+                    rejected += 1
+                    if problem not in problems:
+                        problems.append(problem)
+                    continue
+                records.append(normalize_span(span, resource, project, prices))
+    message = f"{rejected} span(s) rejected: {'; '.join(problems)}" if rejected else ""
+    return NormalizedBatch(records, rejected, message)

@@ -1,0 +1,93 @@
+"""``POST /v1/traces``: OTLP/HTTP ingest, protobuf or JSON, answered only after commit.
+
+Checks happen before the store is touched: 415 for a content type or encoding it does not
+speak, 413 for a body over the limit (also after decompression), 400 for a body that does not
+decode. A full write queue answers 503 with Retry-After, which OTLP exporters retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from spanloom.server.errors import HttpError
+from spanloom.server.ingest.body import ACCEPTED_ENCODINGS, check_declared_length, read_limited
+from spanloom.server.ingest.decode import UndecodableBodyError, decode_json, decode_protobuf, encode_response
+from spanloom.server.ingest.normalize import NormalizedBatch, normalize_request
+from spanloom.server.pricing import PriceTable
+from spanloom.server.store.base import Store, StoreBusyError, StoreClosedError
+
+PROTOBUF_TYPES = ("application/x-protobuf", "application/protobuf")
+JSON_TYPE = "application/json"
+
+
+def _decode_and_normalize(body: bytes, as_json: bool, prices: PriceTable) -> NormalizedBatch:
+    request = decode_json(body) if as_json else decode_protobuf(body)
+    return normalize_request(request, prices)
+
+
+def create_ingest_router(
+    store: Store, prices: PriceTable, max_body_bytes: int, retry_after_seconds: int
+) -> APIRouter:
+    router = APIRouter(tags=["ingest"])
+    busy_headers = {"Retry-After": str(retry_after_seconds)}
+
+    @router.post(
+        "/v1/traces",
+        summary="OTLP/HTTP trace export (protobuf or JSON, optionally gzip)",
+        response_class=Response,
+        responses={
+            200: {"description": "ExportTraceServiceResponse, in the request's encoding, after commit"},
+            400: {"description": "The body does not decode"},
+            413: {"description": "The body is over the size limit (also after decompression)"},
+            415: {"description": "Unsupported content type or content encoding"},
+            503: {"description": "The writer is saturated; retry after Retry-After seconds"},
+        },
+    )
+    async def export_traces(request: Request) -> Response:
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type in PROTOBUF_TYPES:
+            as_json = False
+        elif content_type == JSON_TYPE:
+            as_json = True
+        else:
+            raise HttpError(
+                415,
+                "unsupported_media_type",
+                f"content type {content_type or '(none)'!r} is not OTLP; send application/x-protobuf "
+                "or application/json",
+            )
+        encoding = request.headers.get("content-encoding", "").strip().lower()
+        if encoding not in ACCEPTED_ENCODINGS:
+            raise HttpError(
+                415, "unsupported_encoding", f"content encoding {encoding!r} is not supported; use gzip"
+            )
+        check_declared_length(request.headers.get("content-length"), max_body_bytes)
+        body = await read_limited(request.stream(), encoding, max_body_bytes)
+        try:
+            # Decoding a large batch takes milliseconds of CPU: off the event loop, so API
+            # requests are not held up behind it.
+            batch = await run_in_threadpool(_decode_and_normalize, body, as_json, prices)
+        except UndecodableBodyError as error:
+            raise HttpError(400, "undecodable", str(error)) from None
+        try:
+            future = store.insert_spans(batch.spans)
+        except StoreBusyError:
+            raise HttpError(503, "busy", "the writer is saturated; retry later", busy_headers) from None
+        except StoreClosedError:
+            raise HttpError(503, "shutting_down", "the server is shutting down", busy_headers) from None
+        try:
+            await asyncio.wrap_future(future)
+        except Exception as error:
+            # Typically the file is locked by another process: worth a retry, not a lost batch.
+            raise HttpError(
+                503, "write_failed", f"the spans were not stored: {error}", busy_headers
+            ) from None
+        return Response(
+            encode_response(batch.rejected, batch.error_message, as_json),
+            media_type=JSON_TYPE if as_json else PROTOBUF_TYPES[0],
+        )
+
+    return router

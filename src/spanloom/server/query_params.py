@@ -1,0 +1,120 @@
+"""Parsing list parameters (filters, sort, order, limit, cursor) from a query string.
+
+The JSON API uses it now and the HTML pages will use it too, so a filter means the same thing
+everywhere. Errors name the parameter: `BadParameterError("limit", "must be ...")`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import Any, Protocol
+
+from spanloom.server.store.base import MAX_PAGE_SIZE, ListQuery
+from spanloom.server.store.cursor import InvalidCursorError, decode_cursor
+
+DEFAULT_PAGE_SIZE = 50
+METADATA_PREFIX = "metadata."
+_TRUE = {"true", "1", "yes"}
+_FALSE = {"false", "0", "no"}
+_STATUSES = ("UNSET", "OK", "ERROR")
+
+
+class BadParameterError(ValueError):
+    def __init__(self, parameter: str, message: str) -> None:
+        super().__init__(f"{parameter}: {message}")
+        self.parameter = parameter
+        self.message = message
+
+
+class QueryParams(Protocol):
+    """What Starlette's QueryParams offers (and a MultiDict does)."""
+
+    def get(self, key: str, default: Any = None) -> Any: ...
+
+    def getlist(self, key: str) -> list[str]: ...
+
+    def multi_items(self) -> list[tuple[str, str]]: ...
+
+
+def parse_time(parameter: str, raw: str) -> int:
+    """ISO 8601 (naive means UTC) or Unix seconds, as nanoseconds since the epoch."""
+    try:
+        return int(float(raw) * 1e9)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadParameterError(parameter, f"expected ISO 8601 or Unix seconds, got {raw!r}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return int(moment.timestamp() * 1_000_000) * 1000
+
+
+def _bool(parameter: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise BadParameterError(parameter, f"expected true or false, got {raw!r}")
+
+
+def _choice(parameter: str, raw: str, choices: Sequence[str]) -> str:
+    if raw not in choices:
+        raise BadParameterError(parameter, f"expected one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
+def _text(params: QueryParams, name: str) -> str | None:
+    value = params.get(name)
+    if value is None or not value.strip():
+        return None
+    return value.strip()
+
+
+def parse_list_query(params: QueryParams, sort_keys: Sequence[str]) -> ListQuery:
+    """A `ListQuery` from the query string; `sort_keys[0]` is the default sort."""
+    query = ListQuery(
+        project=_text(params, "project"),
+        user_id=_text(params, "user_id"),
+        session_id=_text(params, "session_id"),
+        q=_text(params, "q"),
+        span_kind=(_text(params, "span_kind") or "").upper() or None,
+        model=_text(params, "model"),
+        tags=[tag for tag in params.getlist("tag") if tag],
+    )
+    for name in ("start", "end"):
+        raw = _text(params, name)
+        if raw is not None:
+            setattr(query, f"{name}_ns", parse_time(name, raw))
+    raw = _text(params, "has_error")
+    if raw is not None:
+        query.has_error = _bool("has_error", raw)
+    raw = _text(params, "status")
+    if raw is not None:
+        query.status = _choice("status", raw.upper(), _STATUSES)  # type: ignore[assignment]
+    query.sort = _choice("sort", _text(params, "sort") or sort_keys[0], sort_keys)
+    query.order = _choice("order", (_text(params, "order") or "desc").lower(), ("asc", "desc"))  # type: ignore[assignment]
+    raw = _text(params, "limit")
+    if raw is not None:
+        if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE_SIZE:
+            raise BadParameterError("limit", f"expected an integer from 1 to {MAX_PAGE_SIZE}, got {raw!r}")
+        query.limit = int(raw)
+    else:
+        query.limit = DEFAULT_PAGE_SIZE
+    cursor = _text(params, "cursor")
+    if cursor is not None:
+        try:
+            decode_cursor(cursor, query.sort)
+        except InvalidCursorError as error:
+            raise BadParameterError("cursor", str(error)) from None
+        query.cursor = cursor
+    for key, value in params.multi_items():
+        if key.startswith(METADATA_PREFIX):
+            name = key[len(METADATA_PREFIX) :]
+            if not name:
+                raise BadParameterError(key, "expected metadata.KEY=VALUE")
+            query.metadata.append((name, value))
+    return query

@@ -1,0 +1,51 @@
+"""Opening SQLite connections: one writer, and one reader per reading thread."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+# How long a connection waits for a lock held by another process (a second server on the same
+# file, a backup tool) before failing. In-process readers never take write locks (WAL).
+BUSY_TIMEOUT_MS = 10_000
+
+
+def _apply_common(connection: sqlite3.Connection, cache_kib: int) -> None:
+    connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    # A bounded page cache per connection (negative means KiB): memory stays flat however big
+    # the file grows, which keeps the server's RSS predictable.
+    connection.execute(f"PRAGMA cache_size = -{int(cache_kib)}")
+    # Sorts and temporary indexes of list queries stay in memory: they are small (one page).
+    connection.execute("PRAGMA temp_store = MEMORY")
+
+
+def connect_writer(path: Path) -> sqlite3.Connection:
+    """The single writing connection. Used only by the writer thread after migrations."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE ... COMMIT), so one
+    # commit covers a whole batch and the rollups written with it.
+    # check_same_thread=False: opened (and migrated) by the constructing thread, then handed to
+    # the writer thread, which is its only user from then on.
+    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    # WAL: readers see the last committed state and never wait for the writer, and a commit is
+    # one sequential append to the log. The mode is stored in the file, so it persists.
+    connection.execute("PRAGMA journal_mode = WAL")
+    # NORMAL in WAL mode: a committed transaction survives the process being killed (it is in
+    # the OS's file cache); only a power loss can lose the last commits, and never corrupts the
+    # file. FULL would add an fsync per batch for that case.
+    connection.execute("PRAGMA synchronous = NORMAL")
+    # Keep the WAL file from staying large after bursts: truncate it to 64 MiB on checkpoint.
+    connection.execute("PRAGMA journal_size_limit = 67108864")
+    _apply_common(connection, cache_kib=32_768)
+    return connection
+
+
+def connect_reader(path: Path) -> sqlite3.Connection:
+    """A connection for one reading thread; it cannot write."""
+    # check_same_thread=False only so that close() can run from the closing thread; each
+    # reader connection is used by the one thread that opened it.
+    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    # A guard: the read path must never write (it would contend with the writer).
+    connection.execute("PRAGMA query_only = ON")
+    _apply_common(connection, cache_kib=8_192)
+    return connection

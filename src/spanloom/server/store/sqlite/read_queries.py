@@ -1,0 +1,280 @@
+"""SQL of the read path. One function per query; values are bound parameters, and the only SQL
+text chosen at run time comes from the fixed fragments and sort allowlists in this module."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from spanloom.server.store.base import (
+    ListQuery,
+    Page,
+    ProjectSummary,
+    SessionSummary,
+    SpanRecord,
+    TraceSummary,
+    UserSummary,
+)
+from spanloom.server.store.cursor import decode_cursor, encode_cursor
+
+_R = TypeVar("_R")
+
+# sort key -> (column, record attribute holding the same value, for the next cursor)
+SESSION_SORTS = {
+    "start_time": ("s.start_ns", "start_time_ns"),
+    "last_activity": ("s.end_ns", "end_time_ns"),
+    "turns": ("s.trace_count", "trace_count"),
+    "tokens": ("s.total_tokens", "total_tokens"),
+    "cost": ("s.cost", "cost"),
+    "latency": ("s.latency_p50_ms", "latency_p50_ms"),
+    "errors": ("s.error_count", "error_count"),
+}
+USER_SORTS = {  # the first key of each table is the list's default sort
+    "last_seen": ("u.last_seen_ns", "last_seen_ns"),
+    "first_seen": ("u.first_seen_ns", "first_seen_ns"),
+    "sessions": ("u.session_count", "session_count"),
+    "traces": ("u.trace_count", "trace_count"),
+    "tokens": ("u.total_tokens", "total_tokens"),
+    "cost": ("u.cost", "cost"),
+    "errors": ("u.error_count", "error_count"),
+}
+TRACE_SORTS = {
+    "start_time": ("t.start_ns", "start_time_ns"),
+    "latency": ("t.latency_ms", "latency_ms"),
+    "tokens": ("t.total_tokens", "total_tokens"),
+    "cost": ("t.cost", "cost"),
+    "errors": ("t.error_count", "error_count"),
+    "spans": ("t.span_count", "span_count"),
+}
+# order -> (SQL direction, row-value comparison for "after the cursor")
+_ORDERS = {"asc": ("ASC", ">"), "desc": ("DESC", "<")}
+
+_SESSION_COLUMNS = (
+    "s.session_id, s.project, s.user_id, s.trace_count, s.first_input, s.last_output, s.start_ns, s.end_ns,"
+    " s.total_tokens, s.cost, s.error_count, s.latency_p50_ms, s.latency_p95_ms, s.tags, s.metadata"
+)
+_USER_COLUMNS = (
+    "u.user_id, u.project, u.session_count, u.trace_count, u.total_tokens, u.cost, u.error_count,"
+    " u.first_seen_ns, u.last_seen_ns"
+)
+_TRACE_COLUMNS = (
+    "t.trace_id, t.project, t.session_id, t.user_id, t.root_span_id, t.name, t.span_kind, t.start_ns,"
+    " t.end_ns, t.latency_ms, t.span_count, t.error_count, t.total_tokens, t.cost, t.status, t.input,"
+    " t.output, t.tags, t.metadata"
+)
+_SPAN_COLUMNS = (
+    "trace_id, span_id, parent_span_id, name, project, start_ns, end_ns, otel_kind, span_kind, session_id,"
+    " user_id, status_code, status_message, model, prompt_tokens, completion_tokens, total_tokens, cost,"
+    " input, output, metadata, tags, attributes, events, resource"
+)
+# A JSON value as the text a client would type after '=' (true/false rather than 1/0).
+_JSON_VALUE_TEXT = (
+    "(CASE type WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' ELSE CAST(value AS TEXT) END)"
+)
+
+
+def _like(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _session_row(row: tuple[Any, ...]) -> SessionSummary:
+    return SessionSummary(*row[:13], tags=json.loads(row[13]), metadata=json.loads(row[14]))
+
+
+def _user_row(row: tuple[Any, ...]) -> UserSummary:
+    return UserSummary(*row)
+
+
+def _trace_row(row: tuple[Any, ...]) -> TraceSummary:
+    return TraceSummary(*row[:17], tags=json.loads(row[17]), metadata=json.loads(row[18]))
+
+
+def _span_row(row: tuple[Any, ...]) -> SpanRecord:
+    return SpanRecord(
+        *row[:20],
+        metadata=json.loads(row[20]),
+        tags=json.loads(row[21]),
+        attributes=json.loads(row[22]),
+        events=json.loads(row[23]),
+        resource=json.loads(row[24]),
+    )
+
+
+def _tag_and_metadata_conditions(alias: str, query: ListQuery) -> tuple[list[str], list[Any]]:
+    conditions: list[str] = []
+    params: list[Any] = []
+    for tag in query.tags:
+        conditions.append(f"EXISTS (SELECT 1 FROM json_each({alias}.tags) WHERE value = ?)")
+        params.append(tag)
+    for key, value in query.metadata:
+        conditions.append(
+            f"EXISTS (SELECT 1 FROM json_each({alias}.metadata) WHERE key = ? AND {_JSON_VALUE_TEXT} = ?)"
+        )
+        params.extend((key, value))
+    return conditions, params
+
+
+def _page(
+    connection: sqlite3.Connection,
+    select: str,
+    conditions: list[str],
+    params: list[Any],
+    sorts: dict[str, tuple[str, str]],
+    id_column: str,
+    id_attribute: str,
+    query: ListQuery,
+    make: Callable[[tuple[Any, ...]], _R],
+) -> Page[_R]:
+    """One page of a list, after the cursor, in (sort column, id) order."""
+    sort = query.sort or next(iter(sorts))
+    if sort not in sorts:
+        raise ValueError(f"unknown sort key {sort!r}; expected one of {', '.join(sorts)}")
+    column, attribute = sorts[sort]
+    direction, after = _ORDERS[query.order]
+    conditions, params = list(conditions), list(params)
+    if query.cursor:
+        value, row_id = decode_cursor(query.cursor, sort)
+        conditions.append(f"({column}, {id_column}) {after} (?, ?)")
+        params.extend((value, row_id))
+    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+    text = f"{select}{where} ORDER BY {column} {direction}, {id_column} {direction} LIMIT ?"
+    rows = connection.execute(text, (*params, query.limit + 1)).fetchall()
+    items = [make(row) for row in rows[: query.limit]]
+    next_cursor = None
+    if len(rows) > query.limit:
+        last = items[-1]
+        next_cursor = encode_cursor(sort, getattr(last, attribute), getattr(last, id_attribute))
+    return Page(items, next_cursor)
+
+
+def list_projects(connection: sqlite3.Connection) -> list[ProjectSummary]:
+    rows = connection.execute(
+        "SELECT project, SUM(span_count), COUNT(*), COUNT(DISTINCT session_id), COUNT(DISTINCT user_id),"
+        " MIN(start_ns), MAX(end_ns) FROM traces GROUP BY project ORDER BY project"
+    ).fetchall()
+    return [ProjectSummary(*row) for row in rows]
+
+
+def list_sessions(connection: sqlite3.Connection, query: ListQuery) -> Page[SessionSummary]:
+    conditions, params = _tag_and_metadata_conditions("s", query)
+    for fragment, value in (
+        ("s.project = ?", query.project),
+        ("s.user_id = ?", query.user_id),
+        ("s.end_ns >= ?", query.start_ns),
+        ("s.start_ns <= ?", query.end_ns),
+    ):
+        if value is not None:
+            conditions.append(fragment)
+            params.append(value)
+    if query.has_error is not None:
+        conditions.append("s.error_count > 0" if query.has_error else "s.error_count = 0")
+    if query.q:
+        conditions.append(
+            "(s.session_id LIKE ? ESCAPE '\\' OR s.user_id LIKE ? ESCAPE '\\'"
+            " OR EXISTS (SELECT 1 FROM traces t WHERE t.session_id = s.session_id"
+            " AND (t.input LIKE ? ESCAPE '\\' OR t.output LIKE ? ESCAPE '\\')))"
+        )
+        params.extend([_like(query.q)] * 4)
+    select = f"SELECT {_SESSION_COLUMNS} FROM sessions s"
+    return _page(
+        connection,
+        select,
+        conditions,
+        params,
+        SESSION_SORTS,
+        "s.session_id",
+        "session_id",
+        query,
+        _session_row,
+    )
+
+
+def select_session(connection: sqlite3.Connection, session_id: str) -> SessionSummary | None:
+    row = connection.execute(
+        f"SELECT {_SESSION_COLUMNS} FROM sessions s WHERE s.session_id = ?", (session_id,)
+    ).fetchone()
+    return _session_row(row) if row else None
+
+
+def select_session_turns(connection: sqlite3.Connection, session_id: str) -> list[TraceSummary]:
+    rows = connection.execute(
+        f"SELECT {_TRACE_COLUMNS} FROM traces t WHERE t.session_id = ? ORDER BY t.start_ns, t.trace_id",
+        (session_id,),
+    ).fetchall()
+    return [_trace_row(row) for row in rows]
+
+
+def list_users(connection: sqlite3.Connection, query: ListQuery) -> Page[UserSummary]:
+    conditions: list[str] = []
+    params: list[Any] = []
+    for fragment, value in (
+        ("u.project = ?", query.project),
+        ("u.last_seen_ns >= ?", query.start_ns),
+        ("u.first_seen_ns <= ?", query.end_ns),
+    ):
+        if value is not None:
+            conditions.append(fragment)
+            params.append(value)
+    if query.has_error is not None:
+        conditions.append("u.error_count > 0" if query.has_error else "u.error_count = 0")
+    if query.q:
+        conditions.append("u.user_id LIKE ? ESCAPE '\\'")
+        params.append(_like(query.q))
+    select = f"SELECT {_USER_COLUMNS} FROM users u"
+    return _page(connection, select, conditions, params, USER_SORTS, "u.user_id", "user_id", query, _user_row)
+
+
+def select_user(connection: sqlite3.Connection, user_id: str) -> UserSummary | None:
+    row = connection.execute(
+        f"SELECT {_USER_COLUMNS} FROM users u WHERE u.user_id = ?", (user_id,)
+    ).fetchone()
+    return _user_row(row) if row else None
+
+
+def list_traces(connection: sqlite3.Connection, query: ListQuery) -> Page[TraceSummary]:
+    conditions, params = _tag_and_metadata_conditions("t", query)
+    for fragment, value in (
+        ("t.project = ?", query.project),
+        ("t.user_id = ?", query.user_id),
+        ("t.session_id = ?", query.session_id),
+        ("t.end_ns >= ?", query.start_ns),
+        ("t.start_ns <= ?", query.end_ns),
+        ("t.status = ?", query.status),
+        (
+            "EXISTS (SELECT 1 FROM spans sp WHERE sp.trace_id = t.trace_id AND sp.span_kind = ?)",
+            query.span_kind,
+        ),
+        ("EXISTS (SELECT 1 FROM spans sp WHERE sp.trace_id = t.trace_id AND sp.model = ?)", query.model),
+    ):
+        if value is not None:
+            conditions.append(fragment)
+            params.append(value)
+    if query.has_error is not None:
+        conditions.append("t.error_count > 0" if query.has_error else "t.error_count = 0")
+    if query.q:
+        conditions.append(
+            "(t.trace_id LIKE ? ESCAPE '\\' OR t.name LIKE ? ESCAPE '\\' OR t.input LIKE ? ESCAPE '\\'"
+            " OR t.output LIKE ? ESCAPE '\\')"
+        )
+        params.extend([_like(query.q)] * 4)
+    select = f"SELECT {_TRACE_COLUMNS} FROM traces t"
+    return _page(
+        connection, select, conditions, params, TRACE_SORTS, "t.trace_id", "trace_id", query, _trace_row
+    )
+
+
+def select_trace(connection: sqlite3.Connection, trace_id: str) -> TraceSummary | None:
+    row = connection.execute(
+        f"SELECT {_TRACE_COLUMNS} FROM traces t WHERE t.trace_id = ?", (trace_id,)
+    ).fetchone()
+    return _trace_row(row) if row else None
+
+
+def select_trace_spans(connection: sqlite3.Connection, trace_id: str) -> list[SpanRecord]:
+    rows = connection.execute(
+        f"SELECT {_SPAN_COLUMNS} FROM spans WHERE trace_id = ? ORDER BY start_ns, span_id", (trace_id,)
+    ).fetchall()
+    return [_span_row(row) for row in rows]

@@ -1,0 +1,198 @@
+"""`SqliteStore`: one writer thread fed by a bounded queue, and a reader connection per thread.
+
+Writes: `insert_spans` puts the spans on a queue and returns a future at once (or raises
+`StoreBusyError` when the queue is full, which the ingest route turns into 503). The writer
+thread takes everything waiting, up to `max_batch_spans`, writes it in one transaction with the
+rollups, commits, and only then resolves the futures: a 200 means committed. If the combined
+transaction fails, each request is retried alone so one bad request cannot fail the others.
+
+Reads: each reading thread opens its own connection on first use. In WAL mode a reader sees
+the last committed state and never waits for the writer.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import sqlite3
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future
+from pathlib import Path
+
+from spanloom.server.store.base import (
+    InsertResult,
+    ListQuery,
+    Page,
+    ProjectSummary,
+    SessionDetail,
+    SessionSummary,
+    SpanRecord,
+    StoreBusyError,
+    StoreClosedError,
+    TraceDetail,
+    TraceSummary,
+    UserDetail,
+    UserSummary,
+)
+from spanloom.server.store.sqlite import read_queries
+from spanloom.server.store.sqlite.connection import connect_reader, connect_writer
+from spanloom.server.store.sqlite.rollups import write_batch
+from spanloom.server.store.sqlite.schema import migrate
+
+logger = logging.getLogger(__name__)
+
+_Request = tuple[Sequence[SpanRecord], "Future[InsertResult]"]
+_STOP = None
+
+
+class SqliteStore:
+    """The embedded store: a single SQLite file (plus its -wal and -shm files)."""
+
+    def __init__(self, path: Path | str, *, queue_size: int = 16, max_batch_spans: int = 8192) -> None:
+        self.path = Path(path)
+        self._writer = connect_writer(self.path)
+        migrate(self._writer)
+        self._queue: queue.Queue[_Request | None] = queue.Queue(maxsize=max(1, queue_size))
+        self._max_batch_spans = max_batch_spans
+        self._closed = False
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run_writer, name="spanloom-sqlite-writer", daemon=True)
+        self._thread.start()
+
+    # --- writing ---
+    def insert_spans(self, spans: Sequence[SpanRecord]) -> Future[InsertResult]:
+        if self._closed:
+            raise StoreClosedError("the store is closed")
+        future: Future[InsertResult] = Future()
+        if not spans:
+            future.set_result(InsertResult(accepted=0))
+            return future
+        try:
+            self._queue.put_nowait((spans, future))
+        except queue.Full:
+            raise StoreBusyError("the write queue is full") from None
+        return future
+
+    def _run_writer(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is _STOP:
+                break
+            batch = [first]
+            count = len(first[0])
+            # Group whatever else is waiting into the same commit: one fsync-free WAL append
+            # for many requests is what lets ingest keep up under concurrent senders.
+            while count < self._max_batch_spans:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stopping = True
+                    break
+                batch.append(item)
+                count += len(item[0])
+            self._write(batch)
+        self._writer.close()
+
+    def _transaction(self, requests: Sequence[_Request]) -> None:
+        self._writer.execute("BEGIN IMMEDIATE")
+        try:
+            for spans, _ in requests:
+                write_batch(self._writer, spans)
+            self._writer.execute("COMMIT")
+        except BaseException:
+            if self._writer.in_transaction:
+                self._writer.execute("ROLLBACK")
+            raise
+
+    def _write(self, requests: list[_Request]) -> None:
+        try:
+            self._transaction(requests)
+        except Exception as error:
+            if len(requests) == 1:
+                logger.exception("spanloom: writing %d spans failed", len(requests[0][0]))
+                requests[0][1].set_exception(error)
+                return
+            for request in requests:
+                self._write([request])
+            return
+        for spans, future in requests:
+            future.set_result(InsertResult(accepted=len(spans)))
+
+    # --- reading ---
+    def _reader(self) -> sqlite3.Connection:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            if self._closed:
+                raise StoreClosedError("the store is closed")
+            connection = connect_reader(self.path)
+            self._local.connection = connection
+            with self._readers_lock:
+                self._readers.append(connection)
+        return connection
+
+    def list_projects(self) -> list[ProjectSummary]:
+        return read_queries.list_projects(self._reader())
+
+    def list_sessions(self, query: ListQuery) -> Page[SessionSummary]:
+        return read_queries.list_sessions(self._reader(), query)
+
+    def get_session(self, session_id: str) -> SessionDetail | None:
+        connection = self._reader()
+        # One read transaction, so the summary and the turns come from the same commit.
+        connection.execute("BEGIN")
+        try:
+            summary = read_queries.select_session(connection, session_id)
+            if summary is None:
+                return None
+            return SessionDetail(summary, read_queries.select_session_turns(connection, session_id))
+        finally:
+            connection.execute("COMMIT")
+
+    def list_users(self, query: ListQuery) -> Page[UserSummary]:
+        return read_queries.list_users(self._reader(), query)
+
+    def get_user(self, user_id: str, sessions: ListQuery | None = None) -> UserDetail | None:
+        connection = self._reader()
+        connection.execute("BEGIN")
+        try:
+            summary = read_queries.select_user(connection, user_id)
+            if summary is None:
+                return None
+            session_query = sessions or ListQuery()
+            session_query.user_id = user_id
+            return UserDetail(summary, read_queries.list_sessions(connection, session_query))
+        finally:
+            connection.execute("COMMIT")
+
+    def list_traces(self, query: ListQuery) -> Page[TraceSummary]:
+        return read_queries.list_traces(self._reader(), query)
+
+    def get_trace(self, trace_id: str) -> TraceDetail | None:
+        connection = self._reader()
+        connection.execute("BEGIN")
+        try:
+            summary = read_queries.select_trace(connection, trace_id)
+            if summary is None:
+                return None
+            return TraceDetail(summary, read_queries.select_trace_spans(connection, trace_id))
+        finally:
+            connection.execute("COMMIT")
+
+    # --- lifecycle ---
+    def close(self) -> None:
+        """Finish queued writes, stop the writer, close every connection. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(_STOP)  # blocks while the queue is full: queued writes still finish
+        self._thread.join()
+        with self._readers_lock:
+            for connection in self._readers:
+                connection.close()
+            self._readers.clear()

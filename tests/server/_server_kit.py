@@ -1,0 +1,189 @@
+"""Helpers for the server tests: a real uvicorn in a thread, OTLP request builders, polling."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import uvicorn
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+
+from spanloom.server.app import create_app
+from spanloom.server.settings import Settings
+from spanloom.server.store.sqlite import SqliteStore
+
+_T = TypeVar("_T")
+PROTOBUF = {"Content-Type": "application/x-protobuf"}
+BASE_TIME_NS = 1_750_000_000 * 10**9
+
+
+@dataclass
+class RunningServer:
+    url: str
+    store: SqliteStore
+    settings: Settings
+    client: httpx.Client
+
+    @property
+    def traces_endpoint(self) -> str:
+        return f"{self.url}/v1/traces"
+
+    def get(self, path: str, **params: Any) -> httpx.Response:
+        return self.client.get(path, params=params)
+
+    def get_json(self, path: str, **params: Any) -> Any:
+        response = self.get(path, **params)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def post_spans(self, request: ExportTraceServiceRequest) -> httpx.Response:
+        return self.client.post("/v1/traces", content=request.SerializeToString(), headers=PROTOBUF)
+
+
+@contextmanager
+def run_server(db_path: Path, **overrides: Any) -> Iterator[RunningServer]:
+    """A real uvicorn on 127.0.0.1, port 0, in a background thread, over a fresh SqliteStore."""
+    settings = Settings(db_path=db_path, **overrides)
+    store = SqliteStore(
+        db_path, queue_size=settings.write_queue_size, max_batch_spans=settings.max_batch_spans
+    )
+    config = uvicorn.Config(create_app(settings, store), host="127.0.0.1", port=0, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
+    thread.start()
+    wait_for(lambda: server.started or not thread.is_alive(), what="uvicorn to start")
+    assert server.started, "uvicorn did not start"
+    port = server.servers[0].sockets[0].getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    client = httpx.Client(base_url=url, timeout=30)
+    try:
+        yield RunningServer(url, store, settings, client)
+    finally:
+        client.close()
+        server.should_exit = True
+        thread.join(timeout=30)
+        store.close()
+
+
+def wait_for(condition: Callable[[], _T], timeout: float = 15.0, what: str = "condition") -> _T:
+    """Poll `condition` until it returns something truthy, or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+# --- OTLP builders ---
+def any_value(value: Any) -> AnyValue:
+    if isinstance(value, bool):
+        return AnyValue(bool_value=value)
+    if isinstance(value, int):
+        return AnyValue(int_value=value)
+    if isinstance(value, float):
+        return AnyValue(double_value=value)
+    if isinstance(value, (list, tuple)):
+        return AnyValue(array_value=ArrayValue(values=[any_value(item) for item in value]))
+    return AnyValue(string_value=str(value))
+
+
+def key_values(attributes: dict[str, Any]) -> list[KeyValue]:
+    return [KeyValue(key=key, value=any_value(value)) for key, value in attributes.items()]
+
+
+def new_trace_id() -> bytes:
+    return os.urandom(16)
+
+
+def new_span_id() -> bytes:
+    return os.urandom(8)
+
+
+def make_span(
+    trace_id: bytes,
+    span_id: bytes,
+    parent_span_id: bytes = b"",
+    name: str = "span",
+    start_ms: float = 0,
+    duration_ms: float = 10,
+    attributes: dict[str, Any] | None = None,
+    error: bool = False,
+) -> Span:
+    start = BASE_TIME_NS + int(start_ms * 1e6)
+    return Span(
+        trace_id=trace_id,
+        span_id=span_id,
+        parent_span_id=parent_span_id,
+        name=name,
+        kind=Span.SPAN_KIND_INTERNAL,
+        start_time_unix_nano=start,
+        end_time_unix_nano=start + int(duration_ms * 1e6),
+        attributes=key_values(attributes or {}),
+        status=Status(code=Status.STATUS_CODE_ERROR if error else Status.STATUS_CODE_OK),
+    )
+
+
+def make_request(spans: list[Span], resource: dict[str, Any] | None = None) -> ExportTraceServiceRequest:
+    request = ExportTraceServiceRequest()
+    resource_spans = request.resource_spans.add()
+    resource_spans.resource.attributes.extend(
+        key_values({"project.name": "test"} if resource is None else resource)
+    )
+    resource_spans.scope_spans.add().spans.extend(spans)
+    return request
+
+
+def make_turn(
+    session_id: str | None,
+    user_id: str | None,
+    start_ms: float = 0,
+    *,
+    question: str = "question",
+    answer: str = "answer",
+    error: bool = False,
+    ids_on_child_only: bool = False,
+    model: str = "gpt-4o-mini",
+    tokens: tuple[int, int] = (100, 20),
+    extra: dict[str, Any] | None = None,
+    duration_ms: float = 100,
+    tool: bool = False,
+) -> tuple[bytes, list[Span]]:
+    """A root CHAIN span and a child LLM span; ids on both (or only the child)."""
+    trace_id, root_id, child_id = new_trace_id(), new_span_id(), new_span_id()
+    ids = {}
+    if session_id:
+        ids["session.id"] = session_id
+    if user_id:
+        ids["user.id"] = user_id
+    root_attributes = {"openinference.span.kind": "CHAIN", "input.value": question, "output.value": answer}
+    if not ids_on_child_only:
+        root_attributes.update(ids)
+    root_attributes.update(extra or {})
+    child_attributes = {
+        "openinference.span.kind": "LLM",
+        "llm.model_name": model,
+        "llm.token_count.prompt": tokens[0],
+        "llm.token_count.completion": tokens[1],
+        **ids,
+    }
+    root = make_span(trace_id, root_id, b"", "turn", start_ms, duration_ms, root_attributes)
+    child = make_span(
+        trace_id, child_id, root_id, "llm", start_ms + 1, duration_ms / 2, child_attributes, error
+    )
+    spans = [root, child]
+    if tool:
+        tool_attributes = {"openinference.span.kind": "TOOL", "tool.name": "search"}
+        spans.append(make_span(trace_id, new_span_id(), root_id, "search", start_ms + 2, 1, tool_attributes))
+    return trace_id, spans

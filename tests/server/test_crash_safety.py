@@ -1,0 +1,118 @@
+"""Kill -9 the server in the middle of a stream of batches: every span acknowledged with 200 survives."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+from _server_kit import PROTOBUF, make_request, make_turn, wait_for
+
+SPANS_PER_TURN = 3  # root, LLM child and a tool span
+TURNS_PER_BATCH = 20
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def server_process(db: Path, port: int) -> Iterator[subprocess.Popen]:
+    command = [sys.executable, "-m", "spanloom.cli", "serve", "--port", str(port), "--db", str(db)]
+    process = subprocess.Popen(
+        [*command, "--log-level", "warning"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+
+        def ready() -> bool:
+            assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/api/projects", timeout=1).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_for(ready, timeout=30, what="spanloom serve to answer")
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=30)
+        if process.stderr:
+            process.stderr.close()
+
+
+def test_sigkill_mid_stream_loses_no_acknowledged_span(tmp_path: Path):
+    db = tmp_path / "crash.db"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/v1/traces"
+    acknowledged: dict[str, str] = {}  # trace id -> session id, for batches answered 200
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def sender(name: str) -> None:
+        with httpx.Client(timeout=10) as client:
+            batch = 0
+            while not stop.is_set():
+                turns = [
+                    make_turn(
+                        f"{name}-s{batch}-{index % 4}", f"user-{index % 3}", batch * 1000 + index, tool=True
+                    )
+                    for index in range(TURNS_PER_BATCH)
+                ]
+                body = make_request([span for _, spans in turns for span in spans]).SerializeToString()
+                try:
+                    response = client.post(url, content=body, headers=PROTOBUF)
+                except httpx.TransportError:
+                    return  # the server died with this batch in flight: it may or may not be stored
+                if response.status_code == 200:
+                    with lock:
+                        for index, (trace_id, _) in enumerate(turns):
+                            acknowledged[trace_id.hex()] = f"{name}-s{batch}-{index % 4}"
+                batch += 1
+
+    with server_process(db, port) as process:
+        senders = [threading.Thread(target=sender, args=(f"sender{i}",)) for i in range(2)]
+        for thread in senders:
+            thread.start()
+        wait_for(
+            lambda: len(acknowledged) >= 30 * TURNS_PER_BATCH, timeout=30, what="30 acknowledged batches"
+        )
+        os.kill(process.pid, signal.SIGKILL)  # no shutdown, no checkpoint, no flush
+        process.wait(timeout=30)
+        stop.set()
+        for thread in senders:
+            thread.join(timeout=30)
+    assert process.returncode == -signal.SIGKILL
+
+    with sqlite3.connect(db) as connection:
+        assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+    with server_process(db, port), httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+        stored: dict[str, dict] = {}
+        cursor = None
+        while True:
+            params = {"limit": 1000, **({"cursor": cursor} if cursor else {})}
+            page = client.get("/api/traces", params=params).json()
+            stored.update((item["trace_id"], item) for item in page["items"])
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        missing = set(acknowledged) - set(stored)
+        assert not missing, f"{len(missing)} acknowledged traces lost"
+        for trace_id, session_id in acknowledged.items():
+            trace = stored[trace_id]
+            assert (trace["span_count"], trace["session_id"]) == (SPANS_PER_TURN, session_id)
+        # The rollups were committed with the spans: a session's count matches its traces.
+        sample = next(iter(acknowledged.values()))
+        session = client.get(f"/api/sessions/{sample}").json()
+        assert session["trace_count"] == sum(1 for t in stored.values() if t["session_id"] == sample)

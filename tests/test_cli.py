@@ -1,0 +1,71 @@
+"""The `spanloom` command line: help text, the loopback guard, and the lazy server import."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from spanloom.cli import cli, is_loopback
+
+
+def test_help_explains_each_serve_option():
+    result = CliRunner().invoke(cli, ["serve", "--help"])
+    assert result.exit_code == 0
+    for option in ("--host", "--port", "--db", "--insecure", "SPANLOOM_DB", "SPANLOOM_API_KEY", "4318"):
+        assert option in result.output
+    assert "demo" in CliRunner().invoke(cli, ["--help"]).output
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("::1", True),
+        ("localhost", True),
+        ("0.0.0.0", False),
+        ("192.168.1.5", False),
+        ("example.com", False),
+    ],
+)
+def test_is_loopback(host: str, loopback: bool):
+    assert is_loopback(host) is loopback
+
+
+def test_serve_refuses_a_public_host_without_a_key(monkeypatch: pytest.MonkeyPatch, tmp_path):
+    monkeypatch.delenv("SPANLOOM_API_KEY", raising=False)
+    result = CliRunner().invoke(cli, ["serve", "--host", "0.0.0.0", "--db", str(tmp_path / "x.db")])
+    assert result.exit_code == 2
+    assert "SPANLOOM_API_KEY" in result.output and "--insecure" in result.output
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_serve_rejects_bad_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path):
+    monkeypatch.setenv("SPANLOOM_MAX_BODY_BYTES", "lots")
+    result = CliRunner().invoke(cli, ["serve", "--db", str(tmp_path / "x.db")])
+    assert result.exit_code == 2 and "SPANLOOM_MAX_BODY_BYTES" in result.output
+
+
+def test_demo_reports_a_missing_server():
+    result = CliRunner().invoke(
+        cli, ["demo", "--endpoint", "http://127.0.0.1:9/v1/traces", "--sessions", "1"]
+    )
+    assert result.exit_code == 1 and "spanloom serve" in result.output
+
+
+def test_import_spanloom_and_the_cli_stay_light():
+    code = (
+        "import sys, spanloom, spanloom.cli;"
+        "heavy = ('spanloom.server', 'fastapi', 'starlette', 'uvicorn', 'sqlite3');"
+        "heavy = [m for m in heavy if m in sys.modules];"
+        "print(heavy)"
+    )
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert output.strip() == "[]"
+    sdk_only = "import sys, spanloom; print('click' in sys.modules)"
+    assert (
+        subprocess.run([sys.executable, "-c", sdk_only], capture_output=True, text=True).stdout.strip()
+        == "False"
+    )
