@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -41,22 +42,28 @@ def bare_provider(exporter: InMemorySpanExporter) -> TracerProvider:
 class Collector:
     """A real OTLP/HTTP endpoint on loopback that records what it receives."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0, status: Callable[[], int] = lambda: 200) -> None:
+        """`status` answers each request; only what is answered 200 counts as received."""
         self.requests: list[tuple[str, dict[str, str], bytes]] = []
         received = self.requests
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                received.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body))
-                self.send_response(200)
+                code = status()
+                if code == 200:
+                    received.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+                self.send_response(code)
                 self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", "0")
+                if code in (429, 503):
+                    self.send_header("Retry-After", "0")
                 self.end_headers()
 
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 

@@ -10,6 +10,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
 from spanloom import SessionSpanProcessor, TraceConfig, register, using_attributes
+from spanloom.sdk.export import ResilientSpanExporter
 from spanloom.sdk.register import DEFAULT_ENDPOINT, SuppressionAwareSampler, config_of, resolve_endpoint
 
 
@@ -18,7 +19,10 @@ def processors(provider):
 
 
 def exporter_of(provider):
-    return next(p for p in processors(provider) if not isinstance(p, SessionSpanProcessor)).span_exporter
+    """The OTLP exporter inside register()'s ResilientSpanExporter."""
+    resilient = next(p for p in processors(provider) if not isinstance(p, SessionSpanProcessor)).span_exporter
+    assert isinstance(resilient, ResilientSpanExporter)
+    return resilient.exporter
 
 
 @pytest.fixture(autouse=True)

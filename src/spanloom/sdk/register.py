@@ -23,11 +23,16 @@ from opentelemetry.util.types import Attributes
 
 from spanloom import semconv
 from spanloom.sdk.context import is_tracing_suppressed
+from spanloom.sdk.export import DEFAULT_MAX_PENDING_SPANS, ResilientSpanExporter
 from spanloom.sdk.mask import TraceConfig
 from spanloom.sdk.processor import SessionSpanProcessor
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:4318/v1/traces"
 DEFAULT_PROJECT = "default"
+# One export attempt (with the OTLP exporter's own retries) gives up after this many seconds;
+# undelivered spans then wait in ResilientSpanExporter. Short, so a shutdown with the server
+# down ends quickly.
+DEFAULT_EXPORT_TIMEOUT_SECONDS = 5.0
 
 
 class SuppressionAwareSampler(Sampler):
@@ -75,6 +80,20 @@ def resolve_endpoint(endpoint: str | None = None) -> str:
     return DEFAULT_ENDPOINT
 
 
+def _timeout_from_environment() -> bool:
+    return any(
+        os.environ.get(name) for name in ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT")
+    )
+
+
+def _env_float(name: str) -> float | None:
+    try:
+        value = float(os.environ.get(name, ""))
+    except ValueError:
+        return None
+    return value if value > 0 else None
+
+
 def _resolve_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
     resolved = dict(headers or {})
     api_key = os.environ.get("SPANLOOM_API_KEY", "").strip()
@@ -111,7 +130,14 @@ def register(
         sampler=SuppressionAwareSampler(),
     )
     provider.add_span_processor(SessionSpanProcessor(read_baggage=read_baggage))
-    exporter = OTLPSpanExporter(endpoint=resolved_endpoint, headers=_resolve_headers(headers))
+    exporter = ResilientSpanExporter(
+        OTLPSpanExporter(
+            endpoint=resolved_endpoint,
+            headers=_resolve_headers(headers),
+            timeout=None if _timeout_from_environment() else DEFAULT_EXPORT_TIMEOUT_SECONDS,
+        ),
+        max_pending_spans=int(_env_float("SPANLOOM_MAX_PENDING_SPANS") or DEFAULT_MAX_PENDING_SPANS),
+    )
     provider.add_span_processor(BatchSpanProcessor(exporter) if batch else SimpleSpanProcessor(exporter))
     # The config instrumentors and spanloom tracers use when given none of their own.
     provider._spanloom_config = config or TraceConfig()  # type: ignore[attr-defined]
