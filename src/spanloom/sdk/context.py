@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextvars
 import functools
 import inspect
-import json
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
@@ -29,6 +28,7 @@ from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, Context, attach
 
 from spanloom import semconv
 from spanloom.sdk._guard import log_failure, strict_mode
+from spanloom.sdk._text import clean_text, dumps, is_clean_text
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -108,7 +108,10 @@ def reject(message: str, error: type[Exception] = ValueError, stacklevel: int = 
 
 def _valid_id(value: object, what: str, stacklevel: int = 4) -> bool:
     if isinstance(value, str) and value and not value.isspace():
-        return True
+        if is_clean_text(value):
+            return True
+        reject(f"{what} must be valid UTF-8 text, got {value!r:.80}", ValueError, stacklevel)
+        return False
     if isinstance(value, str):
         reject(f"{what} must be a non-empty string, got {value!r}", ValueError, stacklevel)
     else:
@@ -118,15 +121,6 @@ def _valid_id(value: object, what: str, stacklevel: int = 4) -> bool:
             stacklevel,
         )
     return False
-
-
-def dumps(value: Any) -> str:
-    """JSON for attribute values: anything unserializable becomes its str(), never an error."""
-    try:
-        return json.dumps(value, ensure_ascii=False, default=str)
-    except (TypeError, ValueError):
-        # circular references, keys that are not str/int/float/bool/None
-        return json.dumps(str(value), ensure_ascii=False)
 
 
 def _valid_metadata(metadata: object) -> dict[str, Any] | None:
@@ -144,7 +138,7 @@ def _valid_tags(tags: object) -> tuple[str, ...] | None:
     if not all(isinstance(tag, str) for tag in tags):
         reject(f"tags must be a list of strings, got {tags!r:.80}", TypeError)
         return None
-    return tuple(dict.fromkeys(tags))
+    return tuple(dict.fromkeys(clean_text(tag) for tag in tags))
 
 
 def _valid_optional_str(value: object, what: str) -> bool:
@@ -479,9 +473,9 @@ def _add_prompt_template(
     entries: dict[str, object], template: object, version: object, variables: object
 ) -> None:
     if template and _valid_optional_str(template, "prompt_template"):
-        entries[PROMPT_TEMPLATE_KEY] = template
+        entries[PROMPT_TEMPLATE_KEY] = clean_text(template)  # type: ignore[arg-type]
     if version and _valid_optional_str(version, "prompt_template_version"):
-        entries[PROMPT_TEMPLATE_VERSION_KEY] = version
+        entries[PROMPT_TEMPLATE_VERSION_KEY] = clean_text(version)  # type: ignore[arg-type]
     if variables is not None:
         if isinstance(variables, Mapping):
             entries[PROMPT_TEMPLATE_VARIABLES_KEY] = dumps(dict(variables))

@@ -15,6 +15,7 @@ from opentelemetry import trace as trace_api
 
 from spanloom import semconv
 from spanloom.sdk._guard import log_failure
+from spanloom.sdk._text import clean_text
 from spanloom.sdk.context import reject
 
 
@@ -37,7 +38,7 @@ def log_evaluation(
     if score is None and label is None:
         reject(f"evaluation {name!r} needs a score or a label", ValueError, stacklevel=3)
         return
-    attributes: dict[str, Any] = {semconv.EVALUATION_NAME: name}
+    attributes: dict[str, Any] = {semconv.EVALUATION_NAME: clean_text(name)}
     if score is not None:
         if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score):
             reject(f"evaluation score must be a finite number, got {score!r:.80}", TypeError, stacklevel=3)
@@ -47,9 +48,9 @@ def log_evaluation(
         if not isinstance(label, str):
             reject(f"evaluation label must be a string, got {type(label).__name__}", TypeError, stacklevel=3)
             return
-        attributes[semconv.EVALUATION_LABEL] = label
+        attributes[semconv.EVALUATION_LABEL] = clean_text(label)
     if explanation is not None:
-        attributes[semconv.EVALUATION_EXPLANATION] = str(explanation)
+        attributes[semconv.EVALUATION_EXPLANATION] = clean_text(str(explanation))
     try:
         target = span if span is not None else trace_api.get_current_span()
         target.add_event(semconv.EVALUATION_EVENT, attributes=attributes)

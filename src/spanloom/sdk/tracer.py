@@ -21,7 +21,8 @@ from opentelemetry.trace import Span, Status, StatusCode, TracerProvider
 
 from spanloom import semconv
 from spanloom.sdk._guard import log_failure
-from spanloom.sdk.context import dumps, get_attributes_from_context, is_tracing_suppressed
+from spanloom.sdk._text import clean_text, dumps
+from spanloom.sdk.context import get_attributes_from_context, is_tracing_suppressed
 from spanloom.sdk.mask import TraceConfig
 from spanloom.sdk.register import config_of
 from spanloom.semconv import SpanKind
@@ -43,7 +44,7 @@ _JSON_TYPES.update({python_type.__name__: json_type for python_type, json_type i
 
 def _value_and_mime(value: Any) -> tuple[str, str]:
     if isinstance(value, str):
-        return value, semconv.MIME_TEXT
+        return clean_text(value), semconv.MIME_TEXT
     return dumps(value), semconv.MIME_JSON
 
 
