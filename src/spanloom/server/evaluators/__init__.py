@@ -1,0 +1,1 @@
+"""Server-side evaluators: built-in judgements of stored spans, configured per project."""
