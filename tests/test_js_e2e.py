@@ -251,3 +251,15 @@ def test_js_readme_quickstart_runs_and_exports_ids(tmp_path: Path) -> None:
         assert span["attributes"]["user.id"] == "alice"
         assert json.loads(span["attributes"]["metadata"]) == {"plan": "pro"}
         assert span["attributes"]["tag.tags"] == ["beta"]
+
+
+def test_node_unit_tests_pass() -> None:
+    """The package's own `node --test` suite (seed snippets, await/timers, validation), so the
+    README's one test command covers the JavaScript side too."""
+    node = _node()
+    _ensure_built()
+    result = subprocess.run(
+        [node, "--test", "test/"], cwd=JS_DIR, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert re.search(r"^# fail 0$", result.stdout, flags=re.MULTILINE), result.stdout[-2000:]
