@@ -250,7 +250,7 @@ def test_openapi_and_docs(server: RunningServer):
     parameters = {p["name"] for p in spec["paths"]["/api/traces"]["get"]["parameters"]}
     assert {"project", "sort", "cursor", "session_id", "span_kind", "model", "status"} <= parameters
     assert server.get("/docs").status_code == 200
-    assert server.client.get("/", follow_redirects=False).headers["location"] == "/docs"
+    assert server.client.get("/", follow_redirects=False).headers["location"] == "/sessions"
 
 
 def test_api_key_when_configured(tmp_path: Path):

@@ -12,7 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from spanloom.server.api.routes import router as api_router
 from spanloom.server.errors import HttpError, error_response
@@ -20,6 +20,7 @@ from spanloom.server.ingest.route import create_ingest_router
 from spanloom.server.pricing import load_price_table
 from spanloom.server.settings import Settings
 from spanloom.server.store.base import Store
+from spanloom.server.web import router as web_router
 
 # Readable without a key: the API's description, not its data.
 _OPEN_PATHS = ("/", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc")
@@ -72,9 +73,8 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
     async def starlette_error(request: Request, error: StarletteHTTPException) -> Response:
         return error_response(error.status_code, _status_code_name(error.status_code), str(error.detail))
 
-    @app.get("/", include_in_schema=False)
-    def index() -> RedirectResponse:
-        return RedirectResponse("/docs")
+    # The dashboard's pages ("/" redirects to /sessions).
+    app.include_router(web_router)
 
     app.include_router(
         create_ingest_router(

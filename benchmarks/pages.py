@@ -1,0 +1,129 @@
+"""Dashboard render times on a server filled with the ingest benchmark's data.
+
+Run: ``python benchmarks/pages.py [--spans 100000]``. Fills a fresh server with the spans of
+``benchmarks/ingest.py`` (the demo's shapes: agent, tool and LLM spans with flattened messages;
+sessions sized so that they have about 30 turns each), then requests each page repeatedly and
+prints the median and p95 time the server spent on it, measured inside the server process by a
+thin ASGI wrapper (from the request's arrival to the last byte of the response), so HTTP client
+overhead is left out. Target: under 100 ms median for each at 100,000 spans. The last row is
+the navigation's project list, which pages cache for a few seconds: its cost is paid by one
+request per interval, so it is shown on its own rather than hidden in the medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ingest import build_payloads, send_all  # the ingest benchmark's data, byte for byte
+
+from spanloom.server.app import create_app
+from spanloom.server.settings import Settings
+from spanloom.server.store.sqlite import SqliteStore
+from spanloom.server.web.projects import TTL_SECONDS
+
+TURNS = 30
+
+
+class ServerTimer:
+    """ASGI middleware: the server-side duration of every request, by path."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.durations: dict[str, list[float]] = defaultdict(list)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        query = scope.get("query_string", b"").decode()
+        target = f"{scope['path']}?{query}" if query else scope["path"]
+
+        async def timed_send(message: dict[str, Any]) -> None:
+            await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                self.durations[target].append((time.perf_counter() - start) * 1000)
+
+        await self.app(scope, receive, timed_send)
+
+
+def wait_until(condition: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--spans", type=int, default=100_000)
+    parser.add_argument("--users", type=int, default=100)
+    parser.add_argument("--repeat", type=int, default=30, help="requests per page (after 3 warm-ups)")
+    args = parser.parse_args()
+    sessions = max(1, args.spans // (3 * TURNS))  # three spans per turn
+    payloads, _ = build_payloads(args.spans, sessions, args.users)
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "pages.db"
+        store = SqliteStore(db)
+        timer = ServerTimer(create_app(Settings(db_path=db), store))
+        server = uvicorn.Server(uvicorn.Config(timer, host="127.0.0.1", port=0, log_level="warning"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        wait_until(lambda: server.started, 30, "the server to start")
+        base = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+        try:
+            send_all(f"{base}/v1/traces", payloads)
+            with httpx.Client(base_url=base, timeout=60) as client:
+                items = client.get("/api/sessions", params={"limit": 1000}).json()["items"]
+                session = min(items, key=lambda item: abs(item["trace_count"] - TURNS))
+                turns = session["trace_count"]
+                pages = {
+                    "/sessions": "/sessions",
+                    f"/sessions/{{id}} ({turns} turns)": f"/sessions/{session['session_id']}",
+                    "/users": "/users",
+                    "/users?sort=errors&order=desc": "/users?sort=errors&order=desc",
+                    "/traces": "/traces",
+                }
+                for path in pages.values():
+                    for _ in range(3 + args.repeat):
+                        response = client.get(path)
+                        assert response.status_code == 200, (path, response.status_code)
+            # The navigation's project list is cached for a few seconds (server/web/projects.py);
+            # the request that refreshes it pays this on top of its page.
+            projects_ms = []
+            for _ in range(5):
+                start = time.perf_counter()
+                store.list_projects()
+                projects_ms.append((time.perf_counter() - start) * 1000)
+        finally:
+            server.should_exit = True
+            thread.join(timeout=30)
+            store.close()
+    print(
+        f"{args.spans:,} spans, {sessions:,} sessions, {args.users} users; {args.repeat} requests per page\n"
+    )
+    print("| page | median | p95 | target |")
+    print("|---|---|---|---|")
+    for label, path in pages.items():
+        durations = sorted(timer.durations[path][3:])  # without the warm-ups
+        p95 = durations[min(len(durations) - 1, int(len(durations) * 0.95))]
+        print(f"| {label} | {statistics.median(durations):.1f} ms | {p95:.1f} ms | < 100 ms |")
+    refresh = f"project list refresh (once per {TTL_SECONDS:.0f} s, any page)"
+    print(f"| {refresh} | {statistics.median(projects_ms):.1f} ms | {max(projects_ms):.1f} ms (max) | |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""The trace page's view: spans in tree order with depth and waterfall geometry.
+
+Geometry is computed here as plain numbers (0 to 1000 across the trace's duration) and drawn
+as SVG rect attributes: the Content-Security-Policy forbids inline styles, and attributes of
+an SVG element are not styles.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from spanloom.server.store.base import SpanRecord, TraceDetail
+from spanloom.server.web.messages import EXCEPTION_KEYS, Payload, payload, pretty
+
+WATERFALL_WIDTH = 1000
+MIN_BAR = 3  # a zero-length span stays visible
+MAX_DEPTH_CLASS = 15  # deeper spans are indented like this one (CSS has a rule per depth)
+
+
+@dataclass
+class EventView:
+    name: str
+    time_ns: int | None
+    attributes: list[tuple[str, str]]
+    exception: dict[str, str] | None  # type, message, stacktrace of an "exception" event
+
+
+@dataclass
+class SpanView:
+    span: SpanRecord
+    depth: int
+    offset: float  # waterfall x, 0..WATERFALL_WIDTH
+    width: float
+    input: Payload | None
+    output: Payload | None
+    attributes: list[tuple[str, str]]
+    events: list[EventView] = field(default_factory=list)  # other than exceptions
+    exceptions: list[dict[str, str]] = field(default_factory=list)  # type, message, stacktrace
+    first_error: bool = False
+
+    @property
+    def depth_class(self) -> int:
+        return min(self.depth, MAX_DEPTH_CLASS)
+
+    @property
+    def failed(self) -> bool:
+        return self.span.status_code == "ERROR"
+
+
+@dataclass
+class TraceView:
+    detail: TraceDetail
+    spans: list[SpanView]
+    start_ns: int
+    duration_ms: float
+
+
+def tree_order(spans: list[SpanRecord]) -> list[tuple[SpanRecord, int]]:
+    """Depth-first, children by start time; spans whose parent is missing become roots.
+
+    Iterative (a deep chain must not hit the recursion limit) and cycle-safe: parent links
+    come from the client, so a span is placed once even if the links loop.
+    """
+    by_id = {span.span_id: span for span in spans}
+    children: dict[str | None, list[SpanRecord]] = defaultdict(list)
+    for span in spans:
+        parent = span.parent_span_id if span.parent_span_id in by_id else None
+        children[parent].append(span)
+    ordered: list[tuple[SpanRecord, int]] = []
+    placed: set[str] = set()
+    # Roots first; then anything a parent loop left unreachable.
+    for root in [*children[None], *spans]:
+        stack = [(root, 0)]
+        while stack:
+            span, depth = stack.pop()
+            if span.span_id in placed:
+                continue
+            placed.add(span.span_id)
+            ordered.append((span, depth))
+            kids = sorted(children.get(span.span_id, ()), key=lambda s: (s.start_time_ns, s.span_id))
+            stack.extend((kid, depth + 1) for kid in reversed(kids))
+    return ordered
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _event(event: dict[str, Any]) -> EventView:
+    attributes = event.get("attributes") or {}
+    name = str(event.get("name") or "event")
+    exception = None
+    if name == "exception":
+        # "exception.type" -> "type": the template reads type, message and stacktrace.
+        present = [key for key in EXCEPTION_KEYS if key in attributes]
+        exception = {key.removeprefix("exception."): _text(attributes[key]) for key in present}
+    hidden = EXCEPTION_KEYS if exception is not None else ()
+    shown = sorted((key, _text(value)) for key, value in attributes.items() if key not in hidden)
+    return EventView(name, event.get("time_ns"), shown, exception)
+
+
+def trace_view(detail: TraceDetail) -> TraceView:
+    spans = detail.spans
+    start = min((span.start_time_ns for span in spans), default=detail.summary.start_time_ns)
+    end = max((span.end_time_ns for span in spans), default=detail.summary.end_time_ns)
+    total = max(end - start, 1)
+    views = []
+    first_error_seen = False
+    for span, depth in tree_order(spans):
+        offset = min((span.start_time_ns - start) / total * WATERFALL_WIDTH, WATERFALL_WIDTH - MIN_BAR)
+        width = (span.end_time_ns - span.start_time_ns) / total * WATERFALL_WIDTH
+        view = SpanView(
+            span=span,
+            depth=depth,
+            offset=round(offset, 2),
+            width=round(min(max(width, MIN_BAR), WATERFALL_WIDTH - offset), 2),
+            input=payload(span, "input"),
+            output=payload(span, "output"),
+            attributes=sorted((key, pretty(value)) for key, value in span.attributes.items()),
+        )
+        for event in map(_event, span.events):
+            if event.exception is None:
+                view.events.append(event)
+            else:
+                view.exceptions.append(event.exception)
+        if view.failed and not first_error_seen:
+            view.first_error = first_error_seen = True
+        views.append(view)
+    return TraceView(detail, views, start, (end - start) / 1e6)
