@@ -34,6 +34,11 @@ def connect_writer(path: Path) -> sqlite3.Connection:
     # the OS's file cache); only a power loss can lose the last commits, and never corrupts the
     # file. FULL would add an fsync per batch for that case.
     connection.execute("PRAGMA synchronous = NORMAL")
+    # Checkpoints (copying the WAL back into the file, with an fsync) run on the store's
+    # checkpoint thread, overlapping the writer's work. The writer's own checkpoint after a commit
+    # is the backstop that keeps the WAL bounded (64 MiB) when that thread falls behind; at
+    # SQLite's default of 4 MiB it would run after nearly every busy commit and stall it.
+    connection.execute("PRAGMA wal_autocheckpoint = 16384")
     # Keep the WAL file from staying large after bursts: truncate it to 64 MiB on checkpoint.
     connection.execute("PRAGMA journal_size_limit = 67108864")
     _apply_common(connection, cache_kib=32_768)
@@ -48,4 +53,12 @@ def connect_reader(path: Path) -> sqlite3.Connection:
     # A guard: the read path must never write (it would contend with the writer).
     connection.execute("PRAGMA query_only = ON")
     _apply_common(connection, cache_kib=8_192)
+    return connection
+
+
+def connect_checkpointer(path: Path) -> sqlite3.Connection:
+    """The connection of the checkpoint thread: it only runs PASSIVE checkpoints, which never
+    block the writer or readers."""
+    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     return connection

@@ -52,7 +52,11 @@ TRACE_SORTS = {
 _ORDERS = {"asc": ("ASC", ">"), "desc": ("DESC", "<")}
 
 _SESSION_COLUMNS = (
-    "s.session_id, s.project, s.user_id, s.trace_count, s.first_input, s.last_output, s.start_ns, s.end_ns,"
+    "s.session_id, s.project, s.user_id, s.trace_count,"
+    # The texts live once, on their traces: a session row stays small, so updating it as turns
+    # arrive rewrites a few hundred bytes instead of kilobytes of text.
+    " (SELECT input FROM traces WHERE trace_id = s.first_input_trace),"
+    " (SELECT output FROM traces WHERE trace_id = s.last_output_trace), s.start_ns, s.end_ns,"
     " s.total_tokens, s.cost, s.error_count, s.latency_p50_ms, s.latency_p95_ms, s.tags, s.metadata"
 )
 _USER_COLUMNS = (
@@ -67,7 +71,7 @@ _TRACE_COLUMNS = (
 _SPAN_COLUMNS = (
     "trace_id, span_id, parent_span_id, name, project, start_ns, end_ns, otel_kind, span_kind, session_id,"
     " user_id, status_code, status_message, model, prompt_tokens, completion_tokens, total_tokens, cost,"
-    " input, output, metadata, tags, attributes, events, resource"
+    " input, output, metadata, tags, attributes, events, resource, input_key, input_at, output_key, output_at"
 )
 # A JSON value as the text a client would type after '=' (true/false rather than 1/0).
 _JSON_VALUE_TEXT = (
@@ -92,12 +96,28 @@ def _trace_row(row: tuple[Any, ...]) -> TraceSummary:
     return TraceSummary(*row[:17], tags=json.loads(row[17]), metadata=json.loads(row[18]))
 
 
+def _restore_attributes(attributes: dict[str, Any], row: tuple[Any, ...]) -> dict[str, Any]:
+    """Put back the attribute that input/output was read from (the writer left it out of the
+    attributes JSON because the input/output column holds the same text), at its position."""
+    moved = sorted(
+        (position, key, text)
+        for key, position, text in ((row[25], row[26], row[18]), (row[27], row[28], row[19]))
+        if key is not None
+    )
+    if not moved:
+        return attributes
+    items = list(attributes.items())
+    for position, key, text in moved:
+        items.insert(position, (key, text))
+    return dict(items)
+
+
 def _span_row(row: tuple[Any, ...]) -> SpanRecord:
     return SpanRecord(
         *row[:20],
         metadata=json.loads(row[20]),
         tags=json.loads(row[21]),
-        attributes=json.loads(row[22]),
+        attributes=_restore_attributes(json.loads(row[22]), row),
         events=json.loads(row[23]),
         resource=json.loads(row[24]),
     )

@@ -1,174 +1,234 @@
-"""Writing a batch: spans plus the trace, session and user rollups they change, in one transaction.
+"""Writing a transaction's spans plus the trace, session and user rollups they change.
 
-Rollups are recomputed from their children (a trace from its spans, a session from its traces,
-a user from their traces) rather than adjusted by deltas. That is what makes arrival order
-irrelevant: a child that arrives before its parent, a span that names a session its trace did
-not know yet, or a retried batch all end in the same rows as an in-order stream. It stays cheap
-because a trace has few spans and a session few traces, and each recompute reads the small
-leading columns only (no input/output text).
+Each touched trace is recounted once per transaction from its spans (few), and its row is
+rewritten only if it changed. Sessions are recounted from the covering index traces_by_session
+(a few dozen small index entries, never a trace row, and never more than the session's own
+turns). Users can have any number of traces, so they change by deltas: each changed trace
+subtracts its old contribution and adds its new one, in the same transaction. The rare change
+a delta cannot express (a trace leaving its user when the root arrives naming another) recounts
+that user. Every path ends in the rows a recount from the raw spans would give, whatever the
+arrival order: see tests/server/test_store_rollups.py.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import sqlite3
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
 from spanloom.server.store.base import SpanRecord
 from spanloom.server.store.sqlite import write_queries as sql
+from spanloom.server.store.sqlite.trace_rollup import (
+    TraceRollup,
+    compute_trace,
+    facts_of,
+    facts_of_row,
+    merge_labels,
+    percentile,
+)
 
-_SPAN = {name: index for index, name in enumerate(sql.TRACE_SPAN_COLUMNS)}
-_TRACE = {name: index for index, name in enumerate(sql.SESSION_TRACE_COLUMNS)}
+_T = {name: index for index, name in enumerate(sql.TRACE_COLUMNS)}
+_ST = {name: index for index, name in enumerate(sql.SESSION_TRACE_COLUMNS)}
+_U = {name: index for index, name in enumerate(sql.USER_COLUMNS)}
 
-
-def percentile(sorted_values: Sequence[float], fraction: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default); 0.0 for no values."""
-    if not sorted_values:
-        return 0.0
-    position = (len(sorted_values) - 1) * fraction
-    low, high = math.floor(position), math.ceil(position)
-    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (position - low)
-
-
-def _merge_json(rows: Sequence[Sequence[Any]], tags_at: int, metadata_at: int) -> tuple[str, str]:
-    """Tags: the union in order. Metadata: merged, the first row naming a key wins."""
-    tags: list[str] = []
-    metadata: dict[str, Any] = {}
-    # Most rows carry no tags or metadata, or the same as their neighbours: parse each
-    # distinct text once (this runs for every session a batch touches).
-    seen: set[str] = {"[]", "{}"}
-    for row in rows:
-        tags_text, metadata_text = row[tags_at], row[metadata_at]
-        if tags_text not in seen:
-            seen.add(tags_text)
-            tags.extend(tag for tag in json.loads(tags_text) if tag not in tags)
-        if metadata_text not in seen:
-            seen.add(metadata_text)
-            for key, value in json.loads(metadata_text).items():
-                metadata.setdefault(key, value)
-    if not tags and not metadata:
-        return "[]", "{}"
-    return json.dumps(tags, ensure_ascii=False), json.dumps(metadata, ensure_ascii=False)
+# trace id -> (the row before this transaction or None, the row now, (input, output) now)
+_Changes = dict[str, tuple[tuple[Any, ...] | None, tuple[Any, ...], tuple[Any, Any]]]
 
 
-def refresh_trace(connection: sqlite3.Connection, trace_id: str) -> tuple[str | None, str | None]:
-    """Recompute one trace's rollup from its spans; returns its (session_id, user_id)."""
-    rows = sql.select_trace_spans(connection, trace_id)
-    span_ids = {row[_SPAN["span_id"]] for row in rows}
-    root = next((row for row in rows if row[_SPAN["parent_span_id"]] is None), None)
-    # Until the root arrives, the earliest span whose parent is missing stands in for it.
-    head = root or next((row for row in rows if row[_SPAN["parent_span_id"]] not in span_ids), rows[0])
-    # The root's ids win; otherwise the earliest span that names one (ids only on a child span).
-    ordered = [head, *(row for row in rows if row is not head)]
-    session_id = next((row[_SPAN["session_id"]] for row in ordered if row[_SPAN["session_id"]]), None)
-    user_id = next((row[_SPAN["user_id"]] for row in ordered if row[_SPAN["user_id"]]), None)
-    input_row = next((row for row in ordered if row[_SPAN["has_input"]]), None)
-    output_row = head if head[_SPAN["has_output"]] else None
-    if output_row is None:
-        by_end = sorted(rows, key=lambda row: row[_SPAN["end_ns"]], reverse=True)
-        output_row = next((row for row in by_end if row[_SPAN["has_output"]]), None)
-    start = min(row[_SPAN["start_ns"]] for row in rows)
-    end = max(row[_SPAN["end_ns"]] for row in rows)
-    latency_ns = (root[_SPAN["end_ns"]] - root[_SPAN["start_ns"]]) if root else end - start
-    errors = sum(row[_SPAN["status_code"]] == "ERROR" for row in rows)
-    tags, metadata = _merge_json(ordered, _SPAN["tags"], _SPAN["metadata"])
-    sql.replace_trace(
-        connection,
-        (
-            trace_id,
-            head[_SPAN["project"]],
-            session_id,
-            user_id,
-            root[_SPAN["span_id"]] if root else None,
-            head[_SPAN["name"]],
-            head[_SPAN["span_kind"]],
-            start,
-            end,
-            latency_ns / 1e6,
-            len(rows),
-            errors,
-            sum(row[_SPAN["total_tokens"]] or 0 for row in rows),
-            sum(row[_SPAN["cost"]] or 0.0 for row in rows),
-            "ERROR" if errors else head[_SPAN["status_code"]],
-            tags,
-            metadata,
-            sql.select_span_input(connection, trace_id, input_row[_SPAN["span_id"]]) if input_row else None,
-            sql.select_span_output(connection, trace_id, output_row[_SPAN["span_id"]])
-            if output_row
-            else None,
-        ),
+def write_batch(connection: sqlite3.Connection, spans: Sequence[SpanRecord]) -> None:
+    """Insert spans and update every rollup they touch. The caller owns the transaction."""
+    before = connection.total_changes
+    json_cache: dict[int, str] = {}
+    sql.insert_spans(connection, [sql.span_row(span, json_cache) for span in spans])
+    if connection.total_changes == before:
+        return  # every span was already stored (a retried batch): no rollup changes
+    changes = _write_traces(connection, spans)
+    session_counts = _write_sessions(connection, changes)
+    _write_users(connection, changes, session_counts)
+
+
+def _write_traces(connection: sqlite3.Connection, spans: Sequence[SpanRecord]) -> _Changes:
+    by_trace: dict[str, dict[str, SpanRecord]] = {}
+    for span in spans:
+        # The first copy of a span wins, as INSERT OR IGNORE kept it.
+        by_trace.setdefault(span.trace_id, {}).setdefault(span.span_id, span)
+    old_rows = {row[0]: row for row in sql.select_traces(connection, list(by_trace))}
+    stored: dict[str, list[Any]] = {}
+    if old_rows:
+        # A trace with a row had spans before this transaction: recount from all that is stored.
+        for row in sql.select_stored_spans(connection, list(old_rows)):
+            stored.setdefault(row[0], []).append(facts_of_row(row[1:]))
+    changes: _Changes = {}
+    for trace_id, records in by_trace.items():
+        old = old_rows.get(trace_id)
+        if old is None:
+            # No row means no stored span (rows are written with their spans): all are here.
+            rollup = compute_trace(trace_id, map(facts_of, records.values()))
+            texts = _texts_in_memory(rollup, records)
+        else:
+            rollup = compute_trace(trace_id, stored[trace_id])
+            if rollup.row == old:
+                continue  # nothing new (retried spans)
+            texts = _texts_stored(connection, trace_id, rollup)
+        changes[trace_id] = (old, rollup.row, texts)
+    sql.upsert_traces(connection, [(*new, *texts) for _, new, texts in changes.values()])
+    return changes
+
+
+def _texts_in_memory(rollup: TraceRollup, records: dict[str, SpanRecord]) -> tuple[Any, Any]:
+    return (
+        records[rollup.input_span_id].input if rollup.input_span_id else None,
+        records[rollup.output_span_id].output if rollup.output_span_id else None,
     )
-    return session_id, user_id
 
 
-def refresh_session(connection: sqlite3.Connection, session_id: str) -> None:
-    """Recompute one session's rollup from its traces (or drop it when none name it any more)."""
-    rows = sql.select_session_traces(connection, session_id)
-    if not rows:
-        sql.delete_session(connection, session_id)
+def _texts_stored(connection: sqlite3.Connection, trace_id: str, rollup: TraceRollup) -> tuple[Any, Any]:
+    input_text = output_text = None
+    if rollup.input_span_id:
+        input_text = sql.select_span_texts(connection, trace_id, rollup.input_span_id)[0]
+    if rollup.output_span_id:
+        output_text = sql.select_span_texts(connection, trace_id, rollup.output_span_id)[1]
+    return input_text, output_text
+
+
+def _write_sessions(connection: sqlite3.Connection, changes: _Changes) -> Counter[str]:
+    """Recount every session a changed trace left or joined; returns each user's change in
+    session count (a session counts for a user while one of its traces names them)."""
+    joined: dict[str, Counter[str | None]] = {}
+    left: dict[str, Counter[str | None]] = {}
+    for old, new, _ in changes.values():
+        if old is not None and old[_T["session_id"]]:
+            left.setdefault(old[_T["session_id"]], Counter())[old[_T["user_id"]]] += 1
+        if new[_T["session_id"]]:
+            joined.setdefault(new[_T["session_id"]], Counter())[new[_T["user_id"]]] += 1
+    session_counts: Counter[str] = Counter()
+    for session_id in dict.fromkeys([*left, *joined]):
+        rows = sql.select_session_traces(connection, session_id)
+        after = Counter(row[_ST["user_id"]] for row in rows)
+        came, went = joined.get(session_id, Counter()), left.get(session_id, Counter())
+        for user_id in {*after, *came, *went} - {None}:
+            was_in = after[user_id] - came[user_id] + went[user_id] > 0
+            session_counts[user_id] += (after[user_id] > 0) - was_in  # type: ignore[index]
+        if rows:
+            _write_session(connection, session_id, rows)
+        else:
+            sql.delete_session(connection, session_id)
+    return session_counts
+
+
+def _write_session(connection: sqlite3.Connection, session_id: str, rows: list[tuple[Any, ...]]) -> None:
+    latencies = sorted(row[_ST["latency_ms"]] for row in rows)
+    input_trace = next((row[_ST["trace_id"]] for row in rows if row[_ST["has_input"]]), None)
+    output_trace = next((row[_ST["trace_id"]] for row in reversed(rows) if row[_ST["has_output"]]), None)
+    tags_json, metadata_json = "[]", "{}"
+    if any(row[_ST["labeled"]] for row in rows):
+        labels = sql.select_session_labels(connection, session_id)
+        tags, metadata = merge_labels((json.loads(tags), json.loads(meta)) for tags, meta in labels)
+        tags_json = sql.to_json(tags) if tags else "[]"
+        metadata_json = sql.to_json(metadata) if metadata else "{}"
+    nanos = sum(row[_ST["cost_nanos"]] for row in rows)
+    row = (
+        session_id,
+        rows[0][_ST["project"]],
+        next((row[_ST["user_id"]] for row in rows if row[_ST["user_id"]]), None),
+        len(rows),
+        rows[0][_ST["start_ns"]],
+        max(row[_ST["end_ns"]] for row in rows),
+        sum(row[_ST["total_tokens"]] for row in rows),
+        nanos / 1e9,
+        nanos,
+        sum(row[_ST["error_count"]] > 0 for row in rows),
+        percentile(latencies, 0.5),
+        percentile(latencies, 0.95),
+        input_trace,
+        output_trace,
+        tags_json,
+        metadata_json,
+    )
+    if row != sql.select_session(connection, session_id):
+        sql.upsert_session(connection, row)
+
+
+def _write_users(connection: sqlite3.Connection, changes: _Changes, session_counts: Counter[str]) -> None:
+    touched = dict.fromkeys(
+        user_id
+        for old, new, _ in changes.values()
+        for user_id in (old[_T["user_id"]] if old else None, new[_T["user_id"]])
+        if user_id
+    )
+    if not touched:
         return
-    latencies = sorted(row[_TRACE["latency_ms"]] for row in rows)
-    first_with_input = next((row for row in rows if row[_TRACE["has_input"]]), None)
-    last_with_output = next((row for row in reversed(rows) if row[_TRACE["has_output"]]), None)
-    tags, metadata = _merge_json(rows, _TRACE["tags"], _TRACE["metadata"])
-    sql.replace_session(
-        connection,
-        (
-            session_id,
-            rows[0][_TRACE["project"]],
-            next((row[_TRACE["user_id"]] for row in rows if row[_TRACE["user_id"]]), None),
-            len(rows),
-            min(row[_TRACE["start_ns"]] for row in rows),
-            max(row[_TRACE["end_ns"]] for row in rows),
-            sum(row[_TRACE["total_tokens"]] for row in rows),
-            sum(row[_TRACE["cost"]] for row in rows),
-            sum(row[_TRACE["error_count"]] > 0 for row in rows),
-            percentile(latencies, 0.5),
-            percentile(latencies, 0.95),
-            tags,
-            metadata,
-            sql.select_trace_input(connection, first_with_input[_TRACE["trace_id"]])
-            if first_with_input
-            else None,
-            sql.select_trace_output(connection, last_with_output[_TRACE["trace_id"]])
-            if last_with_output
-            else None,
-        ),
-    )
+    users = {row[0]: list(row) for row in sql.select_users(connection, list(touched))}
+    recount: set[str] = set()
+    for trace_id, (old, new, _) in changes.items():
+        old_user, new_user = (old[_T["user_id"]] if old else None), new[_T["user_id"]]
+        if old_user and old_user != new_user:
+            recount.add(old_user)  # min/max cannot be undone by a delta
+        if new_user and new_user not in recount:
+            user = users.get(new_user)
+            if user is None:
+                user = users[new_user] = [new_user, "", 0, 0, 0, 0.0, 0, 0, None, None, None]
+            # A trace that named no user, or another one, joins new_user afresh.
+            _add_trace(user, trace_id, old if old_user == new_user else None, new)
+    for user_id, delta in session_counts.items():
+        if user_id in users and user_id not in recount:
+            users[user_id][_U["session_count"]] += delta
+    for user_id in recount:
+        users.pop(user_id, None)
+        _recount_user(connection, user_id)
+    for user in users.values():
+        user[_U["cost"]] = user[_U["cost_nanos"]] / 1e9
+    sql.upsert_users(connection, users.values())
 
 
-def refresh_user(connection: sqlite3.Connection, user_id: str) -> None:
-    """Recompute one user's rollup from their traces (or drop it when none name them any more)."""
-    traces, sessions, tokens, cost, errors, first_seen, last_seen = sql.select_user_totals(
+def _add_trace(user: list[Any], trace_id: str, old: tuple[Any, ...] | None, new: tuple[Any, ...]) -> None:
+    """Apply one trace's change to its user's rollup: subtract `old` (None: the trace is new to
+    the user) and add `new`. A trace's start only moves earlier and its end later as spans
+    arrive, so first/last seen stay exact as min/max."""
+    if old is None:
+        user[_U["trace_count"]] += 1
+        old_tokens = old_nanos = old_failed = 0
+    else:
+        old_tokens, old_nanos = old[_T["total_tokens"]], old[_T["cost_nanos"]]
+        old_failed = int(old[_T["error_count"]] > 0)
+    user[_U["total_tokens"]] += new[_T["total_tokens"]] - old_tokens
+    user[_U["cost_nanos"]] += new[_T["cost_nanos"]] - old_nanos
+    user[_U["error_count"]] += int(new[_T["error_count"]] > 0) - old_failed
+    start, end = new[_T["start_ns"]], new[_T["end_ns"]]
+    first = user[_U["first_trace_id"]]
+    # The user's project is the one of their first trace by (start, trace id).
+    if first is None or first == trace_id or (start, trace_id) < (user[_U["first_seen_ns"]], first):
+        user[_U["first_seen_ns"]], user[_U["first_trace_id"]] = start, trace_id
+        user[_U["project"]] = new[_T["project"]]
+    if user[_U["last_seen_ns"]] is None or end > user[_U["last_seen_ns"]]:
+        user[_U["last_seen_ns"]] = end
+
+
+def _recount_user(connection: sqlite3.Connection, user_id: str) -> None:
+    traces, sessions, tokens, nanos, errors, first_seen, last_seen = sql.select_user_totals(
         connection, user_id
     )
     if not traces:
         sql.delete_user(connection, user_id)
         return
-    project = sql.select_user_first_project(connection, user_id) or ""
-    sql.replace_user(
-        connection, (user_id, project, sessions, traces, tokens, cost, errors, first_seen, last_seen)
+    first_trace_id, project = sql.select_user_first_trace(connection, user_id) or ("", "")
+    sql.upsert_users(
+        connection,
+        [
+            (
+                user_id,
+                project,
+                sessions,
+                traces,
+                tokens,
+                nanos / 1e9,
+                nanos,
+                errors,
+                first_seen,
+                last_seen,
+                first_trace_id,
+            )
+        ],
     )
-
-
-def write_batch(connection: sqlite3.Connection, spans: Sequence[SpanRecord]) -> None:
-    """Insert spans and refresh every rollup they touch. The caller owns the transaction."""
-    before = connection.total_changes
-    sql.insert_spans(connection, map(sql.span_row, spans))
-    if connection.total_changes == before:
-        return  # every span was already stored (a retried batch): no rollup changes
-    sessions: dict[str, None] = {}
-    users: dict[str, None] = {}
-    for trace_id in dict.fromkeys(span.trace_id for span in spans):
-        previous = sql.select_trace_owner(connection, trace_id)
-        for session_id, user_id in (previous or (None, None), refresh_trace(connection, trace_id)):
-            if session_id:
-                sessions[session_id] = None
-            if user_id:
-                users[user_id] = None
-    for session_id in sessions:
-        refresh_session(connection, session_id)
-    for user_id in users:
-        refresh_user(connection, user_id)

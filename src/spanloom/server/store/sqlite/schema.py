@@ -33,6 +33,14 @@ CREATE TABLE spans (
     completion_tokens INTEGER,
     total_tokens INTEGER,
     cost REAL,
+    has_input INTEGER NOT NULL,
+    has_output INTEGER NOT NULL,
+    -- The attribute each of input/output was read from, and its position, when that attribute
+    -- was left out of `attributes` (it held the very same text): get_trace puts it back there.
+    input_key TEXT,
+    input_at INTEGER,
+    output_key TEXT,
+    output_at INTEGER,
     tags TEXT NOT NULL,
     metadata TEXT NOT NULL,
     input TEXT,
@@ -43,6 +51,9 @@ CREATE TABLE spans (
     PRIMARY KEY (trace_id, span_id)
 );
 
+-- cost_nanos: the cost in integer nano-USD. Session and user totals add and subtract these, so
+-- a total kept by deltas is exact and equals a recount whatever the arrival order (float sums
+-- would drift). `labeled`: the trace has tags or metadata.
 CREATE TABLE traces (
     trace_id TEXT PRIMARY KEY,
     project TEXT NOT NULL,
@@ -58,17 +69,29 @@ CREATE TABLE traces (
     error_count INTEGER NOT NULL,
     total_tokens INTEGER NOT NULL,
     cost REAL NOT NULL,
+    cost_nanos INTEGER NOT NULL,
     status TEXT NOT NULL,
+    has_input INTEGER NOT NULL,
+    has_output INTEGER NOT NULL,
+    labeled INTEGER NOT NULL,
     tags TEXT NOT NULL,
     metadata TEXT NOT NULL,
     input TEXT,
     output TEXT
 );
-CREATE INDEX traces_by_session ON traces (session_id, start_ns);
+-- Covering: a session's rollup is recounted from this index alone (no trace row is read), and
+-- a session's turns come out in order.
+CREATE INDEX traces_by_session ON traces (
+    session_id, start_ns, trace_id, end_ns, latency_ms, user_id, project, total_tokens, cost_nanos,
+    error_count, has_input, has_output, labeled
+);
 CREATE INDEX traces_by_user ON traces (user_id, start_ns);
 CREATE INDEX traces_by_start ON traces (start_ns, trace_id);
 CREATE INDEX traces_by_project ON traces (project, start_ns);
 
+-- first_input_trace / last_output_trace: the traces whose input/output are the session's first
+-- input and last output. The texts are read from those traces, not copied: a session row stays
+-- a few hundred bytes however long the texts, and rewriting it as turns arrive stays cheap.
 CREATE TABLE sessions (
     session_id TEXT PRIMARY KEY,
     project TEXT NOT NULL,
@@ -78,18 +101,20 @@ CREATE TABLE sessions (
     end_ns INTEGER NOT NULL,
     total_tokens INTEGER NOT NULL,
     cost REAL NOT NULL,
+    cost_nanos INTEGER NOT NULL,
     error_count INTEGER NOT NULL,
     latency_p50_ms REAL NOT NULL,
     latency_p95_ms REAL NOT NULL,
+    first_input_trace TEXT,
+    last_output_trace TEXT,
     tags TEXT NOT NULL,
-    metadata TEXT NOT NULL,
-    first_input TEXT,
-    last_output TEXT
+    metadata TEXT NOT NULL
 );
 CREATE INDEX sessions_by_start ON sessions (start_ns, session_id);
 CREATE INDEX sessions_by_end ON sessions (end_ns, session_id);
 CREATE INDEX sessions_by_user ON sessions (user_id, start_ns);
 
+-- first_trace_id: with first_seen_ns, the key of the trace whose project the user takes.
 CREATE TABLE users (
     user_id TEXT PRIMARY KEY,
     project TEXT NOT NULL,
@@ -97,9 +122,11 @@ CREATE TABLE users (
     trace_count INTEGER NOT NULL,
     total_tokens INTEGER NOT NULL,
     cost REAL NOT NULL,
+    cost_nanos INTEGER NOT NULL,
     error_count INTEGER NOT NULL,
     first_seen_ns INTEGER NOT NULL,
-    last_seen_ns INTEGER NOT NULL
+    last_seen_ns INTEGER NOT NULL,
+    first_trace_id TEXT NOT NULL
 );
 CREATE INDEX users_by_last_seen ON users (last_seen_ns, user_id);
 """

@@ -6,6 +6,10 @@ thread takes everything waiting, up to `max_batch_spans`, writes it in one trans
 rollups, commits, and only then resolves the futures: a 200 means committed. If the combined
 transaction fails, each request is retried alone so one bad request cannot fail the others.
 
+Checkpoints: a thread of its own copies committed WAL pages back into the file (PASSIVE, so it
+never blocks anyone) soon after commits, in parallel with the writer, instead of the committing
+writer doing it (SQLite's default), which would stall ingest for the checkpoint's I/O and fsync.
+
 Reads: each reading thread opens its own connection on first use. In WAL mode a reader sees
 the last committed state and never waits for the writer.
 """
@@ -16,6 +20,7 @@ import logging
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import Future
 from pathlib import Path
@@ -36,7 +41,7 @@ from spanloom.server.store.base import (
     UserSummary,
 )
 from spanloom.server.store.sqlite import read_queries
-from spanloom.server.store.sqlite.connection import connect_reader, connect_writer
+from spanloom.server.store.sqlite.connection import connect_checkpointer, connect_reader, connect_writer
 from spanloom.server.store.sqlite.rollups import write_batch
 from spanloom.server.store.sqlite.schema import migrate
 
@@ -44,6 +49,9 @@ logger = logging.getLogger(__name__)
 
 _Request = tuple[Sequence[SpanRecord], "Future[InsertResult]"]
 _STOP = None
+# Pause between background checkpoints: each copies whatever the commits since the last one
+# wrote, so a page rewritten by several commits (an index leaf, a session row) is copied once.
+CHECKPOINT_INTERVAL_SECONDS = 0.25
 
 
 class SqliteStore:
@@ -59,6 +67,13 @@ class SqliteStore:
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
+        self._committed = threading.Event()
+        self._writer_done = False
+        self._checkpointer = threading.Thread(
+            target=self._run_checkpointer, args=(connect_checkpointer(self.path),), daemon=True
+        )
+        self._checkpointer.name = "spanloom-sqlite-checkpointer"
+        self._checkpointer.start()
         self._thread = threading.Thread(target=self._run_writer, name="spanloom-sqlite-writer", daemon=True)
         self._thread.start()
 
@@ -97,13 +112,33 @@ class SqliteStore:
                 batch.append(item)
                 count += len(item[0])
             self._write(batch)
+            self._committed.set()
         self._writer.close()
+        self._writer_done = True
+        self._committed.set()  # wakes the checkpointer, which sees the writer has stopped
+
+    def _run_checkpointer(self, connection: sqlite3.Connection) -> None:
+        try:
+            while True:
+                self._committed.wait()
+                self._committed.clear()
+                if self._writer_done:
+                    break
+                try:
+                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error:
+                    # Not fatal: the writer's own checkpoint is the backstop.
+                    logger.warning("spanloom: background checkpoint failed", exc_info=True)
+                time.sleep(CHECKPOINT_INTERVAL_SECONDS)
+        finally:
+            connection.close()
 
     def _transaction(self, requests: Sequence[_Request]) -> None:
         self._writer.execute("BEGIN IMMEDIATE")
         try:
-            for spans, _ in requests:
-                write_batch(self._writer, spans)
+            # All requests as one batch: a trace, session or user that several of them touch is
+            # refreshed once per commit.
+            write_batch(self._writer, [span for spans, _ in requests for span in spans])
             self._writer.execute("COMMIT")
         except BaseException:
             if self._writer.in_transaction:
@@ -192,6 +227,7 @@ class SqliteStore:
         self._closed = True
         self._queue.put(_STOP)  # blocks while the queue is full: queued writes still finish
         self._thread.join()
+        self._checkpointer.join()
         with self._readers_lock:
             for connection in self._readers:
                 connection.close()

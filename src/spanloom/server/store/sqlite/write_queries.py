@@ -1,4 +1,8 @@
-"""SQL of the write path: span inserts and rollup rows. One function per statement, values bound."""
+"""SQL of the write path: span inserts and rollup rows. One function per statement, values bound.
+
+Statements that read many traces at once take their ids as one JSON array parameter
+(`json_each(?)`): one statement per transaction instead of one per trace.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +13,51 @@ from typing import Any
 
 from spanloom.server.store.base import SpanRecord
 
+INPUT_VALUE_KEY = "input.value"
+OUTPUT_VALUE_KEY = "output.value"
 
-def _json(value: Any) -> str:
+
+def to_json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
-def span_row(span: SpanRecord) -> tuple[Any, ...]:
+def _upsert(table: str, columns: Sequence[str]) -> str:
+    """INSERT of a row keyed by its first column that updates it in place if it exists (unlike
+    INSERT OR REPLACE, which deletes and reinserts it and so rewrites every index entry)."""
+    updates = ", ".join(f"{column} = excluded.{column}" for column in columns[1:])
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+        f" ON CONFLICT ({columns[0]}) DO UPDATE SET {updates}"
+    )
+
+
+def _source_key(attributes: dict[str, Any], text: str | None, preferred: str) -> tuple[str, int] | None:
+    """The attribute (and its position) that holds exactly `text`, if any."""
+    if text is None:
+        return None
+    # Normalization hands over the attribute's own string object, so identity finds it without
+    # comparing kilobytes of text; input.value/output.value are also matched by equality.
+    for position, (key, value) in enumerate(attributes.items()):
+        if value is text or (key == preferred and value == text):
+            return key, position
+    return None
+
+
+def span_row(span: SpanRecord, json_cache: dict[int, str]) -> tuple[Any, ...]:
+    """The spans row of one record. The input/output attribute is left out of `attributes` (the
+    input/output columns already hold that text, and it is the bulk of an LLM span): this halves
+    what is written per span. `json_cache` serializes a resource shared by many spans once."""
+    attributes = span.attributes
+    moved_input = _source_key(attributes, span.input, INPUT_VALUE_KEY)
+    moved_output = _source_key(attributes, span.output, OUTPUT_VALUE_KEY)
+    if moved_output and moved_input and moved_output[0] == moved_input[0]:
+        moved_output = None
+    if moved_input or moved_output:
+        dropped = {moved[0] for moved in (moved_input, moved_output) if moved}
+        attributes = {key: value for key, value in attributes.items() if key not in dropped}
+    resource_json = json_cache.get(id(span.resource))
+    if resource_json is None:
+        resource_json = json_cache[id(span.resource)] = to_json(span.resource)
     return (
         span.trace_id,
         span.span_id,
@@ -34,13 +77,19 @@ def span_row(span: SpanRecord) -> tuple[Any, ...]:
         span.completion_tokens,
         span.total_tokens,
         span.cost,
-        _json(span.tags),
-        _json(span.metadata),
+        span.input is not None,
+        span.output is not None,
+        moved_input[0] if moved_input else None,
+        moved_input[1] if moved_input else None,
+        moved_output[0] if moved_output else None,
+        moved_output[1] if moved_output else None,
+        to_json(span.tags) if span.tags else "[]",
+        to_json(span.metadata) if span.metadata else "{}",
         span.input,
         span.output,
-        _json(span.attributes),
-        _json(span.events),
-        _json(span.resource),
+        to_json(attributes),
+        to_json(span.events) if span.events else "[]",
+        resource_json,
     )
 
 
@@ -49,147 +98,187 @@ def insert_spans(connection: sqlite3.Connection, rows: Iterable[tuple[Any, ...]]
     connection.executemany(
         "INSERT OR IGNORE INTO spans (trace_id, span_id, parent_span_id, project, session_id, user_id,"
         " name, otel_kind, span_kind, start_ns, end_ns, status_code, status_message, model,"
-        " prompt_tokens, completion_tokens, total_tokens, cost, tags, metadata, input, output,"
-        " attributes, events, resource)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " prompt_tokens, completion_tokens, total_tokens, cost, has_input, has_output, input_key,"
+        " input_at, output_key, output_at, tags, metadata, input, output, attributes, events, resource)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+        " ?, ?)",
         rows,
     )
 
 
-# Columns of select_trace_spans, in order (the small ones only: no input/output text).
-TRACE_SPAN_COLUMNS = (
-    "span_id",
-    "parent_span_id",
+def select_stored_spans(connection: sqlite3.Connection, trace_ids: Sequence[str]) -> list[tuple[Any, ...]]:
+    """The small columns of every span of these traces, by trace then (start, span id): the
+    layout of `trace_rollup.SpanFacts` with the trace id first."""
+    return connection.execute(
+        "SELECT trace_id, span_id, parent_span_id, project, session_id, user_id, name, span_kind,"
+        " start_ns, end_ns, status_code, total_tokens, cost, tags, metadata, has_input, has_output"
+        " FROM spans WHERE trace_id IN (SELECT value FROM json_each(?))"
+        " ORDER BY trace_id, start_ns, span_id",
+        (to_json(list(trace_ids)),),
+    ).fetchall()
+
+
+def select_span_texts(connection: sqlite3.Connection, trace_id: str, span_id: str) -> tuple[Any, Any]:
+    """(input, output) of one stored span."""
+    row = connection.execute(
+        "SELECT input, output FROM spans WHERE trace_id = ? AND span_id = ?", (trace_id, span_id)
+    ).fetchone()
+    return (row[0], row[1]) if row else (None, None)
+
+
+# The columns of a trace row in order, without the input/output text at its end.
+TRACE_COLUMNS = (
+    "trace_id",
     "project",
     "session_id",
     "user_id",
+    "root_span_id",
     "name",
     "span_kind",
     "start_ns",
     "end_ns",
-    "status_code",
+    "latency_ms",
+    "span_count",
+    "error_count",
     "total_tokens",
     "cost",
-    "tags",
-    "metadata",
+    "cost_nanos",
+    "status",
     "has_input",
     "has_output",
+    "labeled",
+    "tags",
+    "metadata",
 )
+_UPSERT_TRACE = _upsert("traces", (*TRACE_COLUMNS, "input", "output"))
 
 
-def select_trace_spans(connection: sqlite3.Connection, trace_id: str) -> list[tuple[Any, ...]]:
+def select_traces(connection: sqlite3.Connection, trace_ids: Sequence[str]) -> list[tuple[Any, ...]]:
+    """The stored rows (TRACE_COLUMNS) of those of these traces that have one."""
     return connection.execute(
-        "SELECT span_id, parent_span_id, project, session_id, user_id, name, span_kind, start_ns, end_ns,"
-        " status_code, total_tokens, cost, tags, metadata, input IS NOT NULL, output IS NOT NULL"
-        " FROM spans WHERE trace_id = ? ORDER BY start_ns, span_id",
-        (trace_id,),
+        f"SELECT {', '.join(TRACE_COLUMNS)} FROM traces WHERE trace_id IN (SELECT value FROM json_each(?))",
+        (to_json(list(trace_ids)),),
     ).fetchall()
 
 
-def select_span_input(connection: sqlite3.Connection, trace_id: str, span_id: str) -> str | None:
-    row = connection.execute(
-        "SELECT input FROM spans WHERE trace_id = ? AND span_id = ?", (trace_id, span_id)
-    ).fetchone()
-    return row[0] if row else None
+def upsert_traces(connection: sqlite3.Connection, rows: Iterable[Sequence[Any]]) -> None:
+    """Write trace rows (TRACE_COLUMNS plus input, output)."""
+    connection.executemany(_UPSERT_TRACE, rows)
 
 
-def select_span_output(connection: sqlite3.Connection, trace_id: str, span_id: str) -> str | None:
-    row = connection.execute(
-        "SELECT output FROM spans WHERE trace_id = ? AND span_id = ?", (trace_id, span_id)
-    ).fetchone()
-    return row[0] if row else None
-
-
-def select_trace_owner(connection: sqlite3.Connection, trace_id: str) -> tuple[str | None, str | None] | None:
-    """The (session_id, user_id) a trace's rollup names now, or None if it has no rollup yet."""
-    return connection.execute(
-        "SELECT session_id, user_id FROM traces WHERE trace_id = ?", (trace_id,)
-    ).fetchone()
-
-
-def replace_trace(connection: sqlite3.Connection, row: Sequence[Any]) -> None:
-    connection.execute(
-        "INSERT OR REPLACE INTO traces (trace_id, project, session_id, user_id, root_span_id, name,"
-        " span_kind, start_ns, end_ns, latency_ms, span_count, error_count, total_tokens, cost, status,"
-        " tags, metadata, input, output)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        row,
-    )
-
-
-# Columns of select_session_traces, in order.
+# Columns of select_session_traces, in order: all in the covering index traces_by_session.
 SESSION_TRACE_COLUMNS = (
-    "trace_id",
-    "project",
-    "user_id",
     "start_ns",
+    "trace_id",
     "end_ns",
     "latency_ms",
+    "user_id",
+    "project",
     "total_tokens",
-    "cost",
+    "cost_nanos",
     "error_count",
-    "tags",
-    "metadata",
     "has_input",
     "has_output",
+    "labeled",
 )
 
 
 def select_session_traces(connection: sqlite3.Connection, session_id: str) -> list[tuple[Any, ...]]:
     return connection.execute(
-        "SELECT trace_id, project, user_id, start_ns, end_ns, latency_ms, total_tokens, cost, error_count,"
-        " tags, metadata, input IS NOT NULL, output IS NOT NULL"
-        " FROM traces WHERE session_id = ? ORDER BY start_ns, trace_id",
+        f"SELECT {', '.join(SESSION_TRACE_COLUMNS)} FROM traces INDEXED BY traces_by_session"
+        " WHERE session_id = ? ORDER BY start_ns, trace_id",
         (session_id,),
     ).fetchall()
 
 
-def select_trace_input(connection: sqlite3.Connection, trace_id: str) -> str | None:
-    row = connection.execute("SELECT input FROM traces WHERE trace_id = ?", (trace_id,)).fetchone()
-    return row[0] if row else None
+def select_session_labels(connection: sqlite3.Connection, session_id: str) -> list[tuple[str, str]]:
+    """(tags, metadata) of the session's traces that have any, in turn order."""
+    return connection.execute(
+        "SELECT tags, metadata FROM traces WHERE session_id = ? AND labeled ORDER BY start_ns, trace_id",
+        (session_id,),
+    ).fetchall()
 
 
-def select_trace_output(connection: sqlite3.Connection, trace_id: str) -> str | None:
-    row = connection.execute("SELECT output FROM traces WHERE trace_id = ?", (trace_id,)).fetchone()
-    return row[0] if row else None
+# The columns of a session row, in order.
+SESSION_COLUMNS = (
+    "session_id",
+    "project",
+    "user_id",
+    "trace_count",
+    "start_ns",
+    "end_ns",
+    "total_tokens",
+    "cost",
+    "cost_nanos",
+    "error_count",
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "first_input_trace",
+    "last_output_trace",
+    "tags",
+    "metadata",
+)
+_UPSERT_SESSION = _upsert("sessions", SESSION_COLUMNS)
 
 
-def replace_session(connection: sqlite3.Connection, row: Sequence[Any]) -> None:
-    connection.execute(
-        "INSERT OR REPLACE INTO sessions (session_id, project, user_id, trace_count, start_ns, end_ns,"
-        " total_tokens, cost, error_count, latency_p50_ms, latency_p95_ms, tags, metadata, first_input,"
-        " last_output) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        row,
-    )
+def select_session(connection: sqlite3.Connection, session_id: str) -> tuple[Any, ...] | None:
+    return connection.execute(
+        f"SELECT {', '.join(SESSION_COLUMNS)} FROM sessions WHERE session_id = ?", (session_id,)
+    ).fetchone()
+
+
+def upsert_session(connection: sqlite3.Connection, row: Sequence[Any]) -> None:
+    connection.execute(_UPSERT_SESSION, row)
 
 
 def delete_session(connection: sqlite3.Connection, session_id: str) -> None:
     connection.execute("DELETE FROM sessions WHERE session_id = ?", (session_id,))
 
 
+# The columns of a user row, in order.
+USER_COLUMNS = (
+    "user_id",
+    "project",
+    "session_count",
+    "trace_count",
+    "total_tokens",
+    "cost",
+    "cost_nanos",
+    "error_count",
+    "first_seen_ns",
+    "last_seen_ns",
+    "first_trace_id",
+)
+_UPSERT_USER = _upsert("users", USER_COLUMNS)
+
+
+def select_users(connection: sqlite3.Connection, user_ids: Sequence[str]) -> list[tuple[Any, ...]]:
+    return connection.execute(
+        f"SELECT {', '.join(USER_COLUMNS)} FROM users WHERE user_id IN (SELECT value FROM json_each(?))",
+        (to_json(list(user_ids)),),
+    ).fetchall()
+
+
 def select_user_totals(connection: sqlite3.Connection, user_id: str) -> tuple[Any, ...]:
-    """(traces, sessions, tokens, cost, failing traces, first start, last end) over the user's traces."""
+    """(traces, sessions, tokens, cost nanos, failing traces, first start, last end) of a user."""
     return connection.execute(
         "SELECT COUNT(*), COUNT(DISTINCT session_id), COALESCE(SUM(total_tokens), 0),"
-        " COALESCE(SUM(cost), 0.0), COALESCE(SUM(error_count > 0), 0), MIN(start_ns), MAX(end_ns)"
+        " COALESCE(SUM(cost_nanos), 0), COALESCE(SUM(error_count > 0), 0), MIN(start_ns), MAX(end_ns)"
         " FROM traces WHERE user_id = ?",
         (user_id,),
     ).fetchone()
 
 
-def select_user_first_project(connection: sqlite3.Connection, user_id: str) -> str | None:
-    row = connection.execute(
-        "SELECT project FROM traces WHERE user_id = ? ORDER BY start_ns LIMIT 1", (user_id,)
+def select_user_first_trace(connection: sqlite3.Connection, user_id: str) -> tuple[str, str] | None:
+    """(trace_id, project) of the user's first trace by (start, trace id)."""
+    return connection.execute(
+        "SELECT trace_id, project FROM traces WHERE user_id = ? ORDER BY start_ns, trace_id LIMIT 1",
+        (user_id,),
     ).fetchone()
-    return row[0] if row else None
 
 
-def replace_user(connection: sqlite3.Connection, row: Sequence[Any]) -> None:
-    connection.execute(
-        "INSERT OR REPLACE INTO users (user_id, project, session_count, trace_count, total_tokens, cost,"
-        " error_count, first_seen_ns, last_seen_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        row,
-    )
+def upsert_users(connection: sqlite3.Connection, rows: Iterable[Sequence[Any]]) -> None:
+    connection.executemany(_UPSERT_USER, rows)
 
 
 def delete_user(connection: sqlite3.Connection, user_id: str) -> None:

@@ -1,0 +1,177 @@
+"""The store's rollups do not depend on arrival order: any permutation of a set of spans, split
+into any batches (each its own transaction, some retried), gives the same trace, session and
+user rows as one in-order batch; and the users kept by deltas equal a recount from the traces."""
+
+from __future__ import annotations
+
+import sqlite3
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from spanloom.server.store.base import SpanRecord
+from spanloom.server.store.sqlite import SqliteStore
+from spanloom.server.store.sqlite import write_queries as sql
+from spanloom.server.store.sqlite.rollups import write_batch
+from spanloom.server.store.sqlite.schema import migrate
+
+SESSIONS = st.sampled_from([None, "s1", "s2", "s3"])
+USERS = st.sampled_from([None, "u1", "u2"])
+
+
+@st.composite
+def traces(draw: st.DrawFn) -> list[SpanRecord]:
+    spans: list[SpanRecord] = []
+    for trace_number in range(draw(st.integers(1, 5))):
+        trace_id = f"{trace_number + 1:032x}"
+        count = draw(st.integers(1, 4))
+        has_root = draw(st.booleans()) or count == 1
+        for index in range(count):
+            parent = None if index == 0 else f"{draw(st.integers(1, index)):016x}"
+            if index == 0 and not has_root:
+                parent = "f" * 16  # the root never arrives
+            start = draw(st.integers(0, 20)) * 1_000_000
+            spans.append(
+                SpanRecord(
+                    trace_id=trace_id,
+                    span_id=f"{index + 1:016x}",
+                    parent_span_id=parent,
+                    name=f"span-{index}",
+                    project=draw(st.sampled_from(["p1", "p2"])),
+                    start_time_ns=start,
+                    end_time_ns=start + draw(st.integers(0, 30)) * 1_000_000,
+                    span_kind=draw(st.sampled_from(["LLM", "CHAIN", "TOOL"])),
+                    session_id=draw(SESSIONS),
+                    user_id=draw(USERS),
+                    status_code=draw(st.sampled_from(["UNSET", "OK", "ERROR"])),
+                    total_tokens=draw(st.one_of(st.none(), st.integers(0, 500))),
+                    cost=draw(st.sampled_from([None, 0.1, 0.2, 0.3, 1e-7])),
+                    input=draw(st.sampled_from([None, f"in-{trace_number}-{index}"])),
+                    output=draw(st.sampled_from([None, f"out-{trace_number}-{index}"])),
+                    tags=draw(st.lists(st.sampled_from(["a", "b", "c"]), max_size=2, unique=True)),
+                    metadata=draw(
+                        st.dictionaries(st.sampled_from(["k", "m"]), st.integers(0, 2), max_size=1)
+                    ),
+                    attributes={"x": index, "input.value": f"in-{trace_number}-{index}"},
+                )
+            )
+    return spans
+
+
+def _connection(directory: str) -> sqlite3.Connection:
+    connection = sqlite3.connect(Path(directory) / "rollups.db", isolation_level=None)
+    migrate(connection)
+    return connection
+
+
+def _write(connection: sqlite3.Connection, spans: list[SpanRecord]) -> None:
+    connection.execute("BEGIN IMMEDIATE")
+    write_batch(connection, spans)
+    connection.execute("COMMIT")
+
+
+def _rows(connection: sqlite3.Connection) -> dict[str, list[tuple[Any, ...]]]:
+    return {
+        table: connection.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()
+        for table in ("traces", "sessions", "users")
+    }
+
+
+def _recounted_users(connection: sqlite3.Connection) -> list[tuple[Any, ...]]:
+    users = []
+    for (user_id,) in connection.execute(
+        "SELECT DISTINCT user_id FROM traces WHERE user_id IS NOT NULL ORDER BY 1"
+    ).fetchall():
+        traces, sessions, tokens, nanos, errors, first, last = sql.select_user_totals(connection, user_id)
+        first_trace, project = sql.select_user_first_trace(connection, user_id)
+        users.append(
+            (user_id, project, sessions, traces, tokens, nanos / 1e9, nanos, errors, first, last, first_trace)
+        )
+    return users
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(spans=traces(), data=st.data())
+def test_any_arrival_order_gives_the_rows_of_one_in_order_batch(spans: list[SpanRecord], data: st.DataObject):
+    arrival = data.draw(st.permutations(spans))
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(arrival)), max_size=4)))
+    batches = [
+        arrival[low:high] for low, high in zip([0, *cuts], [*cuts, len(arrival)], strict=True) if high > low
+    ]
+    retried = data.draw(st.lists(st.sampled_from(batches), max_size=2))
+    with tempfile.TemporaryDirectory() as in_order, tempfile.TemporaryDirectory() as shuffled:
+        expected_connection, connection = _connection(in_order), _connection(shuffled)
+        _write(expected_connection, spans)
+        for batch in [*batches, *retried]:
+            _write(connection, batch)
+        expected, actual = _rows(expected_connection), _rows(connection)
+        assert actual == expected
+        assert actual["users"] == _recounted_users(connection)
+        assert expected["users"] == _recounted_users(expected_connection)
+        expected_connection.close()
+        connection.close()
+
+
+def test_a_span_moving_its_trace_to_another_session_and_user(tmp_path: Path):
+    def span(span_id: str, parent: str | None, session: str, user: str, start: int) -> SpanRecord:
+        return SpanRecord(
+            trace_id="1" * 32,
+            span_id=span_id,
+            parent_span_id=parent,
+            name="s",
+            project="p",
+            start_time_ns=start,
+            end_time_ns=start + 10,
+            session_id=session,
+            user_id=user,
+            cost=0.5,
+        )
+
+    connection = _connection(str(tmp_path))
+    _write(connection, [span("b" * 16, "a" * 16, "child-session", "child-user", 5)])
+    assert connection.execute("SELECT session_id FROM sessions").fetchall() == [("child-session",)]
+    # The root arrives late and names another session and user: those win, and the old ones go.
+    _write(connection, [span("a" * 16, None, "root-session", "root-user", 0)])
+    assert connection.execute("SELECT session_id, trace_count, cost FROM sessions").fetchall() == [
+        ("root-session", 1, 1.0)
+    ]
+    assert connection.execute("SELECT user_id, trace_count, session_count FROM users").fetchall() == [
+        ("root-user", 1, 1)
+    ]
+
+
+def test_get_trace_returns_the_attributes_as_sent(tmp_path: Path):
+    attributes = {
+        "openinference.span.kind": "LLM",
+        "input.value": "the question",
+        "llm.output_messages.0.message.role": "assistant",
+        "llm.output_messages.0.message.content": "the answer",
+        "z": 1,
+    }
+    record = SpanRecord(
+        trace_id="2" * 32,
+        span_id="3" * 16,
+        parent_span_id=None,
+        name="chat",
+        project="p",
+        start_time_ns=0,
+        end_time_ns=5,
+        input="the question",
+        output=attributes["llm.output_messages.0.message.content"],
+        attributes=attributes,
+    )
+    store = SqliteStore(tmp_path / "attributes.db")
+    try:
+        store.insert_spans([record]).result(timeout=10)
+        detail = store.get_trace("2" * 32)
+        assert detail is not None
+        assert list(detail.spans[0].attributes.items()) == list(attributes.items())
+        stored = (
+            sqlite3.connect(tmp_path / "attributes.db").execute("SELECT attributes FROM spans").fetchone()
+        )
+        assert "the answer" not in stored[0] and "the question" not in stored[0]  # stored once
+    finally:
+        store.close()
