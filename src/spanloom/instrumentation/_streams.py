@@ -1,0 +1,186 @@
+"""Streams: the span of a streamed call ends when its stream is exhausted, closed or collected.
+
+The caller keeps the SDK's own stream object, not a proxy: its type, helpers
+(``get_final_message``, ``text_stream``, ``until_done``...), iteration and context manager stay
+exactly the SDK's. Two hooks are set on that one instance:
+
+- its ``_iterator`` (the generator both ``Stream.__iter__`` and ``Stream.__next__`` read) is
+  wrapped by a generator that hands each chunk to the provider's accumulator;
+- its ``close`` ends the span after the SDK's own close (``__exit__`` and the stream helpers
+  call ``close``), and ends it too when the stream is dropped half way (see `_Close`).
+
+Neither hook refers to the stream itself: Anthropic's streams are built to be freed by
+reference counting, and a cycle through them would leave that to the garbage collector.
+
+Per chunk, the hook does one list append: chunks are folded into the accumulator in batches
+(at most `FOLD_EVERY` held at a time) and at the end, away from the SDK's own per-chunk work,
+and the accumulator builds the span's attributes once.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any, Protocol
+
+from spanloom.sdk._guard import log_failure
+
+if TYPE_CHECKING:
+    from spanloom.instrumentation._span import Call
+
+
+class Accumulator(Protocol):
+    """A provider's stream state: `extend` takes chunks in order, `attributes` builds the span's."""
+
+    def extend(self, chunks: list[Any]) -> None: ...
+
+    def attributes(self) -> dict[str, Any]: ...
+
+
+# Chunks held before they are folded into the accumulator: bounds the memory a long stream holds.
+FOLD_EVERY = 256
+
+
+class StreamRecorder:
+    """Feeds one stream's chunks to its accumulator and ends its span exactly once."""
+
+    __slots__ = ("accumulator", "call", "chunks")
+
+    def __init__(self, call: Call, accumulator: Accumulator) -> None:
+        self.call: Call | None = call
+        self.accumulator: Accumulator | None = accumulator
+        self.chunks: list[Any] = []
+
+    def fold(self) -> None:
+        """Hand the chunks held so far to the accumulator; a failing accumulator is dropped."""
+        chunks = self.chunks
+        accumulator = self.accumulator
+        if accumulator is not None:
+            try:
+                accumulator.extend(chunks)
+            except Exception:
+                log_failure("stream chunk accumulation")
+                self.accumulator = None
+        chunks.clear()
+
+    def finish(self, error: BaseException | None = None) -> None:
+        """End the span with the output so far (all of it when the stream was exhausted)."""
+        call = self.call
+        if call is None:
+            return
+        self.call = None
+        attributes = None
+        self.fold()
+        accumulator = self.accumulator
+        if accumulator is not None:
+            try:
+                attributes = accumulator.attributes()
+            except Exception:
+                log_failure("stream attributes")
+        if error is None:
+            call.end(attributes)
+        else:
+            call.fail(error, attributes)
+
+
+def _traced_iterator(iterator: Iterator[Any], recorder: StreamRecorder) -> Iterator[Any]:
+    chunks = recorder.chunks
+    append = chunks.append
+    try:
+        for item in iterator:
+            append(item)
+            if len(chunks) >= FOLD_EVERY:
+                recorder.fold()
+            yield item
+    except GeneratorExit:
+        recorder.finish()
+        raise
+    except BaseException as error:
+        recorder.finish(error)
+        raise
+    recorder.finish()
+
+
+async def _traced_async_iterator(
+    iterator: AsyncIterator[Any], recorder: StreamRecorder
+) -> AsyncIterator[Any]:
+    chunks = recorder.chunks
+    append = chunks.append
+    try:
+        async for item in iterator:
+            append(item)
+            if len(chunks) >= FOLD_EVERY:
+                recorder.fold()
+            yield item
+    except GeneratorExit:
+        recorder.finish()
+        raise
+    except BaseException as error:
+        recorder.finish(error)
+        raise
+    recorder.finish()
+
+
+class _Close:
+    """Installed as the stream's ``close``: the SDK's close, then the span's end.
+
+    It also ends the span when the stream is dropped: the stream's ``__dict__`` holds the only
+    reference to it, so it is freed with the stream (by reference counting, or by the garbage
+    collector for a stream caught in a cycle) and its ``__del__`` runs. That costs one small
+    object per stream, where a ``weakref.finalize`` costs a registry entry. It refers to the
+    stream only weakly.
+    """
+
+    __slots__ = ("close", "recorder", "stream")
+
+    def __init__(self, close: Any, stream: Any, recorder: StreamRecorder) -> None:
+        self.close = close
+        self.stream = weakref.ref(stream)
+        self.recorder = recorder
+
+    def __call__(self) -> Any:
+        stream = self.stream()
+        try:
+            if stream is not None:
+                return self.close(stream)
+        finally:
+            self.recorder.finish()
+
+    def __del__(self) -> None:
+        try:
+            self.recorder.finish()
+        except Exception:  # at interpreter exit the modules finish needs may be gone
+            pass
+
+
+class _AsyncClose(_Close):
+    __slots__ = ()
+
+    async def __call__(self) -> Any:  # type: ignore[override]
+        stream = self.stream()
+        try:
+            if stream is not None:
+                return await self.close(stream)
+        finally:
+            self.recorder.finish()
+
+
+def record_stream(stream: Any, call: Call, accumulator: Accumulator) -> bool:
+    """Hook `stream` (an SDK ``Stream`` / ``AsyncStream``) so that it records into `call`.
+
+    Returns False, with the stream untouched, when it lacks the shape this relies on.
+    """
+    cls = type(stream)
+    close = getattr(cls, "close", None)
+    state = getattr(stream, "__dict__", None)
+    if close is None or state is None or not ("_iterator" in state or hasattr(cls, "_iterator")):
+        return False
+    recorder = StreamRecorder(call, accumulator)
+    iterator = stream._iterator  # Anthropic makes it on first use (a cached property)
+    if hasattr(iterator, "__anext__"):
+        state["_iterator"] = _traced_async_iterator(iterator, recorder)
+        state["close"] = _AsyncClose(close, stream, recorder)
+    else:
+        state["_iterator"] = _traced_iterator(iterator, recorder)
+        state["close"] = _Close(close, stream, recorder)
+    return True
