@@ -518,7 +518,8 @@ class using_attributes(ContextAttributes):
             valid_tags = _valid_tags(tags)
             if valid_tags is not None:
                 self._set_tags(valid_tags)
-        _add_prompt_template(entries, prompt_template, prompt_template_version, prompt_template_variables)
+        if prompt_template or prompt_template_version or prompt_template_variables is not None:
+            _add_prompt_template(entries, prompt_template, prompt_template_version, prompt_template_variables)
         if propagate:
             baggage = {key: entries[key] for key in (SESSION_ID_KEY, USER_ID_KEY) if key in entries}
             if baggage:

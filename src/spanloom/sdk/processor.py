@@ -93,28 +93,29 @@ class SessionSpanProcessor(SpanProcessor):
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         try:
-            current = current_context()
-            context = current if parent_context is None else parent_context
-            new: dict[str, Any] = {}
-            session_id = context.get(SESSION_ID_KEY)
-            user_id = context.get(USER_ID_KEY)
-            if context is not current:
+            context = current_context() if parent_context is None else parent_context
+            get = context.get
+            session_id = get(SESSION_ID_KEY)
+            user_id = get(USER_ID_KEY)
+            if parent_context is not None and (session_id is None or user_id is None):
                 # An explicit parent context (say, extracted from a request) may lack what the
                 # code around the span set with using_session.
+                current = current_context()
                 session_id = session_id or current.get(SESSION_ID_KEY)
                 user_id = user_id or current.get(USER_ID_KEY)
-            if self.read_baggage and (session_id is None or user_id is None):
-                baggage = context.get(_BAGGAGE_KEY)
+            if (session_id is None or user_id is None) and self.read_baggage:
+                baggage = get(_BAGGAGE_KEY)
                 if baggage:
                     session_id = session_id or _baggage_id(baggage, SESSION_ID_KEY)
                     user_id = user_id or _baggage_id(baggage, USER_ID_KEY)
+            new: dict[str, Any] = {}
             if session_id is not None:
                 new[_SESSION_ID] = session_id
                 new[_CONVERSATION_ID] = session_id
             if user_id is not None:
                 new[_USER_ID] = user_id
             for context_key, attribute in _COPIED:
-                value = context.get(context_key)
+                value = get(context_key)
                 if value is not None:
                     new[attribute] = value
             if new:
