@@ -1,6 +1,8 @@
 """Ingest benchmark: 100,000 realistic LLM spans into `spanloom serve`, against a plain-SQLite floor.
 
-Run: ``python benchmarks/ingest.py [--spans 100000]``. Prints a markdown table: sustained
+Run: ``python benchmarks/ingest.py [--spans 100000] [--evaluators]``. With ``--evaluators`` the
+server runs latency, contains_pii and refusal on every LLM span of the project as it arrives (off
+the ingest path): compare the sustained rate with and without. Prints a markdown table: sustained
 spans/s (counted once the last batch is answered, i.e. committed and queryable), the server's
 peak RSS, the database size, median latencies of three API calls over 20 requests, and the
 floor: decoding the same payloads and inserting plain rows into SQLite without rollups.
@@ -192,17 +194,50 @@ def floor_spans_per_second(payloads: list[bytes], directory: Path) -> float:
     return count / elapsed
 
 
+def write_evaluators(path: Path) -> Path:
+    evaluators = [
+        {"name": "fast", "kind": "latency", "project": "bench", "options": {"threshold_ms": 2000}},
+        {"name": "no_pii", "kind": "contains_pii", "project": "bench"},
+        {"name": "answers", "kind": "refusal", "project": "bench"},
+    ]
+    path.write_text(json.dumps({"evaluators": evaluators}))
+    return path
+
+
+def wait_for_results(client: httpx.Client, expected: int, timeout: float = 120) -> int:
+    """Results the server evaluators wrote, once `expected` are there (or none came for 5 s)."""
+    deadline = time.monotonic() + timeout
+    count, grew_at = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        rows = client.get("/api/evaluations/summary", params={"group_by": "project"}).json()["items"]
+        now = sum(row["count"] for row in rows)
+        if now >= expected:
+            return now
+        if now != count:
+            count, grew_at = now, time.monotonic()
+        elif time.monotonic() - grew_at > 5:
+            return count
+        time.sleep(0.2)
+    return count
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--spans", type=int, default=100_000)
     parser.add_argument("--sessions", type=int, default=1000)
     parser.add_argument("--users", type=int, default=100)
+    parser.add_argument(
+        "--evaluators", action="store_true", help="configure latency + contains_pii + refusal for the project"
+    )
     args = parser.parse_args()
     payloads, session_ids = build_payloads(args.spans, args.sessions, args.users)
     average = sum(map(len, payloads)) / args.spans
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         db = directory / "bench.db"
+        environment = dict(os.environ)
+        if args.evaluators:
+            environment["SPANLOOM_EVALUATORS_FILE"] = str(write_evaluators(directory / "evaluators.json"))
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         server = subprocess.Popen(
@@ -219,6 +254,7 @@ def main() -> None:
                 "warning",
             ],
             stdout=subprocess.DEVNULL,
+            env=environment,
         )
         try:
             deadline = time.monotonic() + 30
@@ -239,6 +275,8 @@ def main() -> None:
                 sessions_ms = median_ms(client, "/api/sessions")
                 session_ms = median_ms(client, f"/api/sessions/{session_ids[len(session_ids) // 2]}")
                 users_ms = median_ms(client, "/api/users")
+                judged = wait_for_results(client, args.spans // 3 * 3) if args.evaluators else 0
+                judged_at = time.perf_counter() - start
             rss = peak_rss_mib(server.pid)
             size = db_size_mib(db)
         finally:
@@ -260,6 +298,8 @@ def main() -> None:
     print(f"| GET /api/sessions (first page), median of 20 | {sessions_ms:.1f} ms | < 20 ms |")
     print(f"| GET /api/sessions/{{id}}, median of 20 | {session_ms:.1f} ms | < 20 ms |")
     print(f"| GET /api/users, median of 20 | {users_ms:.1f} ms | < 20 ms |")
+    if args.evaluators:
+        print(f"| server evaluator results (3 per LLM span) | {judged:,} after {judged_at:.1f} s | |")
 
 
 if __name__ == "__main__":

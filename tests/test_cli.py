@@ -69,3 +69,26 @@ def test_import_spanloom_and_the_cli_stay_light():
         subprocess.run([sys.executable, "-c", sdk_only], capture_output=True, text=True).stdout.strip()
         == "False"
     )
+
+
+def test_serve_accepts_a_keys_file_for_a_public_host_and_refuses_a_bad_one(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+):
+    monkeypatch.delenv("SPANLOOM_API_KEY", raising=False)
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"keys": [{"key": "short", "role": "read"}]}')
+    monkeypatch.setenv("SPANLOOM_KEYS_FILE", str(bad))
+    result = CliRunner().invoke(cli, ["serve", "--host", "0.0.0.0", "--db", str(tmp_path / "x.db")])
+    assert result.exit_code == 2 and "keys file entry 1" in result.output
+    assert not (tmp_path / "x.db").exists()
+    # A valid keys file passes the loopback guard: serve goes on to run uvicorn (stubbed here).
+    good = tmp_path / "keys.json"
+    good.write_text('{"keys": [{"key": "0123456789abcdef-read", "role": "read", "projects": ["p"]}]}')
+    monkeypatch.setenv("SPANLOOM_KEYS_FILE", str(good))
+    import uvicorn
+
+    ran: list[str] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, host, port, log_level: ran.append(host))
+    result = CliRunner().invoke(cli, ["serve", "--host", "0.0.0.0", "--db", str(tmp_path / "y.db")])
+    assert result.exit_code == 0, result.output
+    assert ran == ["0.0.0.0"] and "keys required" in result.output

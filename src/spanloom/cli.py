@@ -35,7 +35,8 @@ def cli() -> None:
     "--host",
     default="127.0.0.1",
     show_default=True,
-    help="Address to listen on. Anything but loopback needs SPANLOOM_API_KEY (or --insecure).",
+    help="Address to listen on. Anything but loopback needs keys: SPANLOOM_API_KEY or SPANLOOM_KEYS_FILE "
+    "(or --insecure).",
 )
 @click.option(
     "--port",
@@ -54,8 +55,8 @@ def cli() -> None:
 @click.option(
     "--insecure",
     is_flag=True,
-    help="Allow a non-loopback --host without SPANLOOM_API_KEY: anyone who can reach the port "
-    "can then send and read traces.",
+    help="Allow a non-loopback --host without SPANLOOM_API_KEY or SPANLOOM_KEYS_FILE: anyone who can "
+    "reach the port can then send and read traces.",
 )
 @click.option(
     "--log-level",
@@ -67,20 +68,26 @@ def cli() -> None:
 def serve(host: str, port: int, db: Path | None, insecure: bool, log_level: str) -> None:
     """Run the trace server: OTLP ingest, an embedded SQLite store and the JSON API.
 
-    Environment: SPANLOOM_DB (database file), SPANLOOM_API_KEY (required on every request when
-    set), SPANLOOM_MAX_BODY_BYTES (largest OTLP body, default 16 MiB), SPANLOOM_WRITE_QUEUE_SIZE,
-    SPANLOOM_PRICING_FILE (a JSON price table overriding the built-in one).
+    Environment: SPANLOOM_DB (database file), SPANLOOM_API_KEY (one key required on every request
+    when set), SPANLOOM_KEYS_FILE (JSON ingest/read/admin keys, optionally per project; see
+    SECURITY.md), SPANLOOM_MAX_BODY_BYTES (largest OTLP body, default 16 MiB),
+    SPANLOOM_MAX_SPANS_PER_REQUEST, SPANLOOM_MAX_SPANS_PER_TRACE, SPANLOOM_MAX_ATTRIBUTE_VALUE_BYTES,
+    SPANLOOM_MAX_ATTRIBUTES_PER_SPAN, SPANLOOM_WRITE_QUEUE_SIZE, SPANLOOM_PRICING_FILE (a JSON
+    price table overriding the built-in one).
     """
+    from spanloom.server.auth.keys import KeyRing
     from spanloom.server.settings import Settings
 
     try:
         settings = Settings.from_env(db_path=db.expanduser() if db else None)
+        # Read now: a malformed keys file stops the command before anything listens.
+        keys = KeyRing.from_settings(settings.api_key, settings.keys_file)
     except ValueError as error:
         raise click.UsageError(str(error)) from None
-    if not is_loopback(host) and not settings.api_key and not insecure:
+    if not is_loopback(host) and keys is None and not insecure:
         raise click.UsageError(
-            f"refusing to listen on {host} without an API key: set SPANLOOM_API_KEY "
-            "(clients send it as 'Authorization: Bearer KEY'), or pass --insecure"
+            f"refusing to listen on {host} without keys: set SPANLOOM_API_KEY (clients send it as "
+            "'Authorization: Bearer KEY') or SPANLOOM_KEYS_FILE, or pass --insecure"
         )
 
     import uvicorn
@@ -94,8 +101,8 @@ def serve(host: str, port: int, db: Path | None, insecure: bool, log_level: str)
         settings.db_path, queue_size=settings.write_queue_size, max_batch_spans=settings.max_batch_spans
     )
     click.echo(f"spanloom: OTLP/HTTP traces at http://{shown_host}:{port}/v1/traces, API docs at /docs")
-    if settings.api_key:
-        click.echo("spanloom: API key required (Authorization: Bearer ...)")
+    if keys is not None:
+        click.echo("spanloom: keys required (Authorization: Bearer ...); the dashboard signs in at /login")
     try:
         uvicorn.run(create_app(settings, store), host=host, port=port, log_level=log_level)
     finally:
@@ -130,6 +137,13 @@ def demo(endpoint: str | None, sessions: int, users: int, seed: int) -> None:
     click.echo(
         f"spanloom: sent {sent} spans in {len(conversations)} sessions of {users} users (project 'demo')"
     )
+
+
+# `evaluators add/list/remove` and `eval run` live in their own module (imported here: click only).
+from spanloom.cli_evaluations import eval_group, evaluators  # noqa: E402
+
+cli.add_command(evaluators)
+cli.add_command(eval_group)
 
 
 def main() -> None:

@@ -153,11 +153,12 @@ def test_users_worst_experience_first(page_factory: Any, screenshots: Path):
     page, watch = page_factory()
     page.goto("/users?project=shop")
     page.get_by_role("link", name="Worst experience first").click()
-    expect(page).to_have_url(re.compile(r"sort=errors&order=desc"))
+    # By error rate (failing traces per trace), so a heavy user is not "worst" for volume alone.
+    expect(page).to_have_url(re.compile(r"sort=error_rate&order=desc"))
     first_row = page.locator("table.users tbody tr").first
     expect(first_row.locator("td").first).to_have_text("alice")
     expect(first_row).to_have_class(re.compile("has-error"))
-    expect(page.locator("th[aria-sort=descending]")).to_contain_text("Errors")
+    expect(page.locator("th[aria-sort=descending]")).to_contain_text("Error rate")
     page.screenshot(path=screenshots / "users.png", full_page=True)
 
     first_row.get_by_role("link", name="alice").click()

@@ -45,18 +45,22 @@ class RunningServer:
         assert response.status_code == 200, response.text
         return response.json()
 
-    def post_spans(self, request: ExportTraceServiceRequest) -> httpx.Response:
-        return self.client.post("/v1/traces", content=request.SerializeToString(), headers=PROTOBUF)
+    def post_spans(
+        self, request: ExportTraceServiceRequest, headers: dict[str, str] | None = None
+    ) -> httpx.Response:
+        return self.client.post(
+            "/v1/traces", content=request.SerializeToString(), headers={**PROTOBUF, **(headers or {})}
+        )
 
 
 @contextmanager
-def run_server(db_path: Path, **overrides: Any) -> Iterator[RunningServer]:
+def run_server(db_path: Path, *, log_level: str = "warning", **overrides: Any) -> Iterator[RunningServer]:
     """A real uvicorn on 127.0.0.1, port 0, in a background thread, over a fresh SqliteStore."""
     settings = Settings(db_path=db_path, **overrides)
     store = SqliteStore(
         db_path, queue_size=settings.write_queue_size, max_batch_spans=settings.max_batch_spans
     )
-    config = uvicorn.Config(create_app(settings, store), host="127.0.0.1", port=0, log_level="warning")
+    config = uvicorn.Config(create_app(settings, store), host="127.0.0.1", port=0, log_level=log_level)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
     thread.start()

@@ -1,4 +1,4 @@
-"""`create_app(settings, store)`: the FastAPI application, routes, error handlers and API-key check.
+"""`create_app(settings, store)`: the FastAPI application, routes, error handlers and the key check.
 
 The caller owns the store: it is created before the app and closed after the server stops, so
 every write accepted with a 200 is committed before the process exits.
@@ -6,42 +6,38 @@ every write accepted with a 200 is committed before the process exits.
 
 from __future__ import annotations
 
-import hmac
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.responses import Response
 
+from spanloom.server.api.evaluations import router as evaluations_api_router
 from spanloom.server.api.routes import router as api_router
+from spanloom.server.auth.keys import KeyRing
+from spanloom.server.auth.middleware import Auth, AuthMiddleware
+from spanloom.server.auth.sessions import LoginSessions
 from spanloom.server.errors import HttpError, error_response
+from spanloom.server.evaluators.runner import EvaluatorRunner
+from spanloom.server.ingest.limits import IngestLimits
 from spanloom.server.ingest.route import create_ingest_router
 from spanloom.server.pricing import load_price_table
 from spanloom.server.settings import Settings
 from spanloom.server.store.base import Store
+from spanloom.server.web import login_router
 from spanloom.server.web import router as web_router
-
-# Readable without a key: the API's description, not its data.
-_OPEN_PATHS = ("/", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc")
+from spanloom.server.web.evaluation_pages import router as evaluation_pages_router
 
 
-class ApiKeyMiddleware(BaseHTTPMiddleware):
-    """Every request but the docs must carry the key: ``Authorization: Bearer KEY`` or ``X-API-Key``."""
+def _stopping(evaluators: EvaluatorRunner) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        evaluators.close()
 
-    def __init__(self, app: object, api_key: str) -> None:
-        super().__init__(app)  # type: ignore[arg-type]
-        self._key = api_key.encode()
-
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        if request.url.path not in _OPEN_PATHS:
-            authorization = request.headers.get("authorization", "")
-            scheme, _, token = authorization.partition(" ")
-            given = token.strip() if scheme.lower() == "bearer" else request.headers.get("x-api-key", "")
-            # Constant-time comparison: the key should not leak one byte at a time.
-            if not hmac.compare_digest(given.encode(), self._key):
-                return error_response(401, "unauthorized", "a valid API key is required")
-        return await call_next(request)
+    return lifespan
 
 
 def _status_code_name(status: int) -> str:
@@ -49,13 +45,20 @@ def _status_code_name(status: int) -> str:
 
 
 def create_app(settings: Settings, store: Store) -> FastAPI:
+    """The app over `store`. Raises KeysFileError (a ValueError) when the keys file is malformed."""
+    keys = KeyRing.from_settings(settings.api_key, settings.keys_file)
+    # Server evaluators judge committed spans on a thread of their own, off the ingest path; the
+    # lifespan stops it (judging what is queued) before the caller closes the store.
+    evaluators = EvaluatorRunner(store, settings.evaluators_path)
     app = FastAPI(
+        lifespan=_stopping(evaluators),
         title="spanloom",
         summary="OpenTelemetry-native tracing for LLM apps, grouped by session and user",
         version="0.1.0",
     )
     app.state.settings = settings
     app.state.store = store
+    app.state.auth = Auth(keys, LoginSessions()) if keys is not None else None
 
     @app.exception_handler(HttpError)
     async def http_error(request: Request, error: HttpError) -> Response:
@@ -73,18 +76,24 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
     async def starlette_error(request: Request, error: StarletteHTTPException) -> Response:
         return error_response(error.status_code, _status_code_name(error.status_code), str(error.detail))
 
-    # The dashboard's pages ("/" redirects to /sessions).
+    # The dashboard's pages ("/" redirects to /sessions) and its sign-in.
+    app.include_router(login_router)
+    # Before web_router: /users/compare must not be taken for the user named "compare".
+    app.include_router(evaluation_pages_router)
     app.include_router(web_router)
+    app.state.evaluators = evaluators
 
     app.include_router(
         create_ingest_router(
             store,
             load_price_table(settings.pricing_file),
-            settings.max_body_bytes,
+            IngestLimits.from_settings(settings),
             settings.retry_after_seconds,
+            on_committed=evaluators.submit,
         )
     )
     app.include_router(api_router)
-    if settings.api_key:
-        app.add_middleware(ApiKeyMiddleware, api_key=settings.api_key)
+    app.include_router(evaluations_api_router)
+    if app.state.auth is not None:
+        app.add_middleware(AuthMiddleware, auth=app.state.auth)
     return app

@@ -10,7 +10,13 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
-from spanloom.server.store.base import MAX_PAGE_SIZE, ListQuery
+from spanloom.server.store.base import (
+    EVAL_SORT_PREFIX,
+    MAX_EVALUATION_NAME,
+    MAX_PAGE_SIZE,
+    ListQuery,
+    accepts_eval_sort,
+)
 from spanloom.server.store.cursor import InvalidCursorError, decode_cursor
 
 DEFAULT_PAGE_SIZE = 50
@@ -67,6 +73,17 @@ def _choice(parameter: str, raw: str, choices: Sequence[str]) -> str:
     return raw
 
 
+def _sort(raw: str, sort_keys: Sequence[str]) -> str:
+    """A key from `sort_keys`, or ``eval:NAME`` on the lists that keep evaluation aggregates
+    (sessions and users). NAME is only checked for shape: the store binds it as a parameter."""
+    if raw.startswith(EVAL_SORT_PREFIX) and accepts_eval_sort(sort_keys):
+        name = raw[len(EVAL_SORT_PREFIX) :]
+        if not name.strip() or len(name) > MAX_EVALUATION_NAME or not name.isprintable():
+            raise BadParameterError("sort", f"eval:NAME needs an evaluation name, got {raw!r:.80}")
+        return raw
+    return _choice("sort", raw, sort_keys)
+
+
 def _text(params: QueryParams, name: str) -> str | None:
     value = params.get(name)
     if value is None or not value.strip():
@@ -95,7 +112,7 @@ def parse_list_query(params: QueryParams, sort_keys: Sequence[str]) -> ListQuery
     raw = _text(params, "status")
     if raw is not None:
         query.status = _choice("status", raw.upper(), _STATUSES)  # type: ignore[assignment]
-    query.sort = _choice("sort", _text(params, "sort") or sort_keys[0], sort_keys)
+    query.sort = _sort(_text(params, "sort") or sort_keys[0], sort_keys)
     query.order = _choice("order", (_text(params, "order") or "desc").lower(), ("asc", "desc"))  # type: ignore[assignment]
     raw = _text(params, "limit")
     if raw is not None:

@@ -31,12 +31,17 @@ def _int(environ: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
+def _path(environ: Mapping[str, str], name: str) -> Path | None:
+    raw = environ.get(name, "").strip()
+    return Path(raw).expanduser() if raw else None
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything `create_app` and `spanloom serve` need to know.
 
     db_path: the SQLite file (SPANLOOM_DB; default in the user's data directory).
-    api_key: when set (SPANLOOM_API_KEY), every request must carry it as ``Authorization: Bearer``.
+    api_key: when set (SPANLOOM_API_KEY), one admin key for everything: ingest, the API, the pages.
     max_body_bytes: the largest OTLP body accepted, before and after decompression
         (SPANLOOM_MAX_BODY_BYTES, default 16 MiB).
     write_queue_size: requests that may wait for the writer before ingest answers 503
@@ -44,6 +49,21 @@ class Settings:
     max_batch_spans: spans the writer commits together at most (SPANLOOM_MAX_BATCH_SPANS).
     pricing_file: a JSON price table overriding the built-in one (SPANLOOM_PRICING_FILE).
     retry_after_seconds: the Retry-After sent with 503.
+    keys_file: a JSON file of ingest/read/admin keys, optionally per project (SPANLOOM_KEYS_FILE;
+        see server/auth/keys.py). With `api_key`, both apply.
+    max_spans_per_request: more spans than this in one export answers 413
+        (SPANLOOM_MAX_SPANS_PER_REQUEST, default 25,000).
+    max_attribute_value_bytes: longer string values are cut and the span marked
+        ``spanloom.truncated=true`` (SPANLOOM_MAX_ATTRIBUTE_VALUE_BYTES, default 64 KiB).
+    max_attributes_per_span: attributes past this many are dropped and the span marked
+        (SPANLOOM_MAX_ATTRIBUTES_PER_SPAN, default 1,024).
+    max_spans_per_trace: spans that would take a trace past this many are rejected through
+        partial_success (SPANLOOM_MAX_SPANS_PER_TRACE, default 100,000).
+    trace_page_spans: spans the trace page renders at once; the rest come a page at a time
+        (SPANLOOM_TRACE_PAGE_SPANS, default 500).
+    evaluators_file: which built-in evaluators run on which project's new spans
+        (SPANLOOM_EVALUATORS_FILE, default evaluators.json next to the database; edited with
+        ``spanloom evaluators add/list/remove``, re-read when it changes).
     """
 
     db_path: Path = field(default_factory=default_db_path)
@@ -53,6 +73,18 @@ class Settings:
     max_batch_spans: int = 8192
     pricing_file: Path | None = None
     retry_after_seconds: int = 1
+    keys_file: Path | None = None
+    max_spans_per_request: int = 25_000
+    max_attribute_value_bytes: int = 64 * 1024
+    max_attributes_per_span: int = 1024
+    max_spans_per_trace: int = 100_000
+    trace_page_spans: int = 500
+    evaluators_file: Path | None = None
+
+    @property
+    def evaluators_path(self) -> Path:
+        """The evaluators file (SPANLOOM_EVALUATORS_FILE; default evaluators.json next to the DB)."""
+        return self.evaluators_file or self.db_path.with_name("evaluators.json")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -60,6 +92,7 @@ class Settings:
         env = os.environ if environ is None else environ
         db = env.get("SPANLOOM_DB", "").strip()
         pricing = env.get("SPANLOOM_PRICING_FILE", "").strip()
+        keys_file = env.get("SPANLOOM_KEYS_FILE", "").strip()
         settings = cls(
             db_path=Path(db).expanduser() if db else default_db_path(),
             api_key=env.get("SPANLOOM_API_KEY", "").strip() or None,
@@ -67,5 +100,16 @@ class Settings:
             write_queue_size=_int(env, "SPANLOOM_WRITE_QUEUE_SIZE", cls.write_queue_size),
             max_batch_spans=_int(env, "SPANLOOM_MAX_BATCH_SPANS", cls.max_batch_spans),
             pricing_file=Path(pricing).expanduser() if pricing else None,
+            keys_file=Path(keys_file).expanduser() if keys_file else None,
+            max_spans_per_request=_int(env, "SPANLOOM_MAX_SPANS_PER_REQUEST", cls.max_spans_per_request),
+            max_attribute_value_bytes=_int(
+                env, "SPANLOOM_MAX_ATTRIBUTE_VALUE_BYTES", cls.max_attribute_value_bytes
+            ),
+            max_attributes_per_span=_int(
+                env, "SPANLOOM_MAX_ATTRIBUTES_PER_SPAN", cls.max_attributes_per_span
+            ),
+            max_spans_per_trace=_int(env, "SPANLOOM_MAX_SPANS_PER_TRACE", cls.max_spans_per_trace),
+            trace_page_spans=_int(env, "SPANLOOM_TRACE_PAGE_SPANS", cls.trace_page_spans),
+            evaluators_file=_path(env, "SPANLOOM_EVALUATORS_FILE"),
         )
         return replace(settings, **{key: value for key, value in overrides.items() if value is not None})

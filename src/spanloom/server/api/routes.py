@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 
 from spanloom.server.api import serialize
+from spanloom.server.auth.scope import ProjectNotVisibleError, can_see, restrict_query
 from spanloom.server.errors import HttpError
 from spanloom.server.query_params import BadParameterError, parse_list_query
 from spanloom.server.store.base import (
@@ -29,6 +30,21 @@ _METADATA_HELP = " Also `metadata.KEY=VALUE` (repeatable) keeps rows whose metad
 
 def get_store(request: Request) -> Store:
     return request.app.state.store
+
+
+def _scoped(request: Request, sort_keys: Sequence[str]) -> ListQuery:
+    """The list parameters, with `project` forced into what the caller's key may read."""
+    try:
+        return restrict_query(request, parse_list_query(request.query_params, sort_keys))
+    except BadParameterError as error:
+        raise HttpError(400, "bad_parameter", str(error)) from None
+    except ProjectNotVisibleError as error:
+        # The same answer as for a project that does not exist.
+        raise HttpError(404, "not_found", f"no project {error.args[0]!r}") from None
+
+
+def _not_found(kind: str, identifier: str) -> HttpError:
+    return HttpError(404, "not_found", f"no {kind} {identifier!r}")
 
 
 def _list_query(sort_keys: Sequence[str]) -> Callable[..., ListQuery]:
@@ -50,10 +66,7 @@ def _list_query(sort_keys: Sequence[str]) -> Callable[..., ListQuery]:
         limit: str | None = Query(None, description="Page size, 1 to 1000 (default 50)."),
         cursor: str | None = Query(None, description="`next_cursor` of the previous page."),
     ) -> ListQuery:
-        try:
-            return parse_list_query(request.query_params, sort_keys)
-        except BadParameterError as error:
-            raise HttpError(400, "bad_parameter", str(error)) from None
+        return _scoped(request, sort_keys)
 
     return dependency
 
@@ -66,10 +79,7 @@ def _user_sessions_query(
     cursor: str | None = Query(None, description="`sessions.next_cursor` of the previous page."),
 ) -> ListQuery:
     """The page of a user's sessions; the other session filters apply too."""
-    try:
-        return parse_list_query(request.query_params, SESSION_SORT_KEYS)
-    except BadParameterError as error:
-        raise HttpError(400, "bad_parameter", str(error)) from None
+    return _scoped(request, SESSION_SORT_KEYS)
 
 
 def _trace_filters(
@@ -86,8 +96,9 @@ def _page(items: list[Any], next_cursor: str | None) -> dict[str, Any]:
 
 
 @router.get("/projects", summary="Projects with span, trace, session and user counts")
-def list_projects(store: Store = Depends(get_store)) -> dict[str, Any]:
-    return {"items": [serialize.project_json(project) for project in store.list_projects()]}
+def list_projects(request: Request, store: Store = Depends(get_store)) -> dict[str, Any]:
+    projects = [project for project in store.list_projects() if can_see(request, project.name)]
+    return {"items": [serialize.project_json(project) for project in projects]}
 
 
 @router.get(
@@ -101,10 +112,10 @@ def list_sessions(
 
 
 @router.get("/sessions/{session_id}", summary="One session: aggregates, every turn, the first failing turn")
-def get_session(session_id: str, store: Store = Depends(get_store)) -> dict[str, Any]:
+def get_session(request: Request, session_id: str, store: Store = Depends(get_store)) -> dict[str, Any]:
     detail = store.get_session(session_id)
-    if detail is None:
-        raise HttpError(404, "not_found", f"no session {session_id!r}")
+    if detail is None or not can_see(request, detail.summary.project):
+        raise _not_found("session", session_id)
     return serialize.session_detail_json(detail)
 
 
@@ -118,13 +129,16 @@ def list_users(
 
 @router.get("/users/{user_id}", summary="One user: aggregates and their sessions (paged like /api/sessions)")
 def get_user(
+    request: Request,
     user_id: str,
     sessions: ListQuery = Depends(_user_sessions_query),
     store: Store = Depends(get_store),
 ) -> dict[str, Any]:
     detail = store.get_user(user_id, sessions)
-    if detail is None:
-        raise HttpError(404, "not_found", f"no user {user_id!r}")
+    # A user's project is that of their first trace (see UserSummary): a per-project key sees a user
+    # whose first trace is in its project; their sessions are filtered to it either way.
+    if detail is None or not can_see(request, detail.summary.project):
+        raise _not_found("user", user_id)
     return serialize.user_detail_json(detail)
 
 
@@ -142,8 +156,8 @@ def list_traces(
 
 
 @router.get("/traces/{trace_id}", summary="One trace: every span with parent links, attributes, events")
-def get_trace(trace_id: str, store: Store = Depends(get_store)) -> dict[str, Any]:
+def get_trace(request: Request, trace_id: str, store: Store = Depends(get_store)) -> dict[str, Any]:
     detail = store.get_trace(trace_id.lower())
-    if detail is None:
-        raise HttpError(404, "not_found", f"no trace {trace_id!r}")
+    if detail is None or not can_see(request, detail.summary.project):
+        raise _not_found("trace", trace_id)
     return serialize.trace_detail_json(detail)

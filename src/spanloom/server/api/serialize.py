@@ -6,6 +6,9 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from spanloom.server.store.base import (
+    EvaluationAggregate,
+    EvaluationGroup,
+    EvaluationRecord,
     ProjectSummary,
     SessionDetail,
     SessionSummary,
@@ -58,6 +61,51 @@ def session_json(session: SessionSummary) -> dict[str, Any]:
         "latency_p95_ms": session.latency_p95_ms,
         "tags": session.tags,
         "metadata": session.metadata,
+        "evaluations": aggregates_json(session.evaluations),
+    }
+
+
+def aggregate_json(aggregate: EvaluationAggregate) -> dict[str, Any]:
+    return {"count": aggregate.count, "mean_score": aggregate.mean_score, "pass_rate": aggregate.pass_rate}
+
+
+def aggregates_json(aggregates: dict[str, EvaluationAggregate]) -> dict[str, Any]:
+    return {name: aggregate_json(aggregate) for name, aggregate in aggregates.items()}
+
+
+def evaluation_json(result: EvaluationRecord) -> dict[str, Any]:
+    return {
+        "name": result.name,
+        "score": result.score,
+        "label": result.label,
+        "explanation": result.explanation,
+        "passed": result.passed,
+        "source": result.source,
+        "trace_id": result.trace_id,
+        "span_id": result.span_id,
+        "time": iso_time(result.time_ns),
+    }
+
+
+def results_json(results: list[EvaluationRecord]) -> dict[str, Any]:
+    """A trace's or turn's results, and their aggregate per evaluation name."""
+    by_name: dict[str, list[EvaluationRecord]] = {}
+    for result in results:
+        by_name.setdefault(result.name, []).append(result)
+    return {
+        "evaluations": [evaluation_json(result) for result in results],
+        "evaluation_summary": {
+            name: aggregate_json(EvaluationAggregate.of(found)) for name, found in by_name.items()
+        },
+    }
+
+
+def evaluation_group_json(group: EvaluationGroup) -> dict[str, Any]:
+    return {
+        f"{group.group_by}_id" if group.group_by != "project" else "project": group.key,
+        "name": group.name,
+        **aggregate_json(group.aggregate),
+        "worst": evaluation_json(group.worst) if group.worst else None,
     }
 
 
@@ -98,6 +146,7 @@ def turn_json(trace: TraceSummary) -> dict[str, Any]:
         "status": trace.status,
         "error_count": trace.error_count,
         "span_count": trace.span_count,
+        **results_json(trace.evaluations),
     }
 
 
@@ -106,9 +155,15 @@ def session_detail_json(detail: SessionDetail) -> dict[str, Any]:
     return {
         **session_json(detail.summary),
         "turns": [turn_json(turn) for turn in detail.turns],
+        # A turn fails on a span error or on a result that did not pass (a low score or a
+        # failing label); `reason` says which came first to mark it.
         "first_failing_turn": None
         if index is None
-        else {"index": index, "trace_id": detail.turns[index].trace_id},
+        else {
+            "index": index,
+            "trace_id": detail.turns[index].trace_id,
+            "reason": "error" if detail.turns[index].error_count else "evaluation",
+        },
     }
 
 
@@ -124,6 +179,7 @@ def user_json(user: UserSummary) -> dict[str, Any]:
         "error_rate": user.error_rate,
         "first_seen": iso_time(user.first_seen_ns),
         "last_seen": iso_time(user.last_seen_ns),
+        "evaluations": aggregates_json(user.evaluations),
     }
 
 
@@ -168,4 +224,8 @@ def span_json(span: SpanRecord) -> dict[str, Any]:
 
 
 def trace_detail_json(detail: TraceDetail) -> dict[str, Any]:
-    return {**trace_json(detail.summary), "spans": [span_json(span) for span in detail.spans]}
+    return {
+        **trace_json(detail.summary),
+        **results_json(detail.summary.evaluations),
+        "spans": [span_json(span) for span in detail.spans],
+    }

@@ -67,6 +67,9 @@ def decode_json(body: bytes) -> ExportTraceServiceRequest:
         data = json.loads(body)
     except (UnicodeDecodeError, ValueError) as error:
         raise UndecodableBodyError(f"not valid JSON: {error}") from error
+    except RecursionError:
+        # Deeply nested arrays or objects: Python's parser recurses, and the limit is a 400, not a 500.
+        raise UndecodableBodyError("not valid OTLP/JSON: nested too deeply") from None
     if not isinstance(data, dict):
         raise UndecodableBodyError("OTLP/JSON body must be an object with 'resourceSpans'")
     for resource_spans in _children(data, _RESOURCE_SPANS):
@@ -86,6 +89,8 @@ def decode_json(body: bytes) -> ExportTraceServiceRequest:
         json_format.ParseDict(data, request, ignore_unknown_fields=True)
     except (json_format.ParseError, binascii.Error, TypeError, ValueError) as error:
         raise UndecodableBodyError(f"not an OTLP/JSON ExportTraceServiceRequest: {error}") from error
+    except RecursionError:
+        raise UndecodableBodyError("not an OTLP/JSON ExportTraceServiceRequest: nested too deeply") from None
     return request
 
 

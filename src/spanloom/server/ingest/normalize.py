@@ -8,11 +8,13 @@ by session and user the same way as spanloom's own.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
 from spanloom import semconv
 from spanloom.server.ingest.attributes import key_values
+from spanloom.server.ingest.limits import Cuts, IngestLimits, TooManySpansError, truncate_text
 from spanloom.server.ingest.messages import input_text, output_text
 from spanloom.server.pricing import PriceTable
 from spanloom.server.store.base import SpanRecord, StatusCode
@@ -65,6 +67,7 @@ _ZERO_TRACE_ID = bytes(16)
 _ZERO_SPAN_ID = bytes(8)
 # Ids longer than this are not ids (they come from clients).
 MAX_ID_LENGTH = 256
+INT64_MAX = 2**63 - 1
 
 
 @dataclass(slots=True)
@@ -87,15 +90,22 @@ def first_string(attributes: dict[str, Any], keys: tuple[str, ...]) -> str | Non
     return None
 
 
+def _int64(value: int) -> int:
+    """Clamped to what a store's integer column holds: fixed64 times and string counts can exceed it."""
+    return max(min(value, INT64_MAX), -INT64_MAX)
+
+
 def first_int(attributes: dict[str, Any], keys: tuple[str, ...]) -> int | None:
     for key in keys:
         value = attributes.get(key)
         if isinstance(value, bool):
             continue
+        if isinstance(value, float) and not math.isfinite(value):
+            continue
         if isinstance(value, (int, float)):
-            return int(value)
-        if isinstance(value, str) and value.isdigit():
-            return int(value)
+            return _int64(int(value))
+        if isinstance(value, str) and value.isdigit() and len(value) <= 30:
+            return _int64(int(value))
     return None
 
 
@@ -156,21 +166,40 @@ def project_of(resource: dict[str, Any]) -> str:
     return DEFAULT_PROJECT
 
 
-def normalize_span(span: Any, resource: dict[str, Any], project: str, prices: PriceTable) -> SpanRecord:
-    """One protobuf Span to a record. The caller has checked its ids."""
-    attributes = key_values(span.attributes)
+def normalize_span(
+    span: Any,
+    resource: dict[str, Any],
+    project: str,
+    prices: PriceTable,
+    limits: IngestLimits = IngestLimits(),
+) -> SpanRecord:
+    """One protobuf Span to a record, cut to `limits`. The caller has checked its ids."""
+    cuts = Cuts()
+    max_bytes = limits.max_attribute_value_bytes
+    attributes = key_values(span.attributes, max_bytes, limits.max_attributes_per_span, cuts)
+    events = [
+        {
+            "name": truncate_text(event.name, max_bytes, cuts),
+            "time_ns": _int64(event.time_unix_nano),
+            "attributes": key_values(event.attributes, max_bytes, limits.max_attributes_per_span, cuts),
+        }
+        for event in span.events
+    ]
+    name = truncate_text(span.name, max_bytes, cuts)
+    status_message = truncate_text(span.status.message, max_bytes, cuts)
+    cuts.mark(attributes)
     model = first_string(attributes, MODEL_KEYS)
     prompt_tokens = first_int(attributes, PROMPT_TOKEN_KEYS)
     completion_tokens = first_int(attributes, COMPLETION_TOKEN_KEYS)
     total_tokens = first_int(attributes, (semconv.LLM_TOKEN_COUNT_TOTAL,))
     if total_tokens is None and (prompt_tokens is not None or completion_tokens is not None):
         total_tokens = (prompt_tokens or 0) + (completion_tokens or 0)
-    start, end = span.start_time_unix_nano, span.end_time_unix_nano
+    start, end = _int64(span.start_time_unix_nano), _int64(span.end_time_unix_nano)
     return SpanRecord(
         trace_id=span.trace_id.hex(),
         span_id=span.span_id.hex(),
         parent_span_id=span.parent_span_id.hex() if len(span.parent_span_id) == 8 else None,
-        name=span.name,
+        name=name,
         project=project,
         start_time_ns=start,
         end_time_ns=max(end, start),
@@ -180,7 +209,7 @@ def normalize_span(span: Any, resource: dict[str, Any], project: str, prices: Pr
         session_id=first_string(attributes, SESSION_KEYS) or first_string(resource, SESSION_KEYS),
         user_id=first_string(attributes, USER_KEYS) or first_string(resource, USER_KEYS),
         status_code=_STATUS_CODES.get(span.status.code, "UNSET"),
-        status_message=span.status.message,
+        status_message=status_message,
         model=model,
         prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens,
@@ -191,10 +220,7 @@ def normalize_span(span: Any, resource: dict[str, Any], project: str, prices: Pr
         metadata=metadata_of(attributes),
         tags=tags_of(attributes),
         attributes=attributes,
-        events=[
-            {"name": event.name, "time_ns": event.time_unix_nano, "attributes": key_values(event.attributes)}
-            for event in span.events
-        ],
+        events=events,
         resource=resource,
     )
 
@@ -209,22 +235,46 @@ def _id_problem(span: Any) -> str | None:
     return None
 
 
-def normalize_request(request: Any, prices: PriceTable) -> NormalizedBatch:
-    """Every span of an ExportTraceServiceRequest; spans with invalid ids are counted, not kept."""
+def count_spans(request: Any) -> int:
+    return sum(len(scope.spans) for resource in request.resource_spans for scope in resource.scope_spans)
+
+
+def normalize_request(
+    request: Any, prices: PriceTable, limits: IngestLimits = IngestLimits()
+) -> NormalizedBatch:
+    """Every span of an ExportTraceServiceRequest; spans with invalid ids are counted, not kept,
+    and so is a second span with the same (trace id, span id) in one request (the first wins).
+
+    Raises TooManySpansError when the request holds more than `limits.max_spans_per_request`.
+    """
+    total = count_spans(request)
+    if total > limits.max_spans_per_request:
+        raise TooManySpansError(
+            f"{total} spans in one request; the limit is {limits.max_spans_per_request} "
+            "(SPANLOOM_MAX_SPANS_PER_REQUEST): send smaller batches"
+        )
     records: list[SpanRecord] = []
     rejected = 0
     problems: list[str] = []
+    seen: set[tuple[bytes, bytes]] = set()
     for resource_spans in request.resource_spans:
-        resource = key_values(resource_spans.resource.attributes)
+        resource = key_values(
+            resource_spans.resource.attributes,
+            limits.max_attribute_value_bytes,
+            limits.max_attributes_per_span,
+        )
         project = project_of(resource)
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
                 problem = _id_problem(span)
+                if problem is None and (span.trace_id, span.span_id) in seen:
+                    problem = "a span id appeared twice in one request"
                 if problem is not None:
                     rejected += 1
                     if problem not in problems:
                         problems.append(problem)
                     continue
-                records.append(normalize_span(span, resource, project, prices))
+                seen.add((span.trace_id, span.span_id))
+                records.append(normalize_span(span, resource, project, prices, limits))
     message = f"{rejected} span(s) rejected: {'; '.join(problems)}" if rejected else ""
     return NormalizedBatch(records, rejected, message)

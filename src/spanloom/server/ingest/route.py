@@ -1,38 +1,83 @@
 """``POST /v1/traces``: OTLP/HTTP ingest, protobuf or JSON, answered only after commit.
 
 Checks happen before the store is touched: 415 for a content type or encoding it does not
-speak, 413 for a body over the limit (also after decompression), 400 for a body that does not
-decode. A full write queue answers 503 with Retry-After, which OTLP exporters retry.
+speak, 413 for a body over the limit (also after decompression) or more spans than allowed in one
+request, 400 for a body that does not decode. A full write queue answers 503 with Retry-After,
+which OTLP exporters retry.
+
+Spans accepted in part are reported in `partial_success` (rejected count and why): invalid ids,
+a span id repeated in the request, a trace over its span limit, and, with a per-project key,
+spans of projects the key may not send to. The rest of the batch is stored.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from spanloom.server.auth.scope import principal_of
 from spanloom.server.errors import HttpError
 from spanloom.server.ingest.body import ACCEPTED_ENCODINGS, check_declared_length, read_limited
 from spanloom.server.ingest.decode import UndecodableBodyError, decode_json, decode_protobuf, encode_response
+from spanloom.server.ingest.limits import IngestLimits, TooManySpansError
 from spanloom.server.ingest.normalize import NormalizedBatch, normalize_request
+from spanloom.server.ingest.trace_budget import TraceBudget
 from spanloom.server.pricing import PriceTable
-from spanloom.server.store.base import Store, StoreBusyError, StoreClosedError
+from spanloom.server.store.base import SpanRecord, Store, StoreBusyError, StoreClosedError
 
 PROTOBUF_TYPES = ("application/x-protobuf", "application/protobuf")
 JSON_TYPE = "application/json"
 
 
-def _decode_and_normalize(body: bytes, as_json: bool, prices: PriceTable) -> NormalizedBatch:
+def _decode_and_normalize(
+    body: bytes, as_json: bool, prices: PriceTable, limits: IngestLimits
+) -> NormalizedBatch:
     request = decode_json(body) if as_json else decode_protobuf(body)
-    return normalize_request(request, prices)
+    return normalize_request(request, prices, limits)
+
+
+def _reject(batch: NormalizedBatch, kept: list[Any], why: str) -> None:
+    """Drop from `batch` the spans not in `kept`, saying `why` in partial_success."""
+    dropped = len(batch.spans) - len(kept)
+    if not dropped:
+        return
+    batch.spans = kept
+    previous = batch.error_message.partition(": ")[2]
+    batch.rejected += dropped
+    batch.error_message = f"{batch.rejected} span(s) rejected: {'; '.join(filter(None, (previous, why)))}"
+
+
+def _scope_and_budget(batch: NormalizedBatch, projects: frozenset[str] | None, budget: TraceBudget) -> None:
+    if projects is not None:
+        allowed = [span for span in batch.spans if span.project in projects]
+        _reject(batch, allowed, "this key may not send spans of the project(s) named by their resource")
+    kept, overflowed = budget.split(batch.spans)
+    if overflowed:
+        _reject(
+            batch,
+            kept,
+            f"trace(s) {', '.join(overflowed[:3])}{' ...' if len(overflowed) > 3 else ''} would exceed "
+            f"{budget.limit} spans (SPANLOOM_MAX_SPANS_PER_TRACE)",
+        )
 
 
 def create_ingest_router(
-    store: Store, prices: PriceTable, max_body_bytes: int, retry_after_seconds: int
+    store: Store,
+    prices: PriceTable,
+    limits: IngestLimits,
+    retry_after_seconds: int,
+    on_committed: Callable[[Sequence[SpanRecord]], None] | None = None,
 ) -> APIRouter:
+    """`on_committed` gets each request's spans once they are committed (the server evaluators'
+    queue): it must return at once, as the 200 waits for it."""
     router = APIRouter(tags=["ingest"])
     busy_headers = {"Retry-After": str(retry_after_seconds)}
+    max_body_bytes = limits.max_body_bytes
+    budget = TraceBudget(store, limits.max_spans_per_trace)
 
     @router.post(
         "/v1/traces",
@@ -41,7 +86,12 @@ def create_ingest_router(
         responses={
             200: {"description": "ExportTraceServiceResponse, in the request's encoding, after commit"},
             400: {"description": "The body does not decode"},
-            413: {"description": "The body is over the size limit (also after decompression)"},
+            401: {"description": "Keys are configured and the request carries no valid one"},
+            403: {"description": "The key may not send spans (a read key)"},
+            413: {
+                "description": "The body is over the size limit (also after decompression), or holds "
+                "more spans than one request may"
+            },
             415: {"description": "Unsupported content type or content encoding"},
             503: {"description": "The writer is saturated; retry after Retry-After seconds"},
         },
@@ -69,9 +119,14 @@ def create_ingest_router(
         try:
             # Decoding a large batch takes milliseconds of CPU: off the event loop, so API
             # requests are not held up behind it.
-            batch = await run_in_threadpool(_decode_and_normalize, body, as_json, prices)
+            batch = await run_in_threadpool(_decode_and_normalize, body, as_json, prices, limits)
         except UndecodableBodyError as error:
             raise HttpError(400, "undecodable", str(error)) from None
+        except TooManySpansError as error:
+            raise HttpError(413, "too_many_spans", str(error)) from None
+        principal = principal_of(request)
+        projects = principal.projects if principal is not None else None
+        await run_in_threadpool(_scope_and_budget, batch, projects, budget)
         try:
             future = store.insert_spans(batch.spans)
         except StoreBusyError:
@@ -85,6 +140,9 @@ def create_ingest_router(
             raise HttpError(
                 503, "write_failed", f"the spans were not stored: {error}", busy_headers
             ) from None
+        budget.committed(batch.spans)
+        if on_committed is not None and batch.spans:
+            on_committed(batch.spans)
         return Response(
             encode_response(batch.rejected, batch.error_message, as_json),
             media_type=JSON_TYPE if as_json else PROTOBUF_TYPES[0],

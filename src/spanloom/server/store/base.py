@@ -89,6 +89,8 @@ class TraceSummary:
     output: str | None
     tags: list[str]
     metadata: dict[str, Any]
+    # The results on this trace's spans; filled where a page shows them (a session's turns, a trace).
+    evaluations: list[EvaluationRecord] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -108,6 +110,7 @@ class SessionSummary:
     latency_p95_ms: float
     tags: list[str]
     metadata: dict[str, Any]
+    evaluations: dict[str, EvaluationAggregate] = field(default_factory=dict)  # by evaluation name
 
     @property
     def duration_ms(self) -> float:
@@ -125,6 +128,7 @@ class UserSummary:
     error_count: int  # traces with at least one failed span
     first_seen_ns: int
     last_seen_ns: int
+    evaluations: dict[str, EvaluationAggregate] = field(default_factory=dict)  # by evaluation name
 
     @property
     def error_rate(self) -> float:
@@ -155,8 +159,13 @@ class SessionDetail:
 
     @property
     def first_failing_turn(self) -> int | None:
-        """Index into `turns` of the first turn with an error, if any."""
-        return next((index for index, turn in enumerate(self.turns) if turn.error_count), None)
+        """Index into `turns` of the first turn that failed: a span with an error, or an evaluation
+        result that did not pass (a low score or a failing label, see `evaluation_passed`)."""
+        return next((index for index, turn in enumerate(self.turns) if turn_failed(turn)), None)
+
+
+def turn_failed(turn: TraceSummary) -> bool:
+    return bool(turn.error_count) or any(not result.passed for result in turn.evaluations)
 
 
 @dataclass(slots=True)
@@ -197,10 +206,121 @@ class ListQuery:
     cursor: str | None = None
 
 
+EvaluationSource = Literal["sdk", "api", "server"]
+EVALUATION_SOURCES: tuple[str, ...] = ("sdk", "api", "server")
+GroupBy = Literal["session", "user", "project"]
+# Labels that mean "passed" (compared lower-cased). Any other label is a failure; a result with
+# no label passes when its score is at least PASS_SCORE. Scores are read as "higher is better".
+PASS_LABELS = frozenset(
+    {
+        "pass",
+        "passed",
+        "correct",
+        "yes",
+        "true",
+        "safe",
+        "ok",
+        "good",
+        "success",
+        "accurate",
+        "relevant",
+        "helpful",
+        "grounded",
+        "factual",
+        "compliant",
+    }
+)
+PASS_SCORE = 0.5
+# `sort=eval:NAME` sorts sessions or users by their mean score for evaluation NAME.
+EVAL_SORT_PREFIX = "eval:"
+MAX_EVALUATION_NAME = 200
+
+
+def evaluation_passed(score: float | None, label: str | None) -> bool:
+    """The pass rule: a label decides when there is one, else the score against PASS_SCORE."""
+    if label is not None:
+        return label.strip().lower() in PASS_LABELS
+    return score is not None and score >= PASS_SCORE
+
+
+@dataclass(slots=True)
+class EvaluationInput:
+    """One result to store. `span_id` names the span (with `trace_id` if known); `trace_id` alone
+    names that trace's root span. At least one of `score` and `label`."""
+
+    name: str
+    source: EvaluationSource
+    span_id: str | None = None
+    trace_id: str | None = None
+    score: float | None = None
+    label: str | None = None
+    explanation: str | None = None
+    time_ns: int | None = None  # default: when it is written
+
+
+@dataclass(slots=True)
+class EvaluationRecord:
+    trace_id: str
+    span_id: str
+    name: str
+    source: str
+    score: float | None
+    label: str | None
+    explanation: str | None
+    time_ns: int
+
+    @property
+    def passed(self) -> bool:
+        return evaluation_passed(self.score, self.label)
+
+
+@dataclass(slots=True)
+class EvaluationAggregate:
+    count: int
+    mean_score: float | None  # over the results that have a score; None when none has
+    pass_rate: float  # passed / count
+
+    @classmethod
+    def of(cls, results: Sequence[EvaluationRecord]) -> EvaluationAggregate:
+        scores = [result.score for result in results if result.score is not None]
+        passed = sum(result.passed for result in results)
+        return cls(len(results), sum(scores) / len(scores) if scores else None, passed / len(results))
+
+
+@dataclass(slots=True)
+class EvaluationRejection:
+    index: int  # position in the request
+    reason: str
+
+
+@dataclass(slots=True)
+class EvaluationInsertResult:
+    accepted: int
+    rejected: list[EvaluationRejection] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class EvaluationGroup:
+    """One row of the evaluation summary: a session, user or project and one evaluation name."""
+
+    group_by: GroupBy
+    key: str  # the session id, user id or project name
+    name: str
+    aggregate: EvaluationAggregate
+    worst: EvaluationRecord | None  # the lowest-scoring (or first failing) result
+
+
 # The sort keys each list accepts (the store maps them to columns through its own allowlist).
 SESSION_SORT_KEYS = ("start_time", "last_activity", "turns", "tokens", "cost", "latency", "errors")
-USER_SORT_KEYS = ("last_seen", "first_seen", "sessions", "traces", "tokens", "cost", "errors")
+USER_SORT_KEYS = ("last_seen", "first_seen", "sessions", "traces", "tokens", "cost", "errors", "error_rate")
 TRACE_SORT_KEYS = ("start_time", "latency", "tokens", "cost", "errors", "spans")
+
+
+def accepts_eval_sort(sort_keys: Sequence[str]) -> bool:
+    """Whether the list with these sort keys also sorts by ``eval:NAME`` (sessions and users)."""
+    return tuple(sort_keys) in (SESSION_SORT_KEYS, USER_SORT_KEYS)
+
+
 MAX_PAGE_SIZE = 1000
 
 
@@ -228,5 +348,33 @@ class Store(Protocol):
     def list_traces(self, query: ListQuery) -> Page[TraceSummary]: ...
 
     def get_trace(self, trace_id: str) -> TraceDetail | None: ...
+
+    def insert_evaluations(self, evaluations: Sequence[EvaluationInput]) -> Future[EvaluationInsertResult]:
+        """Queue results for writing; the future resolves once they are committed.
+
+        Each item names its span (`span_id`, optionally with `trace_id`) or only a `trace_id` (its
+        root span). Items whose span is not stored are reported in the result, not written. A
+        result with the same (trace, span, name, source) as a stored one replaces it. Raises
+        `StoreBusyError` at once when the write queue is full.
+        """
+        ...
+
+    def list_spans(self, query: ListQuery) -> Page[SpanRecord]:
+        """Spans by (start time, trace id, span id), oldest first, filtered by project, span kind
+        and start time (`start_ns`/`end_ns` bound the span's start): for evaluating stored spans."""
+        ...
+
+    def count_spans(self, query: ListQuery) -> int:
+        """How many spans `list_spans` would page through."""
+        ...
+
+    def list_evaluation_names(self, project: str | None = None) -> list[str]: ...
+
+    def summarize_evaluations(
+        self, group_by: GroupBy, name: str | None = None, project: str | None = None, limit: int = 50
+    ) -> list[EvaluationGroup]:
+        """Per (group, evaluation name): count, mean score, pass rate and the worst result, worst
+        mean score first."""
+        ...
 
     def close(self) -> None: ...

@@ -5,6 +5,7 @@ imports `server.api` or `server.ingest`: pages read through the `Store` protocol
 filters with `server.query_params`, like the JSON API does.
 """
 
+from spanloom.server.web.login import router as login_router
 from spanloom.server.web.routes import router
 
-__all__ = ["router"]
+__all__ = ["login_router", "router"]

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+from spanloom.server.web.evaluation_view import EVALUATION_FILTERS
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
@@ -118,3 +120,4 @@ def kind_class(kind: str | None) -> str:
 
 
 FILTERS.update(role_class=role_class, kind_class=kind_class)
+FILTERS.update(EVALUATION_FILTERS)

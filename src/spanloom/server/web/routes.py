@@ -13,6 +13,12 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
+from spanloom.server.auth.scope import (
+    ProjectNotVisibleError,
+    allowed_projects,
+    can_see,
+    restrict_query,
+)
 from spanloom.server.query_params import BadParameterError, parse_list_query
 from spanloom.server.store.base import (
     SESSION_SORT_KEYS,
@@ -26,7 +32,7 @@ from spanloom.server.web.forms import RANGE_LABELS, SPAN_KINDS, STATUSES, filter
 from spanloom.server.web.projects import cached_projects
 from spanloom.server.web.render import STATIC_FILES, Links, render, static_response
 from spanloom.server.web.session_view import turn_chart, turn_views
-from spanloom.server.web.trace_view import trace_view
+from spanloom.server.web.trace_view import page_offset, trace_view
 
 router = APIRouter(include_in_schema=False)
 
@@ -47,6 +53,7 @@ SORT_LABELS = {
     "sessions": "Sessions",
     "traces": "Traces",
     "spans": "Spans",
+    "error_rate": "Error rate",
 }
 
 
@@ -55,12 +62,17 @@ def _store(request: Request) -> Store:
 
 
 def _chrome(request: Request, store: Store, section: str, picker_action: str) -> dict[str, Any]:
-    """What the common navigation needs: the projects (cached, see projects.py) and where the picker goes."""
+    """What the common navigation needs: the projects the caller may read (cached, see projects.py),
+    where the picker goes, and the logout form when the caller logged in with the form."""
+    allowed = allowed_projects(request)
+    login_session = getattr(request.state, "login_session", None)
     return {
-        "projects": cached_projects(store),
-        "current_project": Links(request).project,
+        "projects": [project for project in cached_projects(store) if can_see(request, project.name)],
+        "all_projects_allowed": allowed is None,
+        "current_project": Links(request).project or (min(allowed) if allowed else ""),
         "section": section,
         "picker_action": picker_action,
+        "logout_csrf": login_session.csrf_token if login_session is not None else None,
     }
 
 
@@ -86,10 +98,12 @@ def _list_page(
 ) -> Response:
     store = _store(request)
     try:
-        query = parse_list_query(shared_params(request.query_params), sort_keys)
+        query = restrict_query(request, parse_list_query(shared_params(request.query_params), sort_keys))
         form = filter_form(request.query_params, query, filter_names)
     except BadParameterError as error:
         return _bad_request(request, store, section, error)
+    except ProjectNotVisibleError as error:
+        return _not_found(request, store, section, "project", error.args[0])
     page = fetch(store, query)
     context = {
         **_chrome(request, store, section, request.url.path),
@@ -128,7 +142,7 @@ def session_page(request: Request, session_id: str) -> Response:
     if not session_id:
         return RedirectResponse(Links(request).list("web_sessions"), status_code=302)
     detail = store.get_session(session_id)
-    if detail is None:
+    if detail is None or not can_see(request, detail.summary.project):
         return _not_found(request, store, "sessions", "session", session_id)
     context = {
         **_chrome(request, store, "sessions", Links(request).path("web_sessions")),
@@ -159,11 +173,15 @@ def user_page(request: Request, user_id: str) -> Response:
     if not user_id:
         return RedirectResponse(Links(request).list("web_users"), status_code=302)
     try:
-        sessions = parse_list_query(shared_params(request.query_params), SESSION_SORT_KEYS)
+        sessions = restrict_query(
+            request, parse_list_query(shared_params(request.query_params), SESSION_SORT_KEYS)
+        )
     except BadParameterError as error:
         return _bad_request(request, store, "users", error)
+    except ProjectNotVisibleError:
+        return _not_found(request, store, "users", "user", user_id)
     detail = store.get_user(user_id, sessions)
-    if detail is None:
+    if detail is None or not can_see(request, detail.summary.project):
         return _not_found(request, store, "users", "user", user_id)
     context = {
         **_chrome(request, store, "users", Links(request).path("web_users")),
@@ -194,12 +212,17 @@ def trace_page(request: Request, trace_id: str) -> Response:
     if not trace_id:
         return RedirectResponse(Links(request).list("web_traces"), status_code=302)
     detail = store.get_trace(trace_id.lower())
-    if detail is None:
+    if detail is None or not can_see(request, detail.summary.project):
         return _not_found(request, store, "traces", "trace", trace_id)
+    try:
+        offset = page_offset(request.query_params.get("offset"))
+    except BadParameterError as error:
+        return _bad_request(request, store, "traces", error)
+    page_size = request.app.state.settings.trace_page_spans
     context = {
         **_chrome(request, store, "traces", Links(request).path("web_traces")),
         "trace": detail.summary,
-        "view": trace_view(detail),
+        "view": trace_view(detail, offset=offset, limit=page_size),
     }
     return render(request, "trace.html", context)
 

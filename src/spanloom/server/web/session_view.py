@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from spanloom.server.store.base import SessionDetail, SpanRecord, TraceSummary
+from spanloom.server.store.base import SessionDetail, SpanRecord, TraceSummary, turn_failed
 
 CHART_HEIGHT = 100  # viewBox units for the tallest bar
 SLOT = 24  # viewBox units per turn: two bars and a gap
@@ -59,7 +59,7 @@ def turn_chart(turns: list[TraceSummary]) -> Chart:
                 token_height=round(turn.total_tokens / max_tokens * CHART_HEIGHT, 2) if max_tokens else 0,
                 latency_ms=turn.latency_ms,
                 tokens=turn.total_tokens,
-                failed=bool(turn.error_count),
+                failed=turn_failed(turn),
             )
         )
     return Chart(max(len(turns), 1) * SLOT, CHART_HEIGHT, bars, max_latency, max_tokens)
@@ -80,7 +80,7 @@ def turn_views(detail: SessionDetail) -> list[TurnView]:
         TurnView(
             number=index + 1,
             trace=turn,
-            failed=bool(turn.error_count),
+            failed=turn_failed(turn),  # an error, or a result that did not pass
             first_failure=index == first,
             tool_calls=list(tools.get(turn.trace_id, ())),
         )

@@ -3,6 +3,10 @@
 Geometry is computed here as plain numbers (0 to 1000 across the trace's duration) and drawn
 as SVG rect attributes: the Content-Security-Policy forbids inline styles, and attributes of
 an SVG element are not styles.
+
+A trace can hold tens of thousands of spans: the tree order covers them all (iteratively, so
+depth is no limit), but only one page of them (`?offset=`, `limit` spans) is rendered, with links
+to the pages before and after.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from spanloom.server.query_params import BadParameterError
 from spanloom.server.store.base import SpanRecord, TraceDetail
 from spanloom.server.web.messages import EXCEPTION_KEYS, Payload, payload, pretty
 
@@ -53,9 +58,35 @@ class SpanView:
 @dataclass
 class TraceView:
     detail: TraceDetail
-    spans: list[SpanView]
+    spans: list[SpanView]  # this page's
     start_ns: int
     duration_ms: float
+    offset: int = 0  # of this page's first span, in tree order
+    total: int = 0  # spans in the trace
+    page_size: int = 0
+    first_error_offset: int | None = None  # of the page holding the first failed span
+
+    @property
+    def next_offset(self) -> int | None:
+        following = self.offset + self.page_size
+        return following if following < self.total else None
+
+    @property
+    def previous_offset(self) -> int | None:
+        return max(self.offset - self.page_size, 0) if self.offset > 0 else None
+
+    @property
+    def paged(self) -> bool:
+        return self.total > self.page_size
+
+
+def page_offset(raw: str | None) -> int:
+    """The ``offset`` query parameter: a non-negative integer, 0 when absent."""
+    if raw is None or not raw.strip():
+        return 0
+    if not raw.strip().isdigit() or len(raw.strip()) > 12:
+        raise BadParameterError("offset", f"expected a non-negative integer, got {raw!r}")
+    return int(raw.strip())
 
 
 def tree_order(spans: list[SpanRecord]) -> list[tuple[SpanRecord, int]]:
@@ -102,21 +133,27 @@ def _event(event: dict[str, Any]) -> EventView:
     return EventView(name, event.get("time_ns"), shown, exception)
 
 
-def trace_view(detail: TraceDetail) -> TraceView:
+def trace_view(detail: TraceDetail, offset: int = 0, limit: int = 1_000_000) -> TraceView:
+    """The view of spans `offset` to `offset + limit` in tree order (the waterfall keeps the whole
+    trace's time scale, so pages line up)."""
     spans = detail.spans
     start = min((span.start_time_ns for span in spans), default=detail.summary.start_time_ns)
     end = max((span.end_time_ns for span in spans), default=detail.summary.end_time_ns)
     total = max(end - start, 1)
+    ordered = tree_order(spans)
+    offset = min(offset, max(len(ordered) - 1, 0))
+    first_error = next(
+        (index for index, (span, _) in enumerate(ordered) if span.status_code == "ERROR"), None
+    )
     views = []
-    first_error_seen = False
-    for span, depth in tree_order(spans):
-        offset = min((span.start_time_ns - start) / total * WATERFALL_WIDTH, WATERFALL_WIDTH - MIN_BAR)
+    for index, (span, depth) in enumerate(ordered[offset : offset + limit], start=offset):
+        x = min((span.start_time_ns - start) / total * WATERFALL_WIDTH, WATERFALL_WIDTH - MIN_BAR)
         width = (span.end_time_ns - span.start_time_ns) / total * WATERFALL_WIDTH
         view = SpanView(
             span=span,
             depth=depth,
-            offset=round(offset, 2),
-            width=round(min(max(width, MIN_BAR), WATERFALL_WIDTH - offset), 2),
+            offset=round(x, 2),
+            width=round(min(max(width, MIN_BAR), WATERFALL_WIDTH - x), 2),
             input=payload(span, "input"),
             output=payload(span, "output"),
             attributes=sorted((key, pretty(value)) for key, value in span.attributes.items()),
@@ -126,7 +163,15 @@ def trace_view(detail: TraceDetail) -> TraceView:
                 view.events.append(event)
             else:
                 view.exceptions.append(event.exception)
-        if view.failed and not first_error_seen:
-            view.first_error = first_error_seen = True
+        view.first_error = index == first_error
         views.append(view)
-    return TraceView(detail, views, start, (end - start) / 1e6)
+    return TraceView(
+        detail,
+        views,
+        start,
+        (end - start) / 1e6,
+        offset=offset,
+        total=len(ordered),
+        page_size=limit,
+        first_error_offset=None if first_error is None else first_error - first_error % limit,
+    )

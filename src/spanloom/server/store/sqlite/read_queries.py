@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from spanloom.server.store.base import (
+    EVAL_SORT_PREFIX,
     ListQuery,
     Page,
     ProjectSummary,
@@ -18,6 +19,7 @@ from spanloom.server.store.base import (
     UserSummary,
 )
 from spanloom.server.store.cursor import decode_cursor, encode_cursor
+from spanloom.server.store.sqlite import evaluation_queries
 
 _R = TypeVar("_R")
 
@@ -39,6 +41,8 @@ USER_SORTS = {  # the first key of each table is the list's default sort
     "tokens": ("u.total_tokens", "total_tokens"),
     "cost": ("u.cost", "cost"),
     "errors": ("u.error_count", "error_count"),
+    # Failing traces per trace: "worst experience first" whatever a user's volume.
+    "error_rate": ("(u.error_count * 1.0 / MAX(u.trace_count, 1))", "error_rate"),
 }
 TRACE_SORTS = {
     "start_time": ("t.start_ns", "start_time_ns"),
@@ -147,8 +151,11 @@ def _page(
     id_attribute: str,
     query: ListQuery,
     make: Callable[[tuple[Any, ...]], _R],
+    select_params: Sequence[Any] = (),
+    enrich: Callable[[list[_R]], None] | None = None,
 ) -> Page[_R]:
-    """One page of a list, after the cursor, in (sort column, id) order."""
+    """One page of a list, after the cursor, in (sort column, id) order. A sort's attribute may be
+    a function of the record (after `enrich` has filled it in) instead of an attribute name."""
     sort = query.sort or next(iter(sorts))
     if sort not in sorts:
         raise ValueError(f"unknown sort key {sort!r}; expected one of {', '.join(sorts)}")
@@ -161,13 +168,55 @@ def _page(
         params.extend((value, row_id))
     where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
     text = f"{select}{where} ORDER BY {column} {direction}, {id_column} {direction} LIMIT ?"
-    rows = connection.execute(text, (*params, query.limit + 1)).fetchall()
+    rows = connection.execute(text, (*select_params, *params, query.limit + 1)).fetchall()
     items = [make(row) for row in rows[: query.limit]]
+    if enrich is not None and items:
+        enrich(items)
     next_cursor = None
     if len(rows) > query.limit:
         last = items[-1]
-        next_cursor = encode_cursor(sort, getattr(last, attribute), getattr(last, id_attribute))
+        value = attribute(last) if callable(attribute) else getattr(last, attribute)
+        next_cursor = encode_cursor(sort, value, getattr(last, id_attribute))
     return Page(items, next_cursor)
+
+
+def _eval_sort(
+    query: ListQuery, sorts: dict[str, Any], rollup: str, key_column: str, id_column: str
+) -> tuple[dict[str, Any], str, list[Any]]:
+    """For sort=eval:NAME: the sorts with that key added, a LEFT JOIN of the rollup row for NAME
+    (bound as a parameter), and its parameters. Rows without NAME sort last in either order:
+    their sort value is +inf ascending and -inf descending."""
+    if not (query.sort or "").startswith(EVAL_SORT_PREFIX):
+        return sorts, "", []
+    name = query.sort[len(EVAL_SORT_PREFIX) :]  # type: ignore[index]
+    missing = float("inf") if query.order == "asc" else float("-inf")
+    literal = "9e999" if query.order == "asc" else "-9e999"  # SQLite reads these as +/-inf
+
+    def value_of(record: Any) -> float:
+        aggregate = record.evaluations.get(name)
+        return aggregate.mean_score if aggregate and aggregate.mean_score is not None else missing
+
+    # `rollup` and the columns are fixed names from the callers below, never input.
+    join = f" LEFT JOIN {rollup} ev ON ev.{key_column} = {id_column} AND ev.name = ?"
+    return {**sorts, query.sort: (f"COALESCE(ev.mean_score, {literal})", value_of)}, join, [name]
+
+
+def _with_session_evaluations(connection: sqlite3.Connection) -> Callable[[list[SessionSummary]], None]:
+    def enrich(items: list[SessionSummary]) -> None:
+        found = evaluation_queries.select_session_aggregates(connection, [item.session_id for item in items])
+        for item in items:
+            item.evaluations = found.get(item.session_id, {})
+
+    return enrich
+
+
+def _with_user_evaluations(connection: sqlite3.Connection) -> Callable[[list[UserSummary]], None]:
+    def enrich(items: list[UserSummary]) -> None:
+        found = evaluation_queries.select_user_aggregates(connection, [item.user_id for item in items])
+        for item in items:
+            item.evaluations = found.get(item.user_id, {})
+
+    return enrich
 
 
 def list_projects(connection: sqlite3.Connection) -> list[ProjectSummary]:
@@ -198,17 +247,22 @@ def list_sessions(connection: sqlite3.Connection, query: ListQuery) -> Page[Sess
             " AND (t.input LIKE ? ESCAPE '\\' OR t.output LIKE ? ESCAPE '\\')))"
         )
         params.extend([_like(query.q)] * 4)
-    select = f"SELECT {_SESSION_COLUMNS} FROM sessions s"
+    sorts, join, join_params = _eval_sort(
+        query, SESSION_SORTS, "session_evaluations", "session_id", "s.session_id"
+    )
+    select = f"SELECT {_SESSION_COLUMNS} FROM sessions s{join}"
     return _page(
         connection,
         select,
         conditions,
         params,
-        SESSION_SORTS,
+        sorts,
         "s.session_id",
         "session_id",
         query,
         _session_row,
+        join_params,
+        _with_session_evaluations(connection),
     )
 
 
@@ -216,7 +270,11 @@ def select_session(connection: sqlite3.Connection, session_id: str) -> SessionSu
     row = connection.execute(
         f"SELECT {_SESSION_COLUMNS} FROM sessions s WHERE s.session_id = ?", (session_id,)
     ).fetchone()
-    return _session_row(row) if row else None
+    if not row:
+        return None
+    summary = _session_row(row)
+    _with_session_evaluations(connection)([summary])
+    return summary
 
 
 def select_session_turns(connection: sqlite3.Connection, session_id: str) -> list[TraceSummary]:
@@ -224,7 +282,15 @@ def select_session_turns(connection: sqlite3.Connection, session_id: str) -> lis
         f"SELECT {_TRACE_COLUMNS} FROM traces t WHERE t.session_id = ? ORDER BY t.start_ns, t.trace_id",
         (session_id,),
     ).fetchall()
-    return [_trace_row(row) for row in rows]
+    turns = [_trace_row(row) for row in rows]
+    _with_trace_evaluations(connection, turns)
+    return turns
+
+
+def _with_trace_evaluations(connection: sqlite3.Connection, traces: list[TraceSummary]) -> None:
+    found = evaluation_queries.select_trace_results(connection, [trace.trace_id for trace in traces])
+    for trace in traces:
+        trace.evaluations = found.get(trace.trace_id, [])
 
 
 def list_users(connection: sqlite3.Connection, query: ListQuery) -> Page[UserSummary]:
@@ -243,15 +309,32 @@ def list_users(connection: sqlite3.Connection, query: ListQuery) -> Page[UserSum
     if query.q:
         conditions.append("u.user_id LIKE ? ESCAPE '\\'")
         params.append(_like(query.q))
-    select = f"SELECT {_USER_COLUMNS} FROM users u"
-    return _page(connection, select, conditions, params, USER_SORTS, "u.user_id", "user_id", query, _user_row)
+    sorts, join, join_params = _eval_sort(query, USER_SORTS, "user_evaluations", "user_id", "u.user_id")
+    select = f"SELECT {_USER_COLUMNS} FROM users u{join}"
+    return _page(
+        connection,
+        select,
+        conditions,
+        params,
+        sorts,
+        "u.user_id",
+        "user_id",
+        query,
+        _user_row,
+        join_params,
+        _with_user_evaluations(connection),
+    )
 
 
 def select_user(connection: sqlite3.Connection, user_id: str) -> UserSummary | None:
     row = connection.execute(
         f"SELECT {_USER_COLUMNS} FROM users u WHERE u.user_id = ?", (user_id,)
     ).fetchone()
-    return _user_row(row) if row else None
+    if not row:
+        return None
+    summary = _user_row(row)
+    _with_user_evaluations(connection)([summary])
+    return summary
 
 
 def list_traces(connection: sqlite3.Connection, query: ListQuery) -> Page[TraceSummary]:
@@ -290,7 +373,11 @@ def select_trace(connection: sqlite3.Connection, trace_id: str) -> TraceSummary 
     row = connection.execute(
         f"SELECT {_TRACE_COLUMNS} FROM traces t WHERE t.trace_id = ?", (trace_id,)
     ).fetchone()
-    return _trace_row(row) if row else None
+    if not row:
+        return None
+    summary = _trace_row(row)
+    _with_trace_evaluations(connection, [summary])
+    return summary
 
 
 def select_trace_spans(connection: sqlite3.Connection, trace_id: str) -> list[SpanRecord]:
@@ -298,3 +385,26 @@ def select_trace_spans(connection: sqlite3.Connection, trace_id: str) -> list[Sp
         f"SELECT {_SPAN_COLUMNS} FROM spans WHERE trace_id = ? ORDER BY start_ns, span_id", (trace_id,)
     ).fetchall()
     return [_span_row(row) for row in rows]
+
+
+def list_spans(connection: sqlite3.Connection, query: ListQuery) -> Page[SpanRecord]:
+    """Spans in storage order; the cursor is the last row's rowid (opaque to callers)."""
+    after = 0
+    if query.cursor:
+        value, _ = decode_cursor(query.cursor, "spans")
+        after = int(value)
+    rows = evaluation_queries.select_span_page(
+        connection,
+        _SPAN_COLUMNS,
+        query.project,
+        query.span_kind,
+        query.start_ns,
+        query.end_ns,
+        after,
+        query.limit + 1,
+    )
+    items = [_span_row(row[1:]) for row in rows[: query.limit]]
+    next_cursor = None
+    if len(rows) > query.limit:
+        next_cursor = encode_cursor("spans", rows[query.limit - 1][0], "")
+    return Page(items, next_cursor)

@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from spanloom.server.store.base import SpanRecord
+from spanloom.server.store.evaluation_events import evaluations_of_spans
+from spanloom.server.store.sqlite import evaluation_rollups
 from spanloom.server.store.sqlite import write_queries as sql
 from spanloom.server.store.sqlite.trace_rollup import (
     TraceRollup,
@@ -47,6 +49,22 @@ def write_batch(connection: sqlite3.Connection, spans: Sequence[SpanRecord]) -> 
     changes = _write_traces(connection, spans)
     session_counts = _write_sessions(connection, changes)
     _write_users(connection, changes, session_counts)
+    # Evaluation aggregates follow their traces: first carry stored results along with traces that
+    # changed session or user, then add the results this batch's spans carry (as `evaluation`
+    # events), so they count once, under the trace's owners as of this commit.
+    evaluation_rollups.move_traces(connection, _moves(changes))
+    from_events = evaluations_of_spans(spans)
+    if from_events:
+        evaluation_rollups.write_rows(connection, evaluation_rollups.resolve(connection, from_events)[0])
+
+
+def _moves(changes: _Changes) -> dict[str, tuple[Any, Any, Any, Any]]:
+    keys = (_T["session_id"], _T["user_id"])
+    return {
+        trace_id: (old[keys[0]], old[keys[1]], new[keys[0]], new[keys[1]])
+        for trace_id, (old, new, _) in changes.items()
+        if old is not None and (old[keys[0]], old[keys[1]]) != (new[keys[0]], new[keys[1]])
+    }
 
 
 def _write_traces(connection: sqlite3.Connection, spans: Sequence[SpanRecord]) -> _Changes:

@@ -50,6 +50,8 @@ CREATE TABLE spans (
     resource TEXT NOT NULL,
     PRIMARY KEY (trace_id, span_id)
 );
+-- Evaluation results may name a span by its id alone (POST /api/evaluations).
+CREATE INDEX spans_by_span_id ON spans (span_id);
 
 -- cost_nanos: the cost in integer nano-USD. Session and user totals add and subtract these, so
 -- a total kept by deltas is exact and equals a recount whatever the arrival order (float sums
@@ -129,6 +131,56 @@ CREATE TABLE users (
     first_trace_id TEXT NOT NULL
 );
 CREATE INDEX users_by_last_seen ON users (last_seen_ns, user_id);
+
+-- Evaluation results: one per (span, name, source): the same key again replaces it. `passed` is
+-- base.evaluation_passed(score, label), stored so aggregates never re-derive it. A result's
+-- session and user are those of its trace *now* (read through traces), so a trace moving to
+-- another session carries its results along.
+CREATE TABLE evaluations (
+    trace_id TEXT NOT NULL,
+    span_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    source TEXT NOT NULL,
+    project TEXT NOT NULL,
+    score REAL,
+    label TEXT,
+    passed INTEGER NOT NULL,
+    time_ns INTEGER NOT NULL,
+    explanation TEXT,
+    PRIMARY KEY (trace_id, span_id, name, source)
+);
+CREATE INDEX evaluations_by_project ON evaluations (project, name);
+
+-- Per-session and per-user aggregates, kept in the writer's transaction so lists can sort by
+-- them (sort=eval:NAME). Sessions are recounted from their traces' results (a session has few
+-- turns), users change by deltas. score_micros: the score sum in integer millionths, exact under
+-- add/subtract in any order, and mean_score = score_micros / 1e6 / scored (NULL when none scored).
+-- worst_*: a session's lowest result, recounted with it (users find theirs at read time).
+CREATE TABLE session_evaluations (
+    session_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    scored INTEGER NOT NULL,
+    score_micros INTEGER NOT NULL,
+    passed INTEGER NOT NULL,
+    mean_score REAL,
+    worst_trace_id TEXT,
+    worst_span_id TEXT,
+    PRIMARY KEY (session_id, name)
+);
+CREATE INDEX session_evaluations_by_mean ON session_evaluations (name, mean_score, session_id);
+
+CREATE TABLE user_evaluations (
+    user_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    scored INTEGER NOT NULL,
+    score_micros INTEGER NOT NULL,
+    passed INTEGER NOT NULL,
+    mean_score REAL,
+    PRIMARY KEY (user_id, name)
+);
+CREATE INDEX user_evaluations_by_mean ON user_evaluations (name, mean_score, user_id);
 """
 
 MIGRATIONS: tuple[str, ...] = (_V1,)

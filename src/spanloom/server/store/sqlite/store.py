@@ -23,9 +23,15 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from spanloom.server.store.base import (
+    EvaluationGroup,
+    EvaluationInput,
+    EvaluationInsertResult,
+    GroupBy,
     InsertResult,
     ListQuery,
     Page,
@@ -40,14 +46,29 @@ from spanloom.server.store.base import (
     UserDetail,
     UserSummary,
 )
-from spanloom.server.store.sqlite import read_queries
+from spanloom.server.store.sqlite import evaluation_reads, read_queries
 from spanloom.server.store.sqlite.connection import connect_checkpointer, connect_reader, connect_writer
+from spanloom.server.store.sqlite.evaluation_rollups import insert_evaluations
 from spanloom.server.store.sqlite.rollups import write_batch
 from spanloom.server.store.sqlite.schema import migrate
 
 logger = logging.getLogger(__name__)
 
-_Request = tuple[Sequence[SpanRecord], "Future[InsertResult]"]
+
+@dataclass(slots=True)
+class _Request:
+    """One caller's write: spans (insert_spans) or evaluation results (insert_evaluations)."""
+
+    future: Future[Any]
+    spans: Sequence[SpanRecord] = ()
+    evaluations: Sequence[EvaluationInput] = ()
+    result: Any = field(default=None)
+
+    @property
+    def size(self) -> int:
+        return len(self.spans) + len(self.evaluations)
+
+
 _STOP = None
 # Pause between background checkpoints: each copies whatever the commits since the last one
 # wrote, so a page rewritten by several commits (an index leaf, a session row) is copied once.
@@ -85,11 +106,24 @@ class SqliteStore:
         if not spans:
             future.set_result(InsertResult(accepted=0))
             return future
+        self._enqueue(_Request(future, spans=spans))
+        return future
+
+    def insert_evaluations(self, evaluations: Sequence[EvaluationInput]) -> Future[EvaluationInsertResult]:
+        if self._closed:
+            raise StoreClosedError("the store is closed")
+        future: Future[EvaluationInsertResult] = Future()
+        if not evaluations:
+            future.set_result(EvaluationInsertResult(accepted=0))
+            return future
+        self._enqueue(_Request(future, evaluations=evaluations))
+        return future
+
+    def _enqueue(self, request: _Request) -> None:
         try:
-            self._queue.put_nowait((spans, future))
+            self._queue.put_nowait(request)
         except queue.Full:
             raise StoreBusyError("the write queue is full") from None
-        return future
 
     def _run_writer(self) -> None:
         stopping = False
@@ -98,7 +132,7 @@ class SqliteStore:
             if first is _STOP:
                 break
             batch = [first]
-            count = len(first[0])
+            count = first.size
             # Group whatever else is waiting into the same commit: one fsync-free WAL append
             # for many requests is what lets ingest keep up under concurrent senders.
             while count < self._max_batch_spans:
@@ -110,7 +144,7 @@ class SqliteStore:
                     stopping = True
                     break
                 batch.append(item)
-                count += len(item[0])
+                count += item.size
             self._write(batch)
             self._committed.set()
         self._writer.close()
@@ -138,7 +172,11 @@ class SqliteStore:
         try:
             # All requests as one batch: a trace, session or user that several of them touch is
             # refreshed once per commit.
-            write_batch(self._writer, [span for spans, _ in requests for span in spans])
+            write_batch(self._writer, [span for request in requests for span in request.spans])
+            # Results after spans: a result may judge a span of the same commit.
+            for request in requests:
+                if request.evaluations:
+                    request.result = insert_evaluations(self._writer, request.evaluations)
             self._writer.execute("COMMIT")
         except BaseException:
             if self._writer.in_transaction:
@@ -150,14 +188,17 @@ class SqliteStore:
             self._transaction(requests)
         except Exception as error:
             if len(requests) == 1:
-                logger.exception("spanloom: writing %d spans failed", len(requests[0][0]))
-                requests[0][1].set_exception(error)
+                logger.exception("spanloom: writing %d records failed", requests[0].size)
+                requests[0].future.set_exception(error)
                 return
             for request in requests:
                 self._write([request])
             return
-        for spans, future in requests:
-            future.set_result(InsertResult(accepted=len(spans)))
+        for request in requests:
+            if request.evaluations:
+                request.future.set_result(request.result)
+            else:
+                request.future.set_result(InsertResult(accepted=len(request.spans)))
 
     # --- reading ---
     def _reader(self) -> sqlite3.Connection:
@@ -216,6 +257,25 @@ class SqliteStore:
             if summary is None:
                 return None
             return TraceDetail(summary, read_queries.select_trace_spans(connection, trace_id))
+        finally:
+            connection.execute("COMMIT")
+
+    def list_spans(self, query: ListQuery) -> Page[SpanRecord]:
+        return read_queries.list_spans(self._reader(), query)
+
+    def count_spans(self, query: ListQuery) -> int:
+        return evaluation_reads.count_spans(self._reader(), query)
+
+    def list_evaluation_names(self, project: str | None = None) -> list[str]:
+        return evaluation_reads.list_evaluation_names(self._reader(), project)
+
+    def summarize_evaluations(
+        self, group_by: GroupBy, name: str | None = None, project: str | None = None, limit: int = 50
+    ) -> list[EvaluationGroup]:
+        connection = self._reader()
+        connection.execute("BEGIN")
+        try:
+            return evaluation_reads.summarize(connection, group_by, name, project, limit)
         finally:
             connection.execute("COMMIT")
 

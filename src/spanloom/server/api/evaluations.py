@@ -1,0 +1,180 @@
+"""``POST /api/evaluations`` (results from outside the app) and ``GET /api/evaluations/summary``.
+
+The POST body is a JSON list of results (or ``{"evaluations": [...]}``), each::
+
+    {"span_id": "...16 hex", "trace_id": "...32 hex (optional with span_id)",
+     "name": "helpfulness", "score": 0.8, "label": "pass", "explanation": "...",
+     "time": "ISO 8601 or Unix seconds (optional, default now)"}
+
+An item names its span by ``span_id`` (with ``trace_id`` when known: span ids are only unique
+within a trace) or by ``trace_id`` alone, meaning that trace's root span. The answer is always
+``{"accepted": N, "rejected": [{"index": I, "reason": "..."}]}`` with the status saying which
+case it is:
+
+- 200: every item was stored (committed before the answer);
+- 207: some were stored, those in ``rejected`` were not (an unknown span, a malformed item);
+- 422: none was stored.
+
+A body that is not JSON, or not a list of objects, is a 400 error; over MAX_ITEMS items, 413.
+Results sent again with the same (span, name) replace the earlier ones (the source is ``api``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+
+from spanloom.server.api import serialize
+from spanloom.server.auth.scope import ProjectNotVisibleError, restrict_query
+from spanloom.server.errors import HttpError
+from spanloom.server.query_params import BadParameterError, parse_time
+from spanloom.server.store.base import (
+    MAX_EVALUATION_NAME,
+    EvaluationInput,
+    EvaluationRejection,
+    ListQuery,
+    Store,
+    StoreBusyError,
+    StoreClosedError,
+)
+
+router = APIRouter(prefix="/api", tags=["evaluations"])
+
+MAX_ITEMS = 10_000
+MAX_BODY_BYTES = 16 * 1024 * 1024
+MAX_LABEL = 200
+MAX_EXPLANATION = 10_000
+_HEX = frozenset("0123456789abcdef")
+_GROUPS = ("session", "user", "project")
+
+
+def _hex_id(item: dict[str, Any], key: str, length: int) -> str | None:
+    value = item.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or len(value) != length or not set(value.lower()) <= _HEX:
+        raise ValueError(f"{key} must be {length} hex digits")
+    return value.lower()
+
+
+def parse_item(item: object) -> EvaluationInput:
+    """One result of the body; raises ValueError saying what is wrong with it."""
+    if not isinstance(item, dict):
+        raise ValueError("each result must be an object")
+    name = item.get("name")
+    if not isinstance(name, str) or not name.strip() or len(name) > MAX_EVALUATION_NAME:
+        raise ValueError(f"name must be a non-empty string of at most {MAX_EVALUATION_NAME} characters")
+    score = item.get("score")
+    if score is not None:
+        if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score):
+            raise ValueError("score must be a finite number")
+        score = float(score)
+    label = item.get("label")
+    if label is not None and (not isinstance(label, str) or not label.strip() or len(label) > MAX_LABEL):
+        raise ValueError(f"label must be a non-empty string of at most {MAX_LABEL} characters")
+    if score is None and label is None:
+        raise ValueError("give a score, a label or both")
+    explanation = item.get("explanation")
+    if explanation is not None and not isinstance(explanation, str):
+        raise ValueError("explanation must be a string")
+    span_id, trace_id = _hex_id(item, "span_id", 16), _hex_id(item, "trace_id", 32)
+    if span_id is None and trace_id is None:
+        raise ValueError("give span_id (and trace_id if known) or trace_id (its root span)")
+    time_ns = None
+    if item.get("time") is not None:
+        try:
+            time_ns = parse_time("time", str(item["time"]))
+        except BadParameterError as error:
+            raise ValueError(error.message) from None
+    return EvaluationInput(
+        name=name.strip(),
+        source="api",
+        span_id=span_id,
+        trace_id=trace_id,
+        score=score,
+        label=label,
+        explanation=explanation[:MAX_EXPLANATION] if explanation else None,
+        time_ns=time_ns,
+    )
+
+
+@router.post(
+    "/evaluations",
+    summary="Store evaluation results on spans (200 all stored, 207 some, 422 none)",
+    responses={
+        207: {"description": "Some results were stored; `rejected` lists the others and why"},
+        400: {"description": "The body is not a JSON list of objects"},
+        413: {"description": f"More than {MAX_ITEMS} results in one request"},
+        422: {"description": "No result was stored; `rejected` says why for each"},
+        503: {"description": "The writer is saturated; retry after Retry-After seconds"},
+    },
+)
+async def post_evaluations(request: Request) -> JSONResponse:
+    store: Store = request.app.state.store
+    body = await request.body()
+    if len(body) > MAX_BODY_BYTES:
+        raise HttpError(413, "too_large", f"the body is over {MAX_BODY_BYTES} bytes")
+    try:
+        data = json.loads(body)
+    except ValueError:
+        raise HttpError(400, "bad_body", "the body is not JSON") from None
+    if isinstance(data, dict) and isinstance(data.get("evaluations"), list):
+        data = data["evaluations"]
+    if not isinstance(data, list):
+        raise HttpError(400, "bad_body", 'send a JSON list of results (or {"evaluations": [...]})')
+    if len(data) > MAX_ITEMS:
+        raise HttpError(413, "too_many_items", f"at most {MAX_ITEMS} results per request")
+    rejected: list[EvaluationRejection] = []
+    items: list[EvaluationInput] = []
+    positions: list[int] = []  # index in the body of each item passed to the store
+    for index, raw in enumerate(data):
+        try:
+            items.append(parse_item(raw))
+            positions.append(index)
+        except ValueError as error:
+            rejected.append(EvaluationRejection(index, str(error)))
+    headers = {"Retry-After": "1"}
+    try:
+        future = store.insert_evaluations(items)
+    except StoreBusyError:
+        raise HttpError(503, "busy", "the writer is saturated; retry later", headers) from None
+    except StoreClosedError:
+        raise HttpError(503, "shutting_down", "the server is shutting down", headers) from None
+    result = await asyncio.wrap_future(future)
+    rejected += [EvaluationRejection(positions[item.index], item.reason) for item in result.rejected]
+    rejected.sort(key=lambda item: item.index)
+    status = 200 if not rejected else 207 if result.accepted else 422
+    content = {
+        "accepted": result.accepted,
+        "rejected": [{"index": item.index, "reason": item.reason} for item in rejected],
+    }
+    return JSONResponse(content, status_code=status)
+
+
+@router.get("/evaluations/summary", summary="Evaluation aggregates per session, user or project, worst first")
+def evaluation_summary(
+    request: Request,
+    group_by: str = Query("session", description="session, user or project."),
+    name: str | None = Query(None, description="Only this evaluation name."),
+    project: str | None = Query(None, description="Only this project's sessions, users or results."),
+    limit: int = Query(50, ge=1, le=1000, description="How many rows (default 50)."),
+) -> dict[str, Any]:
+    """Rows of (group, evaluation name) with count, mean score, pass rate and the worst result,
+    lowest mean score first (rows without scores last). A result passes when its label is one of
+    the pass labels (pass, correct, yes, true, safe, ...) or, with no label, when its score is
+    at least 0.5."""
+    if group_by not in _GROUPS:
+        raise HttpError(400, "bad_parameter", f"group_by: expected one of {', '.join(_GROUPS)}")
+    try:
+        # A per-project key reads its own project's aggregates only, as the lists do.
+        project = restrict_query(request, ListQuery(project=project or None)).project
+    except ProjectNotVisibleError as error:
+        raise HttpError(404, "not_found", f"no project {error.args[0]!r}") from None
+    store: Store = request.app.state.store
+    groups = store.summarize_evaluations(group_by, name or None, project, limit)  # type: ignore[arg-type]
+    return {"items": [serialize.evaluation_group_json(group) for group in groups]}

@@ -1,0 +1,313 @@
+"""Keys: roles, per-project scope, the 401 that reveals nothing, constant-time lookup, the login
+form (CSRF, cookie flags, `next`), and no key in any log line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from _server_kit import RunningServer, make_request, make_turn, run_server
+
+from spanloom.server.auth import keys as keys_module
+from spanloom.server.auth.keys import KeyRing, KeysFileError, load_keys_file
+from spanloom.server.web.login import safe_next
+
+ADMIN = "admin-key-0123456789abcdef"
+INGEST = "ingest-key-0123456789abcdef"
+READ = "read-key-0123456789abcdefgh"
+P1_READ = "p1-read-key-0123456789abcdef"
+P1_INGEST = "p1-ingest-key-0123456789abcd"
+ALL_KEYS = (ADMIN, INGEST, READ, P1_READ, P1_INGEST)
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def csrf(page: object) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)  # type: ignore[attr-defined]
+
+
+def write_keys(path: Path) -> Path:
+    entries = [
+        {"key": ADMIN, "role": "admin", "projects": "*"},
+        {"key": INGEST, "role": "ingest", "projects": "*"},
+        {"key": READ, "role": "read", "projects": "*"},
+        {"key": P1_READ, "role": "read", "projects": ["p1"]},
+        {"key": P1_INGEST, "role": "ingest", "projects": ["p1"]},
+    ]
+    path.write_text(json.dumps({"keys": entries}))
+    return path
+
+
+@pytest.fixture(scope="module")
+def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningServer, dict[str, bytes]]]:
+    """A server with the keys file, one trace in project p1 and one in p2."""
+    directory = tmp_path_factory.mktemp("auth")
+    with run_server(directory / "auth.db", keys_file=write_keys(directory / "keys.json")) as server:
+        traces = {}
+        for project in ("p1", "p2"):
+            trace_id, spans = make_turn(f"session-{project}", f"user-{project}")
+            response = server.post_spans(make_request(spans, {"project.name": project}), bearer(INGEST))
+            assert response.status_code == 200, response.text
+            traces[project] = trace_id
+        yield server, traces
+
+
+def test_keys_file_roles(keyed: tuple[RunningServer, dict[str, bytes]]):
+    server, _ = keyed
+    _, spans = make_turn("s-roles", "u")
+    body = make_request(spans, {"project.name": "p1"})
+    assert server.post_spans(body, bearer(READ)).status_code == 403
+    assert server.post_spans(body, {"X-API-Key": ADMIN}).status_code == 200
+    assert server.client.get("/api/sessions", headers=bearer(INGEST)).status_code == 403
+    assert server.client.get("/api/sessions", headers=bearer(READ)).status_code == 200
+    assert server.client.get("/api/sessions", headers={"X-API-Key": ADMIN}).status_code == 200
+    # The docs describe the API, not its data: open.
+    assert server.get("/openapi.json").status_code == 200
+
+
+def test_401_reveals_nothing_about_projects_or_ids(keyed: tuple[RunningServer, dict[str, bytes]]):
+    server, traces = keyed
+    existing, missing = traces["p1"].hex(), "ab" * 16
+    for headers in (
+        {},
+        bearer("wrong-key-0123456789abcdef"),
+        {"X-API-Key": ""},
+        {"Authorization": "Basic x"},
+    ):
+        answers = {
+            (response.status_code, response.text)
+            for response in (
+                server.client.get(path, headers=headers)
+                for path in (
+                    f"/api/traces/{existing}",
+                    f"/api/traces/{missing}",
+                    "/api/sessions?project=p1",
+                    "/api/sessions?project=nope",
+                    "/api/sessions/session-p1",
+                    "/api/sessions/nope",
+                )
+            )
+        }
+        assert answers == {(401, '{"error":{"code":"unauthorized","message":"a valid API key is required"}}')}
+
+
+def test_per_project_read_key_sees_only_its_project(keyed: tuple[RunningServer, dict[str, bytes]]):
+    server, traces = keyed
+    headers = bearer(P1_READ)
+    projects = server.client.get("/api/projects", headers=headers).json()["items"]
+    assert [project["name"] for project in projects] == ["p1"]
+    # Lists: project= is forced when absent, and another project answers like a missing one.
+    items = server.client.get("/api/traces", headers=headers).json()["items"]
+    assert {item["project"] for item in items} == {"p1"}
+    other = server.client.get("/api/sessions", params={"project": "p2"}, headers=headers)
+    absent = server.client.get("/api/sessions", params={"project": "nope"}, headers=headers)
+    assert other.status_code == absent.status_code == 404
+    assert other.json()["error"]["code"] == absent.json()["error"]["code"] == "not_found"
+    # Details of another project: 404, as for an id that does not exist.
+    for path in (f"/api/traces/{traces['p2'].hex()}", "/api/sessions/session-p2", "/api/users/user-p2"):
+        assert server.client.get(path, headers=headers).status_code == 404, path
+    for path in (f"/api/traces/{traces['p1'].hex()}", "/api/sessions/session-p1", "/api/users/user-p1"):
+        assert server.client.get(path, headers=headers).status_code == 200, path
+    # The pages, by bearer key too.
+    assert server.client.get(f"/traces/{traces['p2'].hex()}", headers=headers).status_code == 404
+    assert server.client.get("/sessions/session-p2", headers=headers).status_code == 404
+    page = server.client.get("/sessions", headers=headers)
+    assert page.status_code == 200 and "session-p1" in page.text and "session-p2" not in page.text
+    assert server.client.get("/traces?project=p2", headers=headers).status_code == 404
+
+
+def test_per_project_ingest_key_rejects_other_projects_spans(keyed: tuple[RunningServer, dict[str, bytes]]):
+    server, _ = keyed
+    request = make_request(make_turn("s-mixed-1", "u")[1], {"project.name": "p1"})
+    other = make_request(make_turn("s-mixed-2", "u")[1], {"project.name": "p2"}).resource_spans
+    request.resource_spans.extend(other)
+    response = server.client.post(
+        "/v1/traces",
+        content=json.dumps(_to_json(request)),
+        headers={"Content-Type": "application/json", **bearer(P1_INGEST)},
+    )
+    assert response.status_code == 200
+    partial = response.json()["partialSuccess"]
+    assert partial["rejectedSpans"] == "2" and "may not send" in partial["errorMessage"]
+    admin = bearer(ADMIN)
+    assert server.client.get("/api/sessions/s-mixed-1", headers=admin).status_code == 200
+    assert server.client.get("/api/sessions/s-mixed-2", headers=admin).status_code == 404
+
+
+def _to_json(request: object) -> dict:
+    from google.protobuf import json_format
+
+    data = json_format.MessageToDict(request)  # ids as base64; OTLP/JSON wants hex
+    for resource in data["resourceSpans"]:
+        for scope in resource["scopeSpans"]:
+            for span in scope["spans"]:
+                for name in ("traceId", "spanId", "parentSpanId"):
+                    if name in span:
+                        import base64
+
+                        span[name] = base64.b64decode(span[name]).hex()
+    return data
+
+
+def test_login_form_csrf_cookie_flags_and_logout(keyed: tuple[RunningServer, dict[str, bytes]]):
+    server, _ = keyed
+    client = server.client
+    client.cookies.clear()
+    redirect = client.get("/traces?project=p1", follow_redirects=False)
+    assert redirect.status_code == 302
+    assert redirect.headers["location"] == "/login?next=%2Ftraces%3Fproject%3Dp1"
+    form = client.get(redirect.headers["location"])
+    assert "Content-Security-Policy" in form.headers
+    # A forged token: refused before the key is even looked at. Each rendered form has a new token.
+    forged = client.post("/login", data={"key": READ, "csrf_token": "forged"}, follow_redirects=False)
+    assert forged.status_code == 403
+    wrong = {"key": "wrong", "next": "/traces", "csrf_token": csrf(forged)}
+    refused = client.post("/login", data=wrong, follow_redirects=False)
+    assert refused.status_code == 401 and "not accepted" in refused.text
+    ingest_only = {"key": INGEST, "next": "/traces", "csrf_token": csrf(refused)}
+    refused = client.post("/login", data=ingest_only, follow_redirects=False)
+    assert refused.status_code == 401 and "not accepted" in refused.text
+    good = {"key": READ, "next": "/traces?project=p1", "csrf_token": csrf(refused)}
+    signed_in = client.post("/login", data=good, follow_redirects=False)
+    assert signed_in.status_code == 303 and signed_in.headers["location"] == "/traces?project=p1"
+    cookie = next(h for h in signed_in.headers.get_list("set-cookie") if h.startswith("spanloom_session="))
+    flags = {part.strip().lower() for part in cookie.split(";")}
+    assert {"httponly", "samesite=strict", "path=/"} <= flags
+    assert "secure" not in flags  # plain http on loopback: a Secure cookie would be dropped
+    assert READ not in cookie
+    page = client.get("/traces?project=p1")
+    assert page.status_code == 200 and "Sign out" in page.text
+    assert client.get("/api/sessions").status_code == 200  # the cookie also reads the API
+    logout_token = re.search(
+        r'action="/logout">\s*<input type="hidden" name="csrf_token" value="([^"]+)"', page.text
+    )
+    assert client.post("/logout", data={"csrf_token": "x"}, follow_redirects=False).status_code == 403
+    out = client.post("/logout", data={"csrf_token": logout_token.group(1)}, follow_redirects=False)
+    assert out.status_code == 303
+    client.cookies.set("spanloom_session", cookie.split(";")[0].split("=", 1)[1])  # a copied cookie
+    assert client.get("/traces", follow_redirects=False).status_code == 302
+    client.cookies.clear()
+
+
+def test_session_cookie_is_secure_behind_a_tls_proxy(keyed: tuple[RunningServer, dict[str, bytes]]):
+    server, _ = keyed
+    client = server.client
+    client.cookies.clear()
+    # uvicorn trusts X-Forwarded-Proto from 127.0.0.1 (a proxy on the same host).
+    proxied = {"X-Forwarded-Proto": "https"}
+    form = client.get("/login", headers=proxied)
+    token = csrf(form)
+    csrf_cookie = form.headers["set-cookie"].lower()
+    assert "secure" in csrf_cookie and "samesite=strict" in csrf_cookie
+    response = client.post(
+        "/login",
+        data={"key": READ, "csrf_token": token, "next": "/"},
+        headers={**proxied, "Cookie": f"spanloom_login_csrf={token}"},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303
+    cookie = next(h for h in response.headers.get_list("set-cookie") if h.startswith("spanloom_session="))
+    assert "secure" in {part.strip().lower() for part in cookie.split(";")}
+    client.cookies.clear()
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("/traces?project=p1", "/traces?project=p1"),
+        ("/sessions/a%2Fb", "/sessions/a%2Fb"),
+        ("//evil.example/x", "/sessions"),
+        ("https://evil.example/", "/sessions"),
+        ("/\\evil.example", "/sessions"),
+        ("javascript:alert(1)", "/sessions"),
+        ("/ok\r\nSet-Cookie: x=1", "/sessions"),
+        ("", "/sessions"),
+        (None, "/sessions"),
+    ],
+)
+def test_next_must_be_a_local_path(raw: str | None, expected: str):
+    assert safe_next(raw) == expected
+
+
+def test_lookup_compares_every_key_in_constant_time(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    ring = KeyRing(load_keys_file(write_keys(tmp_path / "keys.json")))
+    calls: list[tuple[int, int]] = []
+    real = keys_module.hmac.compare_digest
+
+    def counting(a: bytes, b: bytes) -> bool:
+        calls.append((len(a), len(b)))
+        return real(a, b)
+
+    monkeypatch.setattr(keys_module.hmac, "compare_digest", counting)
+    for presented in (ADMIN, P1_INGEST, "x", "y" * 10_000):
+        calls.clear()
+        ring.lookup(presented)
+        # Every key, whichever matched (the first or none), and always digests of equal length.
+        assert calls == [(32, 32)] * len(ALL_KEYS)
+    assert ring.lookup(ADMIN).can_ingest and ring.lookup(READ).can_read and not ring.lookup(READ).can_ingest
+    assert ring.lookup(P1_READ).projects == frozenset({"p1"}) and ring.lookup("nope") is None
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "not json",
+        '{"keys": []}',
+        '{"keys": [{"key": "short", "role": "read"}]}',
+        '{"keys": [{"key": "0123456789abcdefXYZ", "role": "owner"}]}',
+        '{"keys": [{"key": "0123456789abcdefXYZ", "role": "read", "projects": []}]}',
+        '{"keys": [{"key": "0123456789abcdefXYZ", "role": "read"},'
+        ' {"key": "0123456789abcdefXYZ", "role": "ingest"}]}',
+    ],
+)
+def test_malformed_keys_files_are_refused_without_quoting_keys(tmp_path: Path, content: str):
+    path = tmp_path / "keys.json"
+    path.write_text(content)
+    with pytest.raises(KeysFileError) as error:
+        KeyRing.from_settings(None, path)
+    assert "0123456789abcdefXYZ" not in str(error.value)
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+def test_no_key_appears_in_the_logs(tmp_path: Path):
+    collector = _Collect()
+    names = ("", "uvicorn", "uvicorn.access", "uvicorn.error", "spanloom", "fastapi", "httpx")
+    loggers = [logging.getLogger(name) for name in names]
+    with run_server(
+        tmp_path / "logs.db", log_level="debug", keys_file=write_keys(tmp_path / "k.json")
+    ) as server:
+        previous = [(logger, logger.level) for logger in loggers]
+        for logger in loggers:
+            logger.addHandler(collector)
+            logger.setLevel(logging.DEBUG)
+        try:
+            _, spans = make_turn("s-log", "u-log")
+            assert server.post_spans(make_request(spans), bearer(INGEST)).status_code == 200
+            assert server.post_spans(make_request(spans), {"X-API-Key": READ}).status_code == 403
+            assert server.client.get("/api/sessions", headers=bearer(ADMIN)).status_code == 200
+            assert server.client.get("/api/sessions", headers=bearer(P1_READ + "x")).status_code == 401
+            data = {"key": P1_READ, "csrf_token": csrf(server.client.get("/login")), "next": "/sessions"}
+            assert server.client.post("/login", data=data, follow_redirects=True).status_code == 200
+        finally:
+            for logger, level in previous:
+                logger.removeHandler(collector)
+                logger.setLevel(level)
+            server.client.cookies.clear()
+    text = "\n".join(collector.lines)
+    assert "POST /v1/traces" in text and "GET /api/sessions" in text, "the access log was not captured"
+    for key in ALL_KEYS:
+        assert key not in text

@@ -1,0 +1,151 @@
+"""Ingest limits with clear errors, and traces too big to render whole (50,000 spans; depth 5,000)."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+from _server_kit import (
+    BASE_TIME_NS,
+    RunningServer,
+    make_request,
+    make_span,
+    new_span_id,
+    new_trace_id,
+    run_server,
+    wait_for,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+PAGE_BOUND_SECONDS = 5.0
+
+
+def partial(response: object) -> ExportTraceServiceResponse:
+    parsed = ExportTraceServiceResponse()
+    parsed.ParseFromString(response.content)  # type: ignore[attr-defined]
+    return parsed
+
+
+def test_spans_per_request_over_the_limit_is_413_with_a_message(tmp_path: Path):
+    with run_server(tmp_path / "limit.db", max_spans_per_request=10) as server:
+        trace_id = new_trace_id()
+        spans = [make_span(trace_id, new_span_id()) for _ in range(11)]
+        response = server.post_spans(make_request(spans))
+        assert response.status_code == 413
+        error = response.json()["error"]
+        assert error["code"] == "too_many_spans"
+        assert "11 spans" in error["message"] and "10" in error["message"]
+        assert server.post_spans(make_request(spans[:10])).status_code == 200
+
+
+def test_long_values_are_truncated_and_marked(tmp_path: Path):
+    with run_server(tmp_path / "cut.db", max_attribute_value_bytes=100, max_attributes_per_span=5) as server:
+        trace_id = new_trace_id()
+        long_text = "é" * 1000  # 2,000 bytes of UTF-8: the cut must fall between characters
+        attributes = {"input.value": long_text, **{f"extra.{index}": index for index in range(9)}}
+        span = make_span(trace_id, new_span_id(), name="n" * 500, attributes=attributes)
+        assert server.post_spans(make_request([span])).status_code == 200
+        stored = server.get_json(f"/api/traces/{trace_id.hex()}")["spans"][0]
+        value = stored["attributes"]["input.value"]
+        assert value == "é" * 50 + "…[truncated 1900 bytes]"
+        assert stored["input"] == value
+        assert stored["name"] == "n" * 100 + "…[truncated 400 bytes]"
+        assert stored["attributes"]["spanloom.truncated"] is True
+        # The first five attributes are kept; the other five counted.
+        assert [key for key in stored["attributes"] if key.startswith(("input", "extra"))] == [
+            "input.value",
+            "extra.0",
+            "extra.1",
+            "extra.2",
+            "extra.3",
+        ]
+        assert stored["attributes"]["spanloom.dropped_attributes_count"] == 5
+
+
+def test_spans_past_the_trace_limit_are_rejected_through_partial_success(tmp_path: Path):
+    with run_server(tmp_path / "trace.db", max_spans_per_trace=100) as server:
+        big, small = new_trace_id(), new_trace_id()
+        first = [make_span(big, new_span_id(), start_ms=index) for index in range(80)]
+        assert partial(server.post_spans(make_request(first))).partial_success.rejected_spans == 0
+        second = [make_span(big, new_span_id(), start_ms=100 + index) for index in range(40)]
+        second.append(make_span(small, new_span_id()))
+        answer = partial(server.post_spans(make_request(second)))
+        assert answer.partial_success.rejected_spans == 20
+        assert big.hex() in answer.partial_success.error_message
+        assert "SPANLOOM_MAX_SPANS_PER_TRACE" in answer.partial_success.error_message
+        traces = {item["trace_id"]: item for item in server.get_json("/api/traces", project="test")["items"]}
+        assert traces[big.hex()]["span_count"] == 100
+        assert traces[small.hex()]["span_count"] == 1
+
+
+def _send_in_batches(server: RunningServer, spans: list[Span], batch: int = 10_000) -> None:
+    for start in range(0, len(spans), batch):
+        response = server.post_spans(make_request(spans[start : start + batch], {"project.name": "big"}))
+        assert response.status_code == 200, response.text
+        assert partial(response).partial_success.rejected_spans == 0
+
+
+def _timed_page(server: RunningServer, path: str) -> tuple[str, float]:
+    started = time.monotonic()
+    response = server.client.get(path)
+    elapsed = time.monotonic() - started
+    assert response.status_code == 200, response.text[:500]
+    return response.text, elapsed
+
+
+def _rendered_spans(html: str) -> int:
+    return len(re.findall(r'<li id="span-', html))
+
+
+def test_a_trace_of_50000_spans_is_stored_and_its_page_renders_in_pages(tmp_path: Path):
+    with run_server(tmp_path / "wide.db", trace_page_spans=500) as server:
+        trace_id, root = new_trace_id(), new_span_id()
+        # A root, 500 agent steps under it, 99 tool calls under each step (less the last): 50,000 spans.
+        spans = [make_span(trace_id, root, name="root", duration_ms=60_000)]
+        for step in range(500):
+            step_id = new_span_id()
+            spans.append(make_span(trace_id, step_id, root, f"step-{step}", step * 100, 90))
+            spans.extend(
+                make_span(trace_id, new_span_id(), step_id, "tool", step * 100 + call * 0.5, 0.4)
+                for call in range(99)
+            )
+        del spans[50_000:]
+        assert len(spans) == 50_000
+        _send_in_batches(server, spans)
+        summary = wait_for(lambda: server.get_json("/api/traces", project="big")["items"], what="the trace")
+        assert summary[0]["span_count"] == 50_000
+        html, first = _timed_page(server, f"/traces/{trace_id.hex()}")
+        assert first < PAGE_BOUND_SECONDS and _rendered_spans(html) == 500
+        assert "Spans 1\u2013500 of 50,000" in html and "offset=500" in html
+        html, last = _timed_page(server, f"/traces/{trace_id.hex()}?offset=49500")
+        assert last < PAGE_BOUND_SECONDS and _rendered_spans(html) == 500
+        assert "Spans 49,501\u201350,000 of 50,000" in html and "Show more" not in html
+        assert server.client.get(f"/traces/{trace_id.hex()}?offset=-1").status_code == 400
+        print(f"\n50,000 spans stored; page 1 in {first:.2f} s, page 100 in {last:.2f} s")
+
+
+def test_a_chain_5000_deep_is_stored_and_its_page_renders(tmp_path: Path):
+    with run_server(tmp_path / "deep.db", trace_page_spans=500) as server:
+        trace_id = new_trace_id()
+        spans, parent = [], b""
+        for depth in range(5_000):
+            span_id = new_span_id()
+            spans.append(
+                make_span(trace_id, span_id, parent, f"level-{depth}", depth * 0.01, 50 - depth * 0.01)
+            )
+            parent = span_id
+        # Children before parents: the server must not depend on order.
+        _send_in_batches(server, list(reversed(spans)), batch=2_500)
+        summary = wait_for(lambda: server.get_json("/api/traces", project="big")["items"], what="the trace")
+        assert summary[0]["span_count"] == 5_000
+        html, elapsed = _timed_page(server, f"/traces/{trace_id.hex()}?offset=4500")
+        assert elapsed < PAGE_BOUND_SECONDS and _rendered_spans(html) == 500
+        print(f"\n5,000-deep chain stored; its last page in {elapsed:.2f} s")
+        assert "level-4999" in html and 'class="span d15' in html  # indentation stops at depth 15
+        detail = server.get_json(f"/api/traces/{trace_id.hex()}")
+        assert len(detail["spans"]) == 5_000
+        assert min(span["start_time"] for span in detail["spans"]).startswith(
+            time.strftime("%Y-%m-%d", time.gmtime(BASE_TIME_NS / 1e9))
+        )
