@@ -292,6 +292,11 @@ def test_session_page_reads_turn_by_turn(story: RunningServer):
     assert svg.count('class="latency') == 4 and svg.count('class="tokens"') == 4
     assert svg.count('class="latency failed"') == 1
     assert 'href="/users/user-1"' in text
+    # Each turn's tool calls are folded into the transcript, the failed one with its error.
+    assert text.count("1 tool call: lookup_order</summary>") == 4
+    assert text.count('class="tool-call failed"') == 1
+    assert "orders service unavailable" in text
+    assert "&#34;order_id&#34;: 1042" in text or "&quot;order_id&quot;: 1042" in text
 
 
 def test_session_without_errors_says_so(story: RunningServer):

@@ -156,6 +156,8 @@ class Page(Generic[_T]):
 class SessionDetail:
     summary: SessionSummary
     turns: list[TraceSummary]  # every trace, in time order
+    # each turn's TOOL spans, by trace id, in time order: the transcript folds them in
+    tool_calls: dict[str, list[SpanRecord]] = field(default_factory=dict)
 
     @property
     def first_failing_turn(self) -> int | None:

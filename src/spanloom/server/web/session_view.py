@@ -7,7 +7,6 @@ template writes only these numbers and fixed labels into it, never text from a s
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from spanloom.server.store.base import SessionDetail, SpanRecord, TraceSummary, turn_failed
 
@@ -65,17 +64,9 @@ def turn_chart(turns: list[TraceSummary]) -> Chart:
     return Chart(max(len(turns), 1) * SLOT, CHART_HEIGHT, bars, max_latency, max_tokens)
 
 
-def _tool_calls(detail: SessionDetail) -> dict[str, list[SpanRecord]]:
-    # `SessionDetail` holds trace summaries only. When the store also reads each turn's TOOL
-    # spans in the same call (a `tool_calls` mapping of trace id to spans, requested from the
-    # store's owner), the transcript folds them in; until then each turn links to its trace.
-    found: Any = getattr(detail, "tool_calls", None)
-    return found if isinstance(found, dict) else {}
-
-
 def turn_views(detail: SessionDetail) -> list[TurnView]:
     first = detail.first_failing_turn
-    tools = _tool_calls(detail)
+    tools = detail.tool_calls
     return [
         TurnView(
             number=index + 1,

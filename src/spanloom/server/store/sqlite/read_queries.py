@@ -387,6 +387,24 @@ def select_trace_spans(connection: sqlite3.Connection, trace_id: str) -> list[Sp
     return [_span_row(row) for row in rows]
 
 
+def select_session_tool_spans(connection: sqlite3.Connection, session_id: str) -> dict[str, list[SpanRecord]]:
+    """Each turn's TOOL spans (trace id -> spans in time order), for folding into a transcript.
+
+    Walks the session's traces through traces_by_session, then each trace's spans by primary key.
+    """
+    rows = connection.execute(
+        f"SELECT {_SPAN_COLUMNS} FROM spans WHERE trace_id IN "
+        "(SELECT trace_id FROM traces WHERE session_id = ?) AND span_kind = 'TOOL' "
+        "ORDER BY start_ns, span_id",
+        (session_id,),
+    ).fetchall()
+    by_trace: dict[str, list[SpanRecord]] = {}
+    for row in rows:
+        span = _span_row(row)
+        by_trace.setdefault(span.trace_id, []).append(span)
+    return by_trace
+
+
 def list_spans(connection: sqlite3.Connection, query: ListQuery) -> Page[SpanRecord]:
     """Spans in storage order; the cursor is the last row's rowid (opaque to callers)."""
     after = 0

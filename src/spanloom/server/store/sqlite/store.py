@@ -226,7 +226,11 @@ class SqliteStore:
             summary = read_queries.select_session(connection, session_id)
             if summary is None:
                 return None
-            return SessionDetail(summary, read_queries.select_session_turns(connection, session_id))
+            return SessionDetail(
+                summary,
+                read_queries.select_session_turns(connection, session_id),
+                read_queries.select_session_tool_spans(connection, session_id),
+            )
         finally:
             connection.execute("COMMIT")
 
