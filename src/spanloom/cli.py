@@ -98,7 +98,10 @@ def serve(host: str, port: int, db: Path | None, insecure: bool, log_level: str)
     shown_host = f"[{host}]" if ":" in host else host
     click.echo(f"spanloom: database {settings.db_path}")
     store = SqliteStore(
-        settings.db_path, queue_size=settings.write_queue_size, max_batch_spans=settings.max_batch_spans
+        settings.db_path,
+        queue_size=settings.write_queue_size,
+        max_batch_spans=settings.max_batch_spans,
+        max_db_pages=settings.max_db_pages,
     )
     click.echo(f"spanloom: OTLP/HTTP traces at http://{shown_host}:{port}/v1/traces, API docs at /docs")
     if keys is not None:

@@ -58,7 +58,10 @@ def run_server(db_path: Path, *, log_level: str = "warning", **overrides: Any) -
     """A real uvicorn on 127.0.0.1, port 0, in a background thread, over a fresh SqliteStore."""
     settings = Settings(db_path=db_path, **overrides)
     store = SqliteStore(
-        db_path, queue_size=settings.write_queue_size, max_batch_spans=settings.max_batch_spans
+        db_path,
+        queue_size=settings.write_queue_size,
+        max_batch_spans=settings.max_batch_spans,
+        max_db_pages=settings.max_db_pages,
     )
     config = uvicorn.Config(create_app(settings, store), host="127.0.0.1", port=0, log_level=log_level)
     server = uvicorn.Server(config)

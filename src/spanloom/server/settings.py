@@ -64,6 +64,9 @@ class Settings:
     evaluators_file: which built-in evaluators run on which project's new spans
         (SPANLOOM_EVALUATORS_FILE, default evaluators.json next to the database; edited with
         ``spanloom evaluators add/list/remove``, re-read when it changes).
+    max_db_pages: a size limit for the database file, in SQLite pages (SPANLOOM_MAX_DB_PAGES,
+        default none). Past it ingest answers 503 "storage is full", as on a full disk; meant
+        for tests and for capping a disk shared with the app.
     """
 
     db_path: Path = field(default_factory=default_db_path)
@@ -80,6 +83,7 @@ class Settings:
     max_spans_per_trace: int = 100_000
     trace_page_spans: int = 500
     evaluators_file: Path | None = None
+    max_db_pages: int | None = None
 
     @property
     def evaluators_path(self) -> Path:
@@ -111,5 +115,6 @@ class Settings:
             max_spans_per_trace=_int(env, "SPANLOOM_MAX_SPANS_PER_TRACE", cls.max_spans_per_trace),
             trace_page_spans=_int(env, "SPANLOOM_TRACE_PAGE_SPANS", cls.trace_page_spans),
             evaluators_file=_path(env, "SPANLOOM_EVALUATORS_FILE"),
+            max_db_pages=_int(env, "SPANLOOM_MAX_DB_PAGES", 0) or None,
         )
         return replace(settings, **{key: value for key, value in overrides.items() if value is not None})

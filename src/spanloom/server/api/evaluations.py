@@ -41,6 +41,7 @@ from spanloom.server.store.base import (
     Store,
     StoreBusyError,
     StoreClosedError,
+    StoreUnavailableError,
 )
 
 router = APIRouter(prefix="/api", tags=["evaluations"])
@@ -145,7 +146,11 @@ async def post_evaluations(request: Request) -> JSONResponse:
         raise HttpError(503, "busy", "the writer is saturated; retry later", headers) from None
     except StoreClosedError:
         raise HttpError(503, "shutting_down", "the server is shutting down", headers) from None
-    result = await asyncio.wrap_future(future)
+    try:
+        result = await asyncio.wrap_future(future)
+    except StoreUnavailableError as error:
+        code = "storage_full" if error.full else "storage_unavailable"
+        raise HttpError(503, code, str(error), headers) from None
     rejected += [EvaluationRejection(positions[item.index], item.reason) for item in result.rejected]
     rejected.sort(key=lambda item: item.index)
     status = 200 if not rejected else 207 if result.accepted else 422

@@ -49,10 +49,23 @@ def key_values(
     """A KeyValue list as a dict: a repeated key keeps its last value; keys past `max_items` are
     dropped (the first ones are kept, as OpenTelemetry SDKs do) and counted in `cuts`."""
     result: dict[str, Any] = {}
+    # Fits whatever its encoding (4 bytes a character at most): see truncate_text.
+    short = max_bytes // 4
     for item in items:
-        if item.key not in result and len(result) >= max_items:
+        key = item.key
+        if len(result) >= max_items and key not in result:
             if cuts is not None:
                 cuts.dropped += 1
             continue
-        result[item.key] = any_value(item.value, 0, max_bytes, cuts)
+        value = item.value
+        # Inline fast paths for the common scalars: this loop runs for every attribute of
+        # every span ingested, and the call to any_value was a third of its cost.
+        kind = value.WhichOneof("value")
+        if kind == "string_value":
+            text = value.string_value
+            result[key] = text if len(text) <= short else truncate_text(text, max_bytes, cuts)
+        elif kind == "int_value":
+            result[key] = value.int_value
+        else:
+            result[key] = any_value(value, 0, max_bytes, cuts)
     return result

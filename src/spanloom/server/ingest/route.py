@@ -3,7 +3,8 @@
 Checks happen before the store is touched: 415 for a content type or encoding it does not
 speak, 413 for a body over the limit (also after decompression) or more spans than allowed in one
 request, 400 for a body that does not decode. A full write queue answers 503 with Retry-After,
-which OTLP exporters retry.
+which OTLP exporters retry; so does a write the storage failed (a full disk, an I/O error), which
+was rolled back whole: nothing is acknowledged that was not committed.
 
 Spans accepted in part are reported in `partial_success` (rejected count and why): invalid ids,
 a span id repeated in the request, a trace over its span limit, and, with a per-project key,
@@ -27,7 +28,13 @@ from spanloom.server.ingest.limits import IngestLimits, TooManySpansError
 from spanloom.server.ingest.normalize import NormalizedBatch, normalize_request
 from spanloom.server.ingest.trace_budget import TraceBudget
 from spanloom.server.pricing import PriceTable
-from spanloom.server.store.base import SpanRecord, Store, StoreBusyError, StoreClosedError
+from spanloom.server.store.base import (
+    SpanRecord,
+    Store,
+    StoreBusyError,
+    StoreClosedError,
+    StoreUnavailableError,
+)
 
 PROTOBUF_TYPES = ("application/x-protobuf", "application/protobuf")
 JSON_TYPE = "application/json"
@@ -93,7 +100,10 @@ def create_ingest_router(
                 "more spans than one request may"
             },
             415: {"description": "Unsupported content type or content encoding"},
-            503: {"description": "The writer is saturated; retry after Retry-After seconds"},
+            503: {
+                "description": "The writer is saturated, or the storage failed the write (full disk, "
+                "I/O error) and nothing was stored; retry after Retry-After seconds"
+            },
         },
     )
     async def export_traces(request: Request) -> Response:
@@ -135,6 +145,9 @@ def create_ingest_router(
             raise HttpError(503, "shutting_down", "the server is shutting down", busy_headers) from None
         try:
             await asyncio.wrap_future(future)
+        except StoreUnavailableError as error:
+            code = "storage_full" if error.full else "storage_unavailable"
+            raise HttpError(503, code, str(error), busy_headers) from None
         except Exception as error:
             # Typically the file is locked by another process: worth a retry, not a lost batch.
             raise HttpError(

@@ -26,6 +26,16 @@ class StoreClosedError(Exception):
     """The store was closed; nothing more can be written."""
 
 
+class StoreUnavailableError(Exception):
+    """The storage failed a write (full disk, I/O error, a lock held elsewhere): nothing of the
+    request was stored. The caller should retry later (HTTP 503); the store keeps running and
+    the next write succeeds once the storage does. `full`: the database or disk is full."""
+
+    def __init__(self, message: str, *, full: bool = False) -> None:
+        super().__init__(message)
+        self.full = full
+
+
 @dataclass(slots=True)
 class SpanRecord:
     """One normalized span, as ingest produces it and `get_trace` returns it."""

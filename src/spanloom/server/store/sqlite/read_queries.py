@@ -20,6 +20,9 @@ from spanloom.server.store.base import (
 )
 from spanloom.server.store.cursor import decode_cursor, encode_cursor
 from spanloom.server.store.sqlite import evaluation_queries
+from spanloom.server.store.sqlite.span_reads import SPAN_COLUMNS, span_row
+from spanloom.server.store.sqlite.span_reads import select_session_tool_spans as select_session_tool_spans
+from spanloom.server.store.sqlite.span_reads import select_trace_spans as select_trace_spans
 
 _R = TypeVar("_R")
 
@@ -57,25 +60,33 @@ _ORDERS = {"asc": ("ASC", ">"), "desc": ("DESC", "<")}
 
 _SESSION_COLUMNS = (
     "s.session_id, s.project, s.user_id, s.trace_count,"
-    # The texts live once, on their traces: a session row stays small, so updating it as turns
-    # arrive rewrites a few hundred bytes instead of kilobytes of text.
-    " (SELECT input FROM traces WHERE trace_id = s.first_input_trace),"
-    " (SELECT output FROM traces WHERE trace_id = s.last_output_trace), s.start_ns, s.end_ns,"
+    # The texts live once, on the spans they came from (through the trace's input/output span):
+    # session and trace rows stay small, so rewriting them as turns arrive stays cheap.
+    " (SELECT sp.input FROM traces ft JOIN spans sp ON sp.trace_id = ft.trace_id"
+    " AND sp.span_id = ft.input_span_id WHERE ft.trace_id = s.first_input_trace),"
+    " (SELECT sp.output FROM traces lt JOIN spans sp ON sp.trace_id = lt.trace_id"
+    " AND sp.span_id = lt.output_span_id WHERE lt.trace_id = s.last_output_trace), s.start_ns, s.end_ns,"
     " s.total_tokens, s.cost, s.error_count, s.latency_p50_ms, s.latency_p95_ms, s.tags, s.metadata"
 )
 _USER_COLUMNS = (
     "u.user_id, u.project, u.session_count, u.trace_count, u.total_tokens, u.cost, u.error_count,"
     " u.first_seen_ns, u.last_seen_ns"
 )
+# A trace's input/output text (for a query over `traces t`): read from the span it came from,
+# by primary key, rather than stored a second time on the trace.
+_TRACE_INPUT = (
+    "(SELECT input FROM spans WHERE spans.trace_id = t.trace_id AND spans.span_id = t.input_span_id)"
+)
+_TRACE_OUTPUT = (
+    "(SELECT output FROM spans WHERE spans.trace_id = t.trace_id AND spans.span_id = t.output_span_id)"
+)
 _TRACE_COLUMNS = (
     "t.trace_id, t.project, t.session_id, t.user_id, t.root_span_id, t.name, t.span_kind, t.start_ns,"
-    " t.end_ns, t.latency_ms, t.span_count, t.error_count, t.total_tokens, t.cost, t.status, t.input,"
-    " t.output, t.tags, t.metadata"
-)
-_SPAN_COLUMNS = (
-    "trace_id, span_id, parent_span_id, name, project, start_ns, end_ns, otel_kind, span_kind, session_id,"
-    " user_id, status_code, status_message, model, prompt_tokens, completion_tokens, total_tokens, cost,"
-    " input, output, metadata, tags, attributes, events, resource, input_key, input_at, output_key, output_at"
+    " t.end_ns, t.latency_ms, t.span_count, t.error_count, t.total_tokens, t.cost, t.status, "
+    + _TRACE_INPUT
+    + ", "
+    + _TRACE_OUTPUT
+    + ", t.tags, t.metadata"
 )
 # A JSON value as the text a client would type after '=' (true/false rather than 1/0).
 _JSON_VALUE_TEXT = (
@@ -98,33 +109,6 @@ def _user_row(row: tuple[Any, ...]) -> UserSummary:
 
 def _trace_row(row: tuple[Any, ...]) -> TraceSummary:
     return TraceSummary(*row[:17], tags=json.loads(row[17]), metadata=json.loads(row[18]))
-
-
-def _restore_attributes(attributes: dict[str, Any], row: tuple[Any, ...]) -> dict[str, Any]:
-    """Put back the attribute that input/output was read from (the writer left it out of the
-    attributes JSON because the input/output column holds the same text), at its position."""
-    moved = sorted(
-        (position, key, text)
-        for key, position, text in ((row[25], row[26], row[18]), (row[27], row[28], row[19]))
-        if key is not None
-    )
-    if not moved:
-        return attributes
-    items = list(attributes.items())
-    for position, key, text in moved:
-        items.insert(position, (key, text))
-    return dict(items)
-
-
-def _span_row(row: tuple[Any, ...]) -> SpanRecord:
-    return SpanRecord(
-        *row[:20],
-        metadata=json.loads(row[20]),
-        tags=json.loads(row[21]),
-        attributes=_restore_attributes(json.loads(row[22]), row),
-        events=json.loads(row[23]),
-        resource=json.loads(row[24]),
-    )
 
 
 def _tag_and_metadata_conditions(alias: str, query: ListQuery) -> tuple[list[str], list[Any]]:
@@ -244,7 +228,7 @@ def list_sessions(connection: sqlite3.Connection, query: ListQuery) -> Page[Sess
         conditions.append(
             "(s.session_id LIKE ? ESCAPE '\\' OR s.user_id LIKE ? ESCAPE '\\'"
             " OR EXISTS (SELECT 1 FROM traces t WHERE t.session_id = s.session_id"
-            " AND (t.input LIKE ? ESCAPE '\\' OR t.output LIKE ? ESCAPE '\\')))"
+            f" AND ({_TRACE_INPUT} LIKE ? ESCAPE '\\' OR {_TRACE_OUTPUT} LIKE ? ESCAPE '\\')))"
         )
         params.extend([_like(query.q)] * 4)
     sorts, join, join_params = _eval_sort(
@@ -359,8 +343,8 @@ def list_traces(connection: sqlite3.Connection, query: ListQuery) -> Page[TraceS
         conditions.append("t.error_count > 0" if query.has_error else "t.error_count = 0")
     if query.q:
         conditions.append(
-            "(t.trace_id LIKE ? ESCAPE '\\' OR t.name LIKE ? ESCAPE '\\' OR t.input LIKE ? ESCAPE '\\'"
-            " OR t.output LIKE ? ESCAPE '\\')"
+            f"(t.trace_id LIKE ? ESCAPE '\\' OR t.name LIKE ? ESCAPE '\\'"
+            f" OR {_TRACE_INPUT} LIKE ? ESCAPE '\\' OR {_TRACE_OUTPUT} LIKE ? ESCAPE '\\')"
         )
         params.extend([_like(query.q)] * 4)
     select = f"SELECT {_TRACE_COLUMNS} FROM traces t"
@@ -380,31 +364,6 @@ def select_trace(connection: sqlite3.Connection, trace_id: str) -> TraceSummary 
     return summary
 
 
-def select_trace_spans(connection: sqlite3.Connection, trace_id: str) -> list[SpanRecord]:
-    rows = connection.execute(
-        f"SELECT {_SPAN_COLUMNS} FROM spans WHERE trace_id = ? ORDER BY start_ns, span_id", (trace_id,)
-    ).fetchall()
-    return [_span_row(row) for row in rows]
-
-
-def select_session_tool_spans(connection: sqlite3.Connection, session_id: str) -> dict[str, list[SpanRecord]]:
-    """Each turn's TOOL spans (trace id -> spans in time order), for folding into a transcript.
-
-    Walks the session's traces through traces_by_session, then each trace's spans by primary key.
-    """
-    rows = connection.execute(
-        f"SELECT {_SPAN_COLUMNS} FROM spans WHERE trace_id IN "
-        "(SELECT trace_id FROM traces WHERE session_id = ?) AND span_kind = 'TOOL' "
-        "ORDER BY start_ns, span_id",
-        (session_id,),
-    ).fetchall()
-    by_trace: dict[str, list[SpanRecord]] = {}
-    for row in rows:
-        span = _span_row(row)
-        by_trace.setdefault(span.trace_id, []).append(span)
-    return by_trace
-
-
 def list_spans(connection: sqlite3.Connection, query: ListQuery) -> Page[SpanRecord]:
     """Spans in storage order; the cursor is the last row's rowid (opaque to callers)."""
     after = 0
@@ -413,7 +372,7 @@ def list_spans(connection: sqlite3.Connection, query: ListQuery) -> Page[SpanRec
         after = int(value)
     rows = evaluation_queries.select_span_page(
         connection,
-        _SPAN_COLUMNS,
+        SPAN_COLUMNS,
         query.project,
         query.span_kind,
         query.start_ns,
@@ -421,7 +380,7 @@ def list_spans(connection: sqlite3.Connection, query: ListQuery) -> Page[SpanRec
         after,
         query.limit + 1,
     )
-    items = [_span_row(row[1:]) for row in rows[: query.limit]]
+    items = [span_row(row[1:]) for row in rows[: query.limit]]
     next_cursor = None
     if len(rows) > query.limit:
         next_cursor = encode_cursor("spans", rows[query.limit - 1][0], "")

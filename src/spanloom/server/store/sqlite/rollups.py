@@ -23,7 +23,6 @@ from spanloom.server.store.evaluation_events import evaluations_of_spans
 from spanloom.server.store.sqlite import evaluation_rollups
 from spanloom.server.store.sqlite import write_queries as sql
 from spanloom.server.store.sqlite.trace_rollup import (
-    TraceRollup,
     compute_trace,
     facts_of,
     facts_of_row,
@@ -35,7 +34,7 @@ _T = {name: index for index, name in enumerate(sql.TRACE_COLUMNS)}
 _ST = {name: index for index, name in enumerate(sql.SESSION_TRACE_COLUMNS)}
 _U = {name: index for index, name in enumerate(sql.USER_COLUMNS)}
 
-# trace id -> (the row before this transaction or None, the row now, (input, output) now)
+# trace id -> (the row before this transaction or None, the row now, (input span, output span) now)
 _Changes = dict[str, tuple[tuple[Any, ...] | None, tuple[Any, ...], tuple[Any, Any]]]
 
 
@@ -84,31 +83,13 @@ def _write_traces(connection: sqlite3.Connection, spans: Sequence[SpanRecord]) -
         if old is None:
             # No row means no stored span (rows are written with their spans): all are here.
             rollup = compute_trace(trace_id, map(facts_of, records.values()))
-            texts = _texts_in_memory(rollup, records)
         else:
             rollup = compute_trace(trace_id, stored[trace_id])
             if rollup.row == old:
                 continue  # nothing new (retried spans)
-            texts = _texts_stored(connection, trace_id, rollup)
-        changes[trace_id] = (old, rollup.row, texts)
+        changes[trace_id] = (old, rollup.row, (rollup.input_span_id, rollup.output_span_id))
     sql.upsert_traces(connection, [(*new, *texts) for _, new, texts in changes.values()])
     return changes
-
-
-def _texts_in_memory(rollup: TraceRollup, records: dict[str, SpanRecord]) -> tuple[Any, Any]:
-    return (
-        records[rollup.input_span_id].input if rollup.input_span_id else None,
-        records[rollup.output_span_id].output if rollup.output_span_id else None,
-    )
-
-
-def _texts_stored(connection: sqlite3.Connection, trace_id: str, rollup: TraceRollup) -> tuple[Any, Any]:
-    input_text = output_text = None
-    if rollup.input_span_id:
-        input_text = sql.select_span_texts(connection, trace_id, rollup.input_span_id)[0]
-    if rollup.output_span_id:
-        output_text = sql.select_span_texts(connection, trace_id, rollup.output_span_id)[1]
-    return input_text, output_text
 
 
 def _write_sessions(connection: sqlite3.Connection, changes: _Changes) -> Counter[str]:
@@ -165,8 +146,9 @@ def _write_session(connection: sqlite3.Connection, session_id: str, rows: list[t
         tags_json,
         metadata_json,
     )
-    if row != sql.select_session(connection, session_id):
-        sql.upsert_session(connection, row)
+    # Written without first reading the stored row to compare: only sessions with a changed
+    # trace get here, and a changed trace nearly always changes its session's row.
+    sql.upsert_session(connection, row)
 
 
 def _write_users(connection: sqlite3.Connection, changes: _Changes, session_counts: Counter[str]) -> None:

@@ -5,6 +5,9 @@ Writes: `insert_spans` puts the spans on a queue and returns a future at once (o
 thread takes everything waiting, up to `max_batch_spans`, writes it in one transaction with the
 rollups, commits, and only then resolves the futures: a 200 means committed. If the combined
 transaction fails, each request is retried alone so one bad request cannot fail the others.
+A request that still fails is rolled back whole and its future gets `StoreUnavailableError` for
+any SQLite error (a full disk, an I/O error): 503, never 200, and the writer goes on, so the next
+write succeeds once the storage does.
 
 Checkpoints: a thread of its own copies committed WAL pages back into the file (PASSIVE, so it
 never blocks anyone) soon after commits, in parallel with the writer, instead of the committing
@@ -22,7 +25,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,12 +44,13 @@ from spanloom.server.store.base import (
     SpanRecord,
     StoreBusyError,
     StoreClosedError,
+    StoreUnavailableError,
     TraceDetail,
     TraceSummary,
     UserDetail,
     UserSummary,
 )
-from spanloom.server.store.sqlite import evaluation_reads, read_queries
+from spanloom.server.store.sqlite import evaluation_reads, read_queries, write_queries
 from spanloom.server.store.sqlite.connection import connect_checkpointer, connect_reader, connect_writer
 from spanloom.server.store.sqlite.evaluation_rollups import insert_evaluations
 from spanloom.server.store.sqlite.rollups import write_batch
@@ -70,6 +74,38 @@ class _Request:
 
 
 _STOP = None
+
+
+def _settle(future: Future[Any], result: Any = None, error: BaseException | None = None) -> None:
+    """Resolve a caller's future, unless it is done already: the ingest route's wait cancels it
+    when the client goes away, and resolving a cancelled future raises."""
+    if future.done():
+        return
+    try:
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+    except InvalidStateError:
+        pass  # cancelled in between
+
+
+def _storage_error(error: Exception) -> Exception:
+    """A failed write as the caller hears it: any SQLite error (a full disk, an I/O error, a lock
+    held by another process) is `StoreUnavailableError`, worth a retry once the storage recovers."""
+    if not isinstance(error, sqlite3.Error):
+        return error
+    code = getattr(error, "sqlite_errorcode", None)  # absent on an error raised by hand
+    full = (code & 0xFF == sqlite3.SQLITE_FULL) if code is not None else "or disk is full" in str(error)
+    if full:
+        message = f"storage is full ({error}): nothing was stored; retry once space is freed"
+    else:
+        message = f"storage failed ({error}): nothing was stored; retry later"
+    unavailable = StoreUnavailableError(message, full=full)
+    unavailable.__cause__ = error
+    return unavailable
+
+
 # Pause between background checkpoints: each copies whatever the commits since the last one
 # wrote, so a page rewritten by several commits (an index leaf, a session row) is copied once.
 CHECKPOINT_INTERVAL_SECONDS = 0.25
@@ -78,10 +114,25 @@ CHECKPOINT_INTERVAL_SECONDS = 0.25
 class SqliteStore:
     """The embedded store: a single SQLite file (plus its -wal and -shm files)."""
 
-    def __init__(self, path: Path | str, *, queue_size: int = 16, max_batch_spans: int = 8192) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        queue_size: int = 16,
+        max_batch_spans: int = 8192,
+        max_db_pages: int | None = None,
+    ) -> None:
         self.path = Path(path)
         self._writer = connect_writer(self.path)
         migrate(self._writer)
+        # The file's size limit in pages (None: SQLite's own). Past it a write fails with
+        # SQLITE_FULL exactly as on a full disk; the writer applies a new value before its next
+        # transaction, so it can be raised while the server runs (see set_max_db_pages).
+        (self._default_max_pages,) = self._writer.execute("PRAGMA max_page_count").fetchone()
+        self._max_db_pages: int | None = None
+        self._applied_max_pages: int | None = None
+        self.set_max_db_pages(max_db_pages)
+        self._apply_page_limit()
         self._queue: queue.Queue[_Request | None] = queue.Queue(maxsize=max(1, queue_size))
         self._max_batch_spans = max_batch_spans
         self._closed = False
@@ -145,7 +196,13 @@ class SqliteStore:
                     break
                 batch.append(item)
                 count += item.size
-            self._write(batch)
+            try:
+                self._write(batch)
+            except Exception as error:
+                # Never let the writer thread die: every later write would wait forever.
+                logger.exception("spanloom: the writer failed on %d requests", len(batch))
+                for request in batch:
+                    _settle(request.future, error=error)
             self._committed.set()
         self._writer.close()
         self._writer_done = True
@@ -167,7 +224,23 @@ class SqliteStore:
         finally:
             connection.close()
 
+    def set_max_db_pages(self, pages: int | None) -> None:
+        """Limit the database file to `pages` pages (None: no limit of ours), from the next write."""
+        self._max_db_pages = pages
+
+    def _apply_page_limit(self) -> None:
+        wanted = self._max_db_pages or self._default_max_pages
+        if wanted != self._applied_max_pages:
+            # PRAGMA takes no parameters; `wanted` is an int. SQLite keeps it at least the
+            # file's current size.
+            self._writer.execute(f"PRAGMA max_page_count = {int(wanted)}")
+            self._applied_max_pages = wanted
+
     def _transaction(self, requests: Sequence[_Request]) -> None:
+        if self._writer.in_transaction:
+            # A rollback that failed last time (the storage still failing) left one open.
+            self._writer.execute("ROLLBACK")
+        self._apply_page_limit()
         self._writer.execute("BEGIN IMMEDIATE")
         try:
             # All requests as one batch: a trace, session or user that several of them touch is
@@ -179,26 +252,38 @@ class SqliteStore:
                     request.result = insert_evaluations(self._writer, request.evaluations)
             self._writer.execute("COMMIT")
         except BaseException:
-            if self._writer.in_transaction:
-                self._writer.execute("ROLLBACK")
+            self._rollback()
             raise
+
+    def _rollback(self) -> None:
+        if not self._writer.in_transaction:
+            return  # SQLite rolled back already (it may, on SQLITE_FULL or an I/O error)
+        try:
+            self._writer.execute("ROLLBACK")
+        except sqlite3.Error:
+            # The caller hears the error that failed the transaction; the next one retries this.
+            logger.warning("spanloom: rollback failed", exc_info=True)
 
     def _write(self, requests: list[_Request]) -> None:
         try:
             self._transaction(requests)
         except Exception as error:
             if len(requests) == 1:
-                logger.exception("spanloom: writing %d records failed", requests[0].size)
-                requests[0].future.set_exception(error)
+                failure = _storage_error(error)
+                if isinstance(failure, StoreUnavailableError):
+                    logger.error("spanloom: writing %d records failed: %s", requests[0].size, error)
+                else:
+                    logger.exception("spanloom: writing %d records failed", requests[0].size)
+                _settle(requests[0].future, error=failure)
                 return
             for request in requests:
                 self._write([request])
             return
         for request in requests:
             if request.evaluations:
-                request.future.set_result(request.result)
+                _settle(request.future, request.result)
             else:
-                request.future.set_result(InsertResult(accepted=len(request.spans)))
+                _settle(request.future, InsertResult(accepted=len(request.spans)))
 
     # --- reading ---
     def _reader(self) -> sqlite3.Connection:
@@ -263,6 +348,14 @@ class SqliteStore:
             return TraceDetail(summary, read_queries.select_trace_spans(connection, trace_id))
         finally:
             connection.execute("COMMIT")
+
+    def count_trace_spans(self, trace_ids: Sequence[str]) -> dict[str, int]:
+        """Spans stored per trace (0 for unknown ones), in one query: the ingest route's trace
+        budget asks this for every new trace of every request, and reading each trace instead
+        (get_trace) was a query per trace on the ingest path. Not part of the Store protocol."""
+        counts = dict.fromkeys(trace_ids, 0)
+        counts.update(write_queries.select_trace_span_counts(self._reader(), list(counts)))
+        return counts
 
     def list_spans(self, query: ListQuery) -> Page[SpanRecord]:
         return read_queries.list_spans(self._reader(), query)

@@ -118,15 +118,7 @@ def select_stored_spans(connection: sqlite3.Connection, trace_ids: Sequence[str]
     ).fetchall()
 
 
-def select_span_texts(connection: sqlite3.Connection, trace_id: str, span_id: str) -> tuple[Any, Any]:
-    """(input, output) of one stored span."""
-    row = connection.execute(
-        "SELECT input, output FROM spans WHERE trace_id = ? AND span_id = ?", (trace_id, span_id)
-    ).fetchone()
-    return (row[0], row[1]) if row else (None, None)
-
-
-# The columns of a trace row in order, without the input/output text at its end.
+# The columns of a trace row in order, without the input/output span ids at its end.
 TRACE_COLUMNS = (
     "trace_id",
     "project",
@@ -150,7 +142,7 @@ TRACE_COLUMNS = (
     "tags",
     "metadata",
 )
-_UPSERT_TRACE = _upsert("traces", (*TRACE_COLUMNS, "input", "output"))
+_UPSERT_TRACE = _upsert("traces", (*TRACE_COLUMNS, "input_span_id", "output_span_id"))
 
 
 def select_traces(connection: sqlite3.Connection, trace_ids: Sequence[str]) -> list[tuple[Any, ...]]:
@@ -161,8 +153,18 @@ def select_traces(connection: sqlite3.Connection, trace_ids: Sequence[str]) -> l
     ).fetchall()
 
 
+def select_trace_span_counts(
+    connection: sqlite3.Connection, trace_ids: Sequence[str]
+) -> list[tuple[str, int]]:
+    """(trace id, stored span count) of those of these traces that have a row (ingest's budget)."""
+    return connection.execute(
+        "SELECT trace_id, span_count FROM traces WHERE trace_id IN (SELECT value FROM json_each(?))",
+        (to_json(list(trace_ids)),),
+    ).fetchall()
+
+
 def upsert_traces(connection: sqlite3.Connection, rows: Iterable[Sequence[Any]]) -> None:
-    """Write trace rows (TRACE_COLUMNS plus input, output)."""
+    """Write trace rows (TRACE_COLUMNS plus input_span_id, output_span_id)."""
     connection.executemany(_UPSERT_TRACE, rows)
 
 
