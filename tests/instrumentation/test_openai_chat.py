@@ -231,6 +231,58 @@ def test_stream_tool_call_arguments_are_joined(api, openai_client, exporter):
     assert attributes["llm.finish_reason"] == "tool_calls"
 
 
+def test_long_stream_is_folded_in_batches(api, openai_client, exporter):
+    words = [f"w{i} " for i in range(100)]  # several FOLD_EVERY batches, usage alone in the last
+    api.reply(openai_sse(chat_chunks(words)))
+    stream = openai_client.chat.completions.create(
+        model="m", messages=HAIKU, stream=True, stream_options={"include_usage": True}
+    )
+    assert len(list(stream)) == 102
+    attributes = only_span(exporter).attributes
+    assert attributes["output.value"] == "".join(words)
+    assert attributes["llm.output_messages.0.message.role"] == "assistant"
+    assert attributes["llm.finish_reason"] == "stop"
+    assert attributes["llm.token_count.total"] == 59
+
+
+def test_stream_with_several_choices(api, openai_client, exporter):
+    base = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o"}
+
+    def chunk(index, delta, finish=None):
+        return {**base, "choices": [{"index": index, "delta": delta, "finish_reason": finish}]}
+
+    chunks = [
+        chunk(0, {"role": "assistant", "content": "first "}),
+        chunk(1, {"role": "assistant", "content": "second "}),
+        chunk(0, {"content": "answer"}),
+        chunk(1, {"content": "answer"}),
+        chunk(0, {}, "stop"),
+        chunk(1, {}, "length"),
+    ]
+    api.reply(openai_sse(chunks))
+    for _ in openai_client.chat.completions.create(model="m", messages=HAIKU, n=2, stream=True):
+        pass
+    attributes = only_span(exporter).attributes
+    assert attributes["llm.output_messages.0.message.content"] == "first answer"
+    assert attributes["llm.output_messages.1.message.content"] == "second answer"
+    assert attributes["llm.finish_reason"] == "stop"
+    assert json.loads(attributes["output.value"])[1]["content"] == "second answer"
+
+
+def test_stream_records_the_request_as_it_was_sent(api, openai_client, exporter):
+    api.reply(openai_sse(chat_chunks(["Old pond"])))
+    messages = [{"role": "user", "content": "Write a haiku."}]
+    stream = openai_client.chat.completions.create(model="m", messages=messages, stream=True)
+    first = next(iter(stream))
+    # The caller moves on to its next turn before the stream (and its span) ends.
+    messages.append({"role": "assistant", "content": first.choices[0].delta.content})
+    stream.close()
+    attributes = only_span(exporter).attributes
+    assert attributes["llm.input_messages.0.message.content"] == "Write a haiku."
+    assert "llm.input_messages.1.message.role" not in attributes
+    assert len(json.loads(attributes["input.value"])["messages"]) == 1
+
+
 def test_stream_close_half_way_ends_the_span(api, openai_client, exporter):
     api.reply(openai_sse(chat_chunks(["one ", "two ", "three"])))
     stream = openai_client.chat.completions.create(model="m", messages=HAIKU, stream=True)

@@ -5,8 +5,8 @@
 by hand (no wrapt); importing them never imports the SDK. What both share lives here, once:
 
 - ``_instrumentor``: instrument()/uninstrument(), the patch registry, config resolution;
-- ``_span``: the span of one call (start with the request, end with the response or error),
-  the only place the "never break the host" rule is applied to a call;
+- ``_span``: the span of one call (started bare, its request and response attributes written
+  once at the end), the only place the "never break the host" rule is applied to a call;
 - ``_streams``: hooks on the SDK's own stream object, so the span ends when the stream is
   exhausted, closed or collected;
 - ``_messages``: flattening messages, tools and request parameters into attributes;

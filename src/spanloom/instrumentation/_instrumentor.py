@@ -15,7 +15,7 @@ from typing import Any
 from opentelemetry import trace as trace_api
 from opentelemetry.trace import TracerProvider
 
-from spanloom.instrumentation._span import DEFAULT_ATTRIBUTE_LIMIT, Tracing
+from spanloom.instrumentation._span import Tracing
 from spanloom.sdk.mask import TraceConfig
 from spanloom.sdk.register import config_of
 
@@ -24,12 +24,6 @@ _ORIGINAL = "__spanloom_original__"
 # (class, method name, wrapper factory): the factory takes the original function and the
 # instrumentor's Tracing and returns the function to install.
 Target = tuple[type, str, Callable[[Callable[..., Any], Tracing], Callable[..., Any]]]
-
-
-def _attribute_limit(provider: Any) -> int:
-    limits = getattr(provider, "_span_limits", None)
-    limit = getattr(limits, "max_span_attributes", None)
-    return limit if isinstance(limit, int) and limit > 0 else DEFAULT_ATTRIBUTE_LIMIT
 
 
 class BaseInstrumentor:
@@ -69,7 +63,7 @@ class BaseInstrumentor:
         targets = list(self._targets())  # raises ImportError before anything is patched
         if self._tracing is not None:
             self.uninstrument()
-        tracing = Tracing(tracer, resolved, _attribute_limit(provider))
+        tracing = Tracing(tracer, resolved)
         for owner, name, make in targets:
             current = owner.__dict__.get(name)
             if current is None:

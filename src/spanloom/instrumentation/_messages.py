@@ -63,8 +63,8 @@ def _default(value: Any) -> Any:
     return str(value)
 
 
-def _make_encoder() -> Callable[[Any], str]:
-    """One JSON encoder for every call.
+def _make_encoder() -> Callable[[Any, int], Iterable[str]]:
+    """One JSON encoder for every call: `encoder(value, 0)` gives the JSON text in pieces.
 
     ``json.dumps`` builds its C encoder again on each call, which costs more than encoding a
     short request; this builds it once. Circular references are not tracked (the caller's
@@ -73,8 +73,8 @@ def _make_encoder() -> Callable[[Any], str]:
     encoder = json.JSONEncoder(ensure_ascii=False, default=_default)
     make = getattr(json.encoder, "c_make_encoder", None)
     if make is None:
-        return encoder.encode
-    iterencode = make(
+        return lambda value, _level: (encoder.encode(value),)
+    return make(  # type: ignore[no-any-return]
         None,
         encoder.default,
         json.encoder.encode_basestring,
@@ -85,21 +85,16 @@ def _make_encoder() -> Callable[[Any], str]:
         False,
         True,
     )
-    join = "".join
-
-    def encode(value: Any) -> str:
-        return join(iterencode(value, 0))
-
-    return encode
 
 
-_encode = _make_encoder()
+_encoder = _make_encoder()
+_join = "".join
 
 
 def to_json(value: Any) -> str:
     """JSON text for an attribute; pydantic models are dumped, anything else unknown becomes str()."""
     try:
-        return _encode(value)
+        return _join(_encoder(value, 0))
     except (TypeError, ValueError, RecursionError):
         return json.dumps(str(value), ensure_ascii=False)
 
@@ -163,15 +158,15 @@ def put_tools(attributes: dict[str, Any], tools: Iterable[Any]) -> None:
         attributes[f"{_TOOLS}{index}{_TOOL_SCHEMA}"] = to_json(tool)
 
 
-def materialize(kwargs: dict[str, Any], *names: str) -> None:
+def materialize(kwargs: dict[str, Any], names: tuple[str, ...]) -> None:
     """Turn one-shot iterables among the request's arguments into lists, in place.
 
-    The caller may pass a generator of messages; reading it for the span would leave the SDK an
-    empty one, so the wrapper hands the SDK the list instead.
+    The caller may pass a generator of messages; reading it for the span (after the call) would
+    find it empty, so the wrapper hands the SDK a list instead, before the call.
     """
     for name in names:
         value = kwargs.get(name)
-        if value is not None and not isinstance(value, (list, tuple, str, dict)):
+        if value is not None and type(value) is not list and not isinstance(value, (tuple, str, dict)):
             try:
                 kwargs[name] = list(value)
             except TypeError:
@@ -180,19 +175,24 @@ def materialize(kwargs: dict[str, Any], *names: str) -> None:
 
 def request_parameters(
     kwargs: Mapping[str, Any], omitted: tuple[type, ...], content_keys: frozenset[str]
-) -> tuple[dict[str, Any], dict[str, Any]]:
+) -> tuple[Mapping[str, Any], dict[str, Any]]:
     """Split the call's keyword arguments into (request payload, invocation parameters).
 
     The payload is what went to the provider (``input.value``); the parameters are the payload
     without its content (messages, tools...). `omitted` are the SDK's "not given" sentinels,
     which the SDK's own helpers pass explicitly.
     """
-    payload: dict[str, Any] = {}
+    payload: Mapping[str, Any] = kwargs  # copied only when something is left out (rarely)
     parameters: dict[str, Any] = {}
     for key, value in kwargs.items():
         if key in TRANSPORT_KWARGS or isinstance(value, omitted):
+            if payload is kwargs:
+                payload = {
+                    k: v
+                    for k, v in kwargs.items()
+                    if k not in TRANSPORT_KWARGS and not isinstance(v, omitted)
+                }
             continue
-        payload[key] = value
         if key not in content_keys:
             parameters[key] = value
     return payload, parameters

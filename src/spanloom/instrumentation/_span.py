@@ -1,13 +1,22 @@
-"""The span of one provider call: started from the request, ended with the response or the error.
+"""The span of one provider call: started before the request, ended with the response or the error.
 
-Every patched SDK method of every provider runs through `traced_call` / `traced_call_async`.
-Their contract with the host: the call's arguments, return value and exception are never
-changed. Whatever goes wrong on the tracing side (a builder meeting a shape it does not know,
-an exporter raising) costs that call's telemetry and is logged once through `log_failure`.
+Every patched SDK method of every provider runs through `sync_wrapper` / `async_wrapper` (or
+`traced_call` / `traced_call_async` for calls made later than they were asked for). Their
+contract with the host: the call's arguments, return value and exception are never changed.
+Whatever goes wrong on the tracing side (a builder meeting a shape it does not know, an
+exporter raising) costs that call's telemetry and is logged once through `log_failure`.
 
-Costs are kept to what the span needs: one attribute dict built at start and one at the end,
-each written under one lock (`write_attributes`), masking skipped when the TraceConfig is a
-no-op, the context read once.
+The cost a call pays above a bare span is kept small, measured with
+``benchmarks/instrumentation_overhead.py``:
+
+- the span starts bare: samplers see its name and kind, and on_start processors could never
+  see attributes written after start_span returns anyway. Every attribute, request and
+  response side, is built once at the end and written in one pass (`write_attributes`), with
+  the context ids last so that an attribute limit drops the oldest message attributes first;
+- the hot path is one wrapper frame: the context is read and the span context attached through
+  the context variable itself (`spanloom.sdk.context`'s fast path), not the public layers;
+- a stream's request attributes are built when the stream is returned, before the caller's
+  code can touch the request (say, append the answer to its ``messages`` list).
 """
 
 from __future__ import annotations
@@ -15,29 +24,50 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from opentelemetry.context import Context, attach, detach, get_current
+from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind as OTelSpanKind
-from opentelemetry.trace import Status, StatusCode, Tracer, set_span_in_context
+from opentelemetry.trace import Status, StatusCode, Tracer
+from opentelemetry.trace.propagation import _SPAN_KEY
 
 from spanloom import semconv
+from spanloom.instrumentation._messages import materialize
 from spanloom.instrumentation._streams import record_stream
 from spanloom.sdk._guard import log_failure
-from spanloom.sdk.context import get_attributes_from_context, is_tracing_suppressed
+from spanloom.sdk.context import (
+    _SPAN_ATTRIBUTE_KEYS,
+    _SUPPRESS_TRACING_PLAIN_KEY,
+    SUPPRESS_TRACING_KEY,
+    _attach,
+    _reset,
+    current_context,
+)
 from spanloom.sdk.mask import TraceConfig
 
-# OpenTelemetry's default span attribute limit. Past it the SDK drops the oldest attributes, so
-# a long conversation would push out the ids set first; `Call.end` re-sets them last instead.
-DEFAULT_ATTRIBUTE_LIMIT = 128
 _CLIENT = OTelSpanKind.CLIENT
+_SESSION_ID = semconv.SESSION_ID
+_CONVERSATION_ID = semconv.GEN_AI_CONVERSATION_ID
 
 RequestBuilder = Callable[[dict[str, Any], TraceConfig], dict[str, Any]]
 ResponseBuilder = Callable[[Any, TraceConfig], dict[str, Any]]
 
 
 class Operation:
-    """What one patched SDK method records; built once, at instrument() time."""
+    """What one patched SDK method records; built once, at instrument() time.
 
-    __slots__ = ("accumulator", "name", "request", "response", "response_types", "static", "stream_types")
+    `iterables` name the request arguments a caller may pass as one-shot iterators: they are
+    turned into lists before the call, so the SDK and the span (built after it) both see them.
+    """
+
+    __slots__ = (
+        "accumulator",
+        "iterables",
+        "name",
+        "request",
+        "response",
+        "response_types",
+        "static",
+        "stream_types",
+    )
 
     def __init__(
         self,
@@ -48,7 +78,8 @@ class Operation:
         response: ResponseBuilder,
         response_types: tuple[type, ...],
         stream_types: tuple[type, ...] = (),
-        accumulator: Callable[[TraceConfig], Any] | None = None,
+        accumulator: Callable[[TraceConfig, dict[str, Any]], Any] | None = None,
+        iterables: tuple[str, ...] = (),
     ) -> None:
         self.name = name
         self.request = request
@@ -56,6 +87,7 @@ class Operation:
         self.response_types = response_types
         self.stream_types = stream_types
         self.accumulator = accumulator
+        self.iterables = iterables
         self.static: dict[str, Any] = {
             semconv.OPENINFERENCE_SPAN_KIND: kind.value,
             semconv.GEN_AI_SPAN_KIND: kind.value,
@@ -68,12 +100,11 @@ class Operation:
 class Tracing:
     """An instrumentor's tracer and config; `active` turns false at uninstrument()."""
 
-    __slots__ = ("active", "config", "limit", "tracer")
+    __slots__ = ("active", "config", "tracer")
 
-    def __init__(self, tracer: Tracer, config: TraceConfig, limit: int = DEFAULT_ATTRIBUTE_LIMIT) -> None:
+    def __init__(self, tracer: Tracer, config: TraceConfig) -> None:
         self.tracer = tracer
         self.config = config
-        self.limit = limit
         self.active = True
 
 
@@ -82,6 +113,8 @@ _SCALARS = frozenset({str, int, float, bool})
 
 def _plain(attributes: dict[str, Any]) -> bool:
     """Whether every value is a valid attribute value as is; lists become tuples in place."""
+    if _SCALARS.issuperset(map(type, attributes.values())):  # the usual case, checked in C
+        return True
     for key, value in attributes.items():
         kind = type(value)
         if kind in _SCALARS:
@@ -102,7 +135,7 @@ def write_attributes(span: Any, attributes: dict[str, Any]) -> None:
     tuples, checked by `_plain` in one cheap pass, so they go straight into the SDK's attribute
     dict under its lock, as `SessionSpanProcessor` does at span start. Anything unusual (a
     value length limit, a table about to overflow, another SDK's span, an unexpected value)
-    takes the public path, which applies the SDK's own rules.
+    takes the public path, which applies the SDK's own rules (dropping the oldest first).
     """
     bounded = getattr(span, "_attributes", None)
     store = getattr(bounded, "_dict", None)
@@ -120,31 +153,56 @@ def write_attributes(span: Any, attributes: dict[str, Any]) -> None:
 
 
 class Call:
-    """One started span. `end` and `fail` are idempotent and never raise."""
+    """One started span and what it needs to be ended. `end` is idempotent and never raises."""
 
-    __slots__ = ("config", "count", "keep", "limit", "span")
+    __slots__ = ("config", "context", "inputs", "operation", "request", "span")
 
-    def __init__(self, span: Any, config: TraceConfig, count: int, keep: dict[str, Any], limit: int) -> None:
+    def __init__(
+        self, span: Any, operation: Operation, config: TraceConfig, request: dict[str, Any], context: Any
+    ) -> None:
         self.span = span
+        self.operation = operation
         self.config = config
-        self.count = count  # attributes set at start
-        self.keep = keep  # span kind, provider and context ids: re-set last when the limit is near
-        self.limit = limit
+        self.request = request
+        self.context = context
+        self.inputs: dict[str, Any] | None = None  # request attributes, once built
 
-    def end(self, attributes: dict[str, Any] | None, error: BaseException | None = None) -> None:
-        """Set `attributes`, record `error` if any, end the span. Success leaves the status
-        UNSET, as the OpenTelemetry spec asks of instrumentations."""
+    def build_inputs(self) -> dict[str, Any]:
+        """The request's attributes, built once; a failing builder leaves them empty."""
+        inputs = self.inputs
+        if inputs is None:
+            try:
+                inputs = self.operation.request(self.request, self.config)
+            except Exception:
+                log_failure(f"{self.operation.name} request attributes")
+                inputs = {}
+            self.inputs = inputs
+        return inputs
+
+    def end(self, outputs: dict[str, Any] | None = None, error: BaseException | None = None) -> None:
+        """Set every attribute in one write, record `error` if any, end the span. Success leaves
+        the status UNSET, as the OpenTelemetry spec asks of instrumentations."""
         span = self.span
         if span is None:
             return
         self.span = None
         try:
-            if attributes:
+            if span.is_recording():
+                attributes = self.build_inputs()
+                if outputs:
+                    attributes.update(outputs)
+                attributes.update(self.operation.static)
+                # The context's ids go last: an attribute limit drops the oldest attributes first.
+                get = self.context.get
+                for key in _SPAN_ATTRIBUTE_KEYS:
+                    value = get(key)
+                    if value is not None:
+                        attributes[key] = value
+                        if key is _SESSION_ID:
+                            attributes[_CONVERSATION_ID] = value
                 config = self.config
                 if not config.is_noop:
                     attributes = config.mask_attributes(attributes)
-                if self.count + len(attributes) > self.limit:
-                    attributes.update(self.keep)
                 write_attributes(span, attributes)
             if error is not None:
                 span.record_exception(error)
@@ -156,111 +214,142 @@ class Call:
         except Exception:
             log_failure("instrumentation span.end")
 
-    def fail(self, error: BaseException, attributes: dict[str, Any] | None = None) -> None:
-        self.end(attributes, error)
+    def fail(self, error: BaseException, outputs: dict[str, Any] | None = None) -> None:
+        self.end(outputs, error)
 
 
-def start_call(tracing: Tracing, operation: Operation, request: dict[str, Any], context: Any) -> Call | None:
-    """Start the span of a call with its request attributes; None when anything fails."""
+def start_call(tracing: Tracing, operation: Operation, request: dict[str, Any], context: Any) -> Any:
+    """Start the span of a call and make it current: (call, token), or None when anything fails."""
     try:
-        config = tracing.config
-        attributes = operation.request(request, config)
-        keep = operation.static.copy()
-        for key, value in get_attributes_from_context(context):
-            keep[key] = value
-        # The ids go last: an attribute limit drops the oldest attributes first.
-        attributes.update(keep)
-        if not config.is_noop:
-            attributes = config.mask_attributes(attributes)
+        if operation.iterables:
+            materialize(request, operation.iterables)
         span = tracing.tracer.start_span(operation.name, context, kind=_CLIENT)
-        if span.is_recording():
-            write_attributes(span, attributes)
-        return Call(span, config, len(attributes), keep, tracing.limit)
+        call = Call(span, operation, tracing.config, request, context)
+        # What `set_span_in_context` + `attach` do, without their layers.
+        return call, _attach(Context({**context, _SPAN_KEY: span}))
     except Exception:
         log_failure(f"{operation.name} span start")
         return None
 
 
+def _detach(token: Any) -> None:
+    try:
+        _reset(token)
+    except Exception:  # a token from another context: restore nothing, never raise
+        log_failure("instrumentation context detach")
+
+
 def finish_call(call: Call, operation: Operation, result: Any) -> Any:
     """End `call` with what `result` says, or hand a stream result its recorder; returns `result`."""
-    attributes = None
+    outputs = None
     try:
         result_type = type(result)
         if result_type in operation.response_types or isinstance(result, operation.response_types):
-            attributes = operation.response(result, call.config)
-        elif (
-            operation.stream_types
-            and isinstance(result, operation.stream_types)
-            and record_stream(result, call, operation.accumulator(call.config))  # type: ignore[misc]
-        ):
-            return result
+            outputs = operation.response(result, call.config)
+        elif operation.stream_types and isinstance(result, operation.stream_types):
+            call.build_inputs()  # now, before the caller's code runs and may change the request
+            if record_stream(result, call, operation.accumulator(call.config, call.request)):  # type: ignore[misc]
+                return result
         # Anything else is a raw-response wrapper (`with_raw_response`): its body is the caller's
         # to read, so the span keeps the request side only.
     except Exception:
         log_failure(f"{operation.name} response attributes")
-    call.end(attributes)
+    call.end(outputs)
     return result
 
 
-def traced_call(
-    tracing: Tracing,
-    operation: Operation,
-    fn: Callable[..., Any],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    request: dict[str, Any] | None = None,
-    context: Context | None = None,
-) -> Any:
-    """`fn(*args, **kwargs)` inside the operation's span.
+def sync_wrapper(tracing: Tracing, operation: Operation, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The function installed in place of the SDK's sync method `fn`: one frame per call."""
 
-    `request` (default `kwargs`) is what the span records; `context` (default the current one)
-    is the context the call belongs to, for calls made later than they were asked for.
-    """
-    if not tracing.active:
-        return fn(*args, **kwargs)
-    if context is None:
-        context = get_current()
-    if is_tracing_suppressed(context):
-        return fn(*args, **kwargs)
-    call = start_call(tracing, operation, kwargs if request is None else request, context)
-    if call is None:
-        return fn(*args, **kwargs)
-    token = attach(set_span_in_context(call.span, context))
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if not tracing.active:
+            return fn(*args, **kwargs)
+        context = current_context()
+        if context.get(SUPPRESS_TRACING_KEY) or context.get(_SUPPRESS_TRACING_PLAIN_KEY):
+            return fn(*args, **kwargs)
+        started = start_call(tracing, operation, kwargs, context)
+        if started is None:
+            return fn(*args, **kwargs)
+        call, token = started
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as error:
+            _detach(token)
+            call.fail(error)
+            raise
+        _detach(token)
+        return finish_call(call, operation, result)
+
+    return wrapper
+
+
+def async_wrapper(
+    tracing: Tracing, operation: Operation, fn: Callable[..., Awaitable[Any]]
+) -> Callable[..., Awaitable[Any]]:
+    """The coroutine function installed in place of the SDK's async method `fn`."""
+
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if not tracing.active:
+            return await fn(*args, **kwargs)
+        context = current_context()
+        if context.get(SUPPRESS_TRACING_KEY) or context.get(_SUPPRESS_TRACING_PLAIN_KEY):
+            return await fn(*args, **kwargs)
+        started = start_call(tracing, operation, kwargs, context)
+        if started is None:
+            return await fn(*args, **kwargs)
+        call, token = started
+        try:
+            result = await fn(*args, **kwargs)
+        except BaseException as error:
+            _detach(token)
+            call.fail(error)
+            raise
+        _detach(token)
+        return finish_call(call, operation, result)
+
+    return wrapper
+
+
+def traced_call(
+    tracing: Tracing, operation: Operation, fn: Callable[[], Any], request: dict[str, Any], context: Context
+) -> Any:
+    """`fn()` inside the operation's span, recording `request`, in `context`: for a call made
+    later than it was asked for (Anthropic's ``messages.stream`` sends at ``__enter__``)."""
+    if not tracing.active or context.get(SUPPRESS_TRACING_KEY) or context.get(_SUPPRESS_TRACING_PLAIN_KEY):
+        return fn()
+    started = start_call(tracing, operation, request, context)
+    if started is None:
+        return fn()
+    call, token = started
     try:
-        result = fn(*args, **kwargs)
+        result = fn()
     except BaseException as error:
+        _detach(token)
         call.fail(error)
         raise
-    finally:
-        detach(token)
+    _detach(token)
     return finish_call(call, operation, result)
 
 
 async def traced_call_async(
     tracing: Tracing,
     operation: Operation,
-    fn: Callable[..., Awaitable[Any]],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    request: dict[str, Any] | None = None,
-    context: Context | None = None,
+    fn: Callable[[], Awaitable[Any]],
+    request: dict[str, Any],
+    context: Context,
 ) -> Any:
-    """`await fn(*args, **kwargs)` inside the operation's span; arguments as for `traced_call`."""
-    if not tracing.active:
-        return await fn(*args, **kwargs)
-    if context is None:
-        context = get_current()
-    if is_tracing_suppressed(context):
-        return await fn(*args, **kwargs)
-    call = start_call(tracing, operation, kwargs if request is None else request, context)
-    if call is None:
-        return await fn(*args, **kwargs)
-    token = attach(set_span_in_context(call.span, context))
+    """`await fn()` as `traced_call` runs `fn()`."""
+    if not tracing.active or context.get(SUPPRESS_TRACING_KEY) or context.get(_SUPPRESS_TRACING_PLAIN_KEY):
+        return await fn()
+    started = start_call(tracing, operation, request, context)
+    if started is None:
+        return await fn()
+    call, token = started
     try:
-        result = await fn(*args, **kwargs)
+        result = await fn()
     except BaseException as error:
+        _detach(token)
         call.fail(error)
         raise
-    finally:
-        detach(token)
+    _detach(token)
     return finish_call(call, operation, result)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from spanloom.instrumentation._span import Operation, Tracing, traced_call, traced_call_async
+from spanloom.instrumentation._span import Operation, Tracing, async_wrapper, sync_wrapper
 
 Factory = Callable[[Callable[..., Any], Tracing], Callable[..., Any]]
 
@@ -14,10 +14,7 @@ def sync_method(operation: Operation) -> Factory:
     """A factory for a plain method traced as `operation`."""
 
     def make(original: Callable[..., Any], tracing: Tracing) -> Callable[..., Any]:
-        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-            return traced_call(tracing, operation, original, (self, *args), kwargs)
-
-        return wrapper
+        return sync_wrapper(tracing, operation, original)
 
     return make
 
@@ -26,9 +23,6 @@ def async_method(operation: Operation) -> Factory:
     """A factory for a coroutine method traced as `operation`."""
 
     def make(original: Callable[..., Any], tracing: Tracing) -> Callable[..., Any]:
-        async def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-            return await traced_call_async(tracing, operation, original, (self, *args), kwargs)
-
-        return wrapper
+        return async_wrapper(tracing, operation, original)
 
     return make

@@ -18,7 +18,6 @@ from spanloom.instrumentation._messages import (
     field,
     image_url,
     input_json,
-    materialize,
     put_message,
     put_tools,
     request_parameters,
@@ -91,7 +90,6 @@ def _put_input(attributes: dict[str, Any], index: int, message: Any, config: Tra
 
 
 def messages_request(kwargs: dict[str, Any], config: TraceConfig) -> dict[str, Any]:
-    materialize(kwargs, "messages", "tools", "system")
     attributes: dict[str, Any] = {}
     index = 0
     system = kwargs.get("system")

@@ -13,7 +13,7 @@ from spanloom.sdk.mask import TraceConfig
 class MessagesStreamAccumulator:
     __slots__ = ("blocks", "cache_creation", "cache_read", "input", "model", "output", "stop", "thinking")
 
-    def __init__(self, config: TraceConfig) -> None:
+    def __init__(self, config: TraceConfig, request: Any = None) -> None:
         self.blocks: dict[int, list[Any]] = {}  # index -> [type, [text pieces], id, name, tool input]
         self.model: Any = None
         self.stop: Any = None

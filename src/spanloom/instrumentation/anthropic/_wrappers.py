@@ -56,9 +56,9 @@ def _trace_manager(
         # The span belongs to the context stream() was called in, though it starts at __enter__.
         context = get_current()
         if is_async:
-            traced: Any = traced_call_async(tracing, operation, lambda: request, (), {}, kwargs, context)
+            traced: Any = traced_call_async(tracing, operation, lambda: request, kwargs, context)
         else:
-            traced = functools.partial(traced_call, tracing, operation, request, (), {}, kwargs, context)
+            traced = functools.partial(traced_call, tracing, operation, request, kwargs, context)
         setattr(manager, attribute, traced)
     except Exception:
         log_failure("anthropic messages.stream manager")
@@ -83,6 +83,7 @@ def targets() -> Iterator[Target]:
         (Message,),
         (anthropic.Stream, anthropic.AsyncStream),
         MessagesStreamAccumulator,
+        iterables=("messages", "tools", "system"),
     )
     yield Messages, "create", sync_method(messages)
     yield AsyncMessages, "create", async_method(messages)

@@ -19,7 +19,6 @@ from spanloom.instrumentation._messages import (
     field,
     image_url,
     input_json,
-    materialize,
     put_message,
     put_tools,
     request_parameters,
@@ -109,12 +108,27 @@ def put_chat_input(attributes: dict[str, Any], index: int, message: Any, config:
     )
 
 
+# The role and content keys of the first messages, spelled once: a conversation of plain
+# ``{"role": ..., "content": "text"}`` dicts (the usual request) costs two stores per message.
+_KEYED = 64
+_INPUT_ROLE = tuple(f"{INPUT_MESSAGES}{i}.{semconv.MESSAGE_ROLE}" for i in range(_KEYED))
+_INPUT_CONTENT = tuple(f"{INPUT_MESSAGES}{i}.{semconv.MESSAGE_CONTENT}" for i in range(_KEYED))
+_OUTPUT_ROLE_0 = f"{OUTPUT_MESSAGES}0.{semconv.MESSAGE_ROLE}"
+_OUTPUT_CONTENT_0 = f"{OUTPUT_MESSAGES}0.{semconv.MESSAGE_CONTENT}"
+
+
 def chat_request(kwargs: dict[str, Any], config: TraceConfig) -> dict[str, Any]:
-    materialize(kwargs, "messages", "tools")
     attributes: dict[str, Any] = {}
     messages = kwargs.get("messages")
     if messages and not isinstance(messages, omitted):
         for index, message in enumerate(messages):
+            if type(message) is dict and len(message) == 2 and index < _KEYED:
+                role = message.get("role")
+                content = message.get("content")
+                if role is not None and type(content) is str:  # what put_chat_input would record
+                    attributes[_INPUT_ROLE[index]] = role
+                    attributes[_INPUT_CONTENT[index]] = content
+                    continue
             put_chat_input(attributes, index, message, config)
     tools = kwargs.get("tools")
     if tools and not isinstance(tools, omitted):
@@ -198,6 +212,31 @@ def put_chat_usage(attributes: dict[str, Any], usage: Any) -> None:
 
 
 def chat_response(response: Any, config: TraceConfig) -> dict[str, Any]:
+    choices = response.choices
+    if len(choices) == 1:  # one text answer, the usual response: what put_chat_output records
+        choice = choices[0]
+        message = choice.message
+        content = message.content
+        role = message.role
+        if type(content) is str and role is not None and not message.tool_calls:
+            return text_answer(role, content, choice.finish_reason, response.model, response.usage)
+    return _chat_response(response)
+
+
+def text_answer(role: Any, content: str, finish_reason: Any, model: Any, usage: Any) -> dict[str, Any]:
+    """What `put_chat_output` records for one text choice without tool calls, the usual answer."""
+    attributes = {_OUTPUT_ROLE_0: role, _OUTPUT_CONTENT_0: content}
+    if finish_reason:
+        attributes[semconv.LLM_FINISH_REASON] = finish_reason
+    attributes[semconv.OUTPUT_VALUE] = content
+    attributes[semconv.OUTPUT_MIME_TYPE] = semconv.MIME_TEXT
+    _put_model(attributes, model)
+    if usage is not None:
+        put_chat_usage(attributes, usage)
+    return attributes
+
+
+def _chat_response(response: Any) -> dict[str, Any]:
     choices: list[Choice] = []
     for choice in response.choices:
         message = choice.message
@@ -244,7 +283,6 @@ def _put_response_item(attributes: dict[str, Any], prefix: str, item: Any, confi
 
 
 def responses_request(kwargs: dict[str, Any], config: TraceConfig) -> dict[str, Any]:
-    materialize(kwargs, "input", "tools")
     attributes: dict[str, Any] = {}
     index = 0
     instructions = kwargs.get("instructions")
@@ -306,7 +344,6 @@ _EMBEDDING_VECTOR = "." + semconv.EMBEDDING_VECTOR
 
 
 def embeddings_request(kwargs: dict[str, Any], config: TraceConfig) -> dict[str, Any]:
-    materialize(kwargs, "input")
     attributes: dict[str, Any] = {}
     value = kwargs.get("input")
     texts = [value] if type(value) is str else value

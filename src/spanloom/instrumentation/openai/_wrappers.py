@@ -37,6 +37,7 @@ def targets() -> Iterator[Target]:
         (ChatCompletion,),
         streams,
         ChatStreamAccumulator,
+        iterables=("messages", "tools"),
     )
     yield Completions, "create", sync_method(chat)
     yield AsyncCompletions, "create", async_method(chat)
@@ -48,6 +49,7 @@ def targets() -> Iterator[Target]:
         _attributes.embeddings_request,
         _attributes.embeddings_response,
         (CreateEmbeddingResponse,),
+        iterables=("input",),
     )
     yield Embeddings, "create", sync_method(embeddings)
     yield AsyncEmbeddings, "create", async_method(embeddings)
@@ -66,6 +68,7 @@ def targets() -> Iterator[Target]:
         (Response,),
         streams,
         ResponsesStreamAccumulator,
+        iterables=("input", "tools"),
     )
     yield Responses, "create", sync_method(responses)
     yield AsyncResponses, "create", async_method(responses)
