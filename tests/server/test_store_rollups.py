@@ -1,9 +1,11 @@
 """The store's rollups do not depend on arrival order: any permutation of a set of spans, split
 into any batches (each its own transaction, some retried), gives the same trace, session and
-user rows as one in-order batch; and the users kept by deltas equal a recount from the traces."""
+user rows as one in-order batch; the users kept by deltas, and the sessions computed in SQL, equal a
+plain recount from the traces."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import tempfile
 from pathlib import Path
@@ -17,6 +19,7 @@ from spanloom.server.store.sqlite import SqliteStore
 from spanloom.server.store.sqlite import write_queries as sql
 from spanloom.server.store.sqlite.rollups import write_batch
 from spanloom.server.store.sqlite.schema import migrate
+from spanloom.server.store.sqlite.trace_rollup import merge_labels, percentile
 
 SESSIONS = st.sampled_from([None, "s1", "s2", "s3"])
 USERS = st.sampled_from([None, "u1", "u2"])
@@ -93,6 +96,44 @@ def _recounted_users(connection: sqlite3.Connection) -> list[tuple[Any, ...]]:
     return users
 
 
+def _recounted_sessions(connection: sqlite3.Connection) -> list[tuple[Any, ...]]:
+    """Sessions as a plain Python recount of their traces (the store computes them in SQL)."""
+    sessions = []
+    for (session_id,) in connection.execute(
+        "SELECT DISTINCT session_id FROM traces WHERE session_id IS NOT NULL ORDER BY 1"
+    ).fetchall():
+        rows = connection.execute(
+            "SELECT project, user_id, start_ns, end_ns, total_tokens, cost_nanos, error_count, latency_ms,"
+            " trace_id, has_input, has_output, tags, metadata FROM traces WHERE session_id = ?"
+            " ORDER BY start_ns, trace_id",
+            (session_id,),
+        ).fetchall()
+        latencies = sorted(row[7] for row in rows)
+        tags, metadata = merge_labels((json.loads(row[11]), json.loads(row[12])) for row in rows)
+        nanos = sum(row[5] for row in rows)
+        sessions.append(
+            (
+                session_id,
+                rows[0][0],
+                next((row[1] for row in rows if row[1]), None),
+                len(rows),
+                rows[0][2],
+                max(row[3] for row in rows),
+                sum(row[4] for row in rows),
+                nanos / 1e9,
+                nanos,
+                sum(row[6] > 0 for row in rows),
+                percentile(latencies, 0.5),
+                percentile(latencies, 0.95),
+                next((row[8] for row in rows if row[9]), None),
+                next((row[8] for row in reversed(rows) if row[10]), None),
+                sql.to_json(tags) if tags else "[]",
+                sql.to_json(metadata) if metadata else "{}",
+            )
+        )
+    return sessions
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(spans=traces(), data=st.data())
 def test_any_arrival_order_gives_the_rows_of_one_in_order_batch(spans: list[SpanRecord], data: st.DataObject):
@@ -110,6 +151,7 @@ def test_any_arrival_order_gives_the_rows_of_one_in_order_batch(spans: list[Span
         expected, actual = _rows(expected_connection), _rows(connection)
         assert actual == expected
         assert actual["users"] == _recounted_users(connection)
+        assert actual["sessions"] == _recounted_sessions(connection)
         assert expected["users"] == _recounted_users(expected_connection)
         expected_connection.close()
         connection.close()

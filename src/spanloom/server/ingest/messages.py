@@ -8,12 +8,30 @@ last user message is what the person asked; for the output, the first choice is 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from spanloom import semconv
 
 _INPUT_PREFIXES = (semconv.LLM_INPUT_MESSAGES + ".", semconv.GEN_AI_PROMPT_PREFIX)
 _OUTPUT_PREFIXES = (semconv.LLM_OUTPUT_MESSAGES + ".", semconv.GEN_AI_COMPLETION_PREFIX)
+MESSAGE_PREFIXES = (*_INPUT_PREFIXES, *_OUTPUT_PREFIXES)
+
+# Keys under each message prefix, found by one pass over a span's keys (see group_by_prefix).
+Grouped = dict[str, list[str]]
+
+
+def group_by_prefix(keys: Iterable[str], prefixes: tuple[str, ...]) -> Grouped:
+    """The keys starting with each of `prefixes` (which must not be prefixes of each other), in
+    order. One pass, where reading each alias by scanning all keys was a pass per prefix."""
+    grouped: Grouped = {}
+    for key in keys:
+        if key.startswith(prefixes):  # one C call for the common key that matches none
+            for prefix in prefixes:
+                if key.startswith(prefix):
+                    grouped.setdefault(prefix, []).append(key)
+                    break
+    return grouped
 
 
 def _as_text(value: Any) -> str | None:
@@ -24,15 +42,14 @@ def _as_text(value: Any) -> str | None:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
-def _flattened_messages(attributes: dict[str, Any], prefix: str) -> list[dict[str, Any]]:
-    """``prefix.N.rest`` keys as a list of {rest: value} in index order."""
+def _flattened_messages(attributes: dict[str, Any], keys: Iterable[str], prefix: str) -> list[dict[str, Any]]:
+    """``prefix.N.rest`` keys (`keys`, all under `prefix`) as a list of {rest: value} in index order."""
     by_index: dict[int, dict[str, Any]] = {}
-    for key, value in attributes.items():
-        if not key.startswith(prefix):
-            continue
-        index, _, rest = key[len(prefix) :].partition(".")
+    start = len(prefix)
+    for key in keys:
+        index, _, rest = key[start:].partition(".")
         if index.isdigit() and rest:
-            by_index.setdefault(int(index), {})[rest.removeprefix("message.")] = value
+            by_index.setdefault(int(index), {})[rest.removeprefix("message.")] = attributes[key]
     return [by_index[index] for index in sorted(by_index)]
 
 
@@ -92,24 +109,29 @@ def _pick_input(messages: list[dict[str, Any]], content_of: Any) -> str | None:
     return next((text for text in map(content_of, reversed(messages)) if text), None)
 
 
-def input_text(attributes: dict[str, Any]) -> str | None:
+def input_text(attributes: dict[str, Any], grouped: Grouped | None = None) -> str | None:
+    """`grouped`: the keys under MESSAGE_PREFIXES, when the caller has them already."""
     value = attributes.get(semconv.INPUT_VALUE)
     if value is not None:
         return _as_text(value)
+    if grouped is None:
+        grouped = group_by_prefix(attributes, MESSAGE_PREFIXES)
     for prefix in _INPUT_PREFIXES:
-        messages = _flattened_messages(attributes, prefix)
+        messages = _flattened_messages(attributes, grouped.get(prefix, ()), prefix)
         if messages:
             return _pick_input(messages, _flattened_content)
     messages = _genai_messages(attributes.get(semconv.GEN_AI_INPUT_MESSAGES))
     return _pick_input(messages, lambda message: message.get("content")) if messages else None
 
 
-def output_text(attributes: dict[str, Any]) -> str | None:
+def output_text(attributes: dict[str, Any], grouped: Grouped | None = None) -> str | None:
     value = attributes.get(semconv.OUTPUT_VALUE)
     if value is not None:
         return _as_text(value)
+    if grouped is None:
+        grouped = group_by_prefix(attributes, MESSAGE_PREFIXES)
     for prefix in _OUTPUT_PREFIXES:
-        messages = _flattened_messages(attributes, prefix)
+        messages = _flattened_messages(attributes, grouped.get(prefix, ()), prefix)
         if messages:
             return _flattened_content(messages[0])
     messages = _genai_messages(attributes.get(semconv.GEN_AI_OUTPUT_MESSAGES))

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from spanloom import semconv
 from spanloom.server.ingest.attributes import key_values
 from spanloom.server.ingest.limits import Cuts, IngestLimits, TooManySpansError, truncate_text
-from spanloom.server.ingest.messages import input_text, output_text
+from spanloom.server.ingest.messages import MESSAGE_PREFIXES, group_by_prefix, input_text, output_text
 from spanloom.server.pricing import PriceTable
 from spanloom.server.store.base import SpanRecord, StatusCode
 
@@ -63,6 +64,9 @@ _OPERATION_KINDS = {
 _KNOWN_KINDS = {kind.value for kind in semconv.SpanKind}
 _OTEL_KINDS = {0: "UNSPECIFIED", 1: "INTERNAL", 2: "SERVER", 3: "CLIENT", 4: "PRODUCER", 5: "CONSUMER"}
 _STATUS_CODES: dict[int, StatusCode] = {0: "UNSET", 1: "OK", 2: "ERROR"}
+# The key prefixes normalize_span reads: found in one pass over a span's keys.
+_LANGFUSE_METADATA = semconv.LANGFUSE_TRACE_METADATA_PREFIX
+_SCANNED_PREFIXES = (*MESSAGE_PREFIXES, _LANGFUSE_METADATA)
 _ZERO_TRACE_ID = bytes(16)
 _ZERO_SPAN_ID = bytes(8)
 # Ids longer than this are not ids (they come from clients).
@@ -123,7 +127,8 @@ def span_kind_of(attributes: dict[str, Any]) -> str:
     return "UNKNOWN"
 
 
-def metadata_of(attributes: dict[str, Any]) -> dict[str, Any]:
+def metadata_of(attributes: dict[str, Any], langfuse_keys: Iterable[str] | None = None) -> dict[str, Any]:
+    """`langfuse_keys`: the keys under langfuse.trace.metadata., when the caller has them already."""
     metadata: dict[str, Any] = {}
     raw = attributes.get(semconv.METADATA)
     if isinstance(raw, str):
@@ -135,10 +140,11 @@ def metadata_of(attributes: dict[str, Any]) -> dict[str, Any]:
             metadata.update(parsed)
     elif isinstance(raw, dict):
         metadata.update(raw)
-    prefix = semconv.LANGFUSE_TRACE_METADATA_PREFIX
-    for key, value in attributes.items():
-        if key.startswith(prefix):
-            metadata.setdefault(key[len(prefix) :], value)
+    prefix = _LANGFUSE_METADATA
+    if langfuse_keys is None:
+        langfuse_keys = [key for key in attributes if key.startswith(prefix)]
+    for key in langfuse_keys:
+        metadata.setdefault(key[len(prefix) :], attributes[key])
     return metadata
 
 
@@ -188,6 +194,7 @@ def normalize_span(
     name = truncate_text(span.name, max_bytes, cuts)
     status_message = truncate_text(span.status.message, max_bytes, cuts)
     cuts.mark(attributes)
+    grouped = group_by_prefix(attributes, _SCANNED_PREFIXES)
     model = first_string(attributes, MODEL_KEYS)
     prompt_tokens = first_int(attributes, PROMPT_TOKEN_KEYS)
     completion_tokens = first_int(attributes, COMPLETION_TOKEN_KEYS)
@@ -215,9 +222,9 @@ def normalize_span(
         completion_tokens=completion_tokens,
         total_tokens=total_tokens,
         cost=prices.cost_of(model, prompt_tokens, completion_tokens),
-        input=input_text(attributes),
-        output=output_text(attributes),
-        metadata=metadata_of(attributes),
+        input=input_text(attributes, grouped),
+        output=output_text(attributes, grouped),
+        metadata=metadata_of(attributes, grouped.get(_LANGFUSE_METADATA, ())),
         tags=tags_of(attributes),
         attributes=attributes,
         events=events,

@@ -344,6 +344,7 @@ class Store(Protocol):
 
         Raises `StoreBusyError` at once when the write queue is full. Spans already stored
         (same trace and span id) are left as they are, so a retried batch never duplicates.
+        It may do CPU work in the caller's thread (preparing rows): call it off the event loop.
         """
         ...
 

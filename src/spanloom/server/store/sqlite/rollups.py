@@ -2,12 +2,13 @@
 
 Each touched trace is recounted once per transaction from its spans (few), and its row is
 rewritten only if it changed. Sessions are recounted from the covering index traces_by_session
-(a few dozen small index entries, never a trace row, and never more than the session's own
-turns). Users can have any number of traces, so they change by deltas: each changed trace
-subtracts its old contribution and adds its new one, in the same transaction. The rare change
-a delta cannot express (a trace leaving its user when the root arrives naming another) recounts
-that user. Every path ends in the rows a recount from the raw spans would give, whatever the
-arrival order: see tests/server/test_store_rollups.py.
+(never a trace row, and never more than the session's own turns), by a few statements for all
+of a transaction's sessions that do the adding up in SQLite; only the latencies (for the
+percentiles) come into Python. Users can have any number of traces, so they change by deltas:
+each changed trace subtracts its old contribution and adds its new one, in the same transaction.
+The rare change a delta cannot express (a trace leaving its user when the root arrives naming
+another) recounts that user. Every path ends in the rows a recount from the raw spans would give,
+whatever the arrival order: see tests/server/test_store_rollups.py.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from spanloom.server.store.sqlite.trace_rollup import (
 )
 
 _T = {name: index for index, name in enumerate(sql.TRACE_COLUMNS)}
-_ST = {name: index for index, name in enumerate(sql.SESSION_TRACE_COLUMNS)}
+_SO = {name: index for index, name in enumerate(sql.SESSION_TOTAL_COLUMNS)}
+_SF = {name: index for index, name in enumerate(sql.SESSION_FIRST_COLUMNS)}
 _U = {name: index for index, name in enumerate(sql.USER_COLUMNS)}
 
 # trace id -> (the row before this transaction or None, the row now, (input span, output span) now)
@@ -39,10 +41,10 @@ _Changes = dict[str, tuple[tuple[Any, ...] | None, tuple[Any, ...], tuple[Any, A
 
 
 def write_batch(connection: sqlite3.Connection, spans: Sequence[SpanRecord]) -> None:
-    """Insert spans and update every rollup they touch. The caller owns the transaction."""
+    """Insert spans and update every rollup they touch. The caller owns the transaction.
+    `spans` may come prepared (write_queries.prepare): their rows are then not built here."""
     before = connection.total_changes
-    json_cache: dict[int, str] = {}
-    sql.insert_spans(connection, [sql.span_row(span, json_cache) for span in spans])
+    sql.insert_spans(connection, sql.rows_of(spans))
     if connection.total_changes == before:
         return  # every span was already stored (a retried batch): no rollup changes
     changes = _write_traces(connection, spans)
@@ -103,52 +105,67 @@ def _write_sessions(connection: sqlite3.Connection, changes: _Changes) -> Counte
         if new[_T["session_id"]]:
             joined.setdefault(new[_T["session_id"]], Counter())[new[_T["user_id"]]] += 1
     session_counts: Counter[str] = Counter()
-    for session_id in dict.fromkeys([*left, *joined]):
-        rows = sql.select_session_traces(connection, session_id)
-        after = Counter(row[_ST["user_id"]] for row in rows)
+    session_ids = list(dict.fromkeys([*left, *joined]))
+    if not session_ids:
+        return session_counts
+    # A session counts for a user while one of its traces names them: only the users a changed
+    # trace named before or after can have come or gone.
+    pairs = {
+        (session_id, user_id)
+        for moved in (joined, left)
+        for session_id, users in moved.items()
+        for user_id in users
+        if user_id is not None
+    }
+    for session_id, user_id, now in sql.select_session_user_counts(connection, list(pairs)):
         came, went = joined.get(session_id, Counter()), left.get(session_id, Counter())
-        for user_id in {*after, *came, *went} - {None}:
-            was_in = after[user_id] - came[user_id] + went[user_id] > 0
-            session_counts[user_id] += (after[user_id] > 0) - was_in  # type: ignore[index]
-        if rows:
-            _write_session(connection, session_id, rows)
-        else:
-            sql.delete_session(connection, session_id)
+        session_counts[user_id] += (now > 0) - (now - came[user_id] + went[user_id] > 0)
+    totals = sql.select_session_totals(connection, session_ids)
+    found = [row[0] for row in totals]
+    latencies: dict[str, list[float]] = {}
+    for session_id, latency in sql.select_session_latencies(connection, found):
+        latencies.setdefault(session_id, []).append(latency)
+    firsts = {row[0]: row for row in sql.select_session_firsts(connection, found)}
+    # Written without first reading the stored rows to compare: only sessions with a changed
+    # trace get here, and a changed trace nearly always changes its session's row.
+    sql.upsert_sessions(
+        connection, [_session_row(connection, row, firsts[row[0]], latencies[row[0]]) for row in totals]
+    )
+    sql.delete_sessions(connection, [session_id for session_id in session_ids if session_id not in firsts])
     return session_counts
 
 
-def _write_session(connection: sqlite3.Connection, session_id: str, rows: list[tuple[Any, ...]]) -> None:
-    latencies = sorted(row[_ST["latency_ms"]] for row in rows)
-    input_trace = next((row[_ST["trace_id"]] for row in rows if row[_ST["has_input"]]), None)
-    output_trace = next((row[_ST["trace_id"]] for row in reversed(rows) if row[_ST["has_output"]]), None)
+def _session_row(
+    connection: sqlite3.Connection, totals: tuple[Any, ...], firsts: tuple[Any, ...], latencies: list[float]
+) -> tuple[Any, ...]:
+    """A sessions row (SESSION_COLUMNS) from its rows of select_session_totals and _firsts."""
+    session_id, count = totals[_SO["session_id"]], totals[_SO["trace_count"]]
     tags_json, metadata_json = "[]", "{}"
-    if any(row[_ST["labeled"]] for row in rows):
+    if totals[_SO["labeled"]]:
         labels = sql.select_session_labels(connection, session_id)
         tags, metadata = merge_labels((json.loads(tags), json.loads(meta)) for tags, meta in labels)
         tags_json = sql.to_json(tags) if tags else "[]"
         metadata_json = sql.to_json(metadata) if metadata else "{}"
-    nanos = sum(row[_ST["cost_nanos"]] for row in rows)
-    row = (
+    nanos = totals[_SO["cost_nanos"]]
+    latencies.sort()
+    return (
         session_id,
-        rows[0][_ST["project"]],
-        next((row[_ST["user_id"]] for row in rows if row[_ST["user_id"]]), None),
-        len(rows),
-        rows[0][_ST["start_ns"]],
-        max(row[_ST["end_ns"]] for row in rows),
-        sum(row[_ST["total_tokens"]] for row in rows),
+        firsts[_SF["project"]],
+        firsts[_SF["user_id"]],
+        count,
+        totals[_SO["start_ns"]],
+        totals[_SO["end_ns"]],
+        totals[_SO["total_tokens"]],
         nanos / 1e9,
         nanos,
-        sum(row[_ST["error_count"]] > 0 for row in rows),
+        totals[_SO["error_count"]],
         percentile(latencies, 0.5),
         percentile(latencies, 0.95),
-        input_trace,
-        output_trace,
+        firsts[_SF["first_input_trace"]],
+        firsts[_SF["last_output_trace"]],
         tags_json,
         metadata_json,
     )
-    # Written without first reading the stored row to compare: only sessions with a changed
-    # trace get here, and a changed trace nearly always changes its session's row.
-    sql.upsert_session(connection, row)
 
 
 def _write_users(connection: sqlite3.Connection, changes: _Changes, session_counts: Counter[str]) -> None:

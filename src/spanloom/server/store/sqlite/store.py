@@ -1,9 +1,10 @@
 """`SqliteStore`: one writer thread fed by a bounded queue, and a reader connection per thread.
 
-Writes: `insert_spans` puts the spans on a queue and returns a future at once (or raises
-`StoreBusyError` when the queue is full, which the ingest route turns into 503). The writer
-thread takes everything waiting, up to `max_batch_spans`, writes it in one transaction with the
-rollups, commits, and only then resolves the futures: a 200 means committed. If the combined
+Writes: `insert_spans` builds the spans' rows (in the caller's thread: call it off the event
+loop), puts them on a queue and returns a future (or raises `StoreBusyError` when the queue is
+full, which the ingest route turns into 503). The writer thread takes everything waiting, up to
+`max_batch_spans`, writes it in one transaction with the rollups, commits, and only then
+resolves the futures: a 200 means committed. If the combined
 transaction fails, each request is retried alone so one bad request cannot fail the others.
 A request that still fails is rolled back whole and its future gets `StoreUnavailableError` for
 any SQLite error (a full disk, an I/O error): 503, never 200, and the writer goes on, so the next
@@ -157,7 +158,10 @@ class SqliteStore:
         if not spans:
             future.set_result(InsertResult(accepted=0))
             return future
-        self._enqueue(_Request(future, spans=spans))
+        if self._queue.full():
+            raise StoreBusyError("the write queue is full")  # before the work of preparing rows
+        # The rows (and their JSON) are built here, in the caller's thread, not by the writer.
+        self._enqueue(_Request(future, spans=write_queries.prepare(spans)))
         return future
 
     def insert_evaluations(self, evaluations: Sequence[EvaluationInput]) -> Future[EvaluationInsertResult]:
@@ -245,7 +249,7 @@ class SqliteStore:
         try:
             # All requests as one batch: a trace, session or user that several of them touch is
             # refreshed once per commit.
-            write_batch(self._writer, [span for request in requests for span in request.spans])
+            write_batch(self._writer, write_queries.concatenate(request.spans for request in requests))
             # Results after spans: a result may judge a span of the same commit.
             for request in requests:
                 if request.evaluations:

@@ -17,8 +17,13 @@ INPUT_VALUE_KEY = "input.value"
 OUTPUT_VALUE_KEY = "output.value"
 
 
+# One encoder for every value: json.dumps with options builds a new encoder per call, and the
+# write path serializes several values of every span.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
+
+
 def to_json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    return _ENCODER.encode(value)
 
 
 def _upsert(table: str, columns: Sequence[str]) -> str:
@@ -91,6 +96,46 @@ def span_row(span: SpanRecord, json_cache: dict[int, str]) -> tuple[Any, ...]:
         to_json(span.events) if span.events else "[]",
         resource_json,
     )
+
+
+class PreparedSpans(list):  # type: ignore[type-arg]  # of SpanRecord
+    """Spans with their rows (`span_row`) built beforehand, in the thread that hands them to the
+    store: the writer thread is the one serial step of ingest, so it should only run SQL."""
+
+    __slots__ = ("rows",)
+
+    def __init__(self, spans: Iterable[SpanRecord] = (), rows: list[tuple[Any, ...]] | None = None) -> None:
+        super().__init__(spans)
+        self.rows = rows
+
+
+def prepare(spans: Iterable[SpanRecord]) -> PreparedSpans:
+    json_cache: dict[int, str] = {}
+    prepared = PreparedSpans(spans)
+    prepared.rows = [span_row(span, json_cache) for span in prepared]
+    return prepared
+
+
+def concatenate(batches: Iterable[Sequence[SpanRecord]]) -> PreparedSpans:
+    """Several batches as one; rows are kept only if every batch came with them."""
+    combined = PreparedSpans(rows=[])
+    for spans in batches:
+        combined.extend(spans)
+        rows = getattr(spans, "rows", None)
+        if rows is None or combined.rows is None:
+            combined.rows = None
+        else:
+            combined.rows.extend(rows)
+    return combined
+
+
+def rows_of(spans: Sequence[SpanRecord]) -> list[tuple[Any, ...]]:
+    """The spans rows of `spans`: prepared ones as they came, others built here."""
+    rows = getattr(spans, "rows", None)
+    if rows is None:
+        json_cache: dict[int, str] = {}
+        rows = [span_row(span, json_cache) for span in spans]
+    return rows
 
 
 def insert_spans(connection: sqlite3.Connection, rows: Iterable[tuple[Any, ...]]) -> None:
@@ -168,28 +213,74 @@ def upsert_traces(connection: sqlite3.Connection, rows: Iterable[Sequence[Any]])
     connection.executemany(_UPSERT_TRACE, rows)
 
 
-# Columns of select_session_traces, in order: all in the covering index traces_by_session.
-SESSION_TRACE_COLUMNS = (
+# A session's rollup is recounted from the covering index traces_by_session by four statements
+# for all the sessions of a transaction, which leave the per-turn work to SQLite (C, without the
+# GIL) and bring into Python only what it cannot do cheaply: fetching every turn's columns to add
+# them up in Python cost a third of the writer's time once sessions had a few dozen turns. (One
+# statement with window functions for turn order and percentiles was four times slower still.)
+_IN_SESSIONS = "FROM traces INDEXED BY traces_by_session WHERE session_id IN (SELECT value FROM json_each(?))"
+SESSION_TOTAL_COLUMNS = (
+    "session_id",
+    "trace_count",
     "start_ns",
-    "trace_id",
     "end_ns",
-    "latency_ms",
-    "user_id",
-    "project",
     "total_tokens",
     "cost_nanos",
     "error_count",
-    "has_input",
-    "has_output",
     "labeled",
 )
 
 
-def select_session_traces(connection: sqlite3.Connection, session_id: str) -> list[tuple[Any, ...]]:
+def select_session_totals(
+    connection: sqlite3.Connection, session_ids: Sequence[str]
+) -> list[tuple[Any, ...]]:
+    """SESSION_TOTAL_COLUMNS of those of these sessions that have traces."""
     return connection.execute(
-        f"SELECT {', '.join(SESSION_TRACE_COLUMNS)} FROM traces INDEXED BY traces_by_session"
-        " WHERE session_id = ? ORDER BY start_ns, trace_id",
-        (session_id,),
+        "SELECT session_id, COUNT(*), MIN(start_ns), MAX(end_ns), SUM(total_tokens), SUM(cost_nanos),"
+        f" SUM(error_count > 0), MAX(labeled) {_IN_SESSIONS} GROUP BY session_id",
+        (to_json(list(session_ids)),),
+    ).fetchall()
+
+
+def select_session_latencies(
+    connection: sqlite3.Connection, session_ids: Sequence[str]
+) -> list[tuple[str, float]]:
+    """(session id, trace latency) of every trace of these sessions."""
+    return connection.execute(
+        f"SELECT session_id, latency_ms {_IN_SESSIONS}", (to_json(list(session_ids)),)
+    ).fetchall()
+
+
+# Each an index seek into the session's turns in order (start, trace id): no sort, no scan.
+_TURNS = "FROM traces INDEXED BY traces_by_session WHERE session_id = j.value"
+SESSION_FIRST_COLUMNS = ("session_id", "project", "user_id", "first_input_trace", "last_output_trace")
+
+
+def select_session_firsts(
+    connection: sqlite3.Connection, session_ids: Sequence[str]
+) -> list[tuple[Any, ...]]:
+    """SESSION_FIRST_COLUMNS of each of these sessions: the first turn's project, the first user
+    named, the first turn with an input and the last with an output (None where there is none)."""
+    return connection.execute(
+        f"SELECT j.value, (SELECT project {_TURNS} ORDER BY start_ns, trace_id LIMIT 1),"
+        f" (SELECT user_id {_TURNS} AND user_id <> '' ORDER BY start_ns, trace_id LIMIT 1),"
+        f" (SELECT trace_id {_TURNS} AND has_input ORDER BY start_ns, trace_id LIMIT 1),"
+        f" (SELECT trace_id {_TURNS} AND has_output ORDER BY start_ns DESC, trace_id DESC LIMIT 1)"
+        " FROM json_each(?) AS j",
+        (to_json(list(session_ids)),),
+    ).fetchall()
+
+
+def select_session_user_counts(
+    connection: sqlite3.Connection, pairs: Sequence[tuple[str, str]]
+) -> list[tuple[str, str, int]]:
+    """(session id, user id, traces of the session naming the user) for these pairs."""
+    return connection.execute(
+        "SELECT json_extract(j.value, '$[0]'), json_extract(j.value, '$[1]'),"
+        " (SELECT COUNT(*) FROM traces INDEXED BY traces_by_session"
+        " WHERE session_id = json_extract(j.value, '$[0]') AND user_id = json_extract(j.value, '$[1]'))"
+        " FROM json_each(?) AS j",
+        (to_json([list(pair) for pair in pairs]),),
     ).fetchall()
 
 
@@ -229,12 +320,12 @@ def select_session(connection: sqlite3.Connection, session_id: str) -> tuple[Any
     ).fetchone()
 
 
-def upsert_session(connection: sqlite3.Connection, row: Sequence[Any]) -> None:
-    connection.execute(_UPSERT_SESSION, row)
+def upsert_sessions(connection: sqlite3.Connection, rows: Iterable[Sequence[Any]]) -> None:
+    connection.executemany(_UPSERT_SESSION, rows)
 
 
-def delete_session(connection: sqlite3.Connection, session_id: str) -> None:
-    connection.execute("DELETE FROM sessions WHERE session_id = ?", (session_id,))
+def delete_sessions(connection: sqlite3.Connection, session_ids: Iterable[str]) -> None:
+    connection.executemany("DELETE FROM sessions WHERE session_id = ?", [(id_,) for id_ in session_ids])
 
 
 # The columns of a user row, in order.
