@@ -7,28 +7,38 @@ plain keys, so their instrumentors read ids set with spanloom, and spanloom's pr
 instrumentors read ids set with theirs.
 
 Each helper works as a context manager (``with`` / ``async with``) and as a decorator on plain
-functions, coroutines, generators and async generators. The attach token never lives on the
-instance between uses in a way that two users could confuse: a ``with`` block finds its own
-token by the context object it attached, so one instance may be entered twice (nested, or from
-two asyncio tasks at once) and each exit restores exactly what its enter replaced.
+functions, coroutines, generators and async generators (`_decorate`). The restore token never
+lives on the instance: a ``with`` block keeps it inside the context it attached, so one instance
+may be entered twice (nested, or from two asyncio tasks or threads at once) and each exit
+restores exactly what its enter replaced. Validation of bad input lives in `_validate`, the fast
+context-variable access in `_runtime`.
 """
 
 from __future__ import annotations
 
-import contextvars
-import functools
-import inspect
-import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
-from opentelemetry import context as otel_context
 from opentelemetry.baggage import _BAGGAGE_KEY
-from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, Context, attach, detach, get_current
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, Context
 
 from spanloom import semconv
-from spanloom.sdk._guard import log_failure, strict_mode
-from spanloom.sdk._text import clean_text, dumps, is_clean_text
+from spanloom.sdk._decorate import decorate
+from spanloom.sdk._guard import log_failure
+from spanloom.sdk._runtime import attach_fast, current_context, get_current_fast, reset_fast
+from spanloom.sdk._text import clean_text, dumps
+from spanloom.sdk._validate import (
+    SpanloomWarning,
+    reject,
+    valid_id,
+    valid_metadata,
+    valid_optional_str,
+    valid_tags,
+)
+
+# Re-exported: the instrumentors and the processor use the same fast path.
+_attach, _reset = attach_fast, reset_fast
+__all__ = ["SpanloomWarning", "current_context", "reject"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -59,93 +69,9 @@ _SPAN_ATTRIBUTE_KEYS = (
 )
 
 
-def _runtime_context_variable() -> contextvars.ContextVar[Context] | None:
-    """The ContextVar behind OpenTelemetry's default runtime context, when that is in use."""
-    runtime = getattr(otel_context, "_RUNTIME_CONTEXT", None)
-    variable = getattr(runtime, "_current_context", None)
-    return variable if isinstance(variable, contextvars.ContextVar) else None
-
-
-# Entering a block is on the host's request path: calling the context variable directly skips
-# three layers of wrapper functions (the public attach/detach/get_current do exactly this).
-# Any other runtime context configured through OTEL_PYTHON_CONTEXT gets the public functions.
-_RUNTIME_VARIABLE = _runtime_context_variable()
-if _RUNTIME_VARIABLE is not None:
-    _get_current = _RUNTIME_VARIABLE.get
-    _attach = _RUNTIME_VARIABLE.set
-    _reset = _RUNTIME_VARIABLE.reset
-else:  # pragma: no cover - only with a custom OTEL_PYTHON_CONTEXT
-    _get_current = get_current
-    _attach = attach  # type: ignore[assignment]
-    _reset = detach  # type: ignore[assignment]
-
-
 _set_item = dict.__setitem__  # Context forbids item assignment; see __enter__ for why we may
 # Where a `with` block keeps its restore token: in the context it attached (see __enter__).
 _TOKEN_KEY = "spanloom.context_token"
-
-# The current OpenTelemetry context: the fast path of `opentelemetry.context.get_current`.
-current_context = _get_current
-
-
-def _detach(token: Any) -> None:
-    try:
-        _reset(token)
-    except Exception:  # a token from another context, or reset twice: restore nothing
-        log_failure("context detach")
-
-
-class SpanloomWarning(UserWarning):
-    """Bad input to the SDK: the call went through, the attribute was not set."""
-
-
-def reject(message: str, error: type[Exception] = ValueError, stacklevel: int = 4) -> None:
-    """Report bad input: a warning pointing at the caller's line, or `error` when SPANLOOM_STRICT=1."""
-    if strict_mode():
-        raise error(message)
-    warnings.warn(f"spanloom: {message}; ignored", SpanloomWarning, stacklevel=stacklevel)
-
-
-def _valid_id(value: object, what: str, stacklevel: int = 4) -> bool:
-    if isinstance(value, str) and value and not value.isspace():
-        if is_clean_text(value):
-            return True
-        reject(f"{what} must be valid UTF-8 text, got {value!r:.80}", ValueError, stacklevel)
-        return False
-    if isinstance(value, str):
-        reject(f"{what} must be a non-empty string, got {value!r}", ValueError, stacklevel)
-    else:
-        reject(
-            f"{what} must be a non-empty string, got {type(value).__name__} {value!r:.80}",
-            TypeError,
-            stacklevel,
-        )
-    return False
-
-
-def _valid_metadata(metadata: object) -> dict[str, Any] | None:
-    if not isinstance(metadata, Mapping):
-        reject(f"metadata must be a dict, got {type(metadata).__name__}", TypeError)
-        return None
-    return {str(key): value for key, value in metadata.items()}
-
-
-def _valid_tags(tags: object) -> tuple[str, ...] | None:
-    if isinstance(tags, str) or not isinstance(tags, Iterable):
-        reject(f"tags must be a list of strings, got {type(tags).__name__}", TypeError)
-        return None
-    tags = tuple(tags)
-    if not all(isinstance(tag, str) for tag in tags):
-        reject(f"tags must be a list of strings, got {tags!r:.80}", TypeError)
-        return None
-    return tuple(dict.fromkeys(clean_text(tag) for tag in tags))
-
-
-def _valid_optional_str(value: object, what: str) -> bool:
-    if isinstance(value, str):
-        return True
-    reject(f"{what} must be a string, got {type(value).__name__}", TypeError)
-    return False
 
 
 class _Merge:
@@ -219,19 +145,19 @@ class ContextAttributes:
         entries = self._entries
         if entries:
             if self._merge is None:
-                context = Context({**_get_current(), **entries})  # _context(), inlined: hot path
+                context = Context({**get_current_fast(), **entries})  # _context(), inlined: hot path
             else:
-                context = self._context(_get_current())
+                context = self._context(get_current_fast())
             # The token goes into the attached context itself (fresh, seen by nobody yet), so
             # the exit finds it there: nested or concurrent uses of one instance each restore
             # their own, and the instance holds no state.
-            _set_item(context, _TOKEN_KEY, _attach(context))
+            _set_item(context, _TOKEN_KEY, attach_fast(context))
         return self
 
     def __exit__(self, exc_type: object, exc: object, traceback: object) -> None:
         if self._entries:
             try:
-                _reset(_get_current()[_TOKEN_KEY])
+                reset_fast(get_current_fast()[_TOKEN_KEY])
             except Exception:
                 # No token: code inside the block replaced the context wholesale and never
                 # restored it. A token of another context, or one reset twice: restore nothing.
@@ -250,96 +176,7 @@ class ContextAttributes:
             return fn
         if not self._entries:
             return fn
-        if inspect.isasyncgenfunction(fn):
-            return self._wrap_async_generator(fn)  # type: ignore[return-value]
-        if inspect.isgeneratorfunction(fn):
-            return self._wrap_generator(fn)  # type: ignore[return-value]
-        if inspect.iscoroutinefunction(fn):
-            return self._wrap_coroutine(fn)  # type: ignore[return-value]
-        return self._wrap_function(fn)  # type: ignore[return-value]
-
-    def _wrap_function(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            token = _attach(self._context(_get_current()))
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                _detach(token)
-
-        return wrapper
-
-    def _wrap_coroutine(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(fn)
-        async def wrapper(*args: Any, **kwargs: Any) -> Any:
-            # A coroutine runs in its task's context; attach/detach stay in that one task.
-            token = _attach(self._context(_get_current()))
-            try:
-                return await fn(*args, **kwargs)
-            finally:
-                _detach(token)
-
-        return wrapper
-
-    def _wrap_generator(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            # The ids hold while the generator body runs, and only then: each resume attaches
-            # on top of the caller's context of that moment and detaches before yielding.
-            generator = fn(*args, **kwargs)
-            step: Callable[[], Any] = generator.__next__
-            while True:
-                token = _attach(self._context(_get_current()))
-                try:
-                    item = step()
-                except StopIteration as stop:
-                    return stop.value
-                finally:
-                    _detach(token)
-                try:
-                    sent = yield item
-                except GeneratorExit:
-                    token = _attach(self._context(_get_current()))
-                    try:
-                        generator.close()
-                    finally:
-                        _detach(token)
-                    raise
-                except BaseException as error:
-                    step = functools.partial(generator.throw, error)
-                else:
-                    step = functools.partial(generator.send, sent)
-
-        return wrapper
-
-    def _wrap_async_generator(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(fn)
-        async def wrapper(*args: Any, **kwargs: Any) -> Any:
-            generator = fn(*args, **kwargs)
-            step: Callable[[], Any] = generator.__anext__
-            while True:
-                token = _attach(self._context(_get_current()))
-                try:
-                    item = await step()
-                except StopAsyncIteration:
-                    return
-                finally:
-                    _detach(token)
-                try:
-                    sent = yield item
-                except GeneratorExit:
-                    token = _attach(self._context(_get_current()))
-                    try:
-                        await generator.aclose()
-                    finally:
-                        _detach(token)
-                    raise
-                except BaseException as error:
-                    step = functools.partial(generator.athrow, error)
-                else:
-                    step = functools.partial(generator.asend, sent)
-
-        return wrapper
+        return decorate(fn, self._context)
 
 
 class _IdAttributes(ContextAttributes):
@@ -358,13 +195,13 @@ class _IdAttributes(ContextAttributes):
         self._value = value
 
     def __enter__(self) -> ContextAttributes:
-        context = Context({**_get_current(), self._key: self._value})
-        _set_item(context, _TOKEN_KEY, _attach(context))
+        context = Context({**get_current_fast(), self._key: self._value})
+        _set_item(context, _TOKEN_KEY, attach_fast(context))
         return self
 
     def __exit__(self, exc_type: object, exc: object, traceback: object) -> None:
         try:
-            _reset(_get_current()[_TOKEN_KEY])
+            reset_fast(get_current_fast()[_TOKEN_KEY])
         except Exception:
             log_failure("context exit")
 
@@ -394,7 +231,7 @@ _cached_user_helper = _USER_HELPERS.get
 def _id_helper(
     cache: dict[str, _IdAttributes], key: str, value: object, propagate: bool, what: str
 ) -> ContextAttributes:
-    if not _valid_id(value, what, stacklevel=5):
+    if not valid_id(value, what, stacklevel=5):
         return _NOTHING
     if propagate:
         return _PropagatedIdAttributes(key, value)  # type: ignore[arg-type]
@@ -436,7 +273,7 @@ class using_metadata(ContextAttributes):
 
     def __init__(self, metadata: Mapping[str, Any]) -> None:
         super().__init__()
-        valid = _valid_metadata(metadata)
+        valid = valid_metadata(metadata)
         if valid is not None:
             self._set_metadata(valid)
 
@@ -448,7 +285,7 @@ class using_tags(ContextAttributes):
 
     def __init__(self, tags: list[str]) -> None:
         super().__init__()
-        valid = _valid_tags(tags)
+        valid = valid_tags(tags)
         if valid is not None:
             self._set_tags(valid)
 
@@ -472,9 +309,9 @@ class using_prompt_template(ContextAttributes):
 def _add_prompt_template(
     entries: dict[str, object], template: object, version: object, variables: object
 ) -> None:
-    if template and _valid_optional_str(template, "prompt_template"):
+    if template and valid_optional_str(template, "prompt_template"):
         entries[PROMPT_TEMPLATE_KEY] = clean_text(template)  # type: ignore[arg-type]
-    if version and _valid_optional_str(version, "prompt_template_version"):
+    if version and valid_optional_str(version, "prompt_template_version"):
         entries[PROMPT_TEMPLATE_VERSION_KEY] = clean_text(version)  # type: ignore[arg-type]
     if variables is not None:
         if isinstance(variables, Mapping):
@@ -506,18 +343,18 @@ class using_attributes(ContextAttributes):
     ) -> None:
         super().__init__()
         entries = self._entries
-        if session_id is not None and _valid_id(session_id, "session_id"):
+        if session_id is not None and valid_id(session_id, "session_id"):
             entries[SESSION_ID_KEY] = session_id
-        if user_id is not None and _valid_id(user_id, "user_id"):
+        if user_id is not None and valid_id(user_id, "user_id"):
             entries[USER_ID_KEY] = user_id
         if metadata is not None:
-            valid_metadata = _valid_metadata(metadata)
-            if valid_metadata is not None:
-                self._set_metadata(valid_metadata)
+            checked_metadata = valid_metadata(metadata)
+            if checked_metadata is not None:
+                self._set_metadata(checked_metadata)
         if tags is not None:
-            valid_tags = _valid_tags(tags)
-            if valid_tags is not None:
-                self._set_tags(valid_tags)
+            checked_tags = valid_tags(tags)
+            if checked_tags is not None:
+                self._set_tags(checked_tags)
         if prompt_template or prompt_template_version or prompt_template_variables is not None:
             _add_prompt_template(entries, prompt_template, prompt_template_version, prompt_template_variables)
         if propagate:
@@ -540,7 +377,7 @@ class suppress_tracing(ContextAttributes):
 
 def is_tracing_suppressed(context: Context | None = None) -> bool:
     """True inside `suppress_tracing()` (or OpenTelemetry's own suppression)."""
-    context = get_current() if context is None else context
+    context = get_current_fast() if context is None else context
     return bool(context.get(SUPPRESS_TRACING_KEY) or context.get(_SUPPRESS_TRACING_PLAIN_KEY))
 
 
@@ -549,7 +386,7 @@ def get_attributes_from_context(context: Context | None = None) -> Iterator[tupl
 
     ``session.id`` comes with its GenAI mirror ``gen_ai.conversation.id``.
     """
-    context = get_current() if context is None else context
+    context = get_current_fast() if context is None else context
     for key in _SPAN_ATTRIBUTE_KEYS:
         value = context.get(key)
         if value is None:
