@@ -4,8 +4,8 @@
 server, the CLI or the exporter's HTTP stack (a test checks ``sys.modules``).
 """
 
+from spanloom.sdk._validate import SpanloomWarning
 from spanloom.sdk.context import (
-    SpanloomWarning,
     get_attributes_from_context,
     suppress_tracing,
     using_attributes,

@@ -33,19 +33,11 @@ from spanloom import semconv
 from spanloom.instrumentation._messages import materialize
 from spanloom.instrumentation._streams import record_stream
 from spanloom.sdk._guard import log_failure
-from spanloom.sdk.context import (
-    _SPAN_ATTRIBUTE_KEYS,
-    _SUPPRESS_TRACING_PLAIN_KEY,
-    SUPPRESS_TRACING_KEY,
-    _attach,
-    _reset,
-    current_context,
-)
+from spanloom.sdk._runtime import attach_fast, current_context, detach_fast
+from spanloom.sdk.context import get_attributes_from_context, is_tracing_suppressed
 from spanloom.sdk.mask import TraceConfig
 
 _CLIENT = OTelSpanKind.CLIENT
-_SESSION_ID = semconv.SESSION_ID
-_CONVERSATION_ID = semconv.GEN_AI_CONVERSATION_ID
 
 RequestBuilder = Callable[[dict[str, Any], TraceConfig], dict[str, Any]]
 ResponseBuilder = Callable[[Any, TraceConfig], dict[str, Any]]
@@ -193,13 +185,7 @@ class Call:
                     attributes.update(outputs)
                 attributes.update(self.operation.static)
                 # The context's ids go last: an attribute limit drops the oldest attributes first.
-                get = self.context.get
-                for key in _SPAN_ATTRIBUTE_KEYS:
-                    value = get(key)
-                    if value is not None:
-                        attributes[key] = value
-                        if key is _SESSION_ID:
-                            attributes[_CONVERSATION_ID] = value
+                attributes.update(get_attributes_from_context(self.context))
                 config = self.config
                 if not config.is_noop:
                     attributes = config.mask_attributes(attributes)
@@ -226,17 +212,10 @@ def start_call(tracing: Tracing, operation: Operation, request: dict[str, Any], 
         span = tracing.tracer.start_span(operation.name, context, kind=_CLIENT)
         call = Call(span, operation, tracing.config, request, context)
         # What `set_span_in_context` + `attach` do, without their layers.
-        return call, _attach(Context({**context, _SPAN_KEY: span}))
+        return call, attach_fast(Context({**context, _SPAN_KEY: span}))
     except Exception:
         log_failure(f"{operation.name} span start")
         return None
-
-
-def _detach(token: Any) -> None:
-    try:
-        _reset(token)
-    except Exception:  # a token from another context: restore nothing, never raise
-        log_failure("instrumentation context detach")
 
 
 def finish_call(call: Call, operation: Operation, result: Any) -> Any:
@@ -265,7 +244,7 @@ def sync_wrapper(tracing: Tracing, operation: Operation, fn: Callable[..., Any])
         if not tracing.active:
             return fn(*args, **kwargs)
         context = current_context()
-        if context.get(SUPPRESS_TRACING_KEY) or context.get(_SUPPRESS_TRACING_PLAIN_KEY):
+        if is_tracing_suppressed(context):
             return fn(*args, **kwargs)
         started = start_call(tracing, operation, kwargs, context)
         if started is None:
@@ -274,10 +253,10 @@ def sync_wrapper(tracing: Tracing, operation: Operation, fn: Callable[..., Any])
         try:
             result = fn(*args, **kwargs)
         except BaseException as error:
-            _detach(token)
+            detach_fast(token)
             call.fail(error)
             raise
-        _detach(token)
+        detach_fast(token)
         return finish_call(call, operation, result)
 
     return wrapper
@@ -292,7 +271,7 @@ def async_wrapper(
         if not tracing.active:
             return await fn(*args, **kwargs)
         context = current_context()
-        if context.get(SUPPRESS_TRACING_KEY) or context.get(_SUPPRESS_TRACING_PLAIN_KEY):
+        if is_tracing_suppressed(context):
             return await fn(*args, **kwargs)
         started = start_call(tracing, operation, kwargs, context)
         if started is None:
@@ -301,10 +280,10 @@ def async_wrapper(
         try:
             result = await fn(*args, **kwargs)
         except BaseException as error:
-            _detach(token)
+            detach_fast(token)
             call.fail(error)
             raise
-        _detach(token)
+        detach_fast(token)
         return finish_call(call, operation, result)
 
     return wrapper
@@ -315,7 +294,7 @@ def traced_call(
 ) -> Any:
     """`fn()` inside the operation's span, recording `request`, in `context`: for a call made
     later than it was asked for (Anthropic's ``messages.stream`` sends at ``__enter__``)."""
-    if not tracing.active or context.get(SUPPRESS_TRACING_KEY) or context.get(_SUPPRESS_TRACING_PLAIN_KEY):
+    if not tracing.active or is_tracing_suppressed(context):
         return fn()
     started = start_call(tracing, operation, request, context)
     if started is None:
@@ -324,10 +303,10 @@ def traced_call(
     try:
         result = fn()
     except BaseException as error:
-        _detach(token)
+        detach_fast(token)
         call.fail(error)
         raise
-    _detach(token)
+    detach_fast(token)
     return finish_call(call, operation, result)
 
 
@@ -339,7 +318,7 @@ async def traced_call_async(
     context: Context,
 ) -> Any:
     """`await fn()` as `traced_call` runs `fn()`."""
-    if not tracing.active or context.get(SUPPRESS_TRACING_KEY) or context.get(_SUPPRESS_TRACING_PLAIN_KEY):
+    if not tracing.active or is_tracing_suppressed(context):
         return await fn()
     started = start_call(tracing, operation, request, context)
     if started is None:
@@ -348,8 +327,8 @@ async def traced_call_async(
     try:
         result = await fn()
     except BaseException as error:
-        _detach(token)
+        detach_fast(token)
         call.fail(error)
         raise
-    _detach(token)
+    detach_fast(token)
     return finish_call(call, operation, result)

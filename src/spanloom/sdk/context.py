@@ -25,20 +25,15 @@ from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, Context
 from spanloom import semconv
 from spanloom.sdk._decorate import decorate
 from spanloom.sdk._guard import log_failure
-from spanloom.sdk._runtime import attach_fast, current_context, get_current_fast, reset_fast
+from spanloom.sdk._runtime import attach_fast, get_current_fast, reset_fast
 from spanloom.sdk._text import clean_text, dumps
 from spanloom.sdk._validate import (
-    SpanloomWarning,
     reject,
     valid_id,
     valid_metadata,
     valid_optional_str,
     valid_tags,
 )
-
-# Re-exported: the instrumentors and the processor use the same fast path.
-_attach, _reset = attach_fast, reset_fast
-__all__ = ["SpanloomWarning", "current_context", "reject"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 

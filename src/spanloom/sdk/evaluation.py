@@ -16,7 +16,7 @@ from opentelemetry import trace as trace_api
 from spanloom import semconv
 from spanloom.sdk._guard import log_failure
 from spanloom.sdk._text import clean_text
-from spanloom.sdk.context import reject
+from spanloom.sdk._validate import reject
 
 
 def log_evaluation(

@@ -21,6 +21,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from spanloom import semconv
 from spanloom.sdk._guard import log_failure
+from spanloom.sdk._runtime import current_context
 from spanloom.sdk.context import (
     METADATA_KEY,
     PROMPT_TEMPLATE_KEY,
@@ -29,7 +30,6 @@ from spanloom.sdk.context import (
     SESSION_ID_KEY,
     TAGS_KEY,
     USER_ID_KEY,
-    current_context,
 )
 
 _SESSION_ID = semconv.SESSION_ID

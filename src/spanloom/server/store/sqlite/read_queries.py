@@ -213,17 +213,18 @@ def list_projects(connection: sqlite3.Connection) -> list[ProjectSummary]:
 
 def list_sessions(connection: sqlite3.Connection, query: ListQuery) -> Page[SessionSummary]:
     conditions, params = _tag_and_metadata_conditions("s", query)
-    for fragment, value in (
-        ("s.project = ?", query.project),
-        ("s.user_id = ?", query.user_id),
-        ("s.end_ns >= ?", query.start_ns),
-        ("s.start_ns <= ?", query.end_ns),
-    ):
-        if value is not None:
-            conditions.append(fragment)
-            params.append(value)
-    if query.has_error is not None:
-        conditions.append("s.error_count > 0" if query.has_error else "s.error_count = 0")
+    _add_filters(
+        conditions,
+        params,
+        "s",
+        query,
+        (
+            ("s.project = ?", query.project),
+            ("s.user_id = ?", query.user_id),
+            ("s.end_ns >= ?", query.start_ns),
+            ("s.start_ns <= ?", query.end_ns),
+        ),
+    )
     if query.q:
         conditions.append(
             "(s.session_id LIKE ? ESCAPE '\\' OR s.user_id LIKE ? ESCAPE '\\'"
@@ -248,6 +249,23 @@ def list_sessions(connection: sqlite3.Connection, query: ListQuery) -> Page[Sess
         join_params,
         _with_session_evaluations(connection),
     )
+
+
+def _add_filters(
+    conditions: list[str],
+    params: list[Any],
+    alias: str,
+    query: ListQuery,
+    filters: tuple[tuple[str, Any], ...],
+) -> None:
+    """The `filters` whose value is set (a fragment with one ``?`` each), plus the has_error
+    filter every list takes. `alias` is the list's table alias, a constant of this module."""
+    for fragment, value in filters:
+        if value is not None:
+            conditions.append(fragment)
+            params.append(value)
+    if query.has_error is not None:
+        conditions.append(f"{alias}.error_count > 0" if query.has_error else f"{alias}.error_count = 0")
 
 
 def select_session(connection: sqlite3.Connection, session_id: str) -> SessionSummary | None:
@@ -280,16 +298,17 @@ def _with_trace_evaluations(connection: sqlite3.Connection, traces: list[TraceSu
 def list_users(connection: sqlite3.Connection, query: ListQuery) -> Page[UserSummary]:
     conditions: list[str] = []
     params: list[Any] = []
-    for fragment, value in (
-        ("u.project = ?", query.project),
-        ("u.last_seen_ns >= ?", query.start_ns),
-        ("u.first_seen_ns <= ?", query.end_ns),
-    ):
-        if value is not None:
-            conditions.append(fragment)
-            params.append(value)
-    if query.has_error is not None:
-        conditions.append("u.error_count > 0" if query.has_error else "u.error_count = 0")
+    _add_filters(
+        conditions,
+        params,
+        "u",
+        query,
+        (
+            ("u.project = ?", query.project),
+            ("u.last_seen_ns >= ?", query.start_ns),
+            ("u.first_seen_ns <= ?", query.end_ns),
+        ),
+    )
     if query.q:
         conditions.append("u.user_id LIKE ? ESCAPE '\\'")
         params.append(_like(query.q))
@@ -323,24 +342,25 @@ def select_user(connection: sqlite3.Connection, user_id: str) -> UserSummary | N
 
 def list_traces(connection: sqlite3.Connection, query: ListQuery) -> Page[TraceSummary]:
     conditions, params = _tag_and_metadata_conditions("t", query)
-    for fragment, value in (
-        ("t.project = ?", query.project),
-        ("t.user_id = ?", query.user_id),
-        ("t.session_id = ?", query.session_id),
-        ("t.end_ns >= ?", query.start_ns),
-        ("t.start_ns <= ?", query.end_ns),
-        ("t.status = ?", query.status),
+    _add_filters(
+        conditions,
+        params,
+        "t",
+        query,
         (
-            "EXISTS (SELECT 1 FROM spans sp WHERE sp.trace_id = t.trace_id AND sp.span_kind = ?)",
-            query.span_kind,
+            ("t.project = ?", query.project),
+            ("t.user_id = ?", query.user_id),
+            ("t.session_id = ?", query.session_id),
+            ("t.end_ns >= ?", query.start_ns),
+            ("t.start_ns <= ?", query.end_ns),
+            ("t.status = ?", query.status),
+            (
+                "EXISTS (SELECT 1 FROM spans sp WHERE sp.trace_id = t.trace_id AND sp.span_kind = ?)",
+                query.span_kind,
+            ),
+            ("EXISTS (SELECT 1 FROM spans sp WHERE sp.trace_id = t.trace_id AND sp.model = ?)", query.model),
         ),
-        ("EXISTS (SELECT 1 FROM spans sp WHERE sp.trace_id = t.trace_id AND sp.model = ?)", query.model),
-    ):
-        if value is not None:
-            conditions.append(fragment)
-            params.append(value)
-    if query.has_error is not None:
-        conditions.append("t.error_count > 0" if query.has_error else "t.error_count = 0")
+    )
     if query.q:
         conditions.append(
             f"(t.trace_id LIKE ? ESCAPE '\\' OR t.name LIKE ? ESCAPE '\\'"
