@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 
 import pytest
-from opentelemetry.context import get_current
+from opentelemetry.context import Context, attach, get_current, set_value
 
 import spanloom
 from spanloom import (
@@ -65,6 +66,35 @@ def test_one_instance_nested_twice():
             assert current_ids()[0] == "other"
         assert current_ids()[0] == "same"
     assert current_ids()[0] is None
+
+
+def test_exit_at_the_root_restores_the_root_context_itself():
+    root = get_current()
+    with using_session("s1"):  # the prebuilt root-level context
+        with using_session("s1"):  # the same helper again, now not at the root
+            assert current_ids()[0] == "s1"
+        assert current_ids()[0] == "s1"
+    assert get_current() is root
+
+
+def test_exit_undoes_a_context_attached_inside_and_never_detached():
+    root = get_current()
+    with using_session("s1"):
+        attach(set_value("leaked", "yes"))  # no detach: the block's exit still restores
+        assert current_ids()[0] == "s1"
+    assert get_current() is root
+    assert get_current().get("leaked") is None
+
+
+def test_exit_after_the_context_was_replaced_wholesale_restores_nothing():
+    def scenario() -> None:
+        with using_session("s1"):
+            attach(Context({"replaced": True}))  # not derived from the block's context
+        # The exit could not know what to restore, so it left the context alone (and logged).
+        assert get_current() == {"replaced": True}
+
+    contextvars.copy_context().run(scenario)
+    assert current_ids() == (None, None)
 
 
 def test_one_instance_from_two_tasks_at_once():

@@ -41,6 +41,17 @@ else:  # pragma: no cover - only with a custom OTEL_PYTHON_CONTEXT
 current_context = get_current_fast
 
 
+def root_context() -> Context | None:
+    """The context current where nothing was ever attached (the context variable's default).
+
+    Read in a fresh `contextvars.Context`, so whatever the importing code attached does not
+    count. None with a custom runtime context, where no such object is known.
+    """
+    if _RUNTIME_VARIABLE is None:  # pragma: no cover - only with a custom OTEL_PYTHON_CONTEXT
+        return None
+    return contextvars.Context().run(_RUNTIME_VARIABLE.get)
+
+
 def detach_fast(token: Any) -> None:
     try:
         reset_fast(token)

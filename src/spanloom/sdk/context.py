@@ -7,11 +7,11 @@ plain keys, so their instrumentors read ids set with spanloom, and spanloom's pr
 instrumentors read ids set with theirs.
 
 Each helper works as a context manager (``with`` / ``async with``) and as a decorator on plain
-functions, coroutines, generators and async generators (`_decorate`). The restore token never
-lives on the instance: a ``with`` block keeps it inside the context it attached, so one instance
-may be entered twice (nested, or from two asyncio tasks or threads at once) and each exit
-restores exactly what its enter replaced. Validation of bad input lives in `_validate`, the fast
-context-variable access in `_runtime`.
+functions, coroutines, generators and async generators (`_decorate`). What an exit restores
+never lives on the instance: a ``with`` block keeps the context it replaced inside the context
+it attached, so one instance may be entered twice (nested, or from two asyncio tasks or threads
+at once) and each exit restores exactly what its enter replaced. Validation of bad input lives
+in `_validate`, the fast context-variable access in `_runtime`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, Context
 from spanloom import semconv
 from spanloom.sdk._decorate import decorate
 from spanloom.sdk._guard import log_failure
-from spanloom.sdk._runtime import attach_fast, get_current_fast, reset_fast
+from spanloom.sdk._runtime import attach_fast, get_current_fast, root_context
 from spanloom.sdk._text import clean_text, dumps
 from spanloom.sdk._validate import (
     reject,
@@ -64,9 +64,21 @@ _SPAN_ATTRIBUTE_KEYS = (
 )
 
 
-_set_item = dict.__setitem__  # Context forbids item assignment; see __enter__ for why we may
-# Where a `with` block keeps its restore token: in the context it attached (see __enter__).
-_TOKEN_KEY = "spanloom.context_token"
+# Where a `with` block keeps what its exit restores: the context it replaced, stored inside the
+# context it attached (see ContextAttributes.__enter__).
+_PARENT_KEY = "spanloom.parent_context"
+# The context nobody has attached anything to yet; blocks entered there reuse a prebuilt one.
+_ROOT_CONTEXT = root_context()
+
+
+def _exit_to_parent(self: object, exc_type: object, exc: object, traceback: object) -> None:
+    """Exit of a `with` block: attach again the context its enter replaced."""
+    try:
+        attach_fast(get_current_fast()[_PARENT_KEY])
+    except Exception:
+        # None stored: code inside the block replaced the context wholesale and never
+        # restored it. Restore nothing rather than guess.
+        log_failure("context exit")
 
 
 class _Merge:
@@ -86,7 +98,7 @@ class ContextAttributes:
     `_entries` are written as they are; `_merge` (when set) merges metadata with what the
     enclosing context holds (inner keys win), adds tags up, and writes ids into W3C baggage.
 
-    An instance holds no state between enter and exit (the restore token lives in the
+    An instance holds no state between enter and exit (what the exit restores lives in the
     context it attached), so one instance can be nested, entered from several tasks or
     threads at once, and shared: `using_session` and `using_user` hand out cached ones.
     """
@@ -139,24 +151,18 @@ class ContextAttributes:
     def __enter__(self) -> ContextAttributes:
         entries = self._entries
         if entries:
-            if self._merge is None:
-                context = Context({**get_current_fast(), **entries})  # _context(), inlined: hot path
-            else:
-                context = self._context(get_current_fast())
-            # The token goes into the attached context itself (fresh, seen by nobody yet), so
-            # the exit finds it there: nested or concurrent uses of one instance each restore
-            # their own, and the instance holds no state.
-            _set_item(context, _TOKEN_KEY, attach_fast(context))
+            current = get_current_fast()
+            context = self._context(current)
+            # What the exit restores goes into the attached context itself: nested or
+            # concurrent uses of one instance each find their own, and the instance holds no
+            # state. (The context is fresh and seen by nobody yet, so writing into it is safe.)
+            dict.__setitem__(context, _PARENT_KEY, current)
+            attach_fast(context)
         return self
 
     def __exit__(self, exc_type: object, exc: object, traceback: object) -> None:
         if self._entries:
-            try:
-                reset_fast(get_current_fast()[_TOKEN_KEY])
-            except Exception:
-                # No token: code inside the block replaced the context wholesale and never
-                # restored it. A token of another context, or one reset twice: restore nothing.
-                log_failure("context exit")
+            _exit_to_parent(self, exc_type, exc, traceback)
 
     async def __aenter__(self) -> ContextAttributes:
         return self.__enter__()
@@ -181,24 +187,26 @@ class _IdAttributes(ContextAttributes):
     application enters on every request.
     """
 
-    __slots__ = ("_key", "_value")
+    __slots__ = ("_key", "_root_context", "_value")
 
     def __init__(self, key: str, value: str) -> None:
         super().__init__()
         self._entries[key] = value
         self._key = key
         self._value = value
+        # Entered at the root (a script, a worker loop, a request handler with no server span)
+        # the context to attach is always the same: build it once. It holds only the root.
+        self._root_context = Context({key: value, _PARENT_KEY: _ROOT_CONTEXT})
 
     def __enter__(self) -> ContextAttributes:
-        context = Context({**get_current_fast(), self._key: self._value})
-        _set_item(context, _TOKEN_KEY, attach_fast(context))
+        current = get_current_fast()
+        if current is _ROOT_CONTEXT:
+            attach_fast(self._root_context)
+        else:
+            attach_fast(Context({**current, self._key: self._value, _PARENT_KEY: current}))
         return self
 
-    def __exit__(self, exc_type: object, exc: object, traceback: object) -> None:
-        try:
-            reset_fast(get_current_fast()[_TOKEN_KEY])
-        except Exception:
-            log_failure("context exit")
+    __exit__ = _exit_to_parent  # the function itself, not a call to it: one frame less
 
 
 class _PropagatedIdAttributes(ContextAttributes):
@@ -219,8 +227,6 @@ _NOTHING = ContextAttributes()  # what a rejected id gets: enter, exit and decor
 _MAX_CACHED_IDS = 4096
 _SESSION_HELPERS: dict[str, _IdAttributes] = {}
 _USER_HELPERS: dict[str, _IdAttributes] = {}
-_cached_session_helper = _SESSION_HELPERS.get  # bound once: cleared, never replaced
-_cached_user_helper = _USER_HELPERS.get
 
 
 def _id_helper(
@@ -244,10 +250,11 @@ def using_session(session_id: str, *, propagate: bool = False) -> ContextAttribu
     as ``with using_session("conv-42"):``, ``async with``, or ``@using_session("conv-42")``.
     `propagate=True` also writes it into W3C baggage for outgoing requests.
     """
-    if not propagate and type(session_id) is str:
-        helper = _cached_session_helper(session_id)
-        if helper is not None:
-            return helper
+    if propagate is False:
+        try:
+            return _SESSION_HELPERS[session_id]
+        except Exception:  # not cached yet, or not even hashable: validated below
+            pass
     return _id_helper(_SESSION_HELPERS, SESSION_ID_KEY, session_id, propagate, "session_id")
 
 
@@ -256,10 +263,11 @@ def using_user(user_id: str, *, propagate: bool = False) -> ContextAttributes:
 
     Same forms as `using_session`.
     """
-    if not propagate and type(user_id) is str:
-        helper = _cached_user_helper(user_id)
-        if helper is not None:
-            return helper
+    if propagate is False:
+        try:
+            return _USER_HELPERS[user_id]
+        except Exception:  # not cached yet, or not even hashable: validated below
+            pass
     return _id_helper(_USER_HELPERS, USER_ID_KEY, user_id, propagate, "user_id")
 
 

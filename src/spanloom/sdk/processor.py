@@ -58,23 +58,26 @@ def _add_missing_attributes(span: Span, new: dict[str, Any]) -> None:
     """Add the attributes `span` does not have yet: attributes given at span start win.
 
     The values are already clean (strings, tuples of strings), and a span in on_start is not
-    yet visible to any other code, so they go straight into the SDK's attribute dict, under its
-    lock: the public set_attributes would re-validate every value and costs microseconds per
-    span. Anything unusual (value length limits, a full attribute table, another SDK's span)
-    takes the public path.
+    yet visible to any other code (the tracer hands it out only after every on_start), so
+    they go straight into the SDK's attribute dict: the public set_attributes would
+    re-validate every value and take the lock, microseconds per span. Anything unusual
+    (value length limits, a full attribute table, another SDK's span) takes the public path.
     """
-    bounded = getattr(span, "_attributes", None)
-    store = getattr(bounded, "_dict", None)
-    if (
-        type(store) is dict
-        and bounded.max_value_len is None  # type: ignore[union-attr]
-        and not bounded._immutable  # type: ignore[union-attr]
-        and (bounded.maxlen is None or len(store) + len(new) <= bounded.maxlen)  # type: ignore[union-attr]
-    ):
-        with bounded._lock:  # type: ignore[union-attr]
-            for key, value in new.items():
-                if key not in store:
-                    store[key] = value
+    try:
+        bounded = span._attributes  # type: ignore[attr-defined]
+        store = bounded._dict
+        direct = (
+            type(store) is dict
+            and bounded.max_value_len is None
+            and not bounded._immutable
+            and (bounded.maxlen is None or len(store) + len(new) <= bounded.maxlen)
+        )
+    except AttributeError:
+        direct = False
+    if direct:
+        for key, value in new.items():
+            if key not in store:
+                store[key] = value
         return
     existing = span.attributes or {}
     span.set_attributes({key: value for key, value in new.items() if key not in existing})
