@@ -5,6 +5,7 @@ plain recount from the traces."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import tempfile
@@ -217,3 +218,39 @@ def test_get_trace_returns_the_attributes_as_sent(tmp_path: Path):
         assert "the answer" not in stored[0] and "the question" not in stored[0]  # stored once
     finally:
         store.close()
+
+
+def test_a_large_batch_with_duplicates_and_nanosecond_latencies(tmp_path: Path):
+    """Rows go in as multi-row statements and rollups come back packed as text: a batch of an
+    odd size over the rows-per-statement cap, a span repeated within it (the first copy wins),
+    and latencies with every nanosecond digit all survive that exactly."""
+    spans = [
+        SpanRecord(
+            trace_id=f"{index // 3 + 1:032x}",
+            span_id=f"{index % 3 + 1:016x}",
+            parent_span_id=None if index % 3 == 0 else f"{1:016x}",
+            name=f"span-{index}",
+            project="p",
+            start_time_ns=1_700_000_000_123_456_789 + index,
+            end_time_ns=1_700_000_000_123_456_789 + index + 987_654_321 + index * 7_777,
+            session_id=f"session-{index % 41}",
+            user_id=f"user-{index % 7}",
+            total_tokens=index,
+            cost=index * 1e-6,
+        )
+        for index in range(1_337)
+    ]
+    repeated = spans[500]
+    spans.insert(900, dataclasses.replace(repeated, name="second copy"))
+    connection = _connection(str(tmp_path))
+    _write(connection, spans)
+    assert connection.execute("SELECT COUNT(*) FROM spans").fetchone() == (1_337,)
+    assert connection.execute(
+        "SELECT name FROM spans WHERE trace_id = ? AND span_id = ?", (repeated.trace_id, repeated.span_id)
+    ).fetchone() == (repeated.name,)
+    rows = _rows(connection)
+    assert len(rows["traces"]) == 446
+    assert rows["sessions"] == _recounted_sessions(connection)
+    assert rows["users"] == _recounted_users(connection)
+    latency = connection.execute("SELECT latency_ms FROM traces ORDER BY trace_id LIMIT 1").fetchone()[0]
+    assert latency == 987_654_321 / 1e6

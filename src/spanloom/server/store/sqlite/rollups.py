@@ -122,9 +122,7 @@ def _write_sessions(connection: sqlite3.Connection, changes: _Changes) -> Counte
         session_counts[user_id] += (now > 0) - (now - came[user_id] + went[user_id] > 0)
     totals = sql.select_session_totals(connection, session_ids)
     found = [row[0] for row in totals]
-    latencies: dict[str, list[float]] = {}
-    for session_id, latency in sql.select_session_latencies(connection, found):
-        latencies.setdefault(session_id, []).append(latency)
+    latencies = sql.select_session_latencies(connection, found)
     firsts = {row[0]: row for row in sql.select_session_firsts(connection, found)}
     # Written without first reading the stored rows to compare: only sessions with a changed
     # trace get here, and a changed trace nearly always changes its session's row.

@@ -2,10 +2,19 @@
 
 Statements that read many traces at once take their ids as one JSON array parameter
 (`json_each(?)`): one statement per transaction instead of one per trace.
+
+Few SQLite steps per statement: pysqlite hands the GIL back around every step, that is every row
+an ``executemany`` writes and every row a fetch returns, and under ingest another thread
+(normalizing the next request) holds it in between, so each handover waits for that thread. A
+commit of a few hundred spans spent three quarters of its time in those waits. So rows go in as
+multi-row ``VALUES`` statements (`_execute_values`) and many-row reads of the rollups come back
+as one JSON value (`_fetch_in_one_step`).
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
 import json
 import sqlite3
 from collections.abc import Iterable, Sequence
@@ -26,13 +35,62 @@ def to_json(value: Any) -> str:
     return _ENCODER.encode(value)
 
 
-def _upsert(table: str, columns: Sequence[str]) -> str:
-    """INSERT of a row keyed by its first column that updates it in place if it exists (unlike
-    INSERT OR REPLACE, which deletes and reinserts it and so rewrites every index entry)."""
+# SQLite's default limit on bound parameters per statement (SQLITE_MAX_VARIABLE_NUMBER).
+_MAX_PARAMETERS = 32_766
+# Rows per statement at most: beyond this the statement's compile cost outweighs the steps saved.
+_MAX_ROWS_PER_STATEMENT = 512
+
+
+@functools.lru_cache(maxsize=256)
+def _values_statement(head: str, width: int, rows: int, tail: str) -> str:
+    row = f"({', '.join('?' * width)})"
+    return f"{head} VALUES {', '.join([row] * rows)}{tail}"
+
+
+def _execute_values(
+    connection: sqlite3.Connection, head: str, width: int, rows: Iterable[Sequence[Any]], tail: str = ""
+) -> None:
+    """``head VALUES (...), (...) tail`` for all `rows`, a few statements in all.
+
+    Row counts per statement are powers of two, so a handful of distinct statements cover every
+    batch size and stay in the connection's statement cache.
+    """
+    rows = rows if isinstance(rows, list) else list(rows)
+    most = min(_MAX_ROWS_PER_STATEMENT, _MAX_PARAMETERS // width)
+    most = 1 << (most.bit_length() - 1)
+    done = 0
+    while done < len(rows):
+        count = min(most, 1 << ((len(rows) - done).bit_length() - 1))
+        chunk = rows[done : done + count]
+        connection.execute(
+            _values_statement(head, width, count, tail), tuple(itertools.chain.from_iterable(chunk))
+        )
+        done += count
+
+
+def _fetch_in_one_step(
+    connection: sqlite3.Connection, select: str, parameters: Sequence[Any], width: int
+) -> list[tuple[Any, ...]]:
+    """The rows of `select` (of `width` columns), fetched as one JSON array: one step, not one per
+    row. For INTEGER and TEXT columns, and REAL ones whose values have at most 15 significant
+    digits (SQLite writes reals into JSON with 15), which every caller here reads. Row order is
+    not guaranteed."""
+    names = ", ".join(f"c{index}" for index in range(width))
+    (packed,) = connection.execute(
+        f"WITH fetched ({names}) AS ({select}) SELECT json_group_array(json_array({names})) FROM fetched",
+        parameters,
+    ).fetchone()
+    return [tuple(row) for row in json.loads(packed)]
+
+
+def _upsert(table: str, columns: Sequence[str]) -> tuple[str, str]:
+    """The head and tail of an INSERT (for `_execute_values`) of rows keyed by their first column
+    that updates a row in place if it exists (unlike INSERT OR REPLACE, which deletes and
+    reinserts it and so rewrites every index entry)."""
     updates = ", ".join(f"{column} = excluded.{column}" for column in columns[1:])
     return (
-        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
-        f" ON CONFLICT ({columns[0]}) DO UPDATE SET {updates}"
+        f"INSERT INTO {table} ({', '.join(columns)})",
+        f" ON CONFLICT ({columns[0]}) DO UPDATE SET {updates}",
     )
 
 
@@ -138,17 +196,20 @@ def rows_of(spans: Sequence[SpanRecord]) -> list[tuple[Any, ...]]:
     return rows
 
 
-def insert_spans(connection: sqlite3.Connection, rows: Iterable[tuple[Any, ...]]) -> None:
-    """Insert spans; one already stored under (trace_id, span_id) is kept as it is (a retry)."""
-    connection.executemany(
-        "INSERT OR IGNORE INTO spans (trace_id, span_id, parent_span_id, project, session_id, user_id,"
-        " name, otel_kind, span_kind, start_ns, end_ns, status_code, status_message, model,"
-        " prompt_tokens, completion_tokens, total_tokens, cost, has_input, has_output, input_key,"
-        " input_at, output_key, output_at, tags, metadata, input, output, attributes, events, resource)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
-        " ?, ?)",
-        rows,
-    )
+_SPAN_COLUMNS = (
+    "trace_id, span_id, parent_span_id, project, session_id, user_id, name, otel_kind, span_kind,"
+    " start_ns, end_ns, status_code, status_message, model, prompt_tokens, completion_tokens,"
+    " total_tokens, cost, has_input, has_output, input_key, input_at, output_key, output_at, tags,"
+    " metadata, input, output, attributes, events, resource"
+)
+_INSERT_SPANS = f"INSERT OR IGNORE INTO spans ({_SPAN_COLUMNS})"
+
+
+def insert_spans(connection: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Insert spans; one already stored under (trace_id, span_id) is kept as it is (a retry, or
+    a second copy in the same batch: rows go in in order)."""
+    if rows:
+        _execute_values(connection, _INSERT_SPANS, len(rows[0]), rows)
 
 
 def select_stored_spans(connection: sqlite3.Connection, trace_ids: Sequence[str]) -> list[tuple[Any, ...]]:
@@ -210,7 +271,7 @@ def select_trace_span_counts(
 
 def upsert_traces(connection: sqlite3.Connection, rows: Iterable[Sequence[Any]]) -> None:
     """Write trace rows (TRACE_COLUMNS plus input_span_id, output_span_id)."""
-    connection.executemany(_UPSERT_TRACE, rows)
+    _execute_values(connection, _UPSERT_TRACE[0], len(TRACE_COLUMNS) + 2, rows, _UPSERT_TRACE[1])
 
 
 # A session's rollup is recounted from the covering index traces_by_session by four statements
@@ -235,20 +296,28 @@ def select_session_totals(
     connection: sqlite3.Connection, session_ids: Sequence[str]
 ) -> list[tuple[Any, ...]]:
     """SESSION_TOTAL_COLUMNS of those of these sessions that have traces."""
-    return connection.execute(
+    return _fetch_in_one_step(
+        connection,
         "SELECT session_id, COUNT(*), MIN(start_ns), MAX(end_ns), SUM(total_tokens), SUM(cost_nanos),"
         f" SUM(error_count > 0), MAX(labeled) {_IN_SESSIONS} GROUP BY session_id",
         (to_json(list(session_ids)),),
-    ).fetchall()
+        len(SESSION_TOTAL_COLUMNS),
+    )
 
 
 def select_session_latencies(
     connection: sqlite3.Connection, session_ids: Sequence[str]
-) -> list[tuple[str, float]]:
-    """(session id, trace latency) of every trace of these sessions."""
-    return connection.execute(
-        f"SELECT session_id, latency_ms {_IN_SESSIONS}", (to_json(list(session_ids)),)
-    ).fetchall()
+) -> dict[str, list[float]]:
+    """The latency of every trace of these sessions, by session. Each session's come as one text
+    (a latency, integer nanoseconds over 1e6, has at most 15 significant digits below 11 days,
+    so the text SQLite writes reads back as the very same float)."""
+    rows = _fetch_in_one_step(
+        connection,
+        f"SELECT session_id, group_concat(latency_ms) {_IN_SESSIONS} GROUP BY session_id",
+        (to_json(list(session_ids)),),
+        2,
+    )
+    return {session_id: [float(text) for text in latencies.split(",")] for session_id, latencies in rows}
 
 
 # Each an index seek into the session's turns in order (start, trace id): no sort, no scan.
@@ -261,27 +330,31 @@ def select_session_firsts(
 ) -> list[tuple[Any, ...]]:
     """SESSION_FIRST_COLUMNS of each of these sessions: the first turn's project, the first user
     named, the first turn with an input and the last with an output (None where there is none)."""
-    return connection.execute(
+    return _fetch_in_one_step(
+        connection,
         f"SELECT j.value, (SELECT project {_TURNS} ORDER BY start_ns, trace_id LIMIT 1),"
         f" (SELECT user_id {_TURNS} AND user_id <> '' ORDER BY start_ns, trace_id LIMIT 1),"
         f" (SELECT trace_id {_TURNS} AND has_input ORDER BY start_ns, trace_id LIMIT 1),"
         f" (SELECT trace_id {_TURNS} AND has_output ORDER BY start_ns DESC, trace_id DESC LIMIT 1)"
         " FROM json_each(?) AS j",
         (to_json(list(session_ids)),),
-    ).fetchall()
+        len(SESSION_FIRST_COLUMNS),
+    )
 
 
 def select_session_user_counts(
     connection: sqlite3.Connection, pairs: Sequence[tuple[str, str]]
 ) -> list[tuple[str, str, int]]:
     """(session id, user id, traces of the session naming the user) for these pairs."""
-    return connection.execute(
+    return _fetch_in_one_step(  # type: ignore[return-value]
+        connection,
         "SELECT json_extract(j.value, '$[0]'), json_extract(j.value, '$[1]'),"
         " (SELECT COUNT(*) FROM traces INDEXED BY traces_by_session"
         " WHERE session_id = json_extract(j.value, '$[0]') AND user_id = json_extract(j.value, '$[1]'))"
         " FROM json_each(?) AS j",
         (to_json([list(pair) for pair in pairs]),),
-    ).fetchall()
+        3,
+    )
 
 
 def select_session_labels(connection: sqlite3.Connection, session_id: str) -> list[tuple[str, str]]:
@@ -321,7 +394,7 @@ def select_session(connection: sqlite3.Connection, session_id: str) -> tuple[Any
 
 
 def upsert_sessions(connection: sqlite3.Connection, rows: Iterable[Sequence[Any]]) -> None:
-    connection.executemany(_UPSERT_SESSION, rows)
+    _execute_values(connection, _UPSERT_SESSION[0], len(SESSION_COLUMNS), rows, _UPSERT_SESSION[1])
 
 
 def delete_sessions(connection: sqlite3.Connection, session_ids: Iterable[str]) -> None:
@@ -346,10 +419,14 @@ _UPSERT_USER = _upsert("users", USER_COLUMNS)
 
 
 def select_users(connection: sqlite3.Connection, user_ids: Sequence[str]) -> list[tuple[Any, ...]]:
-    return connection.execute(
+    """The stored rows (USER_COLUMNS) of these users. Their `cost` may come rounded to 15 digits:
+    the writer recomputes it from the exact `cost_nanos`."""
+    return _fetch_in_one_step(
+        connection,
         f"SELECT {', '.join(USER_COLUMNS)} FROM users WHERE user_id IN (SELECT value FROM json_each(?))",
         (to_json(list(user_ids)),),
-    ).fetchall()
+        len(USER_COLUMNS),
+    )
 
 
 def select_user_totals(connection: sqlite3.Connection, user_id: str) -> tuple[Any, ...]:
@@ -371,7 +448,7 @@ def select_user_first_trace(connection: sqlite3.Connection, user_id: str) -> tup
 
 
 def upsert_users(connection: sqlite3.Connection, rows: Iterable[Sequence[Any]]) -> None:
-    connection.executemany(_UPSERT_USER, rows)
+    _execute_values(connection, _UPSERT_USER[0], len(USER_COLUMNS), rows, _UPSERT_USER[1])
 
 
 def delete_user(connection: sqlite3.Connection, user_id: str) -> None:
