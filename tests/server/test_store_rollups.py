@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -220,10 +221,12 @@ def test_get_trace_returns_the_attributes_as_sent(tmp_path: Path):
         store.close()
 
 
-def test_a_large_batch_with_duplicates_and_nanosecond_latencies(tmp_path: Path):
+@pytest.mark.parametrize("parameter_limit", [None, 999])
+def test_a_large_batch_with_duplicates_and_nanosecond_latencies(tmp_path: Path, parameter_limit: int | None):
     """Rows go in as multi-row statements and rollups come back packed as text: a batch of an
     odd size over the rows-per-statement cap, a span repeated within it (the first copy wins),
-    and latencies with every nanosecond digit all survive that exactly."""
+    and latencies with every nanosecond digit all survive that exactly. Also under the bound
+    parameter limit of SQLite before 3.32 (999), which caps the rows per statement lower."""
     spans = [
         SpanRecord(
             trace_id=f"{index // 3 + 1:032x}",
@@ -243,6 +246,8 @@ def test_a_large_batch_with_duplicates_and_nanosecond_latencies(tmp_path: Path):
     repeated = spans[500]
     spans.insert(900, dataclasses.replace(repeated, name="second copy"))
     connection = _connection(str(tmp_path))
+    if parameter_limit is not None:
+        connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, parameter_limit)
     _write(connection, spans)
     assert connection.execute("SELECT COUNT(*) FROM spans").fetchone() == (1_337,)
     assert connection.execute(

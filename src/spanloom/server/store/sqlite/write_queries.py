@@ -35,8 +35,15 @@ def to_json(value: Any) -> str:
     return _ENCODER.encode(value)
 
 
-# SQLite's default limit on bound parameters per statement (SQLITE_MAX_VARIABLE_NUMBER).
-_MAX_PARAMETERS = 32_766
+def _parameter_limit(connection: sqlite3.Connection) -> int:
+    """Bound parameters one statement may take: the library's own limit where Python can read it
+    (3.11+), else SQLite's default for its version (999 before 3.32)."""
+    getlimit = getattr(connection, "getlimit", None)
+    if getlimit is not None:
+        return int(getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
+    return 32_766 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999
+
+
 # Rows per statement at most: beyond this the statement's compile cost outweighs the steps saved.
 _MAX_ROWS_PER_STATEMENT = 512
 
@@ -56,7 +63,7 @@ def _execute_values(
     batch size and stay in the connection's statement cache.
     """
     rows = rows if isinstance(rows, list) else list(rows)
-    most = min(_MAX_ROWS_PER_STATEMENT, _MAX_PARAMETERS // width)
+    most = max(1, min(_MAX_ROWS_PER_STATEMENT, _parameter_limit(connection) // width))
     most = 1 << (most.bit_length() - 1)
     done = 0
     while done < len(rows):
