@@ -10,7 +10,17 @@ from pathlib import Path
 
 import httpx
 import pytest
-from _server_kit import PROTOBUF, RunningServer, make_request, make_span, make_turn, run_server, wait_for
+from _server_kit import (
+    PROTOBUF,
+    RunningServer,
+    make_request,
+    make_span,
+    make_turn,
+    new_span_id,
+    new_trace_id,
+    run_server,
+    wait_for,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 
@@ -222,6 +232,9 @@ def test_404_as_json(server: RunningServer, path: str):
         ("/api/traces", {"status": "FINE"}, "status"),
         ("/api/traces", {"metadata.": "x"}, "metadata."),
         ("/api/users/u", {"limit": "-1"}, "limit"),
+        ("/api/traces/00000000000000000000000000000001", {"limit": "0"}, "limit"),
+        ("/api/traces/00000000000000000000000000000001", {"limit": "10001"}, "limit"),
+        ("/api/traces/00000000000000000000000000000001", {"cursor": "garbage!"}, "cursor"),
     ],
 )
 def test_400_names_the_bad_parameter(
@@ -240,6 +253,37 @@ def test_a_cursor_for_another_sort_is_refused(server: RunningServer):
     cursor = server.get_json("/api/sessions", limit=1, sort="cost")["next_cursor"]
     response = server.get("/api/sessions", cursor=cursor, sort="turns")
     assert response.status_code == 400 and "sort=cost" in response.json()["error"]["message"]
+
+
+def test_a_trace_comes_a_page_at_a_time(server: RunningServer):
+    trace_id, root = new_trace_id(), new_span_id()
+    spans = [make_span(trace_id, root, name="root", duration_ms=1_000)]
+    # Start times run against span-id order, so page boundaries and start order differ.
+    spans += [make_span(trace_id, new_span_id(), root, f"step-{i}", 900 - i * 30, 5) for i in range(24)]
+    assert server.post_spans(make_request(spans)).status_code == 200
+    path = f"/api/traces/{trace_id.hex()}"
+    whole = server.get_json(path)
+    assert len(whole["spans"]) == 25 and whole["next_cursor"] is None and whole["span_count"] == 25
+    assert [s["start_time"] for s in whole["spans"]] == sorted(s["start_time"] for s in whole["spans"])
+    pages, cursor = [], None
+    while True:
+        page = server.get_json(path, limit=10, **({"cursor": cursor} if cursor else {}))
+        pages.append(page["spans"])
+        assert [s["start_time"] for s in page["spans"]] == sorted(s["start_time"] for s in page["spans"])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert [len(page) for page in pages] == [10, 10, 5]
+    ids = [span["span_id"] for page in pages for span in page]
+    assert sorted(ids) == sorted(span["span_id"] for span in whole["spans"])
+    # A cursor of another list is not one of this trace's pages.
+    _, turn = make_turn("s", "u")
+    server.post_spans(make_request(turn))
+    _, more = make_turn("s2", "u", 1_000)
+    server.post_spans(make_request(more))
+    foreign = server.get_json("/api/sessions", limit=1)["next_cursor"]
+    response = server.get(path, cursor=foreign)
+    assert response.status_code == 400 and response.json()["error"]["message"].startswith("cursor:")
 
 
 def test_openapi_and_docs(server: RunningServer):

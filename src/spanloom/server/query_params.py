@@ -17,9 +17,12 @@ from spanloom.server.store.base import (
     ListQuery,
     accepts_eval_sort,
 )
-from spanloom.server.store.cursor import InvalidCursorError, decode_cursor
+from spanloom.server.store.cursor import TRACE_SPANS_CURSOR, InvalidCursorError, decode_cursor
 
 DEFAULT_PAGE_SIZE = 50
+# Spans of one trace per page of GET /api/traces/{id}: most traces fit in one.
+DEFAULT_TRACE_SPANS = 1_000
+MAX_TRACE_SPANS = 10_000
 METADATA_PREFIX = "metadata."
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no"}
@@ -135,3 +138,22 @@ def parse_list_query(params: QueryParams, sort_keys: Sequence[str]) -> ListQuery
                 raise BadParameterError(key, "expected metadata.KEY=VALUE")
             query.metadata.append((name, value))
     return query
+
+
+def parse_trace_span_page(params: QueryParams) -> tuple[int, str | None]:
+    """(`limit`, `cursor`) of a trace's span page: a limit from 1 to MAX_TRACE_SPANS
+    (DEFAULT_TRACE_SPANS when absent) and a cursor a previous page handed out."""
+    raw = _text(params, "limit")
+    if raw is None:
+        limit = DEFAULT_TRACE_SPANS
+    elif raw.isdigit() and 1 <= int(raw) <= MAX_TRACE_SPANS:
+        limit = int(raw)
+    else:
+        raise BadParameterError("limit", f"expected an integer from 1 to {MAX_TRACE_SPANS}, got {raw!r}")
+    cursor = _text(params, "cursor")
+    if cursor is not None:
+        try:
+            decode_cursor(cursor, TRACE_SPANS_CURSOR)
+        except InvalidCursorError as error:
+            raise BadParameterError("cursor", str(error)) from None
+    return limit, cursor

@@ -14,7 +14,13 @@ from fastapi import APIRouter, Depends, Query, Request
 from spanloom.server.api import serialize
 from spanloom.server.auth.scope import ProjectNotVisibleError, can_see, restrict_query
 from spanloom.server.errors import HttpError
-from spanloom.server.query_params import BadParameterError, parse_list_query
+from spanloom.server.query_params import (
+    DEFAULT_TRACE_SPANS,
+    MAX_TRACE_SPANS,
+    BadParameterError,
+    parse_list_query,
+    parse_trace_span_page,
+)
 from spanloom.server.store.base import (
     SESSION_SORT_KEYS,
     TRACE_SORT_KEYS,
@@ -155,9 +161,28 @@ def list_traces(
     return _page([serialize.trace_json(trace) for trace in page.items], page.next_cursor)
 
 
-@router.get("/traces/{trace_id}", summary="One trace: every span with parent links, attributes, events")
-def get_trace(request: Request, trace_id: str, store: Store = Depends(get_store)) -> dict[str, Any]:
-    detail = store.get_trace(trace_id.lower())
+@router.get(
+    "/traces/{trace_id}",
+    summary="One trace: its spans with parent links, attributes, events, a page at a time",
+    description=(
+        f"A trace of up to `limit` spans (default {DEFAULT_TRACE_SPANS}) comes whole, in start order,"
+        " with `next_cursor` null. A larger one comes a page at a time: pass each page's `next_cursor`"
+        " as `cursor` for the next. Pages share no span and together hold them all; each is in start"
+        " order (order the whole by `start_time` once every page is in)."
+    ),
+)
+def get_trace(
+    request: Request,
+    trace_id: str,
+    limit: str | None = Query(None, description=f"Spans per page, 1 to {MAX_TRACE_SPANS}."),
+    cursor: str | None = Query(None, description="The previous page's next_cursor."),
+    store: Store = Depends(get_store),
+) -> dict[str, Any]:
+    try:
+        page_limit, page_cursor = parse_trace_span_page(request.query_params)
+    except BadParameterError as error:
+        raise HttpError(400, "bad_parameter", str(error)) from None
+    detail = store.get_trace(trace_id.lower(), page_limit, page_cursor)
     if detail is None or not can_see(request, detail.summary.project):
         raise _not_found("trace", trace_id)
     return serialize.trace_detail_json(detail)

@@ -228,4 +228,5 @@ def trace_detail_json(detail: TraceDetail) -> dict[str, Any]:
         **trace_json(detail.summary),
         **results_json(detail.summary.evaluations),
         "spans": [span_json(span) for span in detail.spans],
+        "next_cursor": detail.next_cursor,
     }

@@ -190,6 +190,8 @@ class UserDetail:
 class TraceDetail:
     summary: TraceSummary
     spans: list[SpanRecord]  # in start order, with parent links
+    # Set when `spans` is one page of the trace (`get_trace` with a limit) and more follow.
+    next_cursor: str | None = None
 
 
 @dataclass(slots=True)
@@ -360,7 +362,22 @@ class Store(Protocol):
 
     def list_traces(self, query: ListQuery) -> Page[TraceSummary]: ...
 
-    def get_trace(self, trace_id: str) -> TraceDetail | None: ...
+    def get_trace(
+        self, trace_id: str, limit: int | None = None, cursor: str | None = None
+    ) -> TraceDetail | None:
+        """The trace with all its spans, or with `limit` of them after `cursor` (a previous page's
+        `next_cursor`; raises InvalidCursorError for one it did not make). Pages partition the
+        trace's spans; each page is in start order."""
+        ...
+
+    def get_trace_outline(self, trace_id: str) -> TraceDetail | None:
+        """The trace with every span but without their input, output, attributes, events and
+        resource: a huge trace's tree and waterfall, at a fraction of the bytes."""
+        ...
+
+    def get_spans(self, trace_id: str, span_ids: Sequence[str]) -> list[SpanRecord]:
+        """These spans of the trace, whole, in start order; unknown ids are left out."""
+        ...
 
     def insert_evaluations(self, evaluations: Sequence[EvaluationInput]) -> Future[EvaluationInsertResult]:
         """Queue results for writing; the future resolves once they are committed.

@@ -10,6 +10,9 @@ import base64
 import binascii
 import json
 
+# The "sort key" of the cursors that page a trace's spans (`Store.get_trace`).
+TRACE_SPANS_CURSOR = "trace_spans"
+
 
 class InvalidCursorError(ValueError):
     """The cursor was not one this server produced."""

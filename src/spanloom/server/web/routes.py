@@ -211,7 +211,9 @@ def trace_page(request: Request, trace_id: str) -> Response:
     store = _store(request)
     if not trace_id:
         return RedirectResponse(Links(request).list("web_traces"), status_code=302)
-    detail = store.get_trace(trace_id.lower())
+    # The outline of every span orders the tree; only the page shown is read whole (a trace may
+    # hold 100,000 spans, most of whose bytes are texts and attributes).
+    detail = store.get_trace_outline(trace_id.lower())
     if detail is None or not can_see(request, detail.summary.project):
         return _not_found(request, store, "traces", "trace", trace_id)
     try:
@@ -222,7 +224,12 @@ def trace_page(request: Request, trace_id: str) -> Response:
     context = {
         **_chrome(request, store, "traces", Links(request).path("web_traces")),
         "trace": detail.summary,
-        "view": trace_view(detail, offset=offset, limit=page_size),
+        "view": trace_view(
+            detail,
+            offset=offset,
+            limit=page_size,
+            load=lambda span_ids: store.get_spans(detail.summary.trace_id, span_ids),
+        ),
     }
     return render(request, "trace.html", context)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -133,9 +134,18 @@ def _event(event: dict[str, Any]) -> EventView:
     return EventView(name, event.get("time_ns"), shown, exception)
 
 
-def trace_view(detail: TraceDetail, offset: int = 0, limit: int = 1_000_000) -> TraceView:
+def trace_view(
+    detail: TraceDetail,
+    offset: int = 0,
+    limit: int = 1_000_000,
+    load: Callable[[list[str]], list[SpanRecord]] | None = None,
+) -> TraceView:
     """The view of spans `offset` to `offset + limit` in tree order (the waterfall keeps the whole
-    trace's time scale, so pages line up)."""
+    trace's time scale, so pages line up).
+
+    With `load`, `detail` may be an outline (`Store.get_trace_outline`: spans without texts,
+    attributes or events) and only this page's spans are read whole, through `load(span ids)`.
+    """
     spans = detail.spans
     start = min((span.start_time_ns for span in spans), default=detail.summary.start_time_ns)
     end = max((span.end_time_ns for span in spans), default=detail.summary.end_time_ns)
@@ -145,8 +155,13 @@ def trace_view(detail: TraceDetail, offset: int = 0, limit: int = 1_000_000) -> 
     first_error = next(
         (index for index, (span, _) in enumerate(ordered) if span.status_code == "ERROR"), None
     )
+    page = ordered[offset : offset + limit]
+    whole: dict[str, SpanRecord] = {}
+    if load is not None:
+        whole = {span.span_id: span for span in load([span.span_id for span, _ in page])}
     views = []
-    for index, (span, depth) in enumerate(ordered[offset : offset + limit], start=offset):
+    for index, (outline, depth) in enumerate(page, start=offset):
+        span = whole.get(outline.span_id, outline)
         x = min((span.start_time_ns - start) / total * WATERFALL_WIDTH, WATERFALL_WIDTH - MIN_BAR)
         width = (span.end_time_ns - span.start_time_ns) / total * WATERFALL_WIDTH
         view = SpanView(

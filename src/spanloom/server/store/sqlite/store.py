@@ -51,7 +51,8 @@ from spanloom.server.store.base import (
     UserDetail,
     UserSummary,
 )
-from spanloom.server.store.sqlite import evaluation_reads, read_queries, write_queries
+from spanloom.server.store.cursor import TRACE_SPANS_CURSOR, decode_cursor, encode_cursor
+from spanloom.server.store.sqlite import evaluation_reads, read_queries, span_reads, write_queries
 from spanloom.server.store.sqlite.connection import connect_checkpointer, connect_reader, connect_writer
 from spanloom.server.store.sqlite.evaluation_rollups import insert_evaluations
 from spanloom.server.store.sqlite.rollups import write_batch
@@ -342,16 +343,40 @@ class SqliteStore:
     def list_traces(self, query: ListQuery) -> Page[TraceSummary]:
         return read_queries.list_traces(self._reader(), query)
 
-    def get_trace(self, trace_id: str) -> TraceDetail | None:
+    def get_trace(
+        self, trace_id: str, limit: int | None = None, cursor: str | None = None
+    ) -> TraceDetail | None:
+        after = decode_cursor(cursor, TRACE_SPANS_CURSOR)[1] if cursor else ""
+        connection = self._reader()
+        # One read transaction, so the summary and the spans come from the same commit.
+        connection.execute("BEGIN")
+        try:
+            summary = read_queries.select_trace(connection, trace_id)
+            if summary is None:
+                return None
+            if limit is None and not cursor:
+                return TraceDetail(summary, span_reads.select_trace_spans(connection, trace_id))
+            spans, next_after = span_reads.select_trace_span_page(
+                connection, trace_id, limit or summary.span_count or 1, after
+            )
+            next_cursor = encode_cursor(TRACE_SPANS_CURSOR, 0, next_after) if next_after else None
+            return TraceDetail(summary, spans, next_cursor)
+        finally:
+            connection.execute("COMMIT")
+
+    def get_trace_outline(self, trace_id: str) -> TraceDetail | None:
         connection = self._reader()
         connection.execute("BEGIN")
         try:
             summary = read_queries.select_trace(connection, trace_id)
             if summary is None:
                 return None
-            return TraceDetail(summary, read_queries.select_trace_spans(connection, trace_id))
+            return TraceDetail(summary, span_reads.select_trace_outline(connection, trace_id))
         finally:
             connection.execute("COMMIT")
+
+    def get_spans(self, trace_id: str, span_ids: Sequence[str]) -> list[SpanRecord]:
+        return span_reads.select_spans(self._reader(), trace_id, span_ids)
 
     def count_trace_spans(self, trace_ids: Sequence[str]) -> dict[str, int]:
         """Spans stored per trace (0 for unknown ones), in one query: the ingest route's trace
