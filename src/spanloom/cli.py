@@ -76,8 +76,10 @@ def serve(host: str, port: int, db: Path | None, insecure: bool, log_level: str)
     when set), SPANLOOM_KEYS_FILE (JSON ingest/read/admin keys, optionally per project; see
     SECURITY.md), SPANLOOM_MAX_BODY_BYTES (largest OTLP body, default 16 MiB),
     SPANLOOM_MAX_SPANS_PER_REQUEST, SPANLOOM_MAX_SPANS_PER_TRACE, SPANLOOM_MAX_ATTRIBUTE_VALUE_BYTES,
-    SPANLOOM_MAX_ATTRIBUTES_PER_SPAN, SPANLOOM_WRITE_QUEUE_SIZE, SPANLOOM_PRICING_FILE (a JSON
-    price table overriding the built-in one).
+    SPANLOOM_MAX_ATTRIBUTES_PER_SPAN, SPANLOOM_WRITE_QUEUE_SIZE, SPANLOOM_MAX_BATCH_SPANS,
+    SPANLOOM_PRICING_FILE (a JSON price table overriding the built-in one),
+    SPANLOOM_MAX_KEY_FAILURES_PER_MINUTE (wrong keys per address before 429, default 30),
+    SPANLOOM_TRACE_PAGE_SPANS, SPANLOOM_EVALUATORS_FILE, SPANLOOM_MAX_DB_PAGES.
     """
     from spanloom.server.auth.keys import KeyRing
     from spanloom.server.settings import Settings

@@ -32,6 +32,7 @@ class RunningServer:
     store: SqliteStore
     settings: Settings
     client: httpx.Client
+    app: Any = None
 
     @property
     def traces_endpoint(self) -> str:
@@ -63,7 +64,8 @@ def run_server(db_path: Path, *, log_level: str = "warning", **overrides: Any) -
         max_batch_spans=settings.max_batch_spans,
         max_db_pages=settings.max_db_pages,
     )
-    config = uvicorn.Config(create_app(settings, store), host="127.0.0.1", port=0, log_level=log_level)
+    app = create_app(settings, store)
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level=log_level)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
     thread.start()
@@ -73,7 +75,7 @@ def run_server(db_path: Path, *, log_level: str = "warning", **overrides: Any) -
     url = f"http://127.0.0.1:{port}"
     client = httpx.Client(base_url=url, timeout=30)
     try:
-        yield RunningServer(url, store, settings, client)
+        yield RunningServer(url, store, settings, client, app)
     finally:
         client.close()
         server.should_exit = True

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from _server_kit import RunningServer, make_request, make_turn, run_server
 
 from spanloom.server.auth import keys as keys_module
 from spanloom.server.auth.keys import KeyRing, KeysFileError, load_keys_file
+from spanloom.server.auth.throttle import FailedKeyThrottle
 from spanloom.server.web.login import safe_next
 
 ADMIN = "admin-key-0123456789abcdef"
@@ -311,3 +313,61 @@ def test_no_key_appears_in_the_logs(tmp_path: Path):
     assert "POST /v1/traces" in text and "GET /api/sessions" in text, "the access log was not captured"
     for key in ALL_KEYS:
         assert key not in text
+
+
+def test_throttle_counts_wrong_keys_per_address_within_the_window():
+    now = [1_000.0]
+    throttle = FailedKeyThrottle(limit=3, window_seconds=60, max_addresses=2, clock=lambda: now[0])
+    for _ in range(3):
+        assert throttle.retry_after("10.0.0.1") is None
+        throttle.failed("10.0.0.1")
+        now[0] += 1
+    assert throttle.retry_after("10.0.0.1") == 57  # at 1,003; the first failure leaves the window at 1,060
+    assert throttle.retry_after("10.0.0.2") is None  # another address is not held back
+    now[0] = 1_060.5
+    assert throttle.retry_after("10.0.0.1") is None  # one failure aged out: one more try
+    throttle.failed("10.0.0.1")
+    assert throttle.retry_after("10.0.0.1") == 1
+    # Memory stays bounded: a third address forgets the one whose last failure is oldest.
+    throttle.failed("10.0.0.2")
+    throttle.failed("10.0.0.3")
+    assert set(throttle._failures) == {"10.0.0.2", "10.0.0.3"}
+
+
+def test_too_many_wrong_keys_answer_429_until_the_window_passes(tmp_path: Path):
+    with run_server(
+        tmp_path / "throttled.db", keys_file=write_keys(tmp_path / "keys.json"), max_key_failures_per_minute=3
+    ) as server:
+        assert server.get("/api/sessions").status_code == 401  # no key: nothing guessed, not counted
+        for _ in range(3):
+            assert server.client.get("/api/sessions", headers=bearer("guess")).status_code == 401
+        # Held back now, whatever the key (it is not even checked) and whatever the path.
+        for headers, path in ((bearer(READ), "/api/sessions"), (bearer(INGEST), "/v1/traces")):
+            response = server.client.request("GET" if path != "/v1/traces" else "POST", path, headers=headers)
+            assert response.status_code == 429
+            assert response.json()["error"]["code"] == "too_many_wrong_keys"
+            assert 1 <= int(response.headers["Retry-After"]) <= 60
+        # The login form is held back too, and says so.
+        form = server.client.get("/login")
+        attempt = {"key": READ, "next": "/sessions", "csrf_token": csrf(form)}
+        refused = server.client.post("/login", data=attempt, follow_redirects=False)
+        assert refused.status_code == 429 and "Too many wrong keys" in refused.text
+        assert "spanloom_session=" not in refused.headers.get("set-cookie", "")
+        # The window passes (the throttle's clock moved on): the right key works again.
+        server.app.state.auth.throttle._clock = lambda: time.monotonic() + 61
+        assert server.client.get("/api/sessions", headers=bearer(READ)).status_code == 200
+
+
+def test_wrong_keys_on_the_login_form_count_too(tmp_path: Path):
+    with run_server(
+        tmp_path / "form.db", keys_file=write_keys(tmp_path / "keys.json"), max_key_failures_per_minute=2
+    ) as server:
+        page = server.client.get("/login")
+        for _ in range(2):
+            page = server.client.post("/login", data={"key": "guess", "csrf_token": csrf(page)})
+            assert page.status_code == 401
+        page = server.client.post(
+            "/login", data={"key": READ, "csrf_token": csrf(page)}, follow_redirects=False
+        )
+        assert page.status_code == 429 and page.headers["Retry-After"]
+        assert server.client.get("/api/sessions", headers=bearer(READ)).status_code == 429

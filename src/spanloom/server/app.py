@@ -19,6 +19,7 @@ from spanloom.server.api.routes import router as api_router
 from spanloom.server.auth.keys import KeyRing
 from spanloom.server.auth.middleware import Auth, AuthMiddleware
 from spanloom.server.auth.sessions import LoginSessions
+from spanloom.server.auth.throttle import FailedKeyThrottle
 from spanloom.server.errors import HttpError, error_response
 from spanloom.server.evaluators.runner import EvaluatorRunner
 from spanloom.server.ingest.limits import IngestLimits
@@ -58,7 +59,11 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
     )
     app.state.settings = settings
     app.state.store = store
-    app.state.auth = Auth(keys, LoginSessions()) if keys is not None else None
+    app.state.auth = (
+        Auth(keys, LoginSessions(), FailedKeyThrottle(limit=settings.max_key_failures_per_minute))
+        if keys is not None
+        else None
+    )
 
     @app.exception_handler(HttpError)
     async def http_error(request: Request, error: HttpError) -> Response:

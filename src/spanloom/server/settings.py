@@ -67,6 +67,9 @@ class Settings:
     max_db_pages: a size limit for the database file, in SQLite pages (SPANLOOM_MAX_DB_PAGES,
         default none). Past it ingest answers 503 "storage is full", as on a full disk; meant
         for tests and for capping a disk shared with the app.
+    max_key_failures_per_minute: wrong keys one address may present in a minute, by header or on
+        the login form, before it is answered 429 for the rest of that minute
+        (SPANLOOM_MAX_KEY_FAILURES_PER_MINUTE, default 30).
     """
 
     db_path: Path = field(default_factory=default_db_path)
@@ -84,6 +87,7 @@ class Settings:
     trace_page_spans: int = 500
     evaluators_file: Path | None = None
     max_db_pages: int | None = None
+    max_key_failures_per_minute: int = 30
 
     @property
     def evaluators_path(self) -> Path:
@@ -116,5 +120,8 @@ class Settings:
             trace_page_spans=_int(env, "SPANLOOM_TRACE_PAGE_SPANS", cls.trace_page_spans),
             evaluators_file=_path(env, "SPANLOOM_EVALUATORS_FILE"),
             max_db_pages=_int(env, "SPANLOOM_MAX_DB_PAGES", 0) or None,
+            max_key_failures_per_minute=_int(
+                env, "SPANLOOM_MAX_KEY_FAILURES_PER_MINUTE", cls.max_key_failures_per_minute
+            ),
         )
         return replace(settings, **{key: value for key, value in overrides.items() if value is not None})

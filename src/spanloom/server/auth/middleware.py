@@ -7,12 +7,13 @@
 - The docs, ``/openapi.json``, ``/login``, ``/logout`` and ``/static/...`` are open: they hold no data.
 
 A missing or wrong key answers the same 401 whatever the path or its parameters, so a caller
-without a key learns nothing about which projects, traces or sessions exist.
+without a key learns nothing about which projects, traces or sessions exist. An address that sent
+too many wrong keys is answered 429 until its window passes (see throttle.py).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from starlette.requests import HTTPConnection
@@ -21,6 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from spanloom.server.auth.keys import KeyRing, Principal
 from spanloom.server.auth.sessions import SESSION_COOKIE, LoginSession, LoginSessions
+from spanloom.server.auth.throttle import FailedKeyThrottle
 from spanloom.server.errors import error_response
 
 OPEN_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/login", "/logout"})
@@ -35,6 +37,22 @@ class Auth:
 
     keys: KeyRing
     sessions: LoginSessions
+    throttle: FailedKeyThrottle = field(default_factory=FailedKeyThrottle)
+
+
+def client_address(connection: HTTPConnection) -> str:
+    """The caller's address, as the server sees it (behind a trusted proxy, the forwarded one)."""
+    client = connection.client
+    return client.host if client is not None else "unknown"
+
+
+def too_many_wrong_keys(retry_after: int) -> Response:
+    return error_response(
+        429,
+        "too_many_wrong_keys",
+        "too many wrong keys from this address; try again later",
+        {"Retry-After": str(retry_after)},
+    )
 
 
 def presented_key(connection: HTTPConnection) -> str | None:
@@ -68,7 +86,10 @@ class AuthMiddleware:
         key = presented_key(connection)
         if key is not None:
             # A header wins over a cookie: a wrong key is refused even in a logged-in browser.
-            return self.auth.keys.lookup(key), None
+            principal = self.auth.keys.lookup(key)
+            if principal is None:
+                self.auth.throttle.failed(client_address(connection))
+            return principal, None
         if allow_cookie:
             session = self.auth.sessions.get(connection.cookies.get(SESSION_COOKIE, ""))
             if session is not None:
@@ -84,6 +105,11 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         connection = HTTPConnection(scope)
+        if presented_key(connection) is not None:
+            wait = self.auth.throttle.retry_after(client_address(connection))
+            if wait is not None:
+                await too_many_wrong_keys(wait)(scope, receive, send)
+                return
         is_ingest = path == INGEST_PATH
         is_api_write = path.startswith(API_PREFIX) and scope["method"] not in ("GET", "HEAD", "OPTIONS")
         principal, login_session = self._principal(connection, allow_cookie=not is_ingest)

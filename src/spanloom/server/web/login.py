@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 from fastapi import APIRouter, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from spanloom.server.auth.middleware import Auth
+from spanloom.server.auth.middleware import Auth, client_address
 from spanloom.server.auth.sessions import (
     DEFAULT_TTL_SECONDS,
     LOGIN_CSRF_COOKIE,
@@ -102,7 +102,17 @@ async def login(request: Request) -> Response:
     form_token = form.get("csrf_token", "")
     if not cookie_token or not hmac.compare_digest(cookie_token.encode(), form_token.encode()):
         return _login_page(request, next_path, "The form expired; please sign in again.", 403)
+    address = client_address(request)
+    wait = auth.throttle.retry_after(address)
+    if wait is not None:
+        response = _login_page(
+            request, next_path, f"Too many wrong keys from here; try again in {wait} s.", 429
+        )
+        response.headers["Retry-After"] = str(wait)
+        return response
     principal = auth.keys.lookup(form.get("key", ""))
+    if principal is None:
+        auth.throttle.failed(address)
     if principal is None or not principal.can_read:
         # One message for a wrong key and an ingest-only key: the form is no key oracle.
         return _login_page(request, next_path, "That key was not accepted.", 401)
