@@ -6,6 +6,7 @@ everywhere. Errors name the parameter: `BadParameterError("limit", "must be ..."
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any, Protocol
@@ -46,19 +47,33 @@ class QueryParams(Protocol):
     def multi_items(self) -> list[tuple[str, str]]: ...
 
 
+# Times are stored as signed 64-bit nanoseconds: about ±292 years around 1970.
+_MAX_TIME_NS = 2**63 - 1
+
+
 def parse_time(parameter: str, raw: str) -> int:
     """ISO 8601 (naive means UTC) or Unix seconds, as nanoseconds since the epoch."""
     try:
-        return int(float(raw) * 1e9)
+        seconds = float(raw)
     except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        raise BadParameterError(parameter, f"expected ISO 8601 or Unix seconds, got {raw!r}") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return int(moment.timestamp() * 1_000_000) * 1000
+        seconds = None
+    if seconds is not None:
+        if not math.isfinite(seconds):
+            raise BadParameterError(parameter, f"expected a finite number of Unix seconds, got {raw!r}")
+        if abs(seconds) > _MAX_TIME_NS / 1e9:
+            raise BadParameterError(parameter, f"{raw!r} is outside the years 1678 to 2262")
+        nanoseconds = int(seconds * 1e9)
+    else:
+        try:
+            moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        except ValueError:
+            raise BadParameterError(parameter, f"expected ISO 8601 or Unix seconds, got {raw!r}") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        nanoseconds = int(moment.timestamp() * 1_000_000) * 1000
+    if abs(nanoseconds) > _MAX_TIME_NS:
+        raise BadParameterError(parameter, f"{raw!r} is outside the years 1678 to 2262")
+    return nanoseconds
 
 
 def _bool(parameter: str, raw: str) -> bool:
