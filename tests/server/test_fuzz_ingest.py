@@ -362,3 +362,32 @@ def test_numbers_past_int64_are_clamped_not_a_503(server: RunningServer):
     assert stored["prompt_tokens"] == 2**63 - 1 and stored["completion_tokens"] is None
     assert server.client.get(f"/traces/{trace_id.hex()}").status_code == 200
     _valid_batch_survives(server)
+
+
+def test_digits_int_cannot_read_are_not_taken_for_numbers(server: RunningServer):
+    """'²' is a digit to str.isdigit but not to int(), and int() refuses more than 4,300 digits:
+    either, in a message index, a token count or a query parameter, once failed the whole
+    request with a 500."""
+    trace_id = new_trace_id()
+    attributes = {
+        "llm.input_messages.².message.content": "superscript index",
+        f"llm.input_messages.{'1' * 5000}.message.role": "user",
+        "llm.input_messages.0.message.contents.².message_content.text": "part",
+        f"llm.output_messages.0.message.tool_calls.{'7' * 5000}.tool_call.id": "call",
+        "llm.token_count.prompt": "²",
+        "llm.token_count.completion": "٣",  # Arabic-Indic three: a decimal int() reads
+    }
+    span = make_span(trace_id, new_span_id(), attributes=attributes)
+    assert server.post_spans(make_request([span])).status_code == 200
+    stored = server.get_json(f"/api/traces/{trace_id.hex()}")["spans"][0]
+    assert stored["prompt_tokens"] is None and stored["completion_tokens"] == 3
+    assert server.client.get(f"/traces/{trace_id.hex()}").status_code == 200
+    for path, params in (
+        ("/api/sessions", {"limit": "²"}),
+        ("/api/sessions", {"limit": "1" * 5000}),
+        (f"/api/traces/{trace_id.hex()}", {"limit": "²"}),
+        (f"/traces/{trace_id.hex()}", {"offset": "²"}),
+        ("/sessions", {"limit": "1" * 5000}),
+    ):
+        assert server.client.get(path, params=params).status_code == 400, (path, params)
+    _valid_batch_survives(server)

@@ -134,7 +134,7 @@ def parse_list_query(params: QueryParams, sort_keys: Sequence[str]) -> ListQuery
     query.order = _choice("order", (_text(params, "order") or "desc").lower(), ("asc", "desc"))  # type: ignore[assignment]
     raw = _text(params, "limit")
     if raw is not None:
-        if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE_SIZE:
+        if not raw.isdecimal() or len(raw) > 9 or not 1 <= int(raw) <= MAX_PAGE_SIZE:
             raise BadParameterError("limit", f"expected an integer from 1 to {MAX_PAGE_SIZE}, got {raw!r}")
         query.limit = int(raw)
     else:
@@ -161,7 +161,7 @@ def parse_trace_span_page(params: QueryParams) -> tuple[int, str | None]:
     raw = _text(params, "limit")
     if raw is None:
         limit = DEFAULT_TRACE_SPANS
-    elif raw.isdigit() and 1 <= int(raw) <= MAX_TRACE_SPANS:
+    elif raw.isdecimal() and len(raw) <= 9 and 1 <= int(raw) <= MAX_TRACE_SPANS:
         limit = int(raw)
     else:
         raise BadParameterError("limit", f"expected an integer from 1 to {MAX_TRACE_SPANS}, got {raw!r}")

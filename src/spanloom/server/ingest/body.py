@@ -22,7 +22,12 @@ def _too_large(limit: int, after_decompression: bool = False) -> HttpError:
 
 def check_declared_length(content_length: str | None, limit: int) -> None:
     """Refuse at once when Content-Length already says the body is too large."""
-    if content_length and content_length.strip().isdigit() and int(content_length) > limit:
+    if (
+        content_length
+        and content_length.strip().isdecimal()
+        and len(content_length.strip()) <= 20
+        and int(content_length) > limit
+    ):
         raise _too_large(limit)
 
 

@@ -48,7 +48,7 @@ def _flattened_messages(attributes: dict[str, Any], keys: Iterable[str], prefix:
     start = len(prefix)
     for key in keys:
         index, _, rest = key[start:].partition(".")
-        if index.isdigit() and rest:
+        if index.isdecimal() and len(index) <= 9 and rest:
             by_index.setdefault(int(index), {})[rest.removeprefix("message.")] = attributes[key]
     return [by_index[index] for index in sorted(by_index)]
 

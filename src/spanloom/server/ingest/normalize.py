@@ -108,7 +108,7 @@ def first_int(attributes: dict[str, Any], keys: tuple[str, ...]) -> int | None:
             continue
         if isinstance(value, (int, float)):
             return _int64(int(value))
-        if isinstance(value, str) and value.isdigit() and len(value) <= 30:
+        if isinstance(value, str) and value.isdecimal() and len(value) <= 30:
             return _int64(int(value))
     return None
 

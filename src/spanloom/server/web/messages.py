@@ -20,9 +20,9 @@ _FLATTENED = {
     "output": (semconv.LLM_OUTPUT_MESSAGES + ".", "gen_ai.completion."),
 }
 _GENAI_JSON = {"input": semconv.GEN_AI_INPUT_MESSAGES, "output": semconv.GEN_AI_OUTPUT_MESSAGES}
-_INDEXED = re.compile(r"(\d+)\.(.+)")
-_TOOL_CALL = re.compile(r"tool_calls\.(\d+)\.(?:tool_call\.)?(.+)")
-_CONTENT_PART = re.compile(r"contents\.(\d+)\.(?:message_content\.)?(.+)")
+_INDEXED = re.compile(r"(\d{1,9})\.(.+)")
+_TOOL_CALL = re.compile(r"tool_calls\.(\d{1,9})\.(?:tool_call\.)?(.+)")
+_CONTENT_PART = re.compile(r"contents\.(\d{1,9})\.(?:message_content\.)?(.+)")
 # Where the content of an exception event lives (OpenTelemetry's semantic conventions).
 EXCEPTION_KEYS = ("exception.type", "exception.message", "exception.stacktrace")
 

@@ -85,7 +85,7 @@ def page_offset(raw: str | None) -> int:
     """The ``offset`` query parameter: a non-negative integer, 0 when absent."""
     if raw is None or not raw.strip():
         return 0
-    if not raw.strip().isdigit() or len(raw.strip()) > 12:
+    if not raw.strip().isdecimal() or len(raw.strip()) > 12:
         raise BadParameterError("offset", f"expected a non-negative integer, got {raw!r}")
     return int(raw.strip())
 
