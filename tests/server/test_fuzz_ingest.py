@@ -9,6 +9,7 @@ render (trace page and API). The default budget is small; ``-m slow`` runs the l
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from collections import Counter
@@ -390,4 +391,34 @@ def test_digits_int_cannot_read_are_not_taken_for_numbers(server: RunningServer)
         ("/sessions", {"limit": "1" * 5000}),
     ):
         assert server.client.get(path, params=params).status_code == 400, (path, params)
+    _valid_batch_survives(server)
+
+
+def test_json_nested_too_deep_is_kept_as_text_or_refused(server: RunningServer):
+    """Python's JSON parser recurses: text nested a thousand levels deep raised RecursionError,
+    which `except ValueError` let through. In a span's metadata, tags or messages that failed the
+    whole request; in an evaluation body or a cursor, the request."""
+    deep = "[" * 5_000 + "]" * 5_000
+    deep_object = '{"k": ' * 100 + "1" + "}" * 100  # valid, but deeper than anything we keep
+    trace_id = new_trace_id()
+    attributes = {
+        "metadata": deep_object,
+        "tag.tags": deep,
+        "gen_ai.input.messages": deep,
+        "input.value": deep,
+        "output.value": deep_object,
+        "session.id": "deep-session",
+    }
+    span = make_span(trace_id, new_span_id(), attributes=attributes)
+    assert server.post_spans(make_request([span])).status_code == 200
+    stored = server.get_json(f"/api/traces/{trace_id.hex()}")["spans"][0]
+    assert stored["metadata"] == {} and stored["attributes"]["metadata"] == deep_object
+    for path in (f"/traces/{trace_id.hex()}", "/sessions/deep-session", "/sessions"):
+        assert server.client.get(path).status_code == 200, path
+    response = server.client.post(
+        "/api/evaluations", content=deep, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400 and response.json()["error"]["code"] == "bad_body"
+    cursor = base64.urlsafe_b64encode(deep.encode()).decode().rstrip("=")
+    assert server.client.get("/api/sessions", params={"cursor": cursor}).status_code == 400
     _valid_batch_survives(server)

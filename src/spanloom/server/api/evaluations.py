@@ -22,7 +22,6 @@ Results sent again with the same (span, name) replace the earlier ones (the sour
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 from typing import Any
 
@@ -32,6 +31,7 @@ from fastapi.responses import JSONResponse
 from spanloom.server.api import serialize
 from spanloom.server.auth.scope import ProjectNotVisibleError, restrict_query
 from spanloom.server.errors import HttpError
+from spanloom.server.json_text import parse_json
 from spanloom.server.query_params import BadParameterError, parse_time
 from spanloom.server.store.base import (
     MAX_EVALUATION_NAME,
@@ -121,9 +121,9 @@ async def post_evaluations(request: Request) -> JSONResponse:
     if len(body) > MAX_BODY_BYTES:
         raise HttpError(413, "too_large", f"the body is over {MAX_BODY_BYTES} bytes")
     try:
-        data = json.loads(body)
-    except ValueError:
-        raise HttpError(400, "bad_body", "the body is not JSON") from None
+        data = parse_json(body)
+    except ValueError as error:
+        raise HttpError(400, "bad_body", f"the body is not JSON we can take: {error}") from None
     if isinstance(data, dict) and isinstance(data.get("evaluations"), list):
         data = data["evaluations"]
     if not isinstance(data, list):

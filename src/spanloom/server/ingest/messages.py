@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from spanloom import semconv
+from spanloom.server.json_text import parse_json
 
 _INPUT_PREFIXES = (semconv.LLM_INPUT_MESSAGES + ".", semconv.GEN_AI_PROMPT_PREFIX)
 _OUTPUT_PREFIXES = (semconv.LLM_OUTPUT_MESSAGES + ".", semconv.GEN_AI_COMPLETION_PREFIX)
@@ -79,7 +80,7 @@ def _genai_messages(raw: Any) -> list[dict[str, Any]]:
     """gen_ai.input/output.messages: a JSON list of {role, parts: [{type, content}]} or {role, content}."""
     if isinstance(raw, str):
         try:
-            raw = json.loads(raw)
+            raw = parse_json(raw)
         except ValueError:
             return []
     if not isinstance(raw, list):

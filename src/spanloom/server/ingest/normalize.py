@@ -7,7 +7,6 @@ by session and user the same way as spanloom's own.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from spanloom import semconv
 from spanloom.server.ingest.attributes import key_values
 from spanloom.server.ingest.limits import Cuts, IngestLimits, TooManySpansError, truncate_text
 from spanloom.server.ingest.messages import MESSAGE_PREFIXES, group_by_prefix, input_text, output_text
+from spanloom.server.json_text import parse_json
 from spanloom.server.pricing import PriceTable
 from spanloom.server.store.base import SpanRecord, StatusCode
 
@@ -133,7 +133,7 @@ def metadata_of(attributes: dict[str, Any], langfuse_keys: Iterable[str] | None 
     raw = attributes.get(semconv.METADATA)
     if isinstance(raw, str):
         try:
-            parsed = json.loads(raw)
+            parsed = parse_json(raw)
         except ValueError:
             parsed = None
         if isinstance(parsed, dict):
@@ -154,7 +154,7 @@ def tags_of(attributes: dict[str, Any]) -> list[str]:
         value = attributes.get(key)
         if isinstance(value, str):
             try:
-                value = json.loads(value)
+                value = parse_json(value)
             except ValueError:
                 value = [value]
         if isinstance(value, list):

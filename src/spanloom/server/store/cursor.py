@@ -10,6 +10,8 @@ import base64
 import binascii
 import json
 
+from spanloom.server.json_text import parse_json
+
 # The "sort key" of the cursors that page a trace's spans (`Store.get_trace`).
 TRACE_SPANS_CURSOR = "trace_spans"
 
@@ -27,7 +29,7 @@ def decode_cursor(cursor: str, sort_key: str) -> tuple[int | float | str, str]:
     """The (sort value, id) in `cursor`; it must have been made for the same sort key."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        key, value, row_id = json.loads(raw)
+        key, value, row_id = parse_json(raw, max_depth=1)
     except (binascii.Error, ValueError, TypeError) as error:
         raise InvalidCursorError("not a cursor from this server") from error
     if key != sort_key:

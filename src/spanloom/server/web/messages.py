@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from spanloom import semconv
+from spanloom.server.json_text import parse_json
 from spanloom.server.store.base import SpanRecord
 
 _FLATTENED = {
@@ -63,7 +64,7 @@ def _json_container(text: str) -> Any:
     if not stripped or stripped[0] not in "[{":
         return None
     try:
-        parsed = json.loads(stripped)
+        parsed = parse_json(stripped)
     except ValueError:
         return None
     return parsed if isinstance(parsed, (dict, list)) else None
