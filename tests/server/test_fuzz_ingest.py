@@ -422,3 +422,22 @@ def test_json_nested_too_deep_is_kept_as_text_or_refused(server: RunningServer):
     cursor = base64.urlsafe_b64encode(deep.encode()).decode().rstrip("=")
     assert server.client.get("/api/sessions", params={"cursor": cursor}).status_code == 400
     _valid_batch_survives(server)
+
+
+def test_ids_holding_nul_still_group(server: RunningServer):
+    """SQLite's JSON functions end a string at NUL, and the store looks ids up in bulk through
+    them: a session id holding NUL got no session row, a user id holding one was recounted from
+    nothing at each batch. NUL in ids (and tags) is stored as U+FFFD."""
+    for batch in range(2):
+        span = make_span(
+            new_trace_id(),
+            new_span_id(),
+            start_ms=batch * 1000,
+            attributes={"session.id": "chat\x00one", "user.id": "user\x00", "tag.tags": ["t\x00"]},
+        )
+        assert server.post_spans(make_request([span])).status_code == 200
+    sessions = server.get_json("/api/sessions", q="chat")["items"]
+    assert [(s["session_id"], s["trace_count"]) for s in sessions] == [("chat\ufffdone", 2)]
+    user = server.get_json("/api/users/user\ufffd")
+    assert user["trace_count"] == 2 and user["session_count"] == 1
+    assert server.get_json("/api/traces", tag="t\ufffd")["items"]

@@ -82,13 +82,17 @@ class NormalizedBatch:
 
 
 def first_string(attributes: dict[str, Any], keys: tuple[str, ...]) -> str | None:
-    """The first non-empty string (or number, as text) under any of `keys`."""
+    """The first non-empty string (or number, as text) under any of `keys`.
+
+    A NUL character becomes U+FFFD: SQLite's JSON functions, through which the store looks ids
+    up in bulk, end a string at NUL, so an id holding one could never be found again.
+    """
     for key in keys:
         value = attributes.get(key)
         if isinstance(value, str):
             value = value.strip()
             if value and len(value) <= MAX_ID_LENGTH:
-                return value
+                return value.replace("\x00", "\ufffd") if "\x00" in value else value
         elif isinstance(value, int) and not isinstance(value, bool):
             return str(value)
     return None
@@ -158,7 +162,13 @@ def tags_of(attributes: dict[str, Any]) -> list[str]:
             except ValueError:
                 value = [value]
         if isinstance(value, list):
-            tags.extend(tag for tag in value if isinstance(tag, str) and tag and tag not in tags)
+            for tag in value:
+                if isinstance(tag, str) and tag:
+                    tag = tag.replace(
+                        "\x00", "\ufffd"
+                    )  # as ids (see first_string): tags are filtered by JSON
+                    if tag not in tags:
+                        tags.append(tag)
     return tags
 
 
