@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from spanloom.server.store.base import SpanRecord
 from spanloom.server.store.sqlite import SqliteStore
 from spanloom.server.store.sqlite import write_queries as sql
-from spanloom.server.store.sqlite.rollups import write_batch
+from spanloom.server.store.sqlite.rollups import prepare, write_batch
 from spanloom.server.store.sqlite.schema import migrate
 from spanloom.server.store.sqlite.trace_rollup import merge_labels, percentile
 
@@ -72,9 +72,18 @@ def _connection(directory: str) -> sqlite3.Connection:
     return connection
 
 
-def _write(connection: sqlite3.Connection, spans: list[SpanRecord]) -> None:
+def _write(connection: sqlite3.Connection, spans: list[SpanRecord], prepared: int = 0) -> None:
+    """One transaction of `spans`: as they are (prepared=0), prepared as the ingest route does
+    (1: rows and per-trace rollups built beforehand), or prepared in two halves and concatenated
+    as the writer does with two waiting requests (2)."""
+    batch: Any = spans
+    if prepared == 1:
+        batch = prepare(spans)
+    elif prepared == 2:
+        middle = len(spans) // 2
+        batch = sql.concatenate([prepare(spans[:middle]), prepare(spans[middle:])])
     connection.execute("BEGIN IMMEDIATE")
-    write_batch(connection, spans)
+    write_batch(connection, batch)
     connection.execute("COMMIT")
 
 
@@ -149,7 +158,7 @@ def test_any_arrival_order_gives_the_rows_of_one_in_order_batch(spans: list[Span
         expected_connection, connection = _connection(in_order), _connection(shuffled)
         _write(expected_connection, spans)
         for batch in [*batches, *retried]:
-            _write(connection, batch)
+            _write(connection, batch, data.draw(st.sampled_from([0, 1, 2])))
         expected, actual = _rows(expected_connection), _rows(connection)
         assert actual == expected
         assert actual["users"] == _recounted_users(connection)

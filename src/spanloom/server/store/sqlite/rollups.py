@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from spanloom.server.store.base import SpanRecord
@@ -68,11 +68,29 @@ def _moves(changes: _Changes) -> dict[str, tuple[Any, Any, Any, Any]]:
     }
 
 
-def _write_traces(connection: sqlite3.Connection, spans: Sequence[SpanRecord]) -> _Changes:
+def _by_trace(spans: Iterable[SpanRecord]) -> dict[str, dict[str, SpanRecord]]:
     by_trace: dict[str, dict[str, SpanRecord]] = {}
     for span in spans:
-        # The first copy of a span wins, as INSERT OR IGNORE kept it.
+        # The first copy of a span wins, as INSERT OR IGNORE keeps it.
         by_trace.setdefault(span.trace_id, {}).setdefault(span.span_id, span)
+    return by_trace
+
+
+def prepare(spans: Iterable[SpanRecord]) -> sql.PreparedSpans:
+    """`write_queries.prepare`, plus each trace's rollup from these spans alone: computed in the
+    caller's thread, so the writer (the one serial step of ingest) only checks that the trace had
+    no stored span and writes it."""
+    prepared = sql.prepare(spans)
+    prepared.rollups = {
+        trace_id: compute_trace(trace_id, map(facts_of, records.values()))
+        for trace_id, records in _by_trace(prepared).items()
+    }
+    return prepared
+
+
+def _write_traces(connection: sqlite3.Connection, spans: Sequence[SpanRecord]) -> _Changes:
+    by_trace = _by_trace(spans)
+    precomputed = getattr(spans, "rollups", None) or {}
     old_rows = {row[0]: row for row in sql.select_traces(connection, list(by_trace))}
     stored: dict[str, list[Any]] = {}
     if old_rows:
@@ -84,7 +102,7 @@ def _write_traces(connection: sqlite3.Connection, spans: Sequence[SpanRecord]) -
         old = old_rows.get(trace_id)
         if old is None:
             # No row means no stored span (rows are written with their spans): all are here.
-            rollup = compute_trace(trace_id, map(facts_of, records.values()))
+            rollup = precomputed.get(trace_id) or compute_trace(trace_id, map(facts_of, records.values()))
         else:
             rollup = compute_trace(trace_id, stored[trace_id])
             if rollup.row == old:

@@ -55,7 +55,7 @@ from spanloom.server.store.cursor import TRACE_SPANS_CURSOR, decode_cursor, enco
 from spanloom.server.store.sqlite import evaluation_reads, read_queries, span_reads, write_queries
 from spanloom.server.store.sqlite.connection import connect_checkpointer, connect_reader, connect_writer
 from spanloom.server.store.sqlite.evaluation_rollups import insert_evaluations
-from spanloom.server.store.sqlite.rollups import write_batch
+from spanloom.server.store.sqlite.rollups import prepare, write_batch
 from spanloom.server.store.sqlite.schema import migrate
 
 logger = logging.getLogger(__name__)
@@ -162,7 +162,7 @@ class SqliteStore:
         if self._queue.full():
             raise StoreBusyError("the write queue is full")  # before the work of preparing rows
         # The rows (and their JSON) are built here, in the caller's thread, not by the writer.
-        self._enqueue(_Request(future, spans=write_queries.prepare(spans)))
+        self._enqueue(_Request(future, spans=prepare(spans)))
         return future
 
     def insert_evaluations(self, evaluations: Sequence[EvaluationInput]) -> Future[EvaluationInsertResult]:

@@ -165,13 +165,19 @@ def span_row(span: SpanRecord, json_cache: dict[int, str]) -> tuple[Any, ...]:
 
 class PreparedSpans(list):  # type: ignore[type-arg]  # of SpanRecord
     """Spans with their rows (`span_row`) built beforehand, in the thread that hands them to the
-    store: the writer thread is the one serial step of ingest, so it should only run SQL."""
+    store: the writer thread is the one serial step of ingest, so it should only run SQL.
 
-    __slots__ = ("rows",)
+    `rollups` (set by `rollups.prepare`): each trace's rollup from these spans alone, which is the
+    trace's whole rollup when it has no stored span yet; None for a trace these spans share with
+    another batch of the same transaction.
+    """
+
+    __slots__ = ("rollups", "rows")
 
     def __init__(self, spans: Iterable[SpanRecord] = (), rows: list[tuple[Any, ...]] | None = None) -> None:
         super().__init__(spans)
         self.rows = rows
+        self.rollups: dict[str, Any] | None = None
 
 
 def prepare(spans: Iterable[SpanRecord]) -> PreparedSpans:
@@ -182,8 +188,10 @@ def prepare(spans: Iterable[SpanRecord]) -> PreparedSpans:
 
 
 def concatenate(batches: Iterable[Sequence[SpanRecord]]) -> PreparedSpans:
-    """Several batches as one; rows are kept only if every batch came with them."""
+    """Several batches as one; rows are kept only if every batch came with them, and a trace's
+    precomputed rollup only if its spans all came in one batch."""
     combined = PreparedSpans(rows=[])
+    combined.rollups = {}
     for spans in batches:
         combined.extend(spans)
         rows = getattr(spans, "rows", None)
@@ -191,6 +199,13 @@ def concatenate(batches: Iterable[Sequence[SpanRecord]]) -> PreparedSpans:
             combined.rows = None
         else:
             combined.rows.extend(rows)
+        rollups = getattr(spans, "rollups", None) or {}
+        for trace_id, rollup in rollups.items():
+            # Seen in an earlier batch too: this batch's rollup covers only part of the trace.
+            combined.rollups[trace_id] = None if trace_id in combined.rollups else rollup
+        for span in spans:
+            if span.trace_id not in rollups:
+                combined.rollups[span.trace_id] = None
     return combined
 
 
