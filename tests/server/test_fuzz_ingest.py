@@ -441,3 +441,33 @@ def test_ids_holding_nul_still_group(server: RunningServer):
     user = server.get_json("/api/users/user\ufffd")
     assert user["trace_count"] == 2 and user["session_count"] == 1
     assert server.get_json("/api/traces", tag="t\ufffd")["items"]
+
+
+def test_nan_and_infinity_are_stored_as_valid_json(server: RunningServer):
+    """NaN and Infinity are not JSON: written into a stored row they made SQLite's JSON functions
+    fail (the metadata and tag filters answered 500). They are stored as OTLP/JSON spells them."""
+    trace_id = new_trace_id()
+    span = make_span(
+        trace_id,
+        new_span_id(),
+        attributes={"session.id": "nan-session", "metadata": '{"a": NaN, "b": 1e400}', "tag.tags": '["x"]'},
+    )
+    span.attributes.add(key="weird.double", value=AnyValue(double_value=float("nan")))
+    span.attributes.add(key="langfuse.trace.metadata.c", value=AnyValue(double_value=float("-inf")))
+    assert server.post_spans(make_request([span])).status_code == 200
+    stored = server.get_json(f"/api/traces/{trace_id.hex()}")["spans"][0]
+    assert stored["metadata"] == {"a": "NaN", "b": "Infinity", "c": "-Infinity"}
+    assert stored["attributes"]["weird.double"] == "NaN"
+    for path, params in (
+        ("/api/sessions", {"metadata.a": "NaN"}),
+        ("/api/traces", {"metadata.b": "1"}),
+        ("/api/sessions", {"tag": "x"}),
+        ("/sessions", {"metadata.a": "1"}),
+        ("/sessions/nan-session", {}),
+        (f"/traces/{trace_id.hex()}", {}),
+    ):
+        assert server.client.get(path, params=params).status_code == 200, (path, params)
+    assert [s["session_id"] for s in server.get_json("/api/sessions", **{"metadata.a": "NaN"})["items"]] == [
+        "nan-session"
+    ]
+    _valid_batch_survives(server)
