@@ -44,6 +44,7 @@ def test_on_an_explicit_span(provider, exporter):
         {"name": "x"},
         {"name": "x", "score": "high"},
         {"name": "x", "score": math.nan},
+        {"name": "x", "score": 1e7},
         {"name": "x", "score": True},
         {"name": "x", "label": 3},
     ],

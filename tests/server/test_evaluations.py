@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from _server_kit import (
     RunningServer,
+    key_values,
     make_request,
     make_span,
     make_turn,
@@ -129,6 +130,29 @@ def test_api_accepts_known_spans_and_reports_the_rest(server: RunningServer):
     none = server.client.post("/api/evaluations", json=[{"trace_id": "cd" * 16, "name": "x", "score": 1}])
     assert none.status_code == 422 and none.json()["accepted"] == 0
     assert server.client.post("/api/evaluations", content=b"{nope").status_code == 400
+
+
+def test_scores_past_the_aggregates_range_are_refused_not_a_500(server: RunningServer):
+    """Aggregates add scores up as integer micro-units: 1e308 once overflowed that and failed
+    the write with a 500. Past ±1,000,000 the API refuses a score; an SDK event's is dropped."""
+    _, spans = post_turn(server, "s-huge", "zoe")
+    llm_id = spans[1].span_id.hex()
+    refused = server.client.post("/api/evaluations", json=[{"span_id": llm_id, "name": "x", "score": 1e308}])
+    assert refused.status_code == 422
+    assert "within" in refused.json()["rejected"][0]["reason"]
+    edge = server.client.post("/api/evaluations", json=[{"span_id": llm_id, "name": "x", "score": -1e6}])
+    assert edge.status_code == 200
+    event = make_span(
+        new_trace_id(), new_span_id(), attributes={"session.id": "s-huge-event", "user.id": "zoe"}
+    )
+    added = event.events.add(name="evaluation", time_unix_nano=event.start_time_unix_nano)
+    added.attributes.extend(
+        key_values({"evaluation.name": "y", "evaluation.score": 1e300, "evaluation.label": "ok"})
+    )
+    assert server.post_spans(make_request([event])).status_code == 200
+    (turn,) = results(server, "s-huge-event")
+    assert [(r["name"], r["score"], r["label"]) for r in turn] == [("y", None, "ok")]
+    assert server.client.get("/api/users/zoe").status_code == 200
 
 
 def test_same_span_name_and_source_replaces(server: RunningServer):

@@ -18,6 +18,9 @@ from spanloom.sdk._guard import log_failure
 from spanloom.sdk._text import clean_text
 from spanloom.sdk._validate import reject
 
+# The largest score magnitude spanloom's server aggregates (as it says in its store).
+MAX_ABS_SCORE = 1_000_000.0
+
 
 def log_evaluation(
     name: str,
@@ -42,6 +45,14 @@ def log_evaluation(
     if score is not None:
         if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score):
             reject(f"evaluation score must be a finite number, got {score!r:.80}", TypeError, stacklevel=3)
+            return
+        if abs(score) > MAX_ABS_SCORE:
+            # The server's aggregates take no larger score (they add scores up in 64-bit sums).
+            reject(
+                f"evaluation score must be within ±{MAX_ABS_SCORE:,.0f}, got {score!r:.80}",
+                ValueError,
+                stacklevel=3,
+            )
             return
         attributes[semconv.EVALUATION_SCORE] = float(score)
     if label is not None:

@@ -34,6 +34,7 @@ from spanloom.server.errors import HttpError
 from spanloom.server.json_text import parse_json
 from spanloom.server.query_params import BadParameterError, parse_time
 from spanloom.server.store.base import (
+    MAX_ABS_SCORE,
     MAX_EVALUATION_NAME,
     EvaluationInput,
     EvaluationRejection,
@@ -74,6 +75,8 @@ def parse_item(item: object) -> EvaluationInput:
     if score is not None:
         if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score):
             raise ValueError("score must be a finite number")
+        if abs(score) > MAX_ABS_SCORE:
+            raise ValueError(f"score must be within ±{MAX_ABS_SCORE:,.0f}")
         score = float(score)
     label = item.get("label")
     if label is not None and (not isinstance(label, str) or not label.strip() or len(label) > MAX_LABEL):

@@ -250,6 +250,11 @@ EVAL_SORT_PREFIX = "eval:"
 MAX_EVALUATION_NAME = 200
 
 
+# The largest score magnitude taken: aggregates add scores up as integer micro-units in 64-bit
+# sums, which stay exact for millions of results at this bound (and overflowed past it).
+MAX_ABS_SCORE = 1_000_000.0
+
+
 def evaluation_passed(score: float | None, label: str | None) -> bool:
     """The pass rule: a label decides when there is one, else the score against PASS_SCORE."""
     if label is not None:

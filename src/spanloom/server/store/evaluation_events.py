@@ -10,18 +10,18 @@ import math
 from collections.abc import Iterable
 
 from spanloom import semconv
-from spanloom.server.store.base import MAX_EVALUATION_NAME, EvaluationInput, SpanRecord
+from spanloom.server.store.base import MAX_ABS_SCORE, MAX_EVALUATION_NAME, EvaluationInput, SpanRecord
 
 MAX_LABEL = 200
 MAX_EXPLANATION = 10_000
 
 
 def clean_score(value: object) -> float | None:
-    """A finite float, or None for anything else (booleans are not scores)."""
+    """A finite float within ±MAX_ABS_SCORE, or None for anything else (booleans are not scores)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     score = float(value)
-    return score if math.isfinite(score) else None
+    return score if math.isfinite(score) and abs(score) <= MAX_ABS_SCORE else None
 
 
 def evaluations_of_spans(spans: Iterable[SpanRecord]) -> list[EvaluationInput]:
