@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import math
 
 import openai
 import pytest
 from opentelemetry.trace import StatusCode
 
 from spanloom import using_attributes
+from spanloom.instrumentation._messages import to_json
 
 from .fakes import (
     chat_chunks,
@@ -33,6 +35,15 @@ TOOLS = [
         },
     }
 ]
+
+
+def test_nan_in_recorded_json_is_spelled_as_otlp_json_does():
+    # NaN is not JSON: a backend parsing input.value or llm.invocation_parameters strictly would
+    # drop the attribute. (The OpenAI SDK itself refuses to send NaN; other SDKs and the tracer's
+    # decorators record whatever they are given.)
+    text = to_json({"temperature": math.nan, "stop": [math.inf, -math.inf], "n": 1.5})
+    parsed = json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in {text}"))
+    assert parsed == {"temperature": "NaN", "stop": ["Infinity", "-Infinity"], "n": 1.5}
 
 
 def test_create_records_request_response_and_usage(api, openai_client, exporter):

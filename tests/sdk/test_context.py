@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import json
+import math
 
 import pytest
 from opentelemetry.context import Context, attach, get_current, set_value
@@ -276,6 +277,14 @@ def test_metadata_with_unserializable_values_does_not_fail():
         metadata = json.loads(get_current()["metadata"])  # type: ignore[arg-type]
     assert metadata["n"] == 1
     assert metadata["when"].startswith("<object")
+
+
+def test_metadata_with_nan_and_infinity_is_still_json():
+    # NaN and Infinity are not JSON: a backend parsing the attribute strictly would drop it.
+    with using_metadata({"score": math.nan, "limits": [math.inf, -math.inf, 1.5]}):
+        text = get_current()["metadata"]
+    metadata = json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in {text}"))  # type: ignore[arg-type]
+    assert metadata == {"score": "NaN", "limits": ["Infinity", "-Infinity", 1.5]}
 
 
 def test_prompt_template():

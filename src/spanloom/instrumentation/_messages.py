@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from spanloom import semconv
+from spanloom.sdk._text import finite
 from spanloom.sdk.mask import TraceConfig
 
 INPUT_MESSAGES = semconv.LLM_INPUT_MESSAGES + "."
@@ -83,7 +84,7 @@ def _make_encoder() -> Callable[[Any, int], Iterable[str]]:
         encoder.item_separator,
         False,
         False,
-        True,
+        False,  # allow_nan: NaN and Infinity are not JSON (see to_json)
     )
 
 
@@ -95,7 +96,14 @@ def to_json(value: Any) -> str:
     """JSON text for an attribute; pydantic models are dumped, anything else unknown becomes str()."""
     try:
         return _join(_encoder(value, 0))
-    except (TypeError, ValueError, RecursionError):
+    except ValueError:
+        # A NaN or an infinity (say, temperature=float("nan")): encoded as the strings OTLP/JSON
+        # uses, so backends that parse the attribute strictly still can.
+        try:
+            return _join(_encoder(finite(value), 0))
+        except (TypeError, ValueError, RecursionError):
+            return json.dumps(str(value), ensure_ascii=False)
+    except (TypeError, RecursionError):
         return json.dumps(str(value), ensure_ascii=False)
 
 
