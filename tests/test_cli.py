@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from spanloom.cli import cli, is_loopback
+from spanloom.server.evaluators.config import EvaluatorConfig, save_configs
 
 
 def test_help_explains_each_serve_option():
@@ -46,6 +47,33 @@ def test_serve_rejects_bad_settings_from_the_environment(monkeypatch: pytest.Mon
     monkeypatch.setenv("SPANLOOM_MAX_BODY_BYTES", "lots")
     result = CliRunner().invoke(cli, ["serve", "--db", str(tmp_path / "x.db")])
     assert result.exit_code == 2 and "SPANLOOM_MAX_BODY_BYTES" in result.output
+
+
+def test_serve_and_eval_run_refuse_a_file_that_is_not_a_database(tmp_path):
+    not_a_database = tmp_path / "notes.db"
+    not_a_database.write_text("these are my notes, not a database")
+    evaluators = tmp_path / "evaluators.json"
+    save_configs(evaluators, [EvaluatorConfig("fast", "latency", "p", {"threshold_ms": 30})])
+    for arguments in (
+        ["serve", "--db", str(not_a_database)],
+        [
+            "eval",
+            "run",
+            "--project",
+            "p",
+            "--evaluator",
+            "fast",
+            "--file",
+            str(evaluators),
+            "--db",
+            str(not_a_database),
+        ],
+    ):
+        result = CliRunner().invoke(cli, arguments)
+        assert result.exit_code == 1, (arguments, result.output)
+        assert "cannot open" in result.output and "not a database" in result.output
+        assert "Traceback" not in result.output
+    assert not_a_database.read_text() == "these are my notes, not a database"
 
 
 def test_demo_reports_a_missing_server():

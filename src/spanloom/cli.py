@@ -101,16 +101,20 @@ def serve(host: str, port: int, db: Path | None, insecure: bool, log_level: str)
     import uvicorn
 
     from spanloom.server.app import create_app
+    from spanloom.server.store.base import StoreOpenError
     from spanloom.server.store.sqlite import SqliteStore
 
     shown_host = f"[{host}]" if ":" in host else host
     click.echo(f"spanloom: database {settings.db_path}")
-    store = SqliteStore(
-        settings.db_path,
-        queue_size=settings.write_queue_size,
-        max_batch_spans=settings.max_batch_spans,
-        max_db_pages=settings.max_db_pages,
-    )
+    try:
+        store = SqliteStore(
+            settings.db_path,
+            queue_size=settings.write_queue_size,
+            max_batch_spans=settings.max_batch_spans,
+            max_db_pages=settings.max_db_pages,
+        )
+    except StoreOpenError as error:
+        raise click.ClickException(str(error)) from None
     click.echo(f"spanloom: OTLP/HTTP traces at http://{shown_host}:{port}/v1/traces, API docs at /docs")
     if keys is not None:
         click.echo("spanloom: keys required (Authorization: Bearer ...); the dashboard signs in at /login")

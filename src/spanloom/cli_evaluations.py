@@ -184,7 +184,7 @@ def run_evaluator(
     from spanloom.server.evaluators.builtin import EvaluatorOptionError
     from spanloom.server.evaluators.config import ALL_PROJECTS, EvaluatorConfig, load_configs
     from spanloom.server.evaluators.runner import run_on_stored
-    from spanloom.server.store.base import ListQuery
+    from spanloom.server.store.base import ListQuery, StoreOpenError
     from spanloom.server.store.sqlite import SqliteStore
 
     settings = _settings(db, file_)
@@ -209,7 +209,10 @@ def run_evaluator(
         raise click.ClickException(f"no database at {settings.db_path}")
     kind = config.span_kinds[0] if len(config.span_kinds) == 1 else None
     query = ListQuery(project=project, span_kind=kind, start_ns=_since_ns(since))
-    store = SqliteStore(settings.db_path)
+    try:
+        store = SqliteStore(settings.db_path)
+    except StoreOpenError as error:
+        raise click.ClickException(str(error)) from None
     try:
         total = store.count_spans(query)
         with click.progressbar(length=total, label=f"Evaluating {evaluator_name}", show_pos=True) as bar:

@@ -22,6 +22,11 @@ class StoreBusyError(Exception):
     """The writer's queue is full: the caller should retry later (HTTP 503)."""
 
 
+class StoreOpenError(Exception):
+    """The database could not be opened: not a database, corrupt, unreadable, or written by a
+    newer spanloom. The message names the file and says why."""
+
+
 class StoreClosedError(Exception):
     """The store was closed; nothing more can be written."""
 

@@ -45,6 +45,7 @@ from spanloom.server.store.base import (
     SpanRecord,
     StoreBusyError,
     StoreClosedError,
+    StoreOpenError,
     StoreUnavailableError,
     TraceDetail,
     TraceSummary,
@@ -56,7 +57,7 @@ from spanloom.server.store.sqlite import evaluation_reads, read_queries, span_re
 from spanloom.server.store.sqlite.connection import connect_checkpointer, connect_reader, connect_writer
 from spanloom.server.store.sqlite.evaluation_rollups import insert_evaluations
 from spanloom.server.store.sqlite.rollups import prepare, write_batch
-from spanloom.server.store.sqlite.schema import migrate
+from spanloom.server.store.sqlite.schema import SchemaTooNewError, migrate
 
 logger = logging.getLogger(__name__)
 
@@ -125,12 +126,19 @@ class SqliteStore:
         max_db_pages: int | None = None,
     ) -> None:
         self.path = Path(path)
-        self._writer = connect_writer(self.path)
-        migrate(self._writer)
-        # The file's size limit in pages (None: SQLite's own). Past it a write fails with
-        # SQLITE_FULL exactly as on a full disk; the writer applies a new value before its next
-        # transaction, so it can be raised while the server runs (see set_max_db_pages).
-        (self._default_max_pages,) = self._writer.execute("PRAGMA max_page_count").fetchone()
+        try:
+            self._writer = connect_writer(self.path)
+        except (sqlite3.Error, OSError) as error:
+            raise StoreOpenError(f"cannot open {self.path} as a spanloom database: {error}") from error
+        try:
+            migrate(self._writer)
+            # The file's size limit in pages (None: SQLite's own). Past it a write fails with
+            # SQLITE_FULL exactly as on a full disk; the writer applies a new value before its
+            # next transaction, so it can be raised while the server runs (see set_max_db_pages).
+            (self._default_max_pages,) = self._writer.execute("PRAGMA max_page_count").fetchone()
+        except (sqlite3.Error, OSError, SchemaTooNewError) as error:
+            self._writer.close()
+            raise StoreOpenError(f"cannot open {self.path} as a spanloom database: {error}") from error
         self._max_db_pages: int | None = None
         self._applied_max_pages: int | None = None
         self.set_max_db_pages(max_db_pages)
