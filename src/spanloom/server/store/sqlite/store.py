@@ -25,8 +25,9 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, InvalidStateError
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -310,6 +311,17 @@ class SqliteStore:
                 self._readers.append(connection)
         return connection
 
+    @contextmanager
+    def _snapshot(self) -> Iterator[sqlite3.Connection]:
+        """This thread's reader inside one read transaction: every query in the block sees the
+        same commit (a summary and its turns or spans agree)."""
+        connection = self._reader()
+        connection.execute("BEGIN")
+        try:
+            yield connection
+        finally:
+            connection.execute("COMMIT")
+
     def list_projects(self) -> list[ProjectSummary]:
         return read_queries.list_projects(self._reader())
 
@@ -317,10 +329,7 @@ class SqliteStore:
         return read_queries.list_sessions(self._reader(), query)
 
     def get_session(self, session_id: str) -> SessionDetail | None:
-        connection = self._reader()
-        # One read transaction, so the summary and the turns come from the same commit.
-        connection.execute("BEGIN")
-        try:
+        with self._snapshot() as connection:
             summary = read_queries.select_session(connection, session_id)
             if summary is None:
                 return None
@@ -329,24 +338,18 @@ class SqliteStore:
                 read_queries.select_session_turns(connection, session_id),
                 read_queries.select_session_tool_spans(connection, session_id),
             )
-        finally:
-            connection.execute("COMMIT")
 
     def list_users(self, query: ListQuery) -> Page[UserSummary]:
         return read_queries.list_users(self._reader(), query)
 
     def get_user(self, user_id: str, sessions: ListQuery | None = None) -> UserDetail | None:
-        connection = self._reader()
-        connection.execute("BEGIN")
-        try:
+        with self._snapshot() as connection:
             summary = read_queries.select_user(connection, user_id)
             if summary is None:
                 return None
             session_query = sessions or ListQuery()
             session_query.user_id = user_id
             return UserDetail(summary, read_queries.list_sessions(connection, session_query))
-        finally:
-            connection.execute("COMMIT")
 
     def list_traces(self, query: ListQuery) -> Page[TraceSummary]:
         return read_queries.list_traces(self._reader(), query)
@@ -355,10 +358,7 @@ class SqliteStore:
         self, trace_id: str, limit: int | None = None, cursor: str | None = None
     ) -> TraceDetail | None:
         after = decode_cursor(cursor, TRACE_SPANS_CURSOR)[1] if cursor else ""
-        connection = self._reader()
-        # One read transaction, so the summary and the spans come from the same commit.
-        connection.execute("BEGIN")
-        try:
+        with self._snapshot() as connection:
             summary = read_queries.select_trace(connection, trace_id)
             if summary is None:
                 return None
@@ -369,19 +369,13 @@ class SqliteStore:
             )
             next_cursor = encode_cursor(TRACE_SPANS_CURSOR, 0, next_after) if next_after else None
             return TraceDetail(summary, spans, next_cursor)
-        finally:
-            connection.execute("COMMIT")
 
     def get_trace_outline(self, trace_id: str) -> TraceDetail | None:
-        connection = self._reader()
-        connection.execute("BEGIN")
-        try:
+        with self._snapshot() as connection:
             summary = read_queries.select_trace(connection, trace_id)
             if summary is None:
                 return None
             return TraceDetail(summary, span_reads.select_trace_outline(connection, trace_id))
-        finally:
-            connection.execute("COMMIT")
 
     def get_spans(self, trace_id: str, span_ids: Sequence[str]) -> list[SpanRecord]:
         return span_reads.select_spans(self._reader(), trace_id, span_ids)
@@ -406,12 +400,8 @@ class SqliteStore:
     def summarize_evaluations(
         self, group_by: GroupBy, name: str | None = None, project: str | None = None, limit: int = 50
     ) -> list[EvaluationGroup]:
-        connection = self._reader()
-        connection.execute("BEGIN")
-        try:
+        with self._snapshot() as connection:
             return evaluation_reads.summarize(connection, group_by, name, project, limit)
-        finally:
-            connection.execute("COMMIT")
 
     # --- lifecycle ---
     def close(self) -> None:
