@@ -28,9 +28,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import httpx2
 import openai
-from instrumentation_overhead import _call, _DropProcessor, _handler, _provider
+from instrumentation_overhead import _call, _DropProcessor, _provider, mocked_client
 from openai.resources.chat.completions import Completions
 from opentelemetry.sdk.trace import TracerProvider
 
@@ -57,12 +56,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=200)
     args = parser.parse_args()
 
-    client = openai.OpenAI(
-        api_key="x",
-        base_url="http://test/v1",
-        max_retries=0,
-        http_client=httpx2.Client(transport=httpx2.MockTransport(_handler)),
-    )
+    client = mocked_client()
     original = Completions.create
     benchmark_provider = _provider(_DropProcessor())
     bare_provider = TracerProvider()

@@ -112,6 +112,16 @@ class _DropProcessor(SpanProcessor):
         pass
 
 
+def mocked_client() -> openai.OpenAI:
+    """The real OpenAI client, its HTTP answered by `_handler` (no network)."""
+    return openai.OpenAI(
+        api_key="x",
+        base_url="http://test/v1",
+        max_retries=0,
+        http_client=httpx2.Client(transport=httpx2.MockTransport(_handler)),
+    )
+
+
 def _provider(last: SpanProcessor) -> TracerProvider:
     provider = TracerProvider()
     provider.add_span_processor(SessionSpanProcessor())
@@ -241,12 +251,7 @@ def main() -> None:
     parser.add_argument("--simple", action="store_true", help="SimpleSpanProcessor + dropping exporter")
     args = parser.parse_args()
 
-    client = openai.OpenAI(
-        api_key="x",
-        base_url="http://test/v1",
-        max_retries=0,
-        http_client=httpx2.Client(transport=httpx2.MockTransport(_handler)),
-    )
+    client = mocked_client()
     provider = _provider(SimpleSpanProcessor(_DropExporter()) if args.simple else _DropProcessor())
     instrumentor = OpenAIInstrumentor()
 
