@@ -371,3 +371,17 @@ def test_wrong_keys_on_the_login_form_count_too(tmp_path: Path):
         )
         assert page.status_code == 429 and page.headers["Retry-After"]
         assert server.client.get("/api/sessions", headers=bearer(READ)).status_code == 429
+
+
+def test_a_login_form_with_too_many_fields_is_refused_not_a_500(
+    keyed: tuple[RunningServer, dict[str, bytes]],
+):
+    server, _ = keyed
+    stuffed = "&".join(f"field{index}=x" for index in range(20))
+    response = server.client.post(
+        "/login",
+        content=stuffed,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        follow_redirects=False,
+    )
+    assert response.status_code == 403  # not this form: refused like a forged one
