@@ -21,6 +21,8 @@ from spanloom.server.store.sqlite import SqliteStore
 from spanloom.server.store.sqlite import write_queries as sql
 from spanloom.server.store.sqlite.rollups import prepare, write_batch
 from spanloom.server.store.sqlite.schema import migrate
+from spanloom.server.store.sqlite.span_rows import concatenate
+from spanloom.server.store.sqlite.statements import to_json
 from spanloom.server.store.sqlite.trace_rollup import merge_labels, percentile
 
 SESSIONS = st.sampled_from([None, "s1", "s2", "s3"])
@@ -81,7 +83,7 @@ def _write(connection: sqlite3.Connection, spans: list[SpanRecord], prepared: in
         batch = prepare(spans)
     elif prepared == 2:
         middle = len(spans) // 2
-        batch = sql.concatenate([prepare(spans[:middle]), prepare(spans[middle:])])
+        batch = concatenate([prepare(spans[:middle]), prepare(spans[middle:])])
     connection.execute("BEGIN IMMEDIATE")
     write_batch(connection, batch)
     connection.execute("COMMIT")
@@ -138,8 +140,8 @@ def _recounted_sessions(connection: sqlite3.Connection) -> list[tuple[Any, ...]]
                 percentile(latencies, 0.95),
                 next((row[8] for row in rows if row[9]), None),
                 next((row[8] for row in reversed(rows) if row[10]), None),
-                sql.to_json(tags) if tags else "[]",
-                sql.to_json(metadata) if metadata else "{}",
+                to_json(tags) if tags else "[]",
+                to_json(metadata) if metadata else "{}",
             )
         )
     return sessions

@@ -21,8 +21,9 @@ from typing import Any
 
 from spanloom.server.store.base import SpanRecord
 from spanloom.server.store.evaluation_events import evaluations_of_spans
-from spanloom.server.store.sqlite import evaluation_rollups
+from spanloom.server.store.sqlite import evaluation_rollups, span_rows
 from spanloom.server.store.sqlite import write_queries as sql
+from spanloom.server.store.sqlite.statements import to_json
 from spanloom.server.store.sqlite.trace_rollup import (
     compute_trace,
     facts_of,
@@ -42,9 +43,9 @@ _Changes = dict[str, tuple[tuple[Any, ...] | None, tuple[Any, ...], tuple[Any, A
 
 def write_batch(connection: sqlite3.Connection, spans: Sequence[SpanRecord]) -> None:
     """Insert spans and update every rollup they touch. The caller owns the transaction.
-    `spans` may come prepared (write_queries.prepare): their rows are then not built here."""
+    `spans` may come prepared (`prepare`): their rows are then not built here."""
     before = connection.total_changes
-    sql.insert_spans(connection, sql.rows_of(spans))
+    sql.insert_spans(connection, span_rows.rows_of(spans))
     if connection.total_changes == before:
         return  # every span was already stored (a retried batch): no rollup changes
     changes = _write_traces(connection, spans)
@@ -76,11 +77,11 @@ def _by_trace(spans: Iterable[SpanRecord]) -> dict[str, dict[str, SpanRecord]]:
     return by_trace
 
 
-def prepare(spans: Iterable[SpanRecord]) -> sql.PreparedSpans:
-    """`write_queries.prepare`, plus each trace's rollup from these spans alone: computed in the
+def prepare(spans: Iterable[SpanRecord]) -> span_rows.PreparedSpans:
+    """`span_rows.prepare`, plus each trace's rollup from these spans alone: computed in the
     caller's thread, so the writer (the one serial step of ingest) only checks that the trace had
     no stored span and writes it."""
-    prepared = sql.prepare(spans)
+    prepared = span_rows.prepare(spans)
     prepared.rollups = {
         trace_id: compute_trace(trace_id, map(facts_of, records.values()))
         for trace_id, records in _by_trace(prepared).items()
@@ -160,8 +161,8 @@ def _session_row(
     if totals[_SO["labeled"]]:
         labels = sql.select_session_labels(connection, session_id)
         tags, metadata = merge_labels((json.loads(tags), json.loads(meta)) for tags, meta in labels)
-        tags_json = sql.to_json(tags) if tags else "[]"
-        metadata_json = sql.to_json(metadata) if metadata else "{}"
+        tags_json = to_json(tags) if tags else "[]"
+        metadata_json = to_json(metadata) if metadata else "{}"
     nanos = totals[_SO["cost_nanos"]]
     latencies.sort()
     return (

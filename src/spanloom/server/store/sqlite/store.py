@@ -54,7 +54,7 @@ from spanloom.server.store.base import (
     UserSummary,
 )
 from spanloom.server.store.cursor import TRACE_SPANS_CURSOR, decode_cursor, encode_cursor
-from spanloom.server.store.sqlite import evaluation_reads, read_queries, span_reads, write_queries
+from spanloom.server.store.sqlite import evaluation_reads, read_queries, span_reads, span_rows, write_queries
 from spanloom.server.store.sqlite.connection import connect_checkpointer, connect_reader, connect_writer
 from spanloom.server.store.sqlite.evaluation_rollups import insert_evaluations
 from spanloom.server.store.sqlite.rollups import prepare, write_batch
@@ -259,7 +259,7 @@ class SqliteStore:
         try:
             # All requests as one batch: a trace, session or user that several of them touch is
             # refreshed once per commit.
-            write_batch(self._writer, write_queries.concatenate(request.spans for request in requests))
+            write_batch(self._writer, span_rows.concatenate(request.spans for request in requests))
             # Results after spans: a result may judge a span of the same commit.
             for request in requests:
                 if request.evaluations:

@@ -1,0 +1,130 @@
+"""The spans rows of a batch, built before the writer takes it (in the request's thread): the writer
+thread is the one serial step of ingest, so it should only run SQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from spanloom.server.store.base import SpanRecord
+from spanloom.server.store.sqlite.statements import to_json
+
+INPUT_VALUE_KEY = "input.value"
+OUTPUT_VALUE_KEY = "output.value"
+
+
+def _source_key(attributes: dict[str, Any], text: str | None, preferred: str) -> tuple[str, int] | None:
+    """The attribute (and its position) that holds exactly `text`, if any."""
+    if text is None:
+        return None
+    # Normalization hands over the attribute's own string object, so identity finds it without
+    # comparing kilobytes of text; input.value/output.value are also matched by equality.
+    for position, (key, value) in enumerate(attributes.items()):
+        if value is text or (key == preferred and value == text):
+            return key, position
+    return None
+
+
+def span_row(span: SpanRecord, json_cache: dict[int, str]) -> tuple[Any, ...]:
+    """The spans row of one record. The input/output attribute is left out of `attributes` (the
+    input/output columns already hold that text, and it is the bulk of an LLM span): this halves
+    what is written per span. `json_cache` serializes a resource shared by many spans once."""
+    attributes = span.attributes
+    moved_input = _source_key(attributes, span.input, INPUT_VALUE_KEY)
+    moved_output = _source_key(attributes, span.output, OUTPUT_VALUE_KEY)
+    if moved_output and moved_input and moved_output[0] == moved_input[0]:
+        moved_output = None
+    if moved_input or moved_output:
+        dropped = {moved[0] for moved in (moved_input, moved_output) if moved}
+        attributes = {key: value for key, value in attributes.items() if key not in dropped}
+    resource_json = json_cache.get(id(span.resource))
+    if resource_json is None:
+        resource_json = json_cache[id(span.resource)] = to_json(span.resource)
+    return (
+        span.trace_id,
+        span.span_id,
+        span.parent_span_id,
+        span.project,
+        span.session_id,
+        span.user_id,
+        span.name,
+        span.otel_kind,
+        span.span_kind,
+        span.start_time_ns,
+        span.end_time_ns,
+        span.status_code,
+        span.status_message,
+        span.model,
+        span.prompt_tokens,
+        span.completion_tokens,
+        span.total_tokens,
+        span.cost,
+        span.input is not None,
+        span.output is not None,
+        moved_input[0] if moved_input else None,
+        moved_input[1] if moved_input else None,
+        moved_output[0] if moved_output else None,
+        moved_output[1] if moved_output else None,
+        to_json(span.tags) if span.tags else "[]",
+        to_json(span.metadata) if span.metadata else "{}",
+        span.input,
+        span.output,
+        to_json(attributes),
+        to_json(span.events) if span.events else "[]",
+        resource_json,
+    )
+
+
+class PreparedSpans(list):  # type: ignore[type-arg]  # of SpanRecord
+    """Spans with their rows (`span_row`) built beforehand, in the thread that hands them to the
+    store: the writer thread is the one serial step of ingest, so it should only run SQL.
+
+    `rollups` (set by `rollups.prepare`): each trace's rollup from these spans alone, which is the
+    trace's whole rollup when it has no stored span yet; None for a trace these spans share with
+    another batch of the same transaction.
+    """
+
+    __slots__ = ("rollups", "rows")
+
+    def __init__(self, spans: Iterable[SpanRecord] = (), rows: list[tuple[Any, ...]] | None = None) -> None:
+        super().__init__(spans)
+        self.rows = rows
+        self.rollups: dict[str, Any] | None = None
+
+
+def prepare(spans: Iterable[SpanRecord]) -> PreparedSpans:
+    json_cache: dict[int, str] = {}
+    prepared = PreparedSpans(spans)
+    prepared.rows = [span_row(span, json_cache) for span in prepared]
+    return prepared
+
+
+def concatenate(batches: Iterable[Sequence[SpanRecord]]) -> PreparedSpans:
+    """Several batches as one; rows are kept only if every batch came with them, and a trace's
+    precomputed rollup only if its spans all came in one batch."""
+    combined = PreparedSpans(rows=[])
+    combined.rollups = {}
+    for spans in batches:
+        combined.extend(spans)
+        rows = getattr(spans, "rows", None)
+        if rows is None or combined.rows is None:
+            combined.rows = None
+        else:
+            combined.rows.extend(rows)
+        rollups = getattr(spans, "rollups", None) or {}
+        for trace_id, rollup in rollups.items():
+            # Seen in an earlier batch too: this batch's rollup covers only part of the trace.
+            combined.rollups[trace_id] = None if trace_id in combined.rollups else rollup
+        for span in spans:
+            if span.trace_id not in rollups:
+                combined.rollups[span.trace_id] = None
+    return combined
+
+
+def rows_of(spans: Sequence[SpanRecord]) -> list[tuple[Any, ...]]:
+    """The spans rows of `spans`: prepared ones as they came, others built here."""
+    rows = getattr(spans, "rows", None)
+    if rows is None:
+        json_cache: dict[int, str] = {}
+        rows = [span_row(span, json_cache) for span in spans]
+    return rows
