@@ -80,10 +80,9 @@ class AuthMiddleware:
         self.auth = auth
 
     def _principal(
-        self, connection: HTTPConnection, allow_cookie: bool
+        self, connection: HTTPConnection, key: str | None, allow_cookie: bool
     ) -> tuple[Principal | None, LoginSession | None]:
-        """Who is asking: by key header first, else (pages and API) by login cookie."""
-        key = presented_key(connection)
+        """Who is asking: by the key header (`key`) first, else (pages and API) by login cookie."""
         if key is not None:
             # A header wins over a cookie: a wrong key is refused even in a logged-in browser.
             principal = self.auth.keys.lookup(key)
@@ -105,14 +104,15 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         connection = HTTPConnection(scope)
-        if presented_key(connection) is not None:
+        key = presented_key(connection)
+        if key is not None:
             wait = self.auth.throttle.retry_after(client_address(connection))
             if wait is not None:
                 await too_many_wrong_keys(wait)(scope, receive, send)
                 return
         is_ingest = path == INGEST_PATH
         is_api_write = path.startswith(API_PREFIX) and scope["method"] not in ("GET", "HEAD", "OPTIONS")
-        principal, login_session = self._principal(connection, allow_cookie=not is_ingest)
+        principal, login_session = self._principal(connection, key, allow_cookie=not is_ingest)
         response: Response | None = None
         if principal is None:
             is_page = not is_ingest and not path.startswith(API_PREFIX)
