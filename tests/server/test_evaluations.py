@@ -33,7 +33,8 @@ import spanloom
 from spanloom.cli import cli
 from spanloom.client import SpanloomClient
 from spanloom.server.evaluators.config import EvaluatorConfig, save_configs
-from spanloom.server.store.base import EvaluationInput, ListQuery
+from spanloom.server.store.base import ListQuery
+from spanloom.server.store.evaluation_types import EvaluationInput
 
 
 def post_turn(server: RunningServer, session: str | None, user: str | None, start_ms: float = 0, **kw: Any):

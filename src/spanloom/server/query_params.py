@@ -11,14 +11,9 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
-from spanloom.server.store.base import (
-    EVAL_SORT_PREFIX,
-    MAX_EVALUATION_NAME,
-    MAX_PAGE_SIZE,
-    ListQuery,
-    accepts_eval_sort,
-)
+from spanloom.server.store.base import MAX_PAGE_SIZE, ListQuery, accepts_eval_sort
 from spanloom.server.store.cursor import TRACE_SPANS_CURSOR, InvalidCursorError, decode_cursor
+from spanloom.server.store.evaluation_types import EVAL_SORT_PREFIX, MAX_EVALUATION_NAME
 
 DEFAULT_PAGE_SIZE = 50
 # Spans of one trace per page of GET /api/traces/{id}: most traces fit in one.

@@ -34,15 +34,17 @@ from spanloom.server.errors import HttpError
 from spanloom.server.json_text import parse_json
 from spanloom.server.query_params import BadParameterError, parse_time
 from spanloom.server.store.base import (
-    MAX_ABS_SCORE,
-    MAX_EVALUATION_NAME,
-    EvaluationInput,
-    EvaluationRejection,
     ListQuery,
     Store,
     StoreBusyError,
     StoreClosedError,
     StoreUnavailableError,
+)
+from spanloom.server.store.evaluation_types import (
+    MAX_ABS_SCORE,
+    MAX_EVALUATION_NAME,
+    EvaluationInput,
+    EvaluationRejection,
 )
 
 router = APIRouter(prefix="/api", tags=["evaluations"])

@@ -6,9 +6,6 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from spanloom.server.store.base import (
-    EvaluationAggregate,
-    EvaluationGroup,
-    EvaluationRecord,
     ProjectSummary,
     SessionDetail,
     SessionSummary,
@@ -18,6 +15,7 @@ from spanloom.server.store.base import (
     UserDetail,
     UserSummary,
 )
+from spanloom.server.store.evaluation_types import EvaluationAggregate, EvaluationGroup, EvaluationRecord
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 

@@ -28,13 +28,8 @@ from pathlib import Path
 
 from spanloom.server.evaluators.builtin import EvaluatorOptionError
 from spanloom.server.evaluators.config import ALL_PROJECTS, EvaluatorConfig, evaluate, load_configs
-from spanloom.server.store.base import (
-    EvaluationInput,
-    ListQuery,
-    SpanRecord,
-    Store,
-    StoreBusyError,
-)
+from spanloom.server.store.base import ListQuery, SpanRecord, Store, StoreBusyError
+from spanloom.server.store.evaluation_types import EvaluationInput
 
 logger = logging.getLogger(__name__)
 

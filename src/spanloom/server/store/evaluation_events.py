@@ -10,7 +10,8 @@ import math
 from collections.abc import Iterable
 
 from spanloom import semconv
-from spanloom.server.store.base import MAX_ABS_SCORE, MAX_EVALUATION_NAME, EvaluationInput, SpanRecord
+from spanloom.server.store.base import SpanRecord
+from spanloom.server.store.evaluation_types import MAX_ABS_SCORE, MAX_EVALUATION_NAME, EvaluationInput
 
 MAX_LABEL = 200
 MAX_EXPLANATION = 10_000

@@ -11,7 +11,8 @@ from starlette.responses import Response
 
 from spanloom.server.auth.scope import ProjectNotVisibleError, restrict_query
 from spanloom.server.query_params import BadParameterError, parse_list_query
-from spanloom.server.store.base import EVAL_SORT_PREFIX, USER_SORT_KEYS, Store
+from spanloom.server.store.base import USER_SORT_KEYS, Store
+from spanloom.server.store.evaluation_types import EVAL_SORT_PREFIX
 from spanloom.server.web.forms import shared_params
 from spanloom.server.web.render import Links, render
 from spanloom.server.web.routes import _bad_request, _chrome, _not_found

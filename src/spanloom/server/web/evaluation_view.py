@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from spanloom.server.store.base import EVAL_SORT_PREFIX, EvaluationAggregate, ListQuery
+from spanloom.server.store.base import ListQuery
+from spanloom.server.store.evaluation_types import EVAL_SORT_PREFIX, EvaluationAggregate
 
 BAR_WIDTH = 100  # viewBox units of a full score bar on the comparison page
 

@@ -8,7 +8,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from spanloom.server.store.base import EvaluationAggregate, EvaluationRecord
+from spanloom.server.store.evaluation_types import EvaluationAggregate, EvaluationRecord
 
 
 def _ids(values: Iterable[str]) -> str:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 
-from spanloom.server.store.base import EvaluationAggregate, EvaluationGroup, GroupBy, ListQuery
+from spanloom.server.store.base import ListQuery
+from spanloom.server.store.evaluation_types import EvaluationAggregate, EvaluationGroup, GroupBy
 from spanloom.server.store.sqlite import evaluation_queries as sql
 
 

@@ -20,7 +20,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from spanloom.server.store.base import (
+from spanloom.server.store.evaluation_types import (
     EvaluationInput,
     EvaluationInsertResult,
     EvaluationRejection,

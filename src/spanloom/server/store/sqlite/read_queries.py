@@ -9,7 +9,6 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from spanloom.server.store.base import (
-    EVAL_SORT_PREFIX,
     ListQuery,
     Page,
     ProjectSummary,
@@ -19,6 +18,7 @@ from spanloom.server.store.base import (
     UserSummary,
 )
 from spanloom.server.store.cursor import decode_cursor, encode_cursor
+from spanloom.server.store.evaluation_types import EVAL_SORT_PREFIX
 from spanloom.server.store.sqlite import evaluation_queries
 from spanloom.server.store.sqlite.span_reads import SPAN_COLUMNS, span_row
 from spanloom.server.store.sqlite.span_reads import select_session_tool_spans as select_session_tool_spans

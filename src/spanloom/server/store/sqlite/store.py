@@ -33,10 +33,6 @@ from pathlib import Path
 from typing import Any
 
 from spanloom.server.store.base import (
-    EvaluationGroup,
-    EvaluationInput,
-    EvaluationInsertResult,
-    GroupBy,
     InsertResult,
     ListQuery,
     Page,
@@ -54,6 +50,12 @@ from spanloom.server.store.base import (
     UserSummary,
 )
 from spanloom.server.store.cursor import TRACE_SPANS_CURSOR, decode_cursor, encode_cursor
+from spanloom.server.store.evaluation_types import (
+    EvaluationGroup,
+    EvaluationInput,
+    EvaluationInsertResult,
+    GroupBy,
+)
 from spanloom.server.store.sqlite import evaluation_reads, read_queries, span_reads, span_rows, write_queries
 from spanloom.server.store.sqlite.connection import connect_checkpointer, connect_reader, connect_writer
 from spanloom.server.store.sqlite.evaluation_rollups import insert_evaluations

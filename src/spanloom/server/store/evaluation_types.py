@@ -1,0 +1,117 @@
+"""Evaluation results as the store takes and gives them, and the rule that says which passed.
+
+Nothing here is SQLite-specific; `base` builds its summaries and the `Store` protocol on these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+GroupBy = Literal["session", "user", "project"]
+EvaluationSource = Literal["sdk", "api", "server"]
+# Labels that mean "passed" (compared lower-cased). Any other label is a failure; a result with
+# no label passes when its score is at least PASS_SCORE. Scores are read as "higher is better".
+PASS_LABELS = frozenset(
+    {
+        "pass",
+        "passed",
+        "correct",
+        "yes",
+        "true",
+        "safe",
+        "ok",
+        "good",
+        "success",
+        "accurate",
+        "relevant",
+        "helpful",
+        "grounded",
+        "factual",
+        "compliant",
+    }
+)
+PASS_SCORE = 0.5
+# `sort=eval:NAME` sorts sessions or users by their mean score for evaluation NAME.
+EVAL_SORT_PREFIX = "eval:"
+MAX_EVALUATION_NAME = 200
+
+
+# The largest score magnitude taken: aggregates add scores up as integer micro-units in 64-bit
+# sums, which stay exact for millions of results at this bound (and overflowed past it).
+MAX_ABS_SCORE = 1_000_000.0
+
+
+def evaluation_passed(score: float | None, label: str | None) -> bool:
+    """The pass rule: a label decides when there is one, else the score against PASS_SCORE."""
+    if label is not None:
+        return label.strip().lower() in PASS_LABELS
+    return score is not None and score >= PASS_SCORE
+
+
+@dataclass(slots=True)
+class EvaluationInput:
+    """One result to store. `span_id` names the span (with `trace_id` if known); `trace_id` alone
+    names that trace's root span. At least one of `score` and `label`."""
+
+    name: str
+    source: EvaluationSource
+    span_id: str | None = None
+    trace_id: str | None = None
+    score: float | None = None
+    label: str | None = None
+    explanation: str | None = None
+    time_ns: int | None = None  # default: when it is written
+
+
+@dataclass(slots=True)
+class EvaluationRecord:
+    trace_id: str
+    span_id: str
+    name: str
+    source: str
+    score: float | None
+    label: str | None
+    explanation: str | None
+    time_ns: int
+
+    @property
+    def passed(self) -> bool:
+        return evaluation_passed(self.score, self.label)
+
+
+@dataclass(slots=True)
+class EvaluationAggregate:
+    count: int
+    mean_score: float | None  # over the results that have a score; None when none has
+    pass_rate: float  # passed / count
+
+    @classmethod
+    def of(cls, results: Sequence[EvaluationRecord]) -> EvaluationAggregate:
+        scores = [result.score for result in results if result.score is not None]
+        passed = sum(result.passed for result in results)
+        return cls(len(results), sum(scores) / len(scores) if scores else None, passed / len(results))
+
+
+@dataclass(slots=True)
+class EvaluationRejection:
+    index: int  # position in the request
+    reason: str
+
+
+@dataclass(slots=True)
+class EvaluationInsertResult:
+    accepted: int
+    rejected: list[EvaluationRejection] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class EvaluationGroup:
+    """One row of the evaluation summary: a session, user or project and one evaluation name."""
+
+    group_by: GroupBy
+    key: str  # the session id, user id or project name
+    name: str
+    aggregate: EvaluationAggregate
+    worst: EvaluationRecord | None  # the lowest-scoring (or first failing) result
