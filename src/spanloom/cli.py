@@ -57,6 +57,14 @@ SERVER_SWITCH_INTERVAL_SECONDS = 0.001
     help="SQLite database file. Default: $SPANLOOM_DB, else spanloom.db in your user data directory.",
 )
 @click.option(
+    "--store",
+    "store_url",
+    default=None,
+    metavar="URL",
+    help="Where spans are stored, as a URL: sqlite:///path.db (relative) or sqlite:////abs/path.db. "
+    "Default: $SPANLOOM_STORE, else the --db file.",
+)
+@click.option(
     "--insecure",
     is_flag=True,
     help="Allow a non-loopback --host without SPANLOOM_API_KEY or SPANLOOM_KEYS_FILE: anyone who can "
@@ -69,12 +77,14 @@ SERVER_SWITCH_INTERVAL_SECONDS = 0.001
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
     help="uvicorn's log level.",
 )
-def serve(host: str, port: int, db: Path | None, insecure: bool, log_level: str) -> None:
+def serve(
+    host: str, port: int, db: Path | None, store_url: str | None, insecure: bool, log_level: str
+) -> None:
     """Run the trace server: OTLP ingest, an embedded SQLite store and the JSON API.
 
-    Environment: SPANLOOM_DB (database file), SPANLOOM_API_KEY (one key required on every request
-    when set), SPANLOOM_KEYS_FILE (JSON ingest/read/admin keys, optionally per project; see
-    SECURITY.md), SPANLOOM_MAX_BODY_BYTES (largest OTLP body, default 16 MiB),
+    Environment: SPANLOOM_DB (database file), SPANLOOM_STORE (store URL), SPANLOOM_API_KEY (one key
+    required on every request when set), SPANLOOM_KEYS_FILE (JSON ingest/read/admin keys, optionally
+    per project; see SECURITY.md), SPANLOOM_MAX_BODY_BYTES (largest OTLP body, default 16 MiB),
     SPANLOOM_MAX_SPANS_PER_REQUEST, SPANLOOM_MAX_SPANS_PER_TRACE, SPANLOOM_MAX_ATTRIBUTE_VALUE_BYTES,
     SPANLOOM_MAX_ATTRIBUTES_PER_SPAN, SPANLOOM_WRITE_QUEUE_SIZE, SPANLOOM_MAX_BATCH_SPANS,
     SPANLOOM_PRICING_FILE (a JSON price table overriding the built-in one),
@@ -85,7 +95,7 @@ def serve(host: str, port: int, db: Path | None, insecure: bool, log_level: str)
     from spanloom.server.settings import Settings
 
     try:
-        settings = Settings.from_env(db_path=db.expanduser() if db else None)
+        settings = Settings.from_env(db_path=db.expanduser() if db else None, store_url=store_url)
         # Read now: a malformed keys file stops the command before anything listens.
         keys = KeyRing.from_settings(settings.api_key, settings.keys_file)
     except ValueError as error:
@@ -102,16 +112,18 @@ def serve(host: str, port: int, db: Path | None, insecure: bool, log_level: str)
 
     from spanloom.server.app import create_app
     from spanloom.server.store.base import StoreOpenError
-    from spanloom.server.store.sqlite import SqliteStore
+    from spanloom.server.store.url import open_store, sqlite_path
 
     shown_host = f"[{host}]" if ":" in host else host
-    click.echo(f"spanloom: database {settings.db_path}")
     try:
-        store = SqliteStore(
-            settings.db_path,
+        path = sqlite_path(settings.store)
+        click.echo(f"spanloom: database {path}" if path is not None else f"spanloom: store {settings.store}")
+        store = open_store(
+            settings.store,
             queue_size=settings.write_queue_size,
             max_batch_spans=settings.max_batch_spans,
             max_db_pages=settings.max_db_pages,
+            progress=lambda line: click.echo(f"spanloom: {line}", err=True),
         )
     except StoreOpenError as error:
         raise click.ClickException(str(error)) from None

@@ -51,7 +51,7 @@ def _since_ns(raw: str | None) -> int | None:
     relative = _RELATIVE.match(raw.strip())
     if relative:
         return time.time_ns() - int(relative.group(1)) * _UNITS[relative.group(2)] * 10**9
-    from spanloom.server.query_params import BadParameterError, parse_time
+    from spanloom.server.list_params import BadParameterError, parse_time
 
     try:
         return parse_time("--since", raw)
@@ -185,7 +185,7 @@ def run_evaluator(
     from spanloom.server.evaluators.config import ALL_PROJECTS, EvaluatorConfig, load_configs
     from spanloom.server.evaluators.runner import run_on_stored
     from spanloom.server.store.base import ListQuery, StoreOpenError
-    from spanloom.server.store.sqlite import SqliteStore
+    from spanloom.server.store.url import open_store
 
     settings = _settings(db, file_)
     configs = [
@@ -205,12 +205,12 @@ def run_evaluator(
                 f"no evaluator {evaluator_name!r} for project {project!r} in {settings.evaluators_path} "
                 f"({error}); add one with `spanloom evaluators add`"
             ) from None
-    if not settings.db_path.exists():
+    if settings.store_url is None and not settings.db_path.exists():
         raise click.ClickException(f"no database at {settings.db_path}")
     kind = config.span_kinds[0] if len(config.span_kinds) == 1 else None
     query = ListQuery(project=project, span_kind=kind, start_ns=_since_ns(since))
     try:
-        store = SqliteStore(settings.db_path)
+        store = open_store(settings.store, progress=lambda line: click.echo(f"spanloom: {line}", err=True))
     except StoreOpenError as error:
         raise click.ClickException(str(error)) from None
     try:

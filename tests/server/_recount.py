@@ -62,6 +62,8 @@ def _recount_traces(connection: sqlite3.Connection) -> dict[str, dict[str, Any]]
         cost = 0.0
         for span in spans:
             cost += span[5] or 0.0
+        projects = {span[2] for span in spans}
+        assert len(projects) == 1, f"trace {trace_id}: spans of several projects {projects}"
         traces[trace_id].update(
             project=head[2],
             session_id=next((span[3] for span in ordered if span[3]), None),
@@ -71,17 +73,16 @@ def _recount_traces(connection: sqlite3.Connection) -> dict[str, dict[str, Any]]
     return traces
 
 
-def _recount_sessions(traces: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    by_session: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+def _recount_sessions(traces: dict[str, dict[str, Any]]) -> dict[Any, dict[str, Any]]:
+    by_session: dict[tuple[str, str], list[tuple[str, dict[str, Any]]]] = {}
     for trace_id, trace in traces.items():
         if trace["session_id"]:
-            by_session.setdefault(trace["session_id"], []).append((trace_id, trace))
+            by_session.setdefault((trace["project"], trace["session_id"]), []).append((trace_id, trace))
     sessions = {}
-    for session_id, members in by_session.items():
+    for key, members in by_session.items():
         members.sort(key=lambda item: (item[1]["start_ns"], item[0]))
         nanos = sum(trace["cost_nanos"] for _, trace in members)
-        sessions[session_id] = {
-            "project": members[0][1]["project"],
+        sessions[key] = {
             "user_id": next((trace["user_id"] for _, trace in members if trace["user_id"]), None),
             "trace_count": len(members),
             "start_ns": min(trace["start_ns"] for _, trace in members),
@@ -94,18 +95,16 @@ def _recount_sessions(traces: dict[str, dict[str, Any]]) -> dict[str, dict[str, 
     return sessions
 
 
-def _recount_users(traces: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    by_user: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+def _recount_users(traces: dict[str, dict[str, Any]]) -> dict[Any, dict[str, Any]]:
+    by_user: dict[tuple[str, str], list[tuple[str, dict[str, Any]]]] = {}
     for trace_id, trace in traces.items():
         if trace["user_id"]:
-            by_user.setdefault(trace["user_id"], []).append((trace_id, trace))
+            by_user.setdefault((trace["project"], trace["user_id"]), []).append((trace_id, trace))
     users = {}
-    for user_id, members in by_user.items():
+    for key, members in by_user.items():
         members.sort(key=lambda item: (item[1]["start_ns"], item[0]))
         nanos = sum(trace["cost_nanos"] for _, trace in members)
-        users[user_id] = {
-            "project": members[0][1]["project"],
-            "first_trace_id": members[0][0],
+        users[key] = {
             "session_count": len({trace["session_id"] for _, trace in members if trace["session_id"]}),
             "trace_count": len(members),
             "total_tokens": sum(trace["total_tokens"] for _, trace in members),
@@ -118,10 +117,15 @@ def _recount_users(traces: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any
     return users
 
 
-def _stored(connection: sqlite3.Connection, table: str, key: str, columns: list[str]) -> dict[str, dict]:
-    # Table and column names come from this module, never from input.
+def _stored(connection: sqlite3.Connection, table: str, key: str, columns: list[str]) -> dict[Any, dict]:
+    """Rows by `key`; "project, ID" keys them by (project, id). Table and column names come from
+    this module, never from input."""
+    width = key.count(",") + 1
     query = f"SELECT {key}, {', '.join(columns)} FROM {table}"
-    return {row[0]: dict(zip(columns, row[1:], strict=True)) for row in connection.execute(query)}
+    return {
+        (row[0] if width == 1 else row[:width]): dict(zip(columns, row[width:], strict=True))
+        for row in connection.execute(query)
+    }
 
 
 def _compare(what: str, stored: dict[str, dict], recounted: dict[str, dict]) -> None:
@@ -151,9 +155,11 @@ def assert_rollups_match_recount(db: Path) -> Recount:
         _compare("traces", stored_traces, traces)
         sessions = _recount_sessions(traces)
         session_columns = [*next(iter(sessions.values())).keys()] if sessions else ["trace_count"]
-        _compare("sessions", _stored(connection, "sessions", "session_id", session_columns), sessions)
+        _compare(
+            "sessions", _stored(connection, "sessions", "project, session_id", session_columns), sessions
+        )
         users = _recount_users(traces)
         user_columns = [*next(iter(users.values())).keys()] if users else ["trace_count"]
-        _compare("users", _stored(connection, "users", "user_id", user_columns), users)
+        _compare("users", _stored(connection, "users", "project, user_id", user_columns), users)
         connection.execute("COMMIT")
     return Recount(spans, len(traces), len(sessions), len(users))

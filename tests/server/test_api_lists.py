@@ -128,8 +128,11 @@ def test_session_sorts_and_pages(server: RunningServer, sort: str, order: str):
 
 
 def check_sorted_and_paged(server: RunningServer, path: str, id_key: str, field: str, sort: str, order: str):
+    """Sorted by the field, ties by the row's key: (project, id) where an id is unique only inside
+    its project (sessions, users), the id alone for traces; pages visit every row once."""
     everything = all_items(server, path, sort=sort, order=order)
-    keys = [(item[field], item[id_key]) for item in everything]
+    key = ("project", id_key) if id_key in ("session_id", "user_id") else (id_key,)
+    keys = [(item[field], *(item[part] for part in key)) for item in everything]
     assert keys == sorted(keys, reverse=order == "desc")
     paged, cursor = [], None
     while True:
@@ -139,7 +142,9 @@ def check_sorted_and_paged(server: RunningServer, path: str, id_key: str, field:
         cursor = page["next_cursor"]
         if cursor is None:
             break
-    assert ids(paged, id_key) == ids(everything, id_key)
+    assert [(item["project"], item[id_key]) for item in paged] == [
+        (item["project"], item[id_key]) for item in everything
+    ]
 
 
 def test_pages_stay_exact_while_new_sessions_arrive(tmp_path: Path):
@@ -182,28 +187,47 @@ def test_session_detail_turns_in_time_order(server: RunningServer):
 
 
 def test_user_filters(server: RunningServer):
-    def users(**params: str) -> set[str]:
-        return set(ids(all_items(server, "/api/users", **params), "user_id"))
+    """Users are (project, id): u1 of p1 and u1 of p2 are two users."""
+
+    def users(**params: str) -> set[tuple[str, str]]:
+        return {(item["project"], item["user_id"]) for item in all_items(server, "/api/users", **params)}
 
     specs = [session_spec(i) for i in range(SESSIONS)]
-    assert users(has_error="true") == {s["user_id"] for s in specs if s["error"]}
-    assert users(has_error="false") == {"u0", "u1", "u2", "u3"} - users(has_error="true")
-    # A user's project is the project of their first trace (sessions s00..s03 come first).
-    assert users(project="p2") == {s["user_id"] for s in specs[:4] if s["project"] == "p2"}
-    assert users(q="U2") == {"u2"}
-    assert users(start="1750001740") == {"u1"}  # only s29 (u1) is active that late
-    assert users(end="1750000030") == {"u0"}  # only s00 (u0) started by then
+    everyone = {(s["project"], s["user_id"]) for s in specs}
+    assert len(everyone) == 8  # four user ids in each of two projects
+    assert users() == everyone
+    assert users(has_error="true") == {(s["project"], s["user_id"]) for s in specs if s["error"]}
+    assert users(has_error="false") == everyone - users(has_error="true")
+    assert users(project="p2") == {key for key in everyone if key[0] == "p2"}
+    assert users(user_id="u1") == {("p1", "u1"), ("p2", "u1")}
+    assert users(q="U2") == {("p1", "u2"), ("p2", "u2")}
+    assert users(start="1750001740") == {("p1", "u1")}  # only s29 (u1 of p1) is active that late
+    assert users(end="1750000030") == {("p2", "u0")}  # only s00 (u0 of p2) started by then
+
+
+@pytest.mark.parametrize("params", [{"tag": "odd"}, {"metadata.tier": "gold"}])
+def test_users_refuse_the_filters_they_cannot_apply(server: RunningServer, params: dict[str, str]):
+    """Users have no tags or metadata: such a filter answers 400 rather than being ignored."""
+    response = server.client.get("/api/users", params=params)
+    assert response.status_code == 400
+    assert response.json()["error"]["message"].startswith(next(iter(params)))
 
 
 def test_user_aggregates(server: RunningServer):
-    user = server.get_json("/api/users/u1")
+    ambiguous = server.client.get("/api/users/u1")
+    assert ambiguous.status_code == 409
+    assert ambiguous.json()["error"]["projects"] == ["p1", "p2"]
+    user = server.get_json("/api/users/u1", project="p1")
+    assert user["project"] == "p1"
     mine = [session_spec(i) for i in range(SESSIONS) if session_spec(i)["user_id"] == "u1"]
+    mine = [spec for spec in mine if spec["project"] == "p1"]
     assert user["session_count"] == len(mine)
     assert user["trace_count"] == sum(s["turns"] for s in mine)
     assert user["error_count"] == sum(s["error"] for s in mine)
     sessions = user["sessions"]["items"]
     assert ids(sessions) == sorted(ids(sessions), reverse=True)  # latest first
-    page = server.get_json("/api/users/u1", limit=2)
+    assert {session["project"] for session in sessions} == {"p1"}
+    page = server.get_json("/api/users/u1", project="p1", limit=2)
     assert len(page["sessions"]["items"]) == 2 and page["sessions"]["next_cursor"]
 
 

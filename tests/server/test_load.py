@@ -184,8 +184,8 @@ def _sender(number: int, url: str, load: Load, figures: Figures, deadline: float
 
 def _reader(number: int, url: str, load: Load, figures: Figures, deadline: float) -> None:
     rng = random.Random(2000 + number)
-    sessions: list[str] = []
-    users: list[str] = []
+    sessions: list[tuple[str, str]] = []  # (project, id): ids are unique only inside a project
+    users: list[tuple[str, str]] = []
     traces: list[str] = []
     sorts = ["start_time", "last_activity", "cost", "tokens", "errors", "turns"]
     try:
@@ -195,15 +195,18 @@ def _reader(number: int, url: str, load: Load, figures: Figures, deadline: float
                     raise AssertionError(f"only {index} reads done by the deadline")
                 step = (index + number) % 9
                 if step == 1 and sessions:
-                    kind, path, params = "session", f"/api/sessions/{rng.choice(sessions)}", {}
+                    project, session_id = rng.choice(sessions)
+                    kind, path, params = "session", f"/api/sessions/{session_id}", {"project": project}
                 elif step == 3 and users:
-                    kind, path, params = "user", f"/api/users/{rng.choice(users)}", {}
+                    project, user_id = rng.choice(users)
+                    kind, path, params = "user", f"/api/users/{user_id}", {"project": project}
                 elif step == 5 and traces:
                     kind, path, params = "trace", f"/api/traces/{rng.choice(traces)}", {}
                 elif step == 6:
                     kind, path, params = "sessions page", "/sessions", {"sort": rng.choice(sorts)}
                 elif step == 7 and sessions:
-                    kind, path, params = "session page", f"/sessions/{rng.choice(sessions)}", {}
+                    project, session_id = rng.choice(sessions)
+                    kind, path, params = "session page", f"/sessions/{session_id}", {"project": project}
                 elif step in (2, 3):
                     kind, path, params = (
                         "users",
@@ -228,9 +231,11 @@ def _reader(number: int, url: str, load: Load, figures: Figures, deadline: float
                     )
                     continue
                 if kind == "sessions":
-                    sessions = [item["session_id"] for item in response.json()["items"]] or sessions
+                    items = response.json()["items"]
+                    sessions = [(item["project"], item["session_id"]) for item in items] or sessions
                 elif kind == "users":
-                    users = [item["user_id"] for item in response.json()["items"]] or users
+                    items = response.json()["items"]
+                    users = [(item["project"], item["user_id"]) for item in items] or users
                 elif kind == "traces":
                     traces = [item["trace_id"] for item in response.json()["items"]] or traces
     except Exception as error:

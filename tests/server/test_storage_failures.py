@@ -26,7 +26,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from spanloom.server.settings import Settings
 from spanloom.server.store.base import InsertResult, SpanRecord
-from spanloom.server.store.sqlite import SqliteStore, write_queries
+from spanloom.server.store.sqlite import SqliteStore, user_writes
 from spanloom.server.store.sqlite import store as store_module
 
 LONG_TEXT = "the customer asked about the refund policy for damaged items " * 40  # ~2.5 KB
@@ -124,7 +124,7 @@ def test_injected_disk_io_error_answers_503_rolls_back_and_recovers(
 ):
     db = tmp_path / "io.db"
     failures: list[int] = []
-    real_upsert_users = write_queries.upsert_users
+    real_upsert_users = user_writes.upsert_users
 
     def failing_once(connection: sqlite3.Connection, rows) -> None:
         if not failures:
@@ -136,7 +136,7 @@ def test_injected_disk_io_error_answers_503_rolls_back_and_recovers(
     with run_server(db) as server:
         first = _batch("first")
         assert server.post_spans(make_request(first)).status_code == 200
-        monkeypatch.setattr(write_queries, "upsert_users", failing_once)
+        monkeypatch.setattr(user_writes, "upsert_users", failing_once)
         # One batch shares sessions and users with the first (rollup updates), one is all new.
         second = _batch("first") + _batch("second")
         _assert_unavailable(server.post_spans(make_request(second)), "storage_unavailable", "disk I/O error")
@@ -159,7 +159,7 @@ def test_injected_disk_io_error_answers_503_rolls_back_and_recovers(
 def test_evaluation_results_the_storage_fails_answer_503(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     real_insert = store_module.insert_evaluations
 
-    def failing(connection: sqlite3.Connection, evaluations):
+    def failing(connection: sqlite3.Connection, evaluations, projects):
         raise sqlite3.OperationalError("database or disk is full")
 
     with run_server(tmp_path / "evaluations.db") as server:

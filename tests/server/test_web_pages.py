@@ -235,7 +235,11 @@ def parse(text: str) -> list[tuple[str, list[tuple[str, str | None]]]]:
 
 
 def session_ids(text: str) -> list[str]:
-    return [unquote(link) for link in re.findall(r'<td class="id"><a href="/sessions/([^"]+)"', text)]
+    """The session ids the list links to (each link names the session's project too)."""
+    return [
+        unquote(link)
+        for link in re.findall(r'<td class="id"><a href="/sessions/([^"?]+)\?project=[^"]+"', text)
+    ]
 
 
 def user_ids(text: str) -> list[str]:
@@ -291,7 +295,7 @@ def test_session_page_reads_turn_by_turn(story: RunningServer):
     svg = text[text.index("<svg") : text.index("</svg>")]
     assert svg.count('class="latency') == 4 and svg.count('class="tokens"') == 4
     assert svg.count('class="latency failed"') == 1
-    assert 'href="/users/user-1"' in text
+    assert 'href="/users/user-1?project=shop"' in text
     # Each turn's tool calls are folded into the transcript, the failed one with its error.
     assert text.count("1 tool call: lookup_order</summary>") == 4
     assert text.count('class="tool-call failed"') == 1
@@ -321,12 +325,15 @@ def test_trace_page_shows_tree_waterfall_messages_and_errors(story: RunningServe
     assert '<div class="msg role-system">' in text and "You are the shop assistant." in text
     assert '<span class="tool-name">calls lookup_order</span>' in text
     assert "{\n  &#34;order_id&#34;: 1042,\n  &#34;fields&#34;: [" in text
-    assert 'href="/sessions/conv-03"' in text
+    assert 'href="/sessions/conv-03?project=shop"' in text
 
 
 def test_users_page_and_worst_first(story: RunningServer):
     text = page(story, "/users")
-    assert sorted(user_ids(text)) == ["user-0", "user-1", "user-2"]
+    # Every user id is in both projects: six users, each row marked with its project.
+    assert sorted(user_ids(text)) == ["user-0", "user-0", "user-1", "user-1", "user-2", "user-2"]
+    assert text.count('<span class="project-badge" title="Project">blog</span>') == 3
+    assert page(story, "/users?project=blog").count('class="project-badge"') == 0
     assert 'href="/users?sort=errors&amp;order=desc"' in text
     worst = page(story, "/users?sort=errors&order=desc")
     assert user_ids(worst)[0] == "user-1"  # conv-07 (and nothing else of hers failed more)
@@ -334,10 +341,10 @@ def test_users_page_and_worst_first(story: RunningServer):
 
 
 def test_user_page_lists_their_sessions(story: RunningServer):
-    text = page(story, "/users/user-0")
-    assert set(session_ids(text)) == expected(lambda s: s["user_id"] == "user-0")
+    text = page(story, "/users/user-0?project=shop")
+    assert set(session_ids(text)) == expected(lambda s: s["user_id"] == "user-0" and s["project"] == "shop")
     assert "First seen" in text and "Errors" in text
-    assert 'href="/sessions?user_id=user-0"' in text
+    assert 'href="/sessions?project=shop&amp;user_id=user-0"' in text
 
 
 def test_traces_page(story: RunningServer):
@@ -475,7 +482,7 @@ def test_no_inline_script_or_style_anywhere(story: RunningServer):
         "/sessions",
         "/sessions/conv-07",
         "/users",
-        "/users/user-1",
+        "/users/user-1?project=shop",
         "/traces",
         f"/traces/{trace_id}",
     ):
@@ -521,12 +528,12 @@ def test_hostile_ids_round_trip_through_links(hostile: RunningServer):
     text = page(hostile, "/sessions")
     assert sorted(session_ids(text)) == sorted(HOSTILE_SESSIONS)
     for session_id in HOSTILE_SESSIONS:
-        assert f'href="/sessions/{html.escape(quote(session_id, safe=""))}"' in text
+        assert f'href="/sessions/{html.escape(quote(session_id, safe=""))}?project=' in text
         detail = page(hostile, f"/sessions/{quote(session_id, safe='')}")
         assert f'<code class="ident">{escape(session_id)}</code>' in detail
         assert str(escape(HOSTILE)) in detail  # the conversation, escaped
         assert "{{7*7}}" in detail  # template syntax in data is never evaluated
-    assert f'href="/users/{quote(SCRIPT, safe="")}"' in text
+    assert f'href="/users/{quote(SCRIPT, safe="")}?project=' in text
 
 
 def test_hostile_fields_on_the_trace_page(hostile: RunningServer):

@@ -24,6 +24,7 @@ from spanloom.server.errors import HttpError, error_response
 from spanloom.server.evaluators.runner import EvaluatorRunner
 from spanloom.server.ingest.limits import IngestLimits
 from spanloom.server.ingest.route import create_ingest_router
+from spanloom.server.list_params import describe_problems
 from spanloom.server.pricing import load_price_table
 from spanloom.server.settings import Settings
 from spanloom.server.store.base import Store
@@ -67,15 +68,12 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
 
     @app.exception_handler(HttpError)
     async def http_error(request: Request, error: HttpError) -> Response:
-        return error_response(error.status, error.code, error.message, error.headers)
+        return error_response(error.status, error.code, error.message, error.headers, error.details)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, error: RequestValidationError) -> Response:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in item.get('loc', ())[1:]) or 'request'}: {item.get('msg')}"
-            for item in error.errors()
-        )
-        return error_response(400, "bad_parameter", problems)
+        # loc[0] is where the parameter was ("query", "path"): the name follows it.
+        return error_response(400, "bad_parameter", describe_problems(error.errors(), skip=1))
 
     @app.exception_handler(StarletteHTTPException)
     async def starlette_error(request: Request, error: StarletteHTTPException) -> Response:

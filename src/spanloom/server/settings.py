@@ -41,6 +41,8 @@ class Settings:
     """Everything `create_app` and `spanloom serve` need to know.
 
     db_path: the SQLite file (SPANLOOM_DB; default in the user's data directory).
+    store_url: where spans are stored, as a URL (SPANLOOM_STORE): ``sqlite:///path.db``; when
+        unset, the SQLite file `db_path`.
     api_key: when set (SPANLOOM_API_KEY), one admin key for everything: ingest, the API, the pages.
     max_body_bytes: the largest OTLP body accepted, before and after decompression
         (SPANLOOM_MAX_BODY_BYTES, default 16 MiB).
@@ -73,6 +75,7 @@ class Settings:
     """
 
     db_path: Path = field(default_factory=default_db_path)
+    store_url: str | None = None
     api_key: str | None = None
     max_body_bytes: int = 16 * MIB
     write_queue_size: int = 16
@@ -90,6 +93,11 @@ class Settings:
     max_key_failures_per_minute: int = 30
 
     @property
+    def store(self) -> str:
+        """The store's URL: `store_url`, else the SQLite file `db_path`."""
+        return self.store_url or f"sqlite:///{self.db_path}"
+
+    @property
     def evaluators_path(self) -> Path:
         """The evaluators file (SPANLOOM_EVALUATORS_FILE; default evaluators.json next to the DB)."""
         return self.evaluators_file or self.db_path.with_name("evaluators.json")
@@ -103,6 +111,7 @@ class Settings:
         keys_file = env.get("SPANLOOM_KEYS_FILE", "").strip()
         settings = cls(
             db_path=Path(db).expanduser() if db else default_db_path(),
+            store_url=env.get("SPANLOOM_STORE", "").strip() or None,
             api_key=env.get("SPANLOOM_API_KEY", "").strip() or None,
             max_body_bytes=_int(env, "SPANLOOM_MAX_BODY_BYTES", cls.max_body_bytes),
             write_queue_size=_int(env, "SPANLOOM_WRITE_QUEUE_SIZE", cls.write_queue_size),

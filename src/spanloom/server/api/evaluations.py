@@ -29,10 +29,10 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from spanloom.server.api import serialize
-from spanloom.server.auth.scope import ProjectNotVisibleError, restrict_query
+from spanloom.server.auth.scope import ProjectNotVisibleError, principal_of, restrict_query
 from spanloom.server.errors import HttpError
 from spanloom.server.json_text import parse_json
-from spanloom.server.query_params import BadParameterError, parse_time
+from spanloom.server.list_params import BadParameterError, parse_time
 from spanloom.server.store.base import (
     ListQuery,
     Store,
@@ -145,8 +145,10 @@ async def post_evaluations(request: Request) -> JSONResponse:
         except ValueError as error:
             rejected.append(EvaluationRejection(index, str(error)))
     headers = {"Retry-After": "1"}
+    principal = principal_of(request)
     try:
-        future = store.insert_evaluations(items)
+        # A scoped key judges only its projects' spans: others answer as unknown spans do.
+        future = store.insert_evaluations(items, principal.projects if principal is not None else None)
     except StoreBusyError:
         raise HttpError(503, "busy", "the writer is saturated; retry later", headers) from None
     except StoreClosedError:

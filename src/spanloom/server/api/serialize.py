@@ -100,7 +100,8 @@ def results_json(results: list[EvaluationRecord]) -> dict[str, Any]:
 
 def evaluation_group_json(group: EvaluationGroup) -> dict[str, Any]:
     return {
-        f"{group.group_by}_id" if group.group_by != "project" else "project": group.key,
+        "project": group.project,
+        **({f"{group.group_by}_id": group.key} if group.group_by != "project" else {}),
         "name": group.name,
         **aggregate_json(group.aggregate),
         "worst": evaluation_json(group.worst) if group.worst else None,

@@ -8,7 +8,8 @@ was rolled back whole: nothing is acknowledged that was not committed.
 
 Spans accepted in part are reported in `partial_success` (rejected count and why): invalid ids,
 a span id repeated in the request, a trace over its span limit, and, with a per-project key,
-spans of projects the key may not send to. The rest of the batch is stored.
+spans of projects the key may not send to, or of a trace another project owns (the store decides
+that, at commit). The rest of the batch is stored.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from spanloom.server.ingest.normalize import NormalizedBatch, normalize_request
 from spanloom.server.ingest.trace_budget import TraceBudget
 from spanloom.server.pricing import PriceTable
 from spanloom.server.store.base import (
+    InsertResult,
     SpanRecord,
     Store,
     StoreBusyError,
@@ -41,15 +43,20 @@ PROTOBUF_TYPES = ("application/x-protobuf", "application/protobuf")
 JSON_TYPE = "application/json"
 
 
-def _reject(batch: NormalizedBatch, kept: list[Any], why: str) -> None:
-    """Drop from `batch` the spans not in `kept`, saying `why` in partial_success."""
-    dropped = len(batch.spans) - len(kept)
+def _count_rejected(batch: NormalizedBatch, dropped: int, why: str) -> None:
+    """Add `dropped` spans, rejected because `why`, to what partial_success reports."""
     if not dropped:
         return
-    batch.spans = kept
     previous = batch.error_message.partition(": ")[2]
     batch.rejected += dropped
     batch.error_message = f"{batch.rejected} span(s) rejected: {'; '.join(filter(None, (previous, why)))}"
+
+
+def _reject(batch: NormalizedBatch, kept: list[Any], why: str) -> None:
+    """Drop from `batch` the spans not in `kept`, saying `why` in partial_success."""
+    dropped = len(batch.spans) - len(kept)
+    batch.spans = kept
+    _count_rejected(batch, dropped, why)
 
 
 def _scope_and_budget(batch: NormalizedBatch, projects: frozenset[str] | None, budget: TraceBudget) -> None:
@@ -87,7 +94,7 @@ def create_ingest_router(
         request = decode_json(body) if as_json else decode_protobuf(body)
         batch = normalize_request(request, prices, limits)
         _scope_and_budget(batch, projects, budget)
-        return batch, store.insert_spans(batch.spans)
+        return batch, store.insert_spans(batch.spans, projects)
 
     @router.post(
         "/v1/traces",
@@ -145,7 +152,7 @@ def create_ingest_router(
         except StoreClosedError:
             raise HttpError(503, "shutting_down", "the server is shutting down", busy_headers) from None
         try:
-            await asyncio.wrap_future(future)
+            result: InsertResult = await asyncio.wrap_future(future)
         except StoreUnavailableError as error:
             code = "storage_full" if error.full else "storage_unavailable"
             raise HttpError(503, code, str(error), busy_headers) from None
@@ -154,9 +161,10 @@ def create_ingest_router(
             raise HttpError(
                 503, "write_failed", f"the spans were not stored: {error}", busy_headers
             ) from None
-        budget.committed(batch.spans)
-        if on_committed is not None and batch.spans:
-            on_committed(batch.spans)
+        _count_rejected(batch, result.rejected, "; ".join(result.reasons))
+        budget.committed(result.written)
+        if on_committed is not None and result.written:
+            on_committed(result.written)
         return Response(
             encode_response(batch.rejected, batch.error_message, as_json),
             media_type=JSON_TYPE if as_json else PROTOBUF_TYPES[0],

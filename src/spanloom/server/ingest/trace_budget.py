@@ -1,10 +1,9 @@
 """The per-trace span limit: spans that would take a trace past `max_spans_per_trace` are rejected
 (reported through partial_success), so one runaway trace cannot grow without end.
 
-The count of spans already stored comes from the store. The `Store` protocol has no count method
-yet, so this asks `count_trace_spans(trace_ids)` when a store offers it, and otherwise reads
-`get_trace(...).summary.span_count` (which loads the trace's spans: costly for a large trace, so
-counts are cached per trace and only re-read when a batch would cross the limit).
+The count of spans already stored comes from the store (`count_trace_spans`, one query for a
+request's new traces); counts are cached per trace and only re-read when a batch would cross the
+limit.
 
 The limit is approximate under concurrency: two requests for the same trace racing each other
 may together pass it by at most one batch. Spans re-sent (already stored) count again towards
@@ -31,14 +30,7 @@ class TraceBudget:
         self._counts: OrderedDict[str, int] = OrderedDict()  # trace id -> spans stored (upper bound)
 
     def _stored(self, trace_ids: Sequence[str]) -> dict[str, int]:
-        counter = getattr(self._store, "count_trace_spans", None)
-        if counter is not None:
-            return dict(counter(trace_ids))
-        counts = {}
-        for trace_id in trace_ids:
-            detail = self._store.get_trace(trace_id)
-            counts[trace_id] = detail.summary.span_count if detail is not None else 0
-        return counts
+        return self._store.count_trace_spans(trace_ids)
 
     def _remember(self, trace_id: str, count: int) -> None:
         with self._lock:

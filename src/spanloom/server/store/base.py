@@ -1,13 +1,17 @@
 """The `Store` protocol and the records it reads and writes.
 
-Nothing here is SQLite-specific: PostgreSQL and ClickHouse stores implement the same protocol.
-Times are integers in nanoseconds since the Unix epoch (as OTLP sends them); durations and
-latencies are float milliseconds.
+Nothing here is SQLite-specific: every backend implements the same protocol, and
+tests/store_contract/ is its definition. Times are integers in nanoseconds since the Unix epoch
+(as OTLP sends them); durations and latencies are float milliseconds.
+
+Projects are tenants. A session or user id is unique only inside its project: sessions, users and
+their aggregates are keyed by (project, id). A trace id is global, and a trace belongs to the
+project that first stored it: its spans are all of that project, whatever a later span names.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, Protocol, TypeVar
@@ -24,6 +28,8 @@ from spanloom.server.store.evaluation_types import (
 _T = TypeVar("_T")
 
 StatusCode = Literal["UNSET", "OK", "ERROR"]
+# Told what a long operation (a schema upgrade) is doing, a line at a time.
+Progress = Callable[[str], None]
 SortOrder = Literal["asc", "desc"]
 
 
@@ -89,7 +95,12 @@ class SpanRecord:
 class InsertResult:
     """What one `insert_spans` call wrote, once committed."""
 
-    accepted: int  # spans in the call; a span already stored counts as accepted, not duplicated
+    accepted: int  # spans stored; a span already stored counts as accepted, not duplicated
+    rejected: int = 0  # spans not stored (for a trace of a project the sender may not write)
+    reasons: tuple[str, ...] = ()  # why, one line per cause, for OTLP's partial_success
+    # The accepted spans as they were written (each of its trace's project), for whatever acts on
+    # committed spans (server evaluators): not the spans as sent.
+    written: Sequence[SpanRecord] = ()
 
 
 @dataclass(slots=True)
@@ -144,7 +155,7 @@ class SessionSummary:
 @dataclass(slots=True)
 class UserSummary:
     user_id: str
-    project: str  # the project of the user's first trace
+    project: str
     session_count: int
     trace_count: int
     total_tokens: int
@@ -249,26 +260,46 @@ MAX_PAGE_SIZE = 1000
 
 
 class Store(Protocol):
-    """Where spans go and where the API reads them from."""
+    """Where spans go and where the API reads them from. No method changes the objects it is
+    given (queries, records), and every read is consistent with one committed state."""
 
-    def insert_spans(self, spans: Sequence[SpanRecord]) -> Future[InsertResult]:
+    def insert_spans(
+        self, spans: Sequence[SpanRecord], projects: frozenset[str] | None = None
+    ) -> Future[InsertResult]:
         """Queue spans for writing; the future resolves once they are committed.
 
-        Raises `StoreBusyError` at once when the write queue is full. Spans already stored
-        (same trace and span id) are left as they are, so a retried batch never duplicates.
-        It may do CPU work in the caller's thread (preparing rows): call it off the event loop.
+        `projects`: the projects the sender may write (None: any). A span of a trace already
+        stored, or claimed earlier in the same call, under another project is stored under the
+        trace's project when the sender may write that project, and rejected otherwise (counted
+        in the result): a trace is never re-labelled. Raises `StoreBusyError` at once when the
+        write queue is full. Spans already stored (same trace and span id) are left as they are,
+        so a retried batch never duplicates. It may do CPU work in the caller's thread (preparing
+        rows): call it off the event loop.
         """
         ...
 
     def list_projects(self) -> list[ProjectSummary]: ...
 
-    def list_sessions(self, query: ListQuery) -> Page[SessionSummary]: ...
+    def list_sessions(self, query: ListQuery) -> Page[SessionSummary]:
+        """Sessions by `query.sort` (then project, then id), `query.limit` a page."""
+        ...
 
-    def get_session(self, session_id: str) -> SessionDetail | None: ...
+    def get_session(self, project: str, session_id: str) -> SessionDetail | None: ...
+
+    def find_session_projects(self, session_id: str) -> list[str]:
+        """The projects that hold a session with this id, by name."""
+        ...
 
     def list_users(self, query: ListQuery) -> Page[UserSummary]: ...
 
-    def get_user(self, user_id: str, sessions: ListQuery | None = None) -> UserDetail | None: ...
+    def get_user(self, project: str, user_id: str, sessions: ListQuery | None = None) -> UserDetail | None:
+        """The user and a page of their sessions (`sessions` gives its filters, sort and cursor;
+        its project and user are this user's, whatever it says)."""
+        ...
+
+    def find_user_projects(self, user_id: str) -> list[str]:
+        """The projects that hold a user with this id, by name."""
+        ...
 
     def list_traces(self, query: ListQuery) -> Page[TraceSummary]: ...
 
@@ -289,19 +320,28 @@ class Store(Protocol):
         """These spans of the trace, whole, in start order; unknown ids are left out."""
         ...
 
-    def insert_evaluations(self, evaluations: Sequence[EvaluationInput]) -> Future[EvaluationInsertResult]:
+    def count_trace_spans(self, trace_ids: Sequence[str]) -> dict[str, int]:
+        """Spans stored per trace, 0 for an unknown one: the ingest route's per-trace budget asks
+        this for the new traces of every request, so it must be one cheap query."""
+        ...
+
+    def insert_evaluations(
+        self, evaluations: Sequence[EvaluationInput], projects: frozenset[str] | None = None
+    ) -> Future[EvaluationInsertResult]:
         """Queue results for writing; the future resolves once they are committed.
 
         Each item names its span (`span_id`, optionally with `trace_id`) or only a `trace_id` (its
-        root span). Items whose span is not stored are reported in the result, not written. A
-        result with the same (trace, span, name, source) as a stored one replaces it. Raises
-        `StoreBusyError` at once when the write queue is full.
+        root span). Items whose span is not stored, or is in a project outside `projects` (None:
+        any), are reported in the result with the same reason, not written. A result with the same
+        (trace, span, name, source) as a stored one replaces it. Raises `StoreBusyError` at once
+        when the write queue is full.
         """
         ...
 
     def list_spans(self, query: ListQuery) -> Page[SpanRecord]:
         """Spans by (start time, trace id, span id), oldest first, filtered by project, span kind
-        and start time (`start_ns`/`end_ns` bound the span's start): for evaluating stored spans."""
+        and start time (`start_ns`/`end_ns` bound the span's start). Pages partition the spans
+        that match; a span stored while a client pages appears on a later page or not at all."""
         ...
 
     def count_spans(self, query: ListQuery) -> int:

@@ -111,7 +111,8 @@ class EvaluationGroup:
     """One row of the evaluation summary: a session, user or project and one evaluation name."""
 
     group_by: GroupBy
-    key: str  # the session id, user id or project name
+    project: str
+    key: str  # the session id, user id or project name (then the same as `project`)
     name: str
     aggregate: EvaluationAggregate
     worst: EvaluationRecord | None  # the lowest-scoring (or first failing) result

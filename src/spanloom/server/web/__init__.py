@@ -2,7 +2,7 @@
 
 `router` holds every page and the static files; `server/app.py` includes it. Nothing here
 imports `server.api` or `server.ingest`: pages read through the `Store` protocol and parse their
-filters with `server.query_params`, like the JSON API does.
+filters with `server.list_params`, like the JSON API does.
 """
 
 from spanloom.server.web.login import router as login_router

@@ -2,7 +2,7 @@
 
 HTML forms cannot name a parameter after what the user types, and "last 24 hours" is a choice,
 not a timestamp; so the pages add two parameters of their own, translated here before the
-shared parser (`query_params.parse_list_query`) reads the rest exactly as the API does:
+shared models (`list_params`) read the rest exactly as the API does:
 
 - ``range=1h|24h|7d|30d`` becomes ``start`` (now minus that long); ``range=custom`` or none
   keeps the ``start``/``end`` inputs;
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from starlette.datastructures import MultiDict
 
-from spanloom.server.query_params import METADATA_PREFIX, BadParameterError, QueryParams, parse_time
+from spanloom.server.list_params import METADATA_PREFIX, BadParameterError, QueryParams, parse_time
 from spanloom.server.store.base import ListQuery
 from spanloom.server.web.format import form_time
 

@@ -70,11 +70,12 @@ class Links:
         # it here (safe="") keeps a "/" in an id from reading as a path separator.
         return str(self._request.app.url_path_for(name, **{key: quote(v, safe="") for key, v in ids.items()}))
 
-    def session(self, session_id: str) -> str:
-        return self.path("web_session", session_id=session_id)
+    def session(self, project: str, session_id: str) -> str:
+        """A session's page: its id is only unique inside its project, so the link names both."""
+        return _with_query(self.path("web_session", session_id=session_id), [("project", project)])
 
-    def user(self, user_id: str) -> str:
-        return self.path("web_user", user_id=user_id)
+    def user(self, project: str, user_id: str) -> str:
+        return _with_query(self.path("web_user", user_id=user_id), [("project", project)])
 
     def trace(self, trace_id: str, anchor: str = "") -> str:
         return self.path("web_trace", trace_id=trace_id) + (f"#{quote(anchor)}" if anchor else "")

@@ -1,5 +1,9 @@
 """The pages. Each one is a single query-layer call plus rendering (and the project list for the
-navigation), with list parameters parsed exactly as the JSON API parses them.
+navigation), with list parameters validated by the same models as the JSON API's.
+
+A session or user id is unique only inside its project: their pages take ``project=``; without
+it, an id held by one project the caller may read opens there, and one held by several answers a
+page (409) that links the id in each.
 
 Handlers are plain functions: FastAPI runs them in its thread pool, where the store gives each
 thread its own read connection.
@@ -14,22 +18,22 @@ from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
 from spanloom.server.auth.scope import (
+    AmbiguousIdError,
     ProjectNotVisibleError,
-    allowed_projects,
     can_see,
+    pick_project,
     restrict_query,
 )
-from spanloom.server.query_params import BadParameterError, parse_list_query
-from spanloom.server.store.base import (
-    SESSION_SORT_KEYS,
-    TRACE_SORT_KEYS,
-    USER_SORT_KEYS,
-    ListQuery,
-    Page,
-    Store,
+from spanloom.server.list_params import (
+    BadParameterError,
+    SessionListParams,
+    TraceListParams,
+    UserListParams,
+    validate_list,
 )
+from spanloom.server.store.base import SESSION_SORT_KEYS, ListQuery, Page, Store
+from spanloom.server.web.chrome import ambiguous, bad_request, chrome, not_found
 from spanloom.server.web.forms import RANGE_LABELS, SPAN_KINDS, STATUSES, filter_form, shared_params
-from spanloom.server.web.projects import cached_projects
 from spanloom.server.web.render import STATIC_FILES, Links, render, static_response
 from spanloom.server.web.session_view import turn_chart, turn_views
 from spanloom.server.web.trace_view import page_offset, trace_view
@@ -61,62 +65,49 @@ def _store(request: Request) -> Store:
     return request.app.state.store
 
 
-def _chrome(request: Request, store: Store, section: str, picker_action: str) -> dict[str, Any]:
-    """What the common navigation needs: the projects the caller may read (cached, see projects.py),
-    where the picker goes, and the logout form when the caller logged in with the form."""
-    allowed = allowed_projects(request)
-    login_session = getattr(request.state, "login_session", None)
-    return {
-        "projects": [project for project in cached_projects(store) if can_see(request, project.name)],
-        "all_projects_allowed": allowed is None,
-        "current_project": Links(request).project or (min(allowed) if allowed else ""),
-        "section": section,
-        "picker_action": picker_action,
-        "logout_csrf": login_session.csrf_token if login_session is not None else None,
-    }
-
-
-def _bad_request(request: Request, store: Store, section: str, error: BadParameterError) -> Response:
-    context = {**_chrome(request, store, section, request.url.path), "error": error}
-    return render(request, "bad_request.html", context, status_code=400)
-
-
-def _not_found(request: Request, store: Store, section: str, kind: str, identifier: str) -> Response:
-    list_path = Links(request).path(f"web_{section}")
-    context = {**_chrome(request, store, section, list_path), "kind": kind, "identifier": identifier}
-    return render(request, "not_found.html", context, status_code=404)
-
-
 def _list_page(
     request: Request,
     *,
     section: str,
     template: str,
-    sort_keys: Sequence[str],
+    params: type[SessionListParams | UserListParams | TraceListParams],
     filter_names: Sequence[str],
     fetch: Callable[[Store, ListQuery], Page[Any]],
 ) -> Response:
     store = _store(request)
     try:
-        query = restrict_query(request, parse_list_query(shared_params(request.query_params), sort_keys))
+        query = restrict_query(request, validate_list(params, shared_params(request.query_params)))
         form = filter_form(request.query_params, query, filter_names)
     except BadParameterError as error:
-        return _bad_request(request, store, section, error)
+        return bad_request(request, store, section, error)
     except ProjectNotVisibleError as error:
-        return _not_found(request, store, section, "project", error.args[0])
+        return not_found(request, store, section, "project", error.args[0])
     page = fetch(store, query)
     context = {
-        **_chrome(request, store, section, request.url.path),
+        **chrome(request, store, section, request.url.path),
         "page": page,
         "query": query,
         "form": form,
-        "sort_keys": sort_keys,
+        "sort_keys": params.SORT_KEYS,
         "sort_labels": SORT_LABELS,
         "range_labels": RANGE_LABELS,
         "span_kinds": SPAN_KINDS,
         "statuses": STATUSES,
     }
     return render(request, template, context)
+
+
+def _project_of(
+    request: Request, store: Store, section: str, kind: str, identifier: str, holders: Callable[[], list[str]]
+) -> str | Response:
+    """The project whose `kind` `identifier` the page shows, or the page answering instead (not
+    found, or the projects to choose from)."""
+    named = (request.query_params.get("project") or "").strip() or None
+    try:
+        project = pick_project(request, named, holders)
+    except AmbiguousIdError as error:
+        return ambiguous(request, store, section, kind, identifier, error.projects)
+    return project if project is not None else not_found(request, store, section, kind, identifier)
 
 
 @router.get("/", name="web_index")
@@ -130,7 +121,7 @@ def sessions_page(request: Request) -> Response:
         request,
         section="sessions",
         template="sessions.html",
-        sort_keys=SESSION_SORT_KEYS,
+        params=SessionListParams,
         filter_names=SESSION_FILTERS,
         fetch=lambda store, query: store.list_sessions(query),
     )
@@ -141,11 +132,16 @@ def session_page(request: Request, session_id: str) -> Response:
     store = _store(request)
     if not session_id:
         return RedirectResponse(Links(request).list("web_sessions"), status_code=302)
-    detail = store.get_session(session_id)
-    if detail is None or not can_see(request, detail.summary.project):
-        return _not_found(request, store, "sessions", "session", session_id)
+    project = _project_of(
+        request, store, "sessions", "session", session_id, lambda: store.find_session_projects(session_id)
+    )
+    if isinstance(project, Response):
+        return project
+    detail = store.get_session(project, session_id)
+    if detail is None:
+        return not_found(request, store, "sessions", "session", session_id)
     context = {
-        **_chrome(request, store, "sessions", Links(request).path("web_sessions")),
+        **chrome(request, store, "sessions", Links(request).path("web_sessions")),
         "detail": detail,
         "session": detail.summary,
         "turns": turn_views(detail),
@@ -161,7 +157,7 @@ def users_page(request: Request) -> Response:
         request,
         section="users",
         template="users.html",
-        sort_keys=USER_SORT_KEYS,
+        params=UserListParams,
         filter_names=USER_FILTERS,
         fetch=lambda store, query: store.list_users(query),
     )
@@ -172,19 +168,18 @@ def user_page(request: Request, user_id: str) -> Response:
     store = _store(request)
     if not user_id:
         return RedirectResponse(Links(request).list("web_users"), status_code=302)
+    project = _project_of(request, store, "users", "user", user_id, lambda: store.find_user_projects(user_id))
+    if isinstance(project, Response):
+        return project
     try:
-        sessions = restrict_query(
-            request, parse_list_query(shared_params(request.query_params), SESSION_SORT_KEYS)
-        )
+        sessions = validate_list(SessionListParams, shared_params(request.query_params), {"project": project})
     except BadParameterError as error:
-        return _bad_request(request, store, "users", error)
-    except ProjectNotVisibleError:
-        return _not_found(request, store, "users", "user", user_id)
-    detail = store.get_user(user_id, sessions)
-    if detail is None or not can_see(request, detail.summary.project):
-        return _not_found(request, store, "users", "user", user_id)
+        return bad_request(request, store, "users", error)
+    detail = store.get_user(project, user_id, sessions)
+    if detail is None:
+        return not_found(request, store, "users", "user", user_id)
     context = {
-        **_chrome(request, store, "users", Links(request).path("web_users")),
+        **chrome(request, store, "users", Links(request).path("web_users")),
         "user": detail.summary,
         "page": detail.sessions,
         "query": sessions,
@@ -200,7 +195,7 @@ def traces_page(request: Request) -> Response:
         request,
         section="traces",
         template="traces.html",
-        sort_keys=TRACE_SORT_KEYS,
+        params=TraceListParams,
         filter_names=TRACE_FILTERS,
         fetch=lambda store, query: store.list_traces(query),
     )
@@ -215,14 +210,14 @@ def trace_page(request: Request, trace_id: str) -> Response:
     # hold 100,000 spans, most of whose bytes are texts and attributes).
     detail = store.get_trace_outline(trace_id.lower())
     if detail is None or not can_see(request, detail.summary.project):
-        return _not_found(request, store, "traces", "trace", trace_id)
+        return not_found(request, store, "traces", "trace", trace_id)
     try:
         offset = page_offset(request.query_params.get("offset"))
     except BadParameterError as error:
-        return _bad_request(request, store, "traces", error)
+        return bad_request(request, store, "traces", error)
     page_size = request.app.state.settings.trace_page_spans
     context = {
-        **_chrome(request, store, "traces", Links(request).path("web_traces")),
+        **chrome(request, store, "traces", Links(request).path("web_traces")),
         "trace": detail.summary,
         "view": trace_view(
             detail,

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from spanloom.server.query_params import BadParameterError
+from spanloom.server.list_params import BadParameterError
 from spanloom.server.store.base import SpanRecord, TraceDetail
 from spanloom.server.web.messages import EXCEPTION_KEYS, Payload, payload, pretty
 

@@ -1,8 +1,10 @@
 """Writing evaluation results and keeping the per-session and per-user aggregates right.
 
 Invariant: a session's (user's) aggregate for a name covers exactly the stored results whose
-trace belongs to that session (user) now. Two things change that, both inside the writer's
-transaction, after the span rollups of rollups.py:
+trace belongs to that session (user) now. Sessions and users are keyed by (project, id), and a
+trace's project never changes, so a result only ever counts inside its trace's project. Two
+things change the aggregates, both inside the writer's transaction, after the span rollups of
+rollups.py:
 
 - results are written (new, or replacing the same (trace, span, name, source)): the trace's
   session is recounted (a session has few turns, read through the covering traces_by_session
@@ -17,8 +19,8 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 from spanloom.server.store.evaluation_types import (
     EvaluationInput,
@@ -26,38 +28,58 @@ from spanloom.server.store.evaluation_types import (
     EvaluationRejection,
     evaluation_passed,
 )
-from spanloom.server.store.sqlite import evaluation_queries as sql
+from spanloom.server.store.sqlite import evaluation_writes as sql
+from spanloom.server.store.sqlite.evaluation_writes import (
+    EvaluationRow,
+    SessionAggregateRow,
+    TraceOwner,
+    UserAggregateRow,
+)
 
-_C = {name: index for index, name in enumerate(sql.EVALUATION_COLUMNS)}
-# (user, name) -> [count, scored, score_micros, passed]
-_UserDeltas = dict[tuple[str, str], list[int]]
+# (project, user, name) -> [count, scored, score_micros, passed]
+_UserDeltas = dict[tuple[str, str, str], list[int]]
+
+
+class Move(NamedTuple):
+    """A trace whose session or user changed in this transaction."""
+
+    project: str
+    old_session_id: str | None
+    old_user_id: str | None
+    new_session_id: str | None
+    new_user_id: str | None
 
 
 def micros(score: float | None) -> int:
     return round(score * 1_000_000) if score is not None else 0
 
 
-def _contribution(row: Sequence[Any]) -> tuple[int, int, int, int]:
-    score = row[_C["score"]]
-    return 1, int(score is not None), micros(score), int(row[_C["passed"]])
+def _contribution(row: EvaluationRow) -> tuple[int, int, int, int]:
+    return 1, int(row.score is not None), micros(row.score), int(row.passed)
 
 
-def _add(deltas: _UserDeltas, user_id: str, name: str, counts: tuple[int, ...], sign: int) -> None:
-    delta = deltas.setdefault((user_id, name), [0, 0, 0, 0])
+def _add(deltas: _UserDeltas, key: tuple[str, str, str], counts: tuple[int, ...], sign: int) -> None:
+    delta = deltas.setdefault(key, [0, 0, 0, 0])
     for index, value in enumerate(counts):
         delta[index] += sign * value
 
 
 def resolve(
-    connection: sqlite3.Connection, items: Sequence[EvaluationInput]
-) -> tuple[list[tuple[Any, ...]], list[EvaluationRejection]]:
-    """Rows (EVALUATION_COLUMNS) for the items whose span is stored, and why the others are not."""
+    connection: sqlite3.Connection, items: Sequence[EvaluationInput], projects: frozenset[str] | None = None
+) -> tuple[list[EvaluationRow], list[EvaluationRejection]]:
+    """Rows for the items whose span is stored in one of `projects` (None: any), and why the
+    others are not. A span in another project is answered exactly as one that is not stored."""
+
+    def visible(project: str) -> bool:
+        return projects is None or project in projects
+
     rejected: list[EvaluationRejection] = []
     by_span_id: dict[str, list[str]] = {}
-    lone_span_ids = [item.span_id for item in items if item.span_id and not item.trace_id]
+    lone_span_ids = {item.span_id for item in items if item.span_id and not item.trace_id}
     if lone_span_ids:
-        for span_id, trace_id in sql.select_traces_of_span_ids(connection, set(lone_span_ids)):
-            by_span_id.setdefault(span_id, []).append(trace_id)
+        for span_id, trace_id, project in sql.select_traces_of_span_ids(connection, lone_span_ids):
+            if visible(project):
+                by_span_id.setdefault(span_id, []).append(trace_id)
     keyed: list[tuple[int, EvaluationInput, str, str | None]] = []
     for index, item in enumerate(items):
         if item.trace_id:
@@ -72,21 +94,24 @@ def resolve(
                 rejected.append(EvaluationRejection(index, f"no span {item.span_id!r} is stored"))
         else:
             rejected.append(EvaluationRejection(index, "give span_id or trace_id"))
-    trace_ids = {trace_id for _, _, trace_id, _ in keyed}
-    owners = sql.select_trace_owners(connection, trace_ids) if trace_ids else {}
-    projects = sql.select_span_projects(connection, trace_ids) if trace_ids else {}
+    owners = {
+        trace_id: owner
+        for trace_id, owner in sql.select_trace_owners(connection, {key[2] for key in keyed}).items()
+        if visible(owner.project)
+    }
+    wanted = {(trace_id, span_id) for _, _, trace_id, span_id in keyed if span_id and trace_id in owners}
+    stored = sql.select_stored_spans(connection, wanted) if wanted else set()
     now = time.time_ns()
     rows = []
     for index, item, trace_id, span_id in keyed:
+        owner = owners.get(trace_id)
         if span_id is None:
-            owner = owners.get(trace_id)
-            span_id = owner[2] if owner else None
+            span_id = owner.root_span_id if owner else None
             if span_id is None:
                 reason = "its root span has not arrived" if owner else f"no trace {trace_id!r} is stored"
                 rejected.append(EvaluationRejection(index, reason))
                 continue
-        project = projects.get((trace_id, span_id))
-        if project is None:
+        elif owner is None or (trace_id, span_id) not in stored:
             rejected.append(
                 EvaluationRejection(index, f"no span {span_id!r} in trace {trace_id!r} is stored")
             )
@@ -94,19 +119,19 @@ def resolve(
         if not item.name or (item.score is None and item.label is None):
             rejected.append(EvaluationRejection(index, "a result needs a name and a score or a label"))
             continue
-        passed = int(evaluation_passed(item.score, item.label))
+        assert owner is not None  # a span id came from the owner, or the span is stored
         rows.append(
-            (
-                trace_id,
-                span_id,
-                item.name,
-                item.source,
-                project,
-                item.score,
-                item.label,
-                passed,
-                item.time_ns or now,
-                item.explanation,
+            EvaluationRow(
+                trace_id=trace_id,
+                span_id=span_id,
+                name=item.name,
+                source=item.source,
+                project=owner.project,
+                score=item.score,
+                label=item.label,
+                passed=int(evaluation_passed(item.score, item.label)),
+                time_ns=item.time_ns or now,
+                explanation=item.explanation,
             )
         )
     rejected.sort(key=lambda rejection: rejection.index)
@@ -114,74 +139,71 @@ def resolve(
 
 
 def insert_evaluations(
-    connection: sqlite3.Connection, items: Sequence[EvaluationInput]
+    connection: sqlite3.Connection, items: Sequence[EvaluationInput], projects: frozenset[str] | None = None
 ) -> EvaluationInsertResult:
     """Resolve, write and roll up; the caller owns the transaction."""
-    rows, rejected = resolve(connection, items)
+    rows, rejected = resolve(connection, items, projects)
     write_rows(connection, rows)
     return EvaluationInsertResult(accepted=len(rows), rejected=rejected)
 
 
-def write_rows(connection: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
-    """Upsert result rows (EVALUATION_COLUMNS) of stored spans and update the aggregates."""
+def write_rows(connection: sqlite3.Connection, rows: Sequence[EvaluationRow]) -> None:
+    """Upsert result rows of stored spans and update the aggregates."""
     if not rows:
         return
-    latest: dict[tuple[Any, ...], tuple[Any, ...]] = {}
-    for row in rows:
-        latest[row[:4]] = row  # the same key twice in one call: the last one wins
-    trace_ids = {row[0] for row in latest.values()}
-    old = {row[:4]: row for row in sql.select_evaluations_of_traces(connection, trace_ids)}
+    latest = {row.key: row for row in rows}  # the same key twice in one call: the last one wins
+    trace_ids = {row.trace_id for row in latest.values()}
+    old = {row.key: row for row in sql.select_evaluations_of_traces(connection, trace_ids)}
     # A retried export carries the same results again: nothing to rewrite or recount.
     changed = [row for key, row in latest.items() if old.get(key) != row]
     if not changed:
         return
     owners = sql.select_trace_owners(connection, trace_ids)
     deltas: _UserDeltas = {}
-    sessions: set[str] = set()
+    sessions: set[tuple[str, str]] = set()
     for row in changed:
-        session_id, user_id, _ = owners.get(row[0], (None, None, None))
-        if session_id:
-            sessions.add(session_id)
-        if user_id:
-            name = row[_C["name"]]
-            previous = old.get(row[:4])
+        owner = owners.get(row.trace_id, TraceOwner(row.project, None, None, None))
+        if owner.session_id:
+            sessions.add((owner.project, owner.session_id))
+        if owner.user_id:
+            key = (owner.project, owner.user_id, row.name)
+            previous = old.get(row.key)
             if previous is not None:
-                _add(deltas, user_id, name, _contribution(previous), -1)
-            _add(deltas, user_id, name, _contribution(row), +1)
+                _add(deltas, key, _contribution(previous), -1)
+            _add(deltas, key, _contribution(row), +1)
     sql.upsert_evaluations(connection, changed)
-    for session_id in sessions:
-        recount_session(connection, session_id)
+    for project, session_id in sorted(sessions):
+        recount_session(connection, project, session_id)
     apply_user_deltas(connection, deltas)
 
 
-def move_traces(connection: sqlite3.Connection, moves: dict[str, tuple[Any, Any, Any, Any]]) -> None:
-    """Carry results along with traces that changed session or user in this transaction.
-
-    moves: trace id -> (old session, old user, new session, new user).
-    """
+def move_traces(connection: sqlite3.Connection, moves: dict[str, Move]) -> None:
+    """Carry results along with traces that changed session or user in this transaction."""
     if not moves:
         return
     results = sql.select_evaluations_of_traces(connection, moves)
     if not results:
         return
     deltas: _UserDeltas = {}
-    sessions: set[str] = set()
+    sessions: set[tuple[str, str]] = set()
     for row in results:
-        old_session, old_user, new_session, new_user = moves[row[0]]
-        sessions.update(session for session in (old_session, new_session) if session)
-        if old_user != new_user:
-            if old_user:
-                _add(deltas, old_user, row[_C["name"]], _contribution(row), -1)
-            if new_user:
-                _add(deltas, new_user, row[_C["name"]], _contribution(row), +1)
-    for session_id in sessions:
-        recount_session(connection, session_id)
+        move = moves[row.trace_id]
+        sessions.update(
+            (move.project, session) for session in (move.old_session_id, move.new_session_id) if session
+        )
+        if move.old_user_id != move.new_user_id:
+            if move.old_user_id:
+                _add(deltas, (move.project, move.old_user_id, row.name), _contribution(row), -1)
+            if move.new_user_id:
+                _add(deltas, (move.project, move.new_user_id, row.name), _contribution(row), +1)
+    for project, session_id in sorted(sessions):
+        recount_session(connection, project, session_id)
     apply_user_deltas(connection, deltas)
 
 
-def recount_session(connection: sqlite3.Connection, session_id: str) -> None:
-    by_name: dict[str, list[Any]] = {}
-    for trace_id, span_id, name, score, passed in sql.select_session_results(connection, session_id):
+def recount_session(connection: sqlite3.Connection, project: str, session_id: str) -> None:
+    by_name: dict[str, list] = {}  # type: ignore[type-arg]  # [count, scored, micros, passed, worst rank]
+    for trace_id, span_id, name, score, passed in sql.select_session_results(connection, project, session_id):
         entry = by_name.setdefault(name, [0, 0, 0, 0, None])
         entry[0] += 1
         entry[1] += score is not None
@@ -192,20 +214,30 @@ def recount_session(connection: sqlite3.Connection, session_id: str) -> None:
         if entry[4] is None or rank < entry[4]:
             entry[4] = rank
     rows = [
-        (name, count, scored, total, passed, total / 1e6 / scored if scored else None, worst[3], worst[4])
+        SessionAggregateRow(
+            name, count, scored, total, passed, total / 1e6 / scored if scored else None, worst[3], worst[4]
+        )
         for name, (count, scored, total, passed, worst) in sorted(by_name.items())
     ]
-    sql.replace_session_rollup(connection, session_id, rows)
+    sql.replace_session_aggregates(connection, project, session_id, rows)
 
 
 def apply_user_deltas(connection: sqlite3.Connection, deltas: _UserDeltas) -> None:
     deltas = {key: delta for key, delta in deltas.items() if any(delta)}
     if not deltas:
         return
-    current = {
-        (row[0], row[1]): list(row[2:])
-        for row in sql.select_user_rollups(connection, {user_id for user_id, _ in deltas})
-    }
+    current: dict[tuple[str, str, str], list[int]] = {}
+    by_project: dict[str, set[str]] = {}
+    for project, user_id, _ in deltas:
+        by_project.setdefault(project, set()).add(user_id)
+    for project, user_ids in by_project.items():
+        for row in sql.select_user_aggregates(connection, project, user_ids):
+            current[(row.project, row.user_id, row.name)] = [
+                row.count,
+                row.scored,
+                row.score_micros,
+                row.passed,
+            ]
     upserts, deletes = [], []
     for key, delta in deltas.items():
         count, scored, total, passed = (
@@ -214,6 +246,22 @@ def apply_user_deltas(connection: sqlite3.Connection, deltas: _UserDeltas) -> No
         if count <= 0:
             deletes.append(key)
         else:
-            upserts.append((*key, count, scored, total, passed, total / 1e6 / scored if scored else None))
-    sql.delete_user_rollups(connection, deletes)
-    sql.upsert_user_rollups(connection, upserts)
+            upserts.append(
+                UserAggregateRow(*key, count, scored, total, passed, total / 1e6 / scored if scored else None)
+            )
+    sql.delete_user_aggregates(connection, deletes)
+    sql.upsert_user_aggregates(connection, upserts)
+
+
+def rebuild(connection: sqlite3.Connection, progress: Callable[[int, int], None] | None = None) -> None:
+    """Every aggregate recounted from the stored results (the migration)."""
+    sql.clear_aggregates(connection)
+    sessions = sql.select_evaluated_session_keys(connection)
+    for done, (project, session_id) in enumerate(sessions, start=1):
+        recount_session(connection, project, session_id)
+        if progress is not None and done % 1000 == 0:
+            progress(done, len(sessions))
+    deltas: _UserDeltas = {}
+    for project, user_id, name, score, passed in sql.select_user_results(connection):
+        _add(deltas, (project, user_id, name), (1, int(score is not None), micros(score), int(passed)), +1)
+    apply_user_deltas(connection, deltas)

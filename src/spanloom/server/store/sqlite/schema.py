@@ -1,8 +1,8 @@
-"""The schema and its migrations, keyed on ``PRAGMA user_version``.
+"""The schema, one text per version: a file at version N has run V1..VN in order (migrations.py).
 
-Migration N runs when the file's user_version is below N, inside one transaction with the
-version bump, so a crash mid-migration leaves the file at the previous version. Never edit a
-migration that has shipped: append a new one.
+Never edit a version that has shipped: append a new one. Version 1 is spanloom 0.1.0's; version 2
+keys sessions, users and their aggregates by (project, id), as a session id is only unique inside
+its project.
 
 Times are INTEGER nanoseconds since the epoch. Large text columns (input, output, attributes)
 come last in each table: SQLite reads a row's columns in order and stops at the last one a
@@ -11,9 +11,8 @@ query needs, so aggregates over the small leading columns never touch overflow p
 
 from __future__ import annotations
 
-import sqlite3
-
-_V1 = """
+# Version 1 (spanloom 0.1.0).
+V1 = """
 CREATE TABLE spans (
     trace_id TEXT NOT NULL,
     span_id TEXT NOT NULL,
@@ -187,31 +186,107 @@ CREATE TABLE user_evaluations (
 CREATE INDEX user_evaluations_by_mean ON user_evaluations (name, mean_score, user_id);
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1,)
-SCHEMA_VERSION = len(MIGRATIONS)
 
+# Version 2. The rollup tables are dropped and created again with their new keys; migrations.py
+# then rebuilds their rows from the traces, per project, with the writer's own recount code.
+V2 = """
+-- Every span is of its trace's project: a trace belongs to the project that first stored it.
+UPDATE spans SET project = (SELECT t.project FROM traces t WHERE t.trace_id = spans.trace_id)
+WHERE project <> (SELECT t.project FROM traces t WHERE t.trace_id = spans.trace_id);
+UPDATE evaluations SET project = (SELECT t.project FROM traces t WHERE t.trace_id = evaluations.trace_id)
+WHERE project <> (SELECT t.project FROM traces t WHERE t.trace_id = evaluations.trace_id);
 
-class SchemaTooNewError(RuntimeError):
-    """The file was written by a newer spanloom."""
+DROP INDEX traces_by_session;
+DROP INDEX traces_by_user;
+DROP INDEX traces_by_project;
+-- Covering: a session's rollup is recounted from this index alone (no trace row is read), and
+-- a session's turns come out in order.
+CREATE INDEX traces_by_session ON traces (
+    project, session_id, start_ns, trace_id, end_ns, latency_ms, user_id, total_tokens, cost_nanos,
+    error_count, has_input, has_output, labeled
+);
+CREATE INDEX traces_by_user ON traces (project, user_id, start_ns);
+CREATE INDEX traces_by_project ON traces (project, start_ns, trace_id);
+-- list_spans' order within a project: stored spans paged by start time without a sort. Times
+-- mostly grow, so new entries land at the index's end and cost ingest little.
+CREATE INDEX spans_by_start ON spans (project, start_ns, trace_id, span_id);
 
+DROP TABLE sessions;
+-- first_input_trace / last_output_trace: the traces whose input/output are the session's first
+-- input and last output. The texts are read from those traces, not copied: a session row stays
+-- a few hundred bytes however long the texts, and rewriting it as turns arrive stays cheap.
+CREATE TABLE sessions (
+    project TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    user_id TEXT,
+    trace_count INTEGER NOT NULL,
+    start_ns INTEGER NOT NULL,
+    end_ns INTEGER NOT NULL,
+    total_tokens INTEGER NOT NULL,
+    cost REAL NOT NULL,
+    cost_nanos INTEGER NOT NULL,
+    error_count INTEGER NOT NULL,
+    latency_p50_ms REAL NOT NULL,
+    latency_p95_ms REAL NOT NULL,
+    first_input_trace TEXT,
+    last_output_trace TEXT,
+    tags TEXT NOT NULL,
+    metadata TEXT NOT NULL,
+    PRIMARY KEY (project, session_id)
+);
+-- Lists page in (sort column, project, id) order: across projects, and within one.
+CREATE INDEX sessions_by_start ON sessions (start_ns, project, session_id);
+CREATE INDEX sessions_by_end ON sessions (end_ns, project, session_id);
+CREATE INDEX sessions_in_project ON sessions (project, start_ns, session_id);
+CREATE INDEX sessions_by_user ON sessions (project, user_id, start_ns);
+-- Finding the projects an id exists in (a link or an API call without project=).
+CREATE INDEX sessions_by_id ON sessions (session_id);
 
-def migrate(connection: sqlite3.Connection) -> int:
-    """Bring the file up to `SCHEMA_VERSION`; returns the version it was at."""
-    (version,) = connection.execute("PRAGMA user_version").fetchone()
-    if version > SCHEMA_VERSION:
-        raise SchemaTooNewError(
-            f"the database has schema version {version}; this spanloom knows up to {SCHEMA_VERSION}"
-        )
-    for number in range(version + 1, SCHEMA_VERSION + 1):
-        connection.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in MIGRATIONS[number - 1].split(";"):
-                if statement.strip():
-                    connection.execute(statement)
-            # PRAGMA takes no parameters; `number` is an int from range(), not input.
-            connection.execute(f"PRAGMA user_version = {int(number)}")
-            connection.execute("COMMIT")
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
-    return version
+DROP TABLE users;
+CREATE TABLE users (
+    project TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    session_count INTEGER NOT NULL,
+    trace_count INTEGER NOT NULL,
+    total_tokens INTEGER NOT NULL,
+    cost REAL NOT NULL,
+    cost_nanos INTEGER NOT NULL,
+    error_count INTEGER NOT NULL,
+    first_seen_ns INTEGER NOT NULL,
+    last_seen_ns INTEGER NOT NULL,
+    PRIMARY KEY (project, user_id)
+);
+CREATE INDEX users_by_last_seen ON users (last_seen_ns, project, user_id);
+CREATE INDEX users_in_project ON users (project, last_seen_ns, user_id);
+CREATE INDEX users_by_id ON users (user_id);
+
+DROP TABLE session_evaluations;
+CREATE TABLE session_evaluations (
+    project TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    scored INTEGER NOT NULL,
+    score_micros INTEGER NOT NULL,
+    passed INTEGER NOT NULL,
+    mean_score REAL,
+    worst_trace_id TEXT,
+    worst_span_id TEXT,
+    PRIMARY KEY (project, session_id, name)
+);
+CREATE INDEX session_evaluations_by_mean ON session_evaluations (name, mean_score, project, session_id);
+
+DROP TABLE user_evaluations;
+CREATE TABLE user_evaluations (
+    project TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    scored INTEGER NOT NULL,
+    score_micros INTEGER NOT NULL,
+    passed INTEGER NOT NULL,
+    mean_score REAL,
+    PRIMARY KEY (project, user_id, name)
+);
+CREATE INDEX user_evaluations_by_mean ON user_evaluations (name, mean_score, project, user_id);
+"""

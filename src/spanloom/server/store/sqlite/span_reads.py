@@ -1,5 +1,5 @@
-"""SQL of the read path for span rows: a trace's spans and a session's tool spans, and turning
-stored span rows back into records (split out of read_queries.py, which list_spans stays in)."""
+"""SQL of the read path for span rows: a trace's spans (whole, a page, or an outline), a session's
+tool spans, the span list for evaluating stored spans, and stored rows back into records."""
 
 from __future__ import annotations
 
@@ -8,48 +8,118 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from spanloom.server.store.base import SpanRecord
+from spanloom.server.store.base import ListQuery, Page, SpanRecord
+from spanloom.server.store.cursor import decode_cursor, encode_cursor
+from spanloom.server.store.sqlite.statements import to_json
 
-SPAN_COLUMNS = (
+# What a trace's outline reads of each span: everything but the texts, attributes and events,
+# which are most of a span's bytes (a trace may hold up to 100,000 spans).
+_OUTLINE_COLUMNS = (
     "trace_id, span_id, parent_span_id, name, project, start_ns, end_ns, otel_kind, span_kind, session_id,"
-    " user_id, status_code, status_message, model, prompt_tokens, completion_tokens, total_tokens, cost,"
-    " input, output, metadata, tags, attributes, events, resource, input_key, input_at, output_key, output_at"
+    " user_id, status_code, status_message, model, prompt_tokens, completion_tokens, total_tokens, cost"
 )
+_COLUMNS = (
+    f"{_OUTLINE_COLUMNS}, input, output, metadata, tags, attributes, events, resource, input_key, input_at,"
+    " output_key, output_at"
+)
+# The cursor "sort key" of list_spans.
+SPANS_CURSOR = "spans"
 
 
-def _restore_attributes(attributes: dict[str, Any], row: tuple[Any, ...]) -> dict[str, Any]:
-    """Put back the attribute that input/output was read from (the writer left it out of the
-    attributes JSON because the input/output column holds the same text), at its position."""
-    moved = sorted(
-        (position, key, text)
-        for key, position, text in ((row[25], row[26], row[18]), (row[27], row[28], row[19]))
-        if key is not None
+def _outline(row: Sequence[Any]) -> SpanRecord:
+    (
+        trace_id,
+        span_id,
+        parent_span_id,
+        name,
+        project,
+        start_ns,
+        end_ns,
+        otel_kind,
+        span_kind,
+        session_id,
+        user_id,
+        status_code,
+        status_message,
+        model,
+        prompt_tokens,
+        completion_tokens,
+        total_tokens,
+        cost,
+    ) = row
+    return SpanRecord(
+        trace_id=trace_id,
+        span_id=span_id,
+        parent_span_id=parent_span_id,
+        name=name,
+        project=project,
+        start_time_ns=start_ns,
+        end_time_ns=end_ns,
+        otel_kind=otel_kind,
+        span_kind=span_kind,
+        session_id=session_id,
+        user_id=user_id,
+        status_code=status_code,
+        status_message=status_message,
+        model=model,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        total_tokens=total_tokens,
+        cost=cost,
     )
-    if not moved:
+
+
+def _restore_attributes(
+    attributes: dict[str, Any], moved: Sequence[tuple[str | None, int | None, str | None]]
+) -> dict[str, Any]:
+    """Put back the attributes that input/output were read from (the writer left them out of the
+    attributes JSON because the input/output columns hold the same text), at their positions.
+    `moved`: (attribute key, position, text) of the input and the output."""
+    found = sorted(
+        (position, key, text) for key, position, text in moved if key is not None and position is not None
+    )
+    if not found:
         return attributes
     items = list(attributes.items())
-    for position, key, text in moved:
+    for position, key, text in found:
         items.insert(position, (key, text))
     return dict(items)
 
 
-def span_row(row: tuple[Any, ...]) -> SpanRecord:
-    return SpanRecord(
-        *row[:20],
-        metadata=json.loads(row[20]),
-        tags=json.loads(row[21]),
-        attributes=_restore_attributes(json.loads(row[22]), row),
-        events=json.loads(row[23]),
-        resource=json.loads(row[24]),
+def span_of(row: Sequence[Any]) -> SpanRecord:
+    """A whole span from a row of _COLUMNS."""
+    (
+        input_text,
+        output_text,
+        metadata,
+        tags,
+        attributes,
+        events,
+        resource,
+        input_key,
+        input_at,
+        output_key,
+        output_at,
+    ) = row[18:]
+    span = _outline(row[:18])
+    span.input = input_text
+    span.output = output_text
+    span.metadata = json.loads(metadata)
+    span.tags = json.loads(tags)
+    span.attributes = _restore_attributes(
+        json.loads(attributes), ((input_key, input_at, input_text), (output_key, output_at, output_text))
     )
+    span.events = json.loads(events)
+    span.resource = json.loads(resource)
+    return span
 
 
 def select_trace_spans(connection: sqlite3.Connection, trace_id: str) -> list[SpanRecord]:
     """All the trace's spans, in (start, span id) order."""
     rows = connection.execute(
-        f"SELECT {SPAN_COLUMNS} FROM spans WHERE trace_id = ? ORDER BY start_ns, span_id", (trace_id,)
+        f"SELECT {_COLUMNS} FROM spans WHERE trace_id = ? ORDER BY start_ns, span_id", (trace_id,)
     ).fetchall()
-    return [span_row(row) for row in rows]
+    return [span_of(row) for row in rows]
 
 
 def select_trace_span_page(
@@ -60,22 +130,14 @@ def select_trace_span_page(
     primary key, so a page of a huge trace reads only its own rows; a trace that fits in one page
     comes back exactly as `select_trace_spans` returns it."""
     rows = connection.execute(
-        f"SELECT {SPAN_COLUMNS} FROM spans WHERE trace_id = ? AND span_id > ? ORDER BY span_id LIMIT ?",
+        f"SELECT {_COLUMNS} FROM spans WHERE trace_id = ? AND span_id > ? ORDER BY span_id LIMIT ?",
         (trace_id, after_span_id, limit + 1),
     ).fetchall()
     more = len(rows) > limit
-    rows = rows[:limit]
-    next_after = rows[-1][1] if more else None
-    rows.sort(key=lambda row: (row[5], row[1]))
-    return [span_row(row) for row in rows], next_after
-
-
-# What a trace's outline reads of each span: everything but the texts, attributes and events,
-# which are most of a span's bytes (a trace may hold up to 100,000 spans).
-_OUTLINE_COLUMNS = (
-    "trace_id, span_id, parent_span_id, name, project, start_ns, end_ns, otel_kind, span_kind, session_id,"
-    " user_id, status_code, status_message, model, prompt_tokens, completion_tokens, total_tokens, cost"
-)
+    spans = [span_of(row) for row in rows[:limit]]
+    next_after = spans[-1].span_id if more else None
+    spans.sort(key=lambda span: (span.start_time_ns, span.span_id))
+    return spans, next_after
 
 
 def select_trace_outline(connection: sqlite3.Connection, trace_id: str) -> list[SpanRecord]:
@@ -84,32 +146,81 @@ def select_trace_outline(connection: sqlite3.Connection, trace_id: str) -> list[
     rows = connection.execute(
         f"SELECT {_OUTLINE_COLUMNS} FROM spans WHERE trace_id = ? ORDER BY start_ns, span_id", (trace_id,)
     ).fetchall()
-    return [SpanRecord(*row) for row in rows]
+    return [_outline(row) for row in rows]
 
 
 def select_spans(connection: sqlite3.Connection, trace_id: str, span_ids: Sequence[str]) -> list[SpanRecord]:
     """These spans of the trace, whole, in (start, span id) order; unknown ids are left out."""
     rows = connection.execute(
-        f"SELECT {SPAN_COLUMNS} FROM spans WHERE trace_id = ? AND span_id IN (SELECT value FROM json_each(?))"
+        f"SELECT {_COLUMNS} FROM spans WHERE trace_id = ? AND span_id IN (SELECT value FROM json_each(?))"
         " ORDER BY start_ns, span_id",
-        (trace_id, json.dumps(list(span_ids))),
+        (trace_id, to_json(list(span_ids))),
     ).fetchall()
-    return [span_row(row) for row in rows]
+    return [span_of(row) for row in rows]
 
 
-def select_session_tool_spans(connection: sqlite3.Connection, session_id: str) -> dict[str, list[SpanRecord]]:
+def select_session_tool_spans(
+    connection: sqlite3.Connection, project: str, session_id: str
+) -> dict[str, list[SpanRecord]]:
     """Each turn's TOOL spans (trace id -> spans in time order), for folding into a transcript.
 
     Walks the session's traces through traces_by_session, then each trace's spans by primary key.
     """
     rows = connection.execute(
-        f"SELECT {SPAN_COLUMNS} FROM spans WHERE trace_id IN "
-        "(SELECT trace_id FROM traces WHERE session_id = ?) AND span_kind = 'TOOL' "
+        f"SELECT {_COLUMNS} FROM spans WHERE trace_id IN "
+        "(SELECT trace_id FROM traces WHERE project = ? AND session_id = ?) AND span_kind = 'TOOL' "
         "ORDER BY start_ns, span_id",
-        (session_id,),
+        (project, session_id),
     ).fetchall()
     by_trace: dict[str, list[SpanRecord]] = {}
     for row in rows:
-        span = span_row(row)
+        span = span_of(row)
         by_trace.setdefault(span.trace_id, []).append(span)
     return by_trace
+
+
+def _span_filters(query: ListQuery) -> tuple[str, list[Any]]:
+    conditions, params = [], []
+    for fragment, value in (
+        ("project = ?", query.project),
+        ("span_kind = ?", query.span_kind),
+        ("start_ns >= ?", query.start_ns),
+        ("start_ns <= ?", query.end_ns),
+    ):
+        if value is not None:
+            conditions.append(fragment)
+            params.append(value)
+    return " AND ".join(conditions), params
+
+
+def list_spans(connection: sqlite3.Connection, query: ListQuery) -> Page[SpanRecord]:
+    """Spans in (project, start, trace id, span id) order: the index spans_by_start's, so a page is
+    one index range whatever the filters."""
+    where, params = _span_filters(query)
+    conditions = [where] if where else []
+    if query.cursor:
+        start_ns, (project, trace_id, span_id) = decode_cursor(query.cursor, SPANS_CURSOR, 3)
+        conditions.append("(project, start_ns, trace_id, span_id) > (?, ?, ?, ?)")
+        params.extend((project, start_ns, trace_id, span_id))
+    text = (
+        f"SELECT {_COLUMNS} FROM spans INDEXED BY spans_by_start"
+        f"{' WHERE ' + ' AND '.join(conditions) if conditions else ''}"
+        " ORDER BY project, start_ns, trace_id, span_id LIMIT ?"
+    )
+    rows = connection.execute(text, (*params, query.limit + 1)).fetchall()
+    items = [span_of(row) for row in rows[: query.limit]]
+    next_cursor = None
+    if len(rows) > query.limit:
+        last = items[-1]
+        next_cursor = encode_cursor(
+            SPANS_CURSOR, last.start_time_ns, (last.project, last.trace_id, last.span_id)
+        )
+    return Page(items, next_cursor)
+
+
+def count_spans(connection: sqlite3.Connection, query: ListQuery) -> int:
+    where, params = _span_filters(query)
+    (count,) = connection.execute(
+        f"SELECT COUNT(*) FROM spans{' WHERE ' + where if where else ''}", params
+    ).fetchone()
+    return int(count)

@@ -8,6 +8,7 @@ from typing import Any
 
 from spanloom.server.store.base import SpanRecord
 from spanloom.server.store.sqlite.statements import to_json
+from spanloom.server.store.sqlite.trace_rollup import TraceRollup, compute_trace, facts_of
 
 INPUT_VALUE_KEY = "input.value"
 OUTPUT_VALUE_KEY = "output.value"
@@ -79,23 +80,39 @@ class PreparedSpans(list):  # type: ignore[type-arg]  # of SpanRecord
     """Spans with their rows (`span_row`) built beforehand, in the thread that hands them to the
     store: the writer thread is the one serial step of ingest, so it should only run SQL.
 
-    `rollups` (set by `rollups.prepare`): each trace's rollup from these spans alone, which is the
-    trace's whole rollup when it has no stored span yet; None for a trace these spans share with
-    another batch of the same transaction.
+    `rollups`: each trace's rollup from these spans alone, which is the trace's whole rollup when
+    it has no stored span yet; None for a trace these spans share with another batch of the same
+    transaction. `trace_projects`: each trace's project as these spans name it (None where they
+    name several), for ownership.py.
     """
 
-    __slots__ = ("rollups", "rows")
+    __slots__ = ("rollups", "rows", "trace_projects")
 
     def __init__(self, spans: Iterable[SpanRecord] = (), rows: list[tuple[Any, ...]] | None = None) -> None:
         super().__init__(spans)
         self.rows = rows
-        self.rollups: dict[str, Any] | None = None
+        self.rollups: dict[str, TraceRollup | None] = {}
+        self.trace_projects: dict[str, str | None] = {}
+
+
+def by_trace(spans: Iterable[SpanRecord]) -> dict[str, dict[str, SpanRecord]]:
+    """Spans by trace, then span id; the first copy of a span wins, as INSERT OR IGNORE keeps it."""
+    grouped: dict[str, dict[str, SpanRecord]] = {}
+    for span in spans:
+        grouped.setdefault(span.trace_id, {}).setdefault(span.span_id, span)
+    return grouped
 
 
 def prepare(spans: Iterable[SpanRecord]) -> PreparedSpans:
+    """The spans with their rows, per-trace rollups and projects: computed in the caller's
+    thread, so the writer only checks that a trace had no stored span and writes it."""
     json_cache: dict[int, str] = {}
     prepared = PreparedSpans(spans)
     prepared.rows = [span_row(span, json_cache) for span in prepared]
+    for trace_id, records in by_trace(prepared).items():
+        prepared.rollups[trace_id] = compute_trace(trace_id, map(facts_of, records.values()))
+        projects = {span.project for span in records.values()}
+        prepared.trace_projects[trace_id] = projects.pop() if len(projects) == 1 else None
     return prepared
 
 
@@ -103,7 +120,6 @@ def concatenate(batches: Iterable[Sequence[SpanRecord]]) -> PreparedSpans:
     """Several batches as one; rows are kept only if every batch came with them, and a trace's
     precomputed rollup only if its spans all came in one batch."""
     combined = PreparedSpans(rows=[])
-    combined.rollups = {}
     for spans in batches:
         combined.extend(spans)
         rows = getattr(spans, "rows", None)

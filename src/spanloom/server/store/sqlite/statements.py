@@ -101,12 +101,22 @@ def fetch_in_one_step(
     return [tuple(row) for row in json.loads(packed)]
 
 
-def upsert_statement(table: str, columns: Sequence[str]) -> tuple[str, str]:
-    """The head and tail of an INSERT (for `execute_values`) of rows keyed by their first column
-    that updates a row in place if it exists (unlike INSERT OR REPLACE, which deletes and
-    reinserts it and so rewrites every index entry)."""
-    updates = ", ".join(f"{column} = excluded.{column}" for column in columns[1:])
+def upsert_statement(table: str, columns: Sequence[str], key_columns: int = 1) -> tuple[str, str]:
+    """The head and tail of an INSERT (for `execute_values`) of rows keyed by their first
+    `key_columns` columns that updates a row in place if it exists (unlike INSERT OR REPLACE,
+    which deletes and reinserts it and so rewrites every index entry)."""
+    updates = ", ".join(f"{column} = excluded.{column}" for column in columns[key_columns:])
     return (
         f"INSERT INTO {table} ({', '.join(columns)})",
-        f" ON CONFLICT ({columns[0]}) DO UPDATE SET {updates}",
+        f" ON CONFLICT ({', '.join(columns[:key_columns])}) DO UPDATE SET {updates}",
     )
+
+
+def by_project(keys: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    """(project, id) keys grouped by project, each group in first-seen order without repeats: the
+    statements over many sessions or users take one project and a JSON array of ids, which an
+    index on (project, id) serves by seeks (a batch nearly always holds one project)."""
+    grouped: dict[str, dict[str, None]] = {}
+    for project, identifier in keys:
+        grouped.setdefault(project, {})[identifier] = None
+    return {project: list(ids) for project, ids in grouped.items()}

@@ -28,7 +28,7 @@ import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, InvalidStateError
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from spanloom.server.store.base import (
     InsertResult,
     ListQuery,
     Page,
+    Progress,
     ProjectSummary,
     SessionDetail,
     SessionSummary,
@@ -56,22 +57,33 @@ from spanloom.server.store.evaluation_types import (
     EvaluationInsertResult,
     GroupBy,
 )
-from spanloom.server.store.sqlite import evaluation_reads, read_queries, span_reads, span_rows, write_queries
+from spanloom.server.store.sqlite import (
+    evaluation_reads,
+    ownership,
+    project_reads,
+    session_reads,
+    span_reads,
+    span_rows,
+    trace_reads,
+    user_reads,
+)
 from spanloom.server.store.sqlite.connection import connect_checkpointer, connect_reader, connect_writer
 from spanloom.server.store.sqlite.evaluation_rollups import insert_evaluations
-from spanloom.server.store.sqlite.rollups import prepare, write_batch
-from spanloom.server.store.sqlite.schema import SchemaTooNewError, migrate
+from spanloom.server.store.sqlite.migrations import SchemaTooNewError, migrate
+from spanloom.server.store.sqlite.rollups import write_batch
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
 class _Request:
-    """One caller's write: spans (insert_spans) or evaluation results (insert_evaluations)."""
+    """One caller's write: spans (insert_spans) or evaluation results (insert_evaluations), and
+    the projects the caller may write (None: any)."""
 
     future: Future[Any]
-    spans: Sequence[SpanRecord] = ()
+    spans: span_rows.PreparedSpans = field(default_factory=span_rows.PreparedSpans)
     evaluations: Sequence[EvaluationInput] = ()
+    projects: frozenset[str] | None = None
     result: Any = field(default=None)
 
     @property
@@ -127,14 +139,17 @@ class SqliteStore:
         queue_size: int = 16,
         max_batch_spans: int = 8192,
         max_db_pages: int | None = None,
+        progress: Progress | None = None,
     ) -> None:
+        """Opens (creating or upgrading) the file; `progress` hears what a long upgrade is doing.
+        Raises StoreOpenError, having changed nothing, for a file it cannot use."""
         self.path = Path(path)
         try:
             self._writer = connect_writer(self.path)
         except (sqlite3.Error, OSError) as error:
             raise StoreOpenError(f"cannot open {self.path} as a spanloom database: {error}") from error
         try:
-            migrate(self._writer)
+            migrate(self._writer, progress)
             # The file's size limit in pages (None: SQLite's own). Past it a write fails with
             # SQLITE_FULL exactly as on a full disk; the writer applies a new value before its
             # next transaction, so it can be raised while the server runs (see set_max_db_pages).
@@ -163,7 +178,9 @@ class SqliteStore:
         self._thread.start()
 
     # --- writing ---
-    def insert_spans(self, spans: Sequence[SpanRecord]) -> Future[InsertResult]:
+    def insert_spans(
+        self, spans: Sequence[SpanRecord], projects: frozenset[str] | None = None
+    ) -> Future[InsertResult]:
         if self._closed:
             raise StoreClosedError("the store is closed")
         future: Future[InsertResult] = Future()
@@ -173,17 +190,19 @@ class SqliteStore:
         if self._queue.full():
             raise StoreBusyError("the write queue is full")  # before the work of preparing rows
         # The rows (and their JSON) are built here, in the caller's thread, not by the writer.
-        self._enqueue(_Request(future, spans=prepare(spans)))
+        self._enqueue(_Request(future, spans=span_rows.prepare(spans), projects=projects))
         return future
 
-    def insert_evaluations(self, evaluations: Sequence[EvaluationInput]) -> Future[EvaluationInsertResult]:
+    def insert_evaluations(
+        self, evaluations: Sequence[EvaluationInput], projects: frozenset[str] | None = None
+    ) -> Future[EvaluationInsertResult]:
         if self._closed:
             raise StoreClosedError("the store is closed")
         future: Future[EvaluationInsertResult] = Future()
         if not evaluations:
             future.set_result(EvaluationInsertResult(accepted=0))
             return future
-        self._enqueue(_Request(future, evaluations=evaluations))
+        self._enqueue(_Request(future, evaluations=list(evaluations), projects=projects))
         return future
 
     def _enqueue(self, request: _Request) -> None:
@@ -259,13 +278,20 @@ class SqliteStore:
         self._apply_page_limit()
         self._writer.execute("BEGIN IMMEDIATE")
         try:
-            # All requests as one batch: a trace, session or user that several of them touch is
-            # refreshed once per commit.
-            write_batch(self._writer, span_rows.concatenate(request.spans for request in requests))
+            # Each request's spans given their traces' projects, in queue order; then all requests
+            # as one batch: a trace, session or user that several of them touch is refreshed once
+            # per commit.
+            writing = [request for request in requests if request.spans]
+            claimed = ownership.claim(
+                self._writer, [(request.spans, request.projects) for request in writing]
+            )
+            for request, claim in zip(writing, claimed, strict=True):
+                request.result = InsertResult(len(claim.spans), claim.rejected, claim.reasons, claim.spans)
+            write_batch(self._writer, span_rows.concatenate(claim.spans for claim in claimed))
             # Results after spans: a result may judge a span of the same commit.
             for request in requests:
                 if request.evaluations:
-                    request.result = insert_evaluations(self._writer, request.evaluations)
+                    request.result = insert_evaluations(self._writer, request.evaluations, request.projects)
             self._writer.execute("COMMIT")
         except BaseException:
             self._rollback()
@@ -296,10 +322,7 @@ class SqliteStore:
                 self._write([request])
             return
         for request in requests:
-            if request.evaluations:
-                _settle(request.future, request.result)
-            else:
-                _settle(request.future, InsertResult(accepted=len(request.spans)))
+            _settle(request.future, request.result)
 
     # --- reading ---
     def _reader(self) -> sqlite3.Connection:
@@ -325,43 +348,52 @@ class SqliteStore:
             connection.execute("COMMIT")
 
     def list_projects(self) -> list[ProjectSummary]:
-        return read_queries.list_projects(self._reader())
+        return project_reads.list_projects(self._reader())
 
     def list_sessions(self, query: ListQuery) -> Page[SessionSummary]:
-        return read_queries.list_sessions(self._reader(), query)
-
-    def get_session(self, session_id: str) -> SessionDetail | None:
         with self._snapshot() as connection:
-            summary = read_queries.select_session(connection, session_id)
+            return session_reads.list_sessions(connection, query)
+
+    def get_session(self, project: str, session_id: str) -> SessionDetail | None:
+        with self._snapshot() as connection:
+            summary = session_reads.select_session(connection, project, session_id)
             if summary is None:
                 return None
             return SessionDetail(
                 summary,
-                read_queries.select_session_turns(connection, session_id),
-                read_queries.select_session_tool_spans(connection, session_id),
+                trace_reads.select_session_turns(connection, project, session_id),
+                span_reads.select_session_tool_spans(connection, project, session_id),
             )
 
-    def list_users(self, query: ListQuery) -> Page[UserSummary]:
-        return read_queries.list_users(self._reader(), query)
+    def find_session_projects(self, session_id: str) -> list[str]:
+        return session_reads.select_session_projects(self._reader(), session_id)
 
-    def get_user(self, user_id: str, sessions: ListQuery | None = None) -> UserDetail | None:
+    def list_users(self, query: ListQuery) -> Page[UserSummary]:
         with self._snapshot() as connection:
-            summary = read_queries.select_user(connection, user_id)
+            return user_reads.list_users(connection, query)
+
+    def get_user(self, project: str, user_id: str, sessions: ListQuery | None = None) -> UserDetail | None:
+        with self._snapshot() as connection:
+            summary = user_reads.select_user(connection, project, user_id)
             if summary is None:
                 return None
-            session_query = sessions or ListQuery()
-            session_query.user_id = user_id
-            return UserDetail(summary, read_queries.list_sessions(connection, session_query))
+            # A copy: the caller's query is theirs.
+            session_query = replace(sessions or ListQuery(), project=project, user_id=user_id)
+            return UserDetail(summary, session_reads.list_sessions(connection, session_query))
+
+    def find_user_projects(self, user_id: str) -> list[str]:
+        return user_reads.select_user_projects(self._reader(), user_id)
 
     def list_traces(self, query: ListQuery) -> Page[TraceSummary]:
-        return read_queries.list_traces(self._reader(), query)
+        with self._snapshot() as connection:
+            return trace_reads.list_traces(connection, query)
 
     def get_trace(
         self, trace_id: str, limit: int | None = None, cursor: str | None = None
     ) -> TraceDetail | None:
-        after = decode_cursor(cursor, TRACE_SPANS_CURSOR)[1] if cursor else ""
+        after = decode_cursor(cursor, TRACE_SPANS_CURSOR)[1][0] if cursor else ""
         with self._snapshot() as connection:
-            summary = read_queries.select_trace(connection, trace_id)
+            summary = trace_reads.select_trace(connection, trace_id)
             if summary is None:
                 return None
             if limit is None and not cursor:
@@ -369,12 +401,12 @@ class SqliteStore:
             spans, next_after = span_reads.select_trace_span_page(
                 connection, trace_id, limit or summary.span_count or 1, after
             )
-            next_cursor = encode_cursor(TRACE_SPANS_CURSOR, 0, next_after) if next_after else None
+            next_cursor = encode_cursor(TRACE_SPANS_CURSOR, 0, (next_after,)) if next_after else None
             return TraceDetail(summary, spans, next_cursor)
 
     def get_trace_outline(self, trace_id: str) -> TraceDetail | None:
         with self._snapshot() as connection:
-            summary = read_queries.select_trace(connection, trace_id)
+            summary = trace_reads.select_trace(connection, trace_id)
             if summary is None:
                 return None
             return TraceDetail(summary, span_reads.select_trace_outline(connection, trace_id))
@@ -383,18 +415,15 @@ class SqliteStore:
         return span_reads.select_spans(self._reader(), trace_id, span_ids)
 
     def count_trace_spans(self, trace_ids: Sequence[str]) -> dict[str, int]:
-        """Spans stored per trace (0 for unknown ones), in one query: the ingest route's trace
-        budget asks this for every new trace of every request, and reading each trace instead
-        (get_trace) was a query per trace on the ingest path. Not part of the Store protocol."""
         counts = dict.fromkeys(trace_ids, 0)
-        counts.update(write_queries.select_trace_span_counts(self._reader(), list(counts)))
+        counts.update(trace_reads.select_trace_span_counts(self._reader(), list(counts)))
         return counts
 
     def list_spans(self, query: ListQuery) -> Page[SpanRecord]:
-        return read_queries.list_spans(self._reader(), query)
+        return span_reads.list_spans(self._reader(), query)
 
     def count_spans(self, query: ListQuery) -> int:
-        return evaluation_reads.count_spans(self._reader(), query)
+        return span_reads.count_spans(self._reader(), query)
 
     def list_evaluation_names(self, project: str | None = None) -> list[str]:
         return evaluation_reads.list_evaluation_names(self._reader(), project)

@@ -36,8 +36,37 @@ class SpanFacts(NamedTuple):
     has_output: bool
 
 
+class TraceRow(NamedTuple):
+    """A traces row, without the input/output span ids at its end (`TraceRollup` has them)."""
+
+    trace_id: str
+    project: str
+    session_id: str | None
+    user_id: str | None
+    root_span_id: str | None
+    name: str
+    span_kind: str
+    start_ns: int
+    end_ns: int
+    latency_ms: float
+    span_count: int
+    error_count: int
+    total_tokens: int
+    cost: float
+    cost_nanos: int
+    status: str
+    has_input: int
+    has_output: int
+    labeled: int  # the trace has tags or metadata
+    tags: str  # JSON
+    metadata: str  # JSON
+
+
+TRACE_COLUMNS = TraceRow._fields
+
+
 class TraceRollup(NamedTuple):
-    row: tuple[Any, ...]  # the trace row in write_queries.TRACE_COLUMNS order
+    row: TraceRow
     input_span_id: str | None  # the span whose input is the trace's input
     output_span_id: str | None
 
@@ -63,15 +92,21 @@ def facts_of(span: SpanRecord) -> SpanFacts:
     )
 
 
+# The columns of `spans` a rollup reads, in SpanFacts order (the JSON of tags and metadata).
+SPAN_FACT_COLUMNS = (
+    "span_id, parent_span_id, project, session_id, user_id, name, span_kind, start_ns, end_ns,"
+    " status_code, total_tokens, cost, tags, metadata, has_input, has_output"
+)
+
+
 def facts_of_row(row: Sequence[Any]) -> SpanFacts:
-    """From a write_queries.select_stored_spans row without its leading trace id."""
-    tags, metadata = row[12], row[13]
-    return SpanFacts(
-        *row[:12],
-        json.loads(tags) if tags != "[]" else [],
-        json.loads(metadata) if metadata != "{}" else {},
-        bool(row[14]),
-        bool(row[15]),
+    """From a row of SPAN_FACT_COLUMNS."""
+    facts = SpanFacts._make(row)
+    return facts._replace(
+        tags=json.loads(facts.tags) if facts.tags != "[]" else [],
+        metadata=json.loads(facts.metadata) if facts.metadata != "{}" else {},
+        has_input=bool(facts.has_input),
+        has_output=bool(facts.has_output),
     )
 
 
@@ -126,7 +161,7 @@ def compute_trace(trace_id: str, spans: Iterable[SpanFacts]) -> TraceRollup:
         tags, metadata = merge_labels((row.tags, row.metadata) for row in ordered)
     else:
         tags, metadata = [], {}
-    row = (
+    row = TraceRow(
         trace_id,
         head.project,
         session_id,

@@ -1,7 +1,8 @@
-"""The store's rollups do not depend on arrival order: any permutation of a set of spans, split
-into any batches (each its own transaction, some retried), gives the same trace, session and
-user rows as one in-order batch; the users kept by deltas, and the sessions computed in SQL, equal a
-plain recount from the traces."""
+"""The SQLite writer's own ways of writing: rows built beforehand (`prepare`), batches of several
+requests concatenated into one transaction, multi-row statements under the bound-parameter limit,
+texts stored once. Each gives the very rows a plain write of the same spans gives; the users kept
+by deltas, and the sessions computed in SQL, equal a plain recount from the traces. (What every
+store must do is in tests/store_contract/.)"""
 
 from __future__ import annotations
 
@@ -17,11 +18,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from spanloom.server.store.base import SpanRecord
-from spanloom.server.store.sqlite import SqliteStore
-from spanloom.server.store.sqlite import write_queries as sql
-from spanloom.server.store.sqlite.rollups import prepare, write_batch
-from spanloom.server.store.sqlite.schema import migrate
-from spanloom.server.store.sqlite.span_rows import concatenate
+from spanloom.server.store.sqlite import SqliteStore, statements, user_writes
+from spanloom.server.store.sqlite.migrations import migrate
+from spanloom.server.store.sqlite.rollups import write_batch
+from spanloom.server.store.sqlite.span_rows import concatenate, prepare
 from spanloom.server.store.sqlite.statements import to_json
 from spanloom.server.store.sqlite.trace_rollup import merge_labels, percentile
 
@@ -34,6 +34,8 @@ def traces(draw: st.DrawFn) -> list[SpanRecord]:
     spans: list[SpanRecord] = []
     for trace_number in range(draw(st.integers(1, 5))):
         trace_id = f"{trace_number + 1:032x}"
+        # A trace's spans are all of its project: the store sees to that before writing.
+        project = draw(st.sampled_from(["p1", "p2"]))
         count = draw(st.integers(1, 4))
         has_root = draw(st.booleans()) or count == 1
         for index in range(count):
@@ -47,7 +49,7 @@ def traces(draw: st.DrawFn) -> list[SpanRecord]:
                     span_id=f"{index + 1:016x}",
                     parent_span_id=parent,
                     name=f"span-{index}",
-                    project=draw(st.sampled_from(["p1", "p2"])),
+                    project=project,
                     start_time_ns=start,
                     end_time_ns=start + draw(st.integers(0, 30)) * 1_000_000,
                     span_kind=draw(st.sampled_from(["LLM", "CHAIN", "TOOL"])),
@@ -91,43 +93,39 @@ def _write(connection: sqlite3.Connection, spans: list[SpanRecord], prepared: in
 
 def _rows(connection: sqlite3.Connection) -> dict[str, list[tuple[Any, ...]]]:
     return {
-        table: connection.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()
+        table: connection.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()
         for table in ("traces", "sessions", "users")
     }
 
 
 def _recounted_users(connection: sqlite3.Connection) -> list[tuple[Any, ...]]:
-    users = []
-    for (user_id,) in connection.execute(
-        "SELECT DISTINCT user_id FROM traces WHERE user_id IS NOT NULL ORDER BY 1"
-    ).fetchall():
-        traces, sessions, tokens, nanos, errors, first, last = sql.select_user_totals(connection, user_id)
-        first_trace, project = sql.select_user_first_trace(connection, user_id)
-        users.append(
-            (user_id, project, sessions, traces, tokens, nanos / 1e9, nanos, errors, first, last, first_trace)
-        )
-    return users
+    return [
+        tuple(user_writes.recount_user(connection, project, user_id) or ())
+        for project, user_id in connection.execute(
+            "SELECT DISTINCT project, user_id FROM traces WHERE user_id IS NOT NULL ORDER BY 1, 2"
+        ).fetchall()
+    ]
 
 
 def _recounted_sessions(connection: sqlite3.Connection) -> list[tuple[Any, ...]]:
     """Sessions as a plain Python recount of their traces (the store computes them in SQL)."""
     sessions = []
-    for (session_id,) in connection.execute(
-        "SELECT DISTINCT session_id FROM traces WHERE session_id IS NOT NULL ORDER BY 1"
+    for project, session_id in connection.execute(
+        "SELECT DISTINCT project, session_id FROM traces WHERE session_id IS NOT NULL ORDER BY 1, 2"
     ).fetchall():
         rows = connection.execute(
             "SELECT project, user_id, start_ns, end_ns, total_tokens, cost_nanos, error_count, latency_ms,"
-            " trace_id, has_input, has_output, tags, metadata FROM traces WHERE session_id = ?"
-            " ORDER BY start_ns, trace_id",
-            (session_id,),
+            " trace_id, has_input, has_output, tags, metadata FROM traces"
+            " WHERE project = ? AND session_id = ? ORDER BY start_ns, trace_id",
+            (project, session_id),
         ).fetchall()
         latencies = sorted(row[7] for row in rows)
         tags, metadata = merge_labels((json.loads(row[11]), json.loads(row[12])) for row in rows)
         nanos = sum(row[5] for row in rows)
         sessions.append(
             (
+                project,
                 session_id,
-                rows[0][0],
                 next((row[1] for row in rows if row[1]), None),
                 len(rows),
                 rows[0][2],
@@ -170,34 +168,6 @@ def test_any_arrival_order_gives_the_rows_of_one_in_order_batch(spans: list[Span
         connection.close()
 
 
-def test_a_span_moving_its_trace_to_another_session_and_user(tmp_path: Path):
-    def span(span_id: str, parent: str | None, session: str, user: str, start: int) -> SpanRecord:
-        return SpanRecord(
-            trace_id="1" * 32,
-            span_id=span_id,
-            parent_span_id=parent,
-            name="s",
-            project="p",
-            start_time_ns=start,
-            end_time_ns=start + 10,
-            session_id=session,
-            user_id=user,
-            cost=0.5,
-        )
-
-    connection = _connection(str(tmp_path))
-    _write(connection, [span("b" * 16, "a" * 16, "child-session", "child-user", 5)])
-    assert connection.execute("SELECT session_id FROM sessions").fetchall() == [("child-session",)]
-    # The root arrives late and names another session and user: those win, and the old ones go.
-    _write(connection, [span("a" * 16, None, "root-session", "root-user", 0)])
-    assert connection.execute("SELECT session_id, trace_count, cost FROM sessions").fetchall() == [
-        ("root-session", 1, 1.0)
-    ]
-    assert connection.execute("SELECT user_id, trace_count, session_count FROM users").fetchall() == [
-        ("root-user", 1, 1)
-    ]
-
-
 def test_get_trace_returns_the_attributes_as_sent(tmp_path: Path):
     attributes = {
         "openinference.span.kind": "LLM",
@@ -233,7 +203,9 @@ def test_get_trace_returns_the_attributes_as_sent(tmp_path: Path):
 
 
 @pytest.mark.parametrize("parameter_limit", [None, 999])
-def test_a_large_batch_with_duplicates_and_nanosecond_latencies(tmp_path: Path, parameter_limit: int | None):
+def test_a_large_batch_with_duplicates_and_nanosecond_latencies(
+    tmp_path: Path, parameter_limit: int | None, monkeypatch: pytest.MonkeyPatch
+):
     """Rows go in as multi-row statements and rollups come back packed as text: a batch of an
     odd size over the rows-per-statement cap, a span repeated within it (the first copy wins),
     and latencies with every nanosecond digit all survive that exactly. Also under the bound
@@ -258,7 +230,11 @@ def test_a_large_batch_with_duplicates_and_nanosecond_latencies(tmp_path: Path, 
     spans.insert(900, dataclasses.replace(repeated, name="second copy"))
     connection = _connection(str(tmp_path))
     if parameter_limit is not None:
-        connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, parameter_limit)
+        if hasattr(connection, "setlimit"):  # Python 3.11+: SQLite itself enforces the lower limit
+            connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, parameter_limit)
+        else:  # the writer reads the limit it must respect through parameter_limit
+            monkeypatch.setattr(statements, "parameter_limit", lambda connection: parameter_limit)
+        assert statements.parameter_limit(connection) == parameter_limit
     _write(connection, spans)
     assert connection.execute("SELECT COUNT(*) FROM spans").fetchone() == (1_337,)
     assert connection.execute(

@@ -1,0 +1,88 @@
+"""Bringing a file up to the current schema, keyed on ``PRAGMA user_version``.
+
+Version N runs when the file's user_version is below N: its DDL (schema.py), then its data step,
+inside one transaction with the version bump. A crash or an error mid-way leaves the file exactly
+at the previous version, and an older spanloom's file is upgraded in place, every span kept. A
+file from a newer spanloom is refused without a change.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+
+from spanloom.server.store.base import Progress
+from spanloom.server.store.sqlite import evaluation_rollups, schema, session_writes, user_writes
+from spanloom.server.store.sqlite.rollups import recount_sessions
+from spanloom.server.store.sqlite.statements import by_project
+
+# Sessions rebuilt per step of the version 2 upgrade.
+_SESSION_CHUNK = 500
+# A progress line at most this often.
+_PROGRESS_SECONDS = 1.0
+
+
+class SchemaTooNewError(RuntimeError):
+    """The file was written by a newer spanloom."""
+
+
+def _rebuild_v2(connection: sqlite3.Connection, progress: Progress | None) -> None:
+    """Sessions, users and their evaluation aggregates recounted per project from the traces, by
+    the writer's own code, so the rows are those ingest would have kept."""
+    (sessions,) = connection.execute(
+        "SELECT COUNT(*) FROM (SELECT DISTINCT project, session_id FROM traces WHERE session_id IS NOT NULL)"
+    ).fetchone()
+    if progress is not None and sessions:
+        progress(
+            f"upgrading the database to schema 2 (sessions and users per project): {sessions:,} sessions"
+        )
+    after, done, shown = ("", ""), 0, time.monotonic()
+    while True:
+        keys = session_writes.select_session_keys(connection, after, _SESSION_CHUNK)
+        if not keys:
+            break
+        for project, session_ids in by_project(keys).items():
+            session_writes.upsert_sessions(connection, recount_sessions(connection, project, session_ids))
+        after, done = keys[-1], done + len(keys)
+        if progress is not None and time.monotonic() - shown >= _PROGRESS_SECONDS:
+            progress(f"  {done:,} of {sessions:,} sessions")
+            shown = time.monotonic()
+    user_writes.rebuild_users(connection)
+    evaluation_rollups.rebuild(connection)
+
+
+# (DDL, data step) of each version, in order.
+_VERSIONS: tuple[tuple[str, Callable[[sqlite3.Connection, Progress | None], None] | None], ...] = (
+    (schema.V1, None),
+    (schema.V2, _rebuild_v2),
+)
+SCHEMA_VERSION = len(_VERSIONS)
+
+
+def migrate(connection: sqlite3.Connection, progress: Progress | None = None) -> int:
+    """Bring the file up to `SCHEMA_VERSION`; returns the version it was at."""
+    (version,) = connection.execute("PRAGMA user_version").fetchone()
+    if version > SCHEMA_VERSION:
+        raise SchemaTooNewError(
+            f"the database has schema version {version}, from a newer spanloom; this one knows up to "
+            f"{SCHEMA_VERSION}. Nothing was changed: upgrade spanloom to open it"
+        )
+    for number in range(version + 1, SCHEMA_VERSION + 1):
+        ddl, data_step = _VERSIONS[number - 1]
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in ddl.split(";"):
+                if statement.strip():
+                    connection.execute(statement)
+            if data_step is not None and version > 0:  # a new file has no data to carry over
+                data_step(connection, progress)
+            # PRAGMA takes no parameters; `number` is an int from range(), not input.
+            connection.execute(f"PRAGMA user_version = {int(number)}")
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        if progress is not None and version > 0:
+            progress(f"upgraded the database to schema {number}")
+    return version

@@ -1,0 +1,167 @@
+"""SQL of the write path on `sessions`: recounting sessions from their traces, and writing them.
+
+A session's rollup is recounted from the covering index traces_by_session by four statements for
+all the sessions of a project in a transaction, which leave the per-turn work to SQLite (C,
+without the GIL) and bring into Python only what it cannot do cheaply: fetching every turn's
+columns to add them up in Python cost a third of the writer's time once sessions had a few dozen
+turns. (One statement with window functions for turn order and percentiles was four times slower
+still.) Each statement takes one project and its session ids as a JSON array.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from typing import NamedTuple
+
+from spanloom.server.store.sqlite.statements import (
+    execute_values,
+    fetch_in_one_step,
+    to_json,
+    upsert_statement,
+)
+
+_IN_SESSIONS = (
+    "FROM traces INDEXED BY traces_by_session"
+    " WHERE project = ? AND session_id IN (SELECT value FROM json_each(?))"
+)
+
+
+class SessionTotals(NamedTuple):
+    session_id: str
+    trace_count: int
+    start_ns: int
+    end_ns: int
+    total_tokens: int
+    cost_nanos: int
+    error_count: int  # turns with a failed span
+    labeled: int  # some turn has tags or metadata
+
+
+class SessionFirsts(NamedTuple):
+    session_id: str
+    user_id: str | None  # the first user a turn names
+    first_input_trace: str | None
+    last_output_trace: str | None
+
+
+class SessionRow(NamedTuple):
+    project: str
+    session_id: str
+    user_id: str | None
+    trace_count: int
+    start_ns: int
+    end_ns: int
+    total_tokens: int
+    cost: float
+    cost_nanos: int
+    error_count: int
+    latency_p50_ms: float
+    latency_p95_ms: float
+    first_input_trace: str | None
+    last_output_trace: str | None
+    tags: str  # JSON
+    metadata: str  # JSON
+
+
+_UPSERT_SESSION = upsert_statement("sessions", SessionRow._fields, key_columns=2)
+
+
+def select_session_totals(
+    connection: sqlite3.Connection, project: str, session_ids: Sequence[str]
+) -> list[SessionTotals]:
+    """The totals of those of these sessions that have traces."""
+    rows = fetch_in_one_step(
+        connection,
+        "SELECT session_id, COUNT(*), MIN(start_ns), MAX(end_ns), SUM(total_tokens), SUM(cost_nanos),"
+        f" SUM(error_count > 0), MAX(labeled) {_IN_SESSIONS} GROUP BY session_id",
+        (project, to_json(list(session_ids))),
+        len(SessionTotals._fields),
+    )
+    return [SessionTotals._make(row) for row in rows]
+
+
+def select_session_latencies(
+    connection: sqlite3.Connection, project: str, session_ids: Sequence[str]
+) -> dict[str, list[float]]:
+    """The latency of every trace of these sessions, by session. Each session's come as one text
+    (a latency, integer nanoseconds over 1e6, has at most 15 significant digits below 11 days,
+    so the text SQLite writes reads back as the very same float)."""
+    rows = fetch_in_one_step(
+        connection,
+        f"SELECT session_id, group_concat(latency_ms) {_IN_SESSIONS} GROUP BY session_id",
+        (project, to_json(list(session_ids))),
+        2,
+    )
+    return {session_id: [float(text) for text in latencies.split(",")] for session_id, latencies in rows}
+
+
+# Each an index seek into the session's turns in order (start, trace id): no sort, no scan.
+_TURNS = "FROM traces INDEXED BY traces_by_session WHERE project = ?1 AND session_id = j.value"
+
+
+def select_session_firsts(
+    connection: sqlite3.Connection, project: str, session_ids: Sequence[str]
+) -> dict[str, SessionFirsts]:
+    """Of each of these sessions: the first user named, the first turn with an input and the last
+    with an output (None where there is none), by session id."""
+    rows = fetch_in_one_step(
+        connection,
+        f"SELECT j.value, (SELECT user_id {_TURNS} AND user_id <> '' ORDER BY start_ns, trace_id LIMIT 1),"
+        f" (SELECT trace_id {_TURNS} AND has_input ORDER BY start_ns, trace_id LIMIT 1),"
+        f" (SELECT trace_id {_TURNS} AND has_output ORDER BY start_ns DESC, trace_id DESC LIMIT 1)"
+        " FROM json_each(?2) AS j",
+        (project, to_json(list(session_ids))),
+        len(SessionFirsts._fields),
+    )
+    return {row[0]: SessionFirsts._make(row) for row in rows}
+
+
+def select_session_user_counts(
+    connection: sqlite3.Connection, project: str, pairs: Sequence[tuple[str, str]]
+) -> list[tuple[str, str, int]]:
+    """(session id, user id, traces of the session naming the user) for these pairs."""
+    return fetch_in_one_step(  # type: ignore[return-value]  # rows of three columns, as selected
+        connection,
+        "SELECT json_extract(j.value, '$[0]'), json_extract(j.value, '$[1]'),"
+        " (SELECT COUNT(*) FROM traces INDEXED BY traces_by_session WHERE project = ?1"
+        " AND session_id = json_extract(j.value, '$[0]') AND user_id = json_extract(j.value, '$[1]'))"
+        " FROM json_each(?2) AS j",
+        (project, to_json([list(pair) for pair in pairs])),
+        3,
+    )
+
+
+def select_session_labels(
+    connection: sqlite3.Connection, project: str, session_id: str
+) -> list[tuple[str, str]]:
+    """(tags, metadata) of the session's traces that have any, in turn order."""
+    return connection.execute(
+        "SELECT tags, metadata FROM traces WHERE project = ? AND session_id = ? AND labeled"
+        " ORDER BY start_ns, trace_id",
+        (project, session_id),
+    ).fetchall()
+
+
+def upsert_sessions(connection: sqlite3.Connection, rows: Iterable[SessionRow]) -> None:
+    execute_values(connection, _UPSERT_SESSION[0], len(SessionRow._fields), rows, _UPSERT_SESSION[1])
+
+
+def delete_sessions(connection: sqlite3.Connection, project: str, session_ids: Iterable[str]) -> None:
+    connection.executemany(
+        "DELETE FROM sessions WHERE project = ? AND session_id = ?",
+        [(project, session_id) for session_id in session_ids],
+    )
+
+
+def select_session_keys(
+    connection: sqlite3.Connection, after: tuple[str, str], limit: int
+) -> list[tuple[str, str]]:
+    """Up to `limit` distinct (project, session id) of the traces after `after`, in order: the
+    migration rebuilds sessions a chunk at a time."""
+    return connection.execute(
+        "SELECT DISTINCT project, session_id FROM traces INDEXED BY traces_by_session"
+        " WHERE session_id IS NOT NULL AND (project, session_id) > (?, ?)"
+        " ORDER BY project, session_id LIMIT ?",
+        (*after, limit),
+    ).fetchall()

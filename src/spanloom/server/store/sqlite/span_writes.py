@@ -1,0 +1,41 @@
+"""SQL of the write path on `spans`: inserting rows, and reading back what a trace's rollup needs.
+
+Statements that read many traces at once take their ids as one JSON array parameter
+(`json_each(?)`): one statement per transaction instead of one per trace.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from spanloom.server.store.sqlite.statements import execute_values, to_json
+from spanloom.server.store.sqlite.trace_rollup import SPAN_FACT_COLUMNS, SpanFacts, facts_of_row
+
+# The columns of a spans row, in the order span_rows.span_row builds it.
+SPAN_ROW_COLUMNS = (
+    "trace_id, span_id, parent_span_id, project, session_id, user_id, name, otel_kind, span_kind,"
+    " start_ns, end_ns, status_code, status_message, model, prompt_tokens, completion_tokens,"
+    " total_tokens, cost, has_input, has_output, input_key, input_at, output_key, output_at, tags,"
+    " metadata, input, output, attributes, events, resource"
+)
+_INSERT_SPANS = f"INSERT OR IGNORE INTO spans ({SPAN_ROW_COLUMNS})"
+
+
+def insert_spans(connection: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Insert spans; one already stored under (trace_id, span_id) is kept as it is (a retry, or
+    a second copy in the same batch: rows go in in order)."""
+    if rows:
+        execute_values(connection, _INSERT_SPANS, len(rows[0]), rows)
+
+
+def select_span_facts(connection: sqlite3.Connection, trace_ids: Sequence[str]) -> dict[str, list[SpanFacts]]:
+    """What a rollup needs of every stored span of these traces, by trace."""
+    found: dict[str, list[SpanFacts]] = {}
+    for trace_id, *row in connection.execute(
+        f"SELECT trace_id, {SPAN_FACT_COLUMNS} FROM spans WHERE trace_id IN (SELECT value FROM json_each(?))",
+        (to_json(list(trace_ids)),),
+    ):
+        found.setdefault(trace_id, []).append(facts_of_row(row))
+    return found

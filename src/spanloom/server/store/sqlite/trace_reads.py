@@ -1,0 +1,150 @@
+"""SQL of the read path for traces: the list, one trace, a session's turns, span counts."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from spanloom.server.store.base import ListQuery, Page, TraceSummary
+from spanloom.server.store.sqlite import evaluation_reads
+from spanloom.server.store.sqlite.list_paging import Conditions, ListShape, Sort, like, page
+from spanloom.server.store.sqlite.statements import to_json
+
+# A trace's input/output text (for a query over `traces t`): read from the span it came from,
+# by primary key, rather than stored a second time on the trace.
+TRACE_INPUT = (
+    "(SELECT input FROM spans WHERE spans.trace_id = t.trace_id AND spans.span_id = t.input_span_id)"
+)
+TRACE_OUTPUT = (
+    "(SELECT output FROM spans WHERE spans.trace_id = t.trace_id AND spans.span_id = t.output_span_id)"
+)
+_COLUMNS = (
+    "t.trace_id, t.project, t.session_id, t.user_id, t.root_span_id, t.name, t.span_kind, t.start_ns,"
+    f" t.end_ns, t.latency_ms, t.span_count, t.error_count, t.total_tokens, t.cost, t.status, {TRACE_INPUT},"
+    f" {TRACE_OUTPUT}, t.tags, t.metadata"
+)
+
+
+def _trace(row: tuple[Any, ...]) -> TraceSummary:
+    (
+        trace_id,
+        project,
+        session_id,
+        user_id,
+        root_span_id,
+        name,
+        span_kind,
+        start_ns,
+        end_ns,
+        latency_ms,
+        span_count,
+        error_count,
+        total_tokens,
+        cost,
+        status,
+        input_text,
+        output_text,
+        tags,
+        metadata,
+    ) = row
+    return TraceSummary(
+        trace_id=trace_id,
+        project=project,
+        session_id=session_id,
+        user_id=user_id,
+        root_span_id=root_span_id,
+        name=name,
+        span_kind=span_kind,
+        start_time_ns=start_ns,
+        end_time_ns=end_ns,
+        latency_ms=latency_ms,
+        span_count=span_count,
+        error_count=error_count,
+        total_tokens=total_tokens,
+        cost=cost,
+        status=status,
+        input=input_text,
+        output=output_text,
+        tags=json.loads(tags),
+        metadata=json.loads(metadata),
+    )
+
+
+TRACES = ListShape(
+    select=f"SELECT {_COLUMNS} FROM traces t",
+    sorts={
+        "start_time": Sort("t.start_ns", "start_time_ns"),
+        "latency": Sort("t.latency_ms", "latency_ms"),
+        "tokens": Sort("t.total_tokens", "total_tokens"),
+        "cost": Sort("t.cost", "cost"),
+        "errors": Sort("t.error_count", "error_count"),
+        "spans": Sort("t.span_count", "span_count"),
+    },
+    key_columns=("t.trace_id",),
+    key_attributes=("trace_id",),
+    make=_trace,
+)
+
+
+def _with_evaluations(connection: sqlite3.Connection, traces: list[TraceSummary]) -> None:
+    found = evaluation_reads.select_trace_results(connection, [trace.trace_id for trace in traces])
+    for trace in traces:
+        trace.evaluations = found.get(trace.trace_id, [])
+
+
+def list_traces(connection: sqlite3.Connection, query: ListQuery) -> Page[TraceSummary]:
+    conditions = Conditions()
+    conditions.add_set(
+        (
+            ("t.project = ?", query.project),
+            ("t.user_id = ?", query.user_id),
+            ("t.session_id = ?", query.session_id),
+            ("t.end_ns >= ?", query.start_ns),
+            ("t.start_ns <= ?", query.end_ns),
+            ("t.status = ?", query.status),
+            (
+                "EXISTS (SELECT 1 FROM spans sp WHERE sp.trace_id = t.trace_id AND sp.span_kind = ?)",
+                query.span_kind,
+            ),
+            ("EXISTS (SELECT 1 FROM spans sp WHERE sp.trace_id = t.trace_id AND sp.model = ?)", query.model),
+        )
+    )
+    conditions.add_common("t", query)
+    if query.q:
+        conditions.add(
+            f"(t.trace_id LIKE ? ESCAPE '\\' OR t.name LIKE ? ESCAPE '\\'"
+            f" OR {TRACE_INPUT} LIKE ? ESCAPE '\\' OR {TRACE_OUTPUT} LIKE ? ESCAPE '\\')",
+            *[like(query.q)] * 4,
+        )
+    return page(connection, TRACES, conditions, query)
+
+
+def select_trace(connection: sqlite3.Connection, trace_id: str) -> TraceSummary | None:
+    row = connection.execute(f"{TRACES.select} WHERE t.trace_id = ?", (trace_id,)).fetchone()
+    if row is None:
+        return None
+    summary = _trace(row)
+    _with_evaluations(connection, [summary])
+    return summary
+
+
+def select_session_turns(connection: sqlite3.Connection, project: str, session_id: str) -> list[TraceSummary]:
+    """Every trace of the session, in (start, trace id) order, with its evaluation results."""
+    rows = connection.execute(
+        f"{TRACES.select} WHERE t.project = ? AND t.session_id = ? ORDER BY t.start_ns, t.trace_id",
+        (project, session_id),
+    ).fetchall()
+    turns = [_trace(row) for row in rows]
+    _with_evaluations(connection, turns)
+    return turns
+
+
+def select_trace_span_counts(connection: sqlite3.Connection, trace_ids: Sequence[str]) -> dict[str, int]:
+    """trace id -> stored span count, for those of these traces that have a row."""
+    rows = connection.execute(
+        "SELECT trace_id, span_count FROM traces WHERE trace_id IN (SELECT value FROM json_each(?))",
+        (to_json(list(trace_ids)),),
+    ).fetchall()
+    return dict(rows)
