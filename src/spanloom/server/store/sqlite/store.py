@@ -24,7 +24,6 @@ import logging
 import queue
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, InvalidStateError
 from contextlib import contextmanager
@@ -169,6 +168,7 @@ class SqliteStore:
         self._readers_lock = threading.Lock()
         self._committed = threading.Event()
         self._writer_done = False
+        self._writer_stopped = threading.Event()  # cuts the checkpointer's pause short on close
         self._checkpointer = threading.Thread(
             target=self._run_checkpointer, args=(connect_checkpointer(self.path),), daemon=True
         )
@@ -241,6 +241,7 @@ class SqliteStore:
             self._committed.set()
         self._writer.close()
         self._writer_done = True
+        self._writer_stopped.set()
         self._committed.set()  # wakes the checkpointer, which sees the writer has stopped
 
     def _run_checkpointer(self, connection: sqlite3.Connection) -> None:
@@ -255,7 +256,7 @@ class SqliteStore:
                 except sqlite3.Error:
                     # Not fatal: the writer's own checkpoint is the backstop.
                     logger.warning("spanloom: background checkpoint failed", exc_info=True)
-                time.sleep(CHECKPOINT_INTERVAL_SECONDS)
+                self._writer_stopped.wait(CHECKPOINT_INTERVAL_SECONDS)
         finally:
             connection.close()
 

@@ -1,0 +1,164 @@
+"""Spans in and out: what is written reads back whole, a retried batch never duplicates, and every
+way of reading a trace's spans (whole, paged, outline, by id, the span list) agrees."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Callable
+
+import pytest
+from contract_kit import T0, every, span, span_id, trace_id, write
+
+from spanloom.server.store.base import ListQuery, SpanRecord, Store
+from spanloom.server.store.cursor import InvalidCursorError
+
+
+def rich_span() -> SpanRecord:
+    return span(
+        1,
+        1,
+        project="p1",
+        session_id="s1",
+        user_id="u1",
+        otel_kind="SERVER",
+        span_kind="LLM",
+        status_code="ERROR",
+        status_message="boom",
+        model="gpt-4o",
+        prompt_tokens=10,
+        completion_tokens=5,
+        total_tokens=15,
+        cost=0.000123,
+        input="the question",
+        output="the answer",
+        metadata={"plan": "pro", "n": 3, "nested": {"a": [1, 2]}},
+        tags=["beta", "vip"],
+        attributes={"input.value": "the question", "llm.model_name": "gpt-4o", "z": 1.5, "flag": True},
+        events=[{"name": "exception", "time_ns": T0 + 5, "attributes": {"exception.message": "boom"}}],
+        resource={"service.name": "app", "project.name": "p1"},
+    )
+
+
+def test_a_span_reads_back_as_it_was_written(store: Store):
+    sent = rich_span()
+    kept = copy.deepcopy(sent)
+    result = write(store, [sent])
+    assert (result.accepted, result.rejected) == (1, 0)
+    assert sent == kept  # the store does not change what it is given
+    detail = store.get_trace(sent.trace_id)
+    assert detail is not None and detail.spans == [kept]
+    assert store.get_spans(sent.trace_id, [sent.span_id, span_id(999)]) == [kept]
+    assert store.list_spans(ListQuery()).items == [kept]
+
+
+def test_written_spans_survive_a_restart(open_contract_store: Callable[[], Store]):
+    store = open_contract_store()
+    write(store, [rich_span()])
+    store.close()
+    again = open_contract_store()
+    detail = again.get_trace(trace_id(1))
+    assert detail is not None and detail.spans == [rich_span()]
+
+
+def test_a_retried_batch_never_duplicates(store: Store):
+    batch = [
+        span(1, n, parent=None if n == 1 else 1, session_id="s", user_id="u", cost=0.1) for n in range(1, 6)
+    ]
+    for _ in range(3):
+        assert write(store, batch).accepted == 5
+    # Half again, with a changed copy: the stored span is kept as it was first written.
+    write(store, [dataclasses.replace(batch[2], name="second copy"), *batch[:2]])
+    assert store.count_spans(ListQuery()) == 5
+    detail = store.get_trace(trace_id(1))
+    assert detail is not None
+    assert [s.span_id for s in detail.spans] == [s.span_id for s in batch]
+    assert detail.spans[2].name == batch[2].name
+    assert detail.summary.span_count == 5
+    assert store.count_trace_spans([trace_id(1), trace_id(2)]) == {trace_id(1): 5, trace_id(2): 0}
+    [session] = store.list_sessions(ListQuery()).items
+    assert session.trace_count == 1 and session.cost == pytest.approx(0.5)
+
+
+def test_trace_pages_partition_its_spans(store: Store):
+    spans = [span(7, n, parent=None if n == 1 else 1, start_ms=(n * 37) % 50) for n in range(1, 26)]
+    write(store, spans)
+    whole = store.get_trace(trace_id(7))
+    assert whole is not None and whole.next_cursor is None
+    assert [s.span_id for s in whole.spans] == [
+        s.span_id for s in sorted(spans, key=lambda s: (s.start_time_ns, s.span_id))
+    ]
+    seen: list[SpanRecord] = []
+    cursor = None
+    pages = 0
+    while True:
+        page = store.get_trace(trace_id(7), limit=10, cursor=cursor)
+        assert page is not None and len(page.spans) <= 10
+        assert page.spans == sorted(page.spans, key=lambda s: (s.start_time_ns, s.span_id))
+        seen += page.spans
+        pages += 1
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert pages == 3
+    assert sorted(s.span_id for s in seen) == sorted(s.span_id for s in spans)
+    with pytest.raises(InvalidCursorError):
+        store.get_trace(trace_id(7), limit=10, cursor="not-a-cursor")
+
+
+def test_the_outline_has_every_span_without_its_texts(store: Store):
+    write(store, [rich_span(), span(1, 2, parent=1, input="x" * 1000, attributes={"k": "v"})])
+    outline = store.get_trace_outline(trace_id(1))
+    assert outline is not None and len(outline.spans) == 2
+    for item in outline.spans:
+        assert item.input is None and item.output is None and item.attributes == {} and item.events == []
+    assert outline.spans[0].model == "gpt-4o" and outline.spans[0].status_code == "ERROR"
+    assert store.get_trace_outline(trace_id(404)) is None
+    assert store.get_trace(trace_id(404)) is None
+
+
+def test_the_span_list_pages_in_its_stated_order_with_filters(store: Store):
+    spans = [
+        span(
+            trace,
+            n,
+            parent=None if n == 1 else 1,
+            project=f"p{trace % 2}",
+            start_ms=trace * 7 + n,
+            span_kind="LLM" if n % 2 else "TOOL",
+        )
+        for trace in range(1, 13)
+        for n in range(1, 5)
+    ]
+    write(store, spans[::2])
+    write(store, spans[1::2])
+    listed = every(store.list_spans, ListQuery(), limit=5)
+    order = [(s.project, s.start_time_ns, s.trace_id, s.span_id) for s in listed]
+    assert order == sorted(order) and len(order) == len(set(order)) == len(spans)
+    for query in (
+        ListQuery(project="p1"),
+        ListQuery(span_kind="TOOL"),
+        ListQuery(project="p0", span_kind="LLM", start_ns=T0 + 30_000_000, end_ns=T0 + 60_000_000),
+    ):
+        wanted = {
+            (s.trace_id, s.span_id)
+            for s in spans
+            if query.project in (None, s.project)
+            and query.span_kind in (None, s.span_kind)
+            and (query.start_ns is None or s.start_time_ns >= query.start_ns)
+            and (query.end_ns is None or s.start_time_ns <= query.end_ns)
+        }
+        got = [(s.trace_id, s.span_id) for s in every(store.list_spans, query, limit=3)]
+        assert set(got) == wanted and len(got) == len(wanted), query
+        assert store.count_spans(query) == len(wanted)
+
+
+def test_spans_stored_while_a_client_pages_never_repeat_one(store: Store):
+    write(store, [span(1, n, start_ms=n) for n in range(1, 11)])
+    first = store.list_spans(ListQuery(limit=4))
+    # Earlier and later spans arrive between two pages.
+    write(store, [span(2, 1, start_ms=-5), span(2, 2, start_ms=100)])
+    rest = every(store.list_spans, ListQuery(cursor=first.next_cursor), limit=4) if first.next_cursor else []
+    keys = [(s.trace_id, s.span_id) for s in first.items + rest]
+    assert len(keys) == len(set(keys))
+    assert {(trace_id(1), span_id(1000 + n)) for n in range(1, 11)} <= set(keys)

@@ -1,0 +1,110 @@
+"""The SQLite backend opens a file written by spanloom 0.1.0 (schema 1, sessions and users keyed by
+id alone) and upgrades it in place: every span kept, sessions and users split per project, every
+figure the recount from the spans. A file from a newer release, or an upgrade that fails half
+way, changes nothing. (SQLite's own file format, so it reads the file directly beside the store.)"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import shutil
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+from contract_kit import assert_lists_match_recount, every
+
+from spanloom.server.store.base import ListQuery, StoreOpenError
+from spanloom.server.store.sqlite import user_writes
+from spanloom.server.store.url import open_store
+
+OLD_FILE = Path(__file__).parent / "data" / "spanloom-0.1.0.db.gz"
+
+
+@pytest.fixture
+def old_db(tmp_path: Path) -> Path:
+    path = tmp_path / "from-0.1.0.db"
+    with gzip.open(OLD_FILE) as packed, path.open("wb") as unpacked:
+        shutil.copyfileobj(packed, unpacked)
+    return path
+
+
+def _read(path: Path, sql: str) -> list[tuple]:
+    with closing(sqlite3.connect(path)) as connection:
+        return connection.execute(sql).fetchall()
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_0_1_0_file_upgrades_keeping_every_span(old_db: Path):
+    assert _read(old_db, "PRAGMA user_version") == [(1,)]
+    spans_before = set(_read(old_db, "SELECT trace_id, span_id FROM spans"))
+    results_before = set(
+        _read(old_db, "SELECT trace_id, span_id, name, source, score, label FROM evaluations")
+    )
+    # 0.1.0 kept one row for a session id that two projects use.
+    assert _read(old_db, "SELECT project FROM sessions WHERE session_id = 'shared-0'") == [("shop",)]
+    lines: list[str] = []
+    store = open_store(str(old_db), progress=lines.append)
+    try:
+        assert lines[0].startswith("upgrading the database to schema 2") and lines[-1].endswith("schema 2")
+        stored = every(store.list_spans, limit=50)
+        assert {(span.trace_id, span.span_id) for span in stored} == spans_before
+        assert store.count_spans(ListQuery()) == len(spans_before) == 82
+        expected = assert_lists_match_recount(store)
+        # The shared ids are now one session and one user per project.
+        assert store.find_session_projects("shared-0") == ["shop", "support"]
+        assert store.find_user_projects("alice") == ["shop", "support"]
+        assert {key[0] for key in expected.sessions} == {"shop", "support"}
+        assert len(expected.sessions) == 12 and len(expected.users) == 7
+        # Results kept, and counted inside their trace's project.
+        results_after = {
+            (result.trace_id, result.span_id, result.name, result.source, result.score, result.label)
+            for trace in expected.traces.values()
+            for result in trace.evaluations
+        }
+        assert results_after == results_before
+        support = store.get_session("support", "shared-0")
+        assert support is not None and {turn.project for turn in support.turns} == {"support"}
+        # The trace whose late root moved it stays where the root put it.
+        moved = store.get_trace("0" * 29 + "3e7")
+        assert moved is not None and (moved.summary.session_id, moved.summary.user_id) == (
+            "shop-only-3",
+            "bob",
+        )
+    finally:
+        store.close()
+    assert _read(old_db, "PRAGMA user_version") == [(2,)]
+    # Opening it again is quiet: nothing left to upgrade.
+    again: list[str] = []
+    open_store(str(old_db), progress=again.append).close()
+    assert again == []
+
+
+def test_a_file_from_a_newer_release_is_refused_unchanged(old_db: Path):
+    with closing(sqlite3.connect(old_db)) as connection:
+        connection.execute("PRAGMA user_version = 99")
+    before = _digest(old_db)
+    with pytest.raises(StoreOpenError, match="newer spanloom"):
+        open_store(str(old_db))
+    assert _digest(old_db) == before
+
+
+def test_an_upgrade_that_fails_half_way_leaves_the_old_file(old_db: Path, monkeypatch: pytest.MonkeyPatch):
+    def failing(connection: sqlite3.Connection) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(user_writes, "rebuild_users", failing)
+    with pytest.raises(StoreOpenError, match="disk I/O error"):
+        open_store(str(old_db))
+    assert _read(old_db, "PRAGMA user_version") == [(1,)]
+    assert _read(old_db, "SELECT project FROM sessions WHERE session_id = 'shared-0'") == [("shop",)]
+    monkeypatch.undo()
+    store = open_store(str(old_db))
+    try:
+        assert store.find_session_projects("shared-0") == ["shop", "support"]
+    finally:
+        store.close()
