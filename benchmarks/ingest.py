@@ -1,11 +1,16 @@
 """Ingest benchmark: 100,000 realistic LLM spans into `spanloom serve`, against a plain-SQLite floor.
 
+Two projects ("shop" and "support") use the same session and user ids, as two apps (or staging
+and production) do: every other pass over the conversations goes to the other project, so each
+id is a session (and a user) in both, which the store keeps apart.
+
 Run: ``python benchmarks/ingest.py [--spans 100000] [--evaluators]``. With ``--evaluators`` the
 server runs latency, contains_pii and refusal on every LLM span of the project as it arrives (off
 the ingest path): compare the sustained rate with and without. Prints a markdown table: sustained
 spans/s (counted once the last batch is answered, i.e. committed and queryable), the server's
-peak RSS, the database size, median latencies of three API calls over 20 requests, and the
-floor: decoding the same payloads and inserting plain rows into SQLite without rollups.
+peak RSS, the database size, median latencies of API calls over 20 requests (each detail call
+for a different id, so no cache serves them), and the floor: decoding the same payloads and
+inserting plain rows into SQLite without rollups.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from spanloom.server.ingest.attributes import key_values
 from spanloom.server.ingest.decode import decode_protobuf
 
 BATCH = 512  # what the SDK's BatchSpanProcessor sends per request
+PROJECTS = ("shop", "support")
 HEADERS = {"Content-Type": "application/x-protobuf"}
 
 
@@ -47,11 +53,12 @@ def _kv(attributes: dict) -> list[KeyValue]:
     return out
 
 
-def build_payloads(total_spans: int, sessions: int, users: int) -> tuple[list[bytes], list[str]]:
-    """Serialized OTLP requests of BATCH spans each, in the demo's shape (agent, tool, LLM spans)."""
+def build_payloads(total_spans: int, sessions: int, users: int) -> tuple[list[bytes], list[str], list[str]]:
+    """Serialized OTLP requests of BATCH spans each, in the demo's shape (agent, tool, LLM spans),
+    and the session and user ids (each in both projects)."""
     rng = random.Random(1)
     conversations = build_conversations(sessions=sessions, users=users, seed=1, answer_sentences=(20, 40))
-    spans: list[Span] = []
+    spans: list[tuple[str, Span]] = []
     now = time.time_ns() - 86_400 * 10**9
     index = 0
     while len(spans) < total_spans:
@@ -91,14 +98,17 @@ def build_payloads(total_spans: int, sessions: int, users: int) -> tuple[list[by
                 (llm_id, root_id, "ChatCompletion", llm, 45_000_000, latency),
             ):
                 spans.append(
-                    Span(
-                        trace_id=trace_id,
-                        span_id=span_id,
-                        parent_span_id=parent,
-                        name=name,
-                        start_time_unix_nano=start + offset,
-                        end_time_unix_nano=start + offset + duration,
-                        attributes=_kv(attributes),
+                    (
+                        PROJECTS[index % len(PROJECTS)],
+                        Span(
+                            trace_id=trace_id,
+                            span_id=span_id,
+                            parent_span_id=parent,
+                            name=name,
+                            start_time_unix_nano=start + offset,
+                            end_time_unix_nano=start + offset + duration,
+                            attributes=_kv(attributes),
+                        ),
                     )
                 )
         index += 1
@@ -106,11 +116,16 @@ def build_payloads(total_spans: int, sessions: int, users: int) -> tuple[list[by
     payloads = []
     for first in range(0, len(spans), BATCH):
         request = ExportTraceServiceRequest()
-        resource_spans = request.resource_spans.add()
-        resource_spans.resource.attributes.extend(_kv({"project.name": "bench", "service.name": "bench"}))
-        resource_spans.scope_spans.add().spans.extend(spans[first : first + BATCH])
+        for project in PROJECTS:
+            mine = [span for owner, span in spans[first : first + BATCH] if owner == project]
+            if mine:
+                resource_spans = request.resource_spans.add()
+                resource_spans.resource.attributes.extend(
+                    _kv({"project.name": project, "service.name": "bench"})
+                )
+                resource_spans.scope_spans.add().spans.extend(mine)
         payloads.append(request.SerializeToString())
-    return payloads, [c.session_id for c in conversations]
+    return payloads, [c.session_id for c in conversations], sorted({c.user_id for c in conversations})
 
 
 def free_port() -> int:
@@ -155,13 +170,25 @@ def send_all(url: str, payloads: list[bytes], senders: int = 2) -> None:
         thread.join()
 
 
-def median_ms(client: httpx.Client, path: str, n: int = 20) -> float:
+def median_ms(client: httpx.Client, requests: list[tuple[str, dict[str, str]]]) -> float:
+    """The median time of these GETs (path, params), one each."""
     times = []
-    for _ in range(n):
+    for path, params in requests:
         start = time.perf_counter()
-        assert client.get(path).status_code == 200
+        response = client.get(path, params=params)
+        assert response.status_code == 200, (path, params, response.status_code, response.text[:200])
         times.append((time.perf_counter() - start) * 1000)
     return statistics.median(times)
+
+
+def distinct(ids: list[str], path: str, n: int = 20) -> list[tuple[str, dict[str, str]]]:
+    """`n` detail requests, each for another id and a project in turn."""
+    step = max(1, len(ids) // n)
+    picked = ids[::step][:n]
+    return [
+        (f"{path}/{identifier}", {"project": PROJECTS[i % len(PROJECTS)]})
+        for i, identifier in enumerate(picked)
+    ]
 
 
 def floor_spans_per_second(payloads: list[bytes], directory: Path) -> float:
@@ -236,7 +263,7 @@ def main() -> None:
         "--evaluators", action="store_true", help="configure latency + contains_pii + refusal for the project"
     )
     args = parser.parse_args()
-    payloads, session_ids = build_payloads(args.spans, args.sessions, args.users)
+    payloads, session_ids, user_ids = build_payloads(args.spans, args.sessions, args.users)
     average = sum(map(len, payloads)) / args.spans
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
@@ -278,11 +305,26 @@ def main() -> None:
             # Less sensitive than the rate to other load on the machine: what ingest cost the server.
             cpu_per_span_us = (cpu_seconds(server.pid) - cpu_before) / args.spans * 1e6
             with httpx.Client(base_url=base, timeout=30) as client:
-                stored = client.get("/api/projects").json()["items"][0]["span_count"]
+                projects = client.get("/api/projects").json()["items"]
+                stored = sum(project["span_count"] for project in projects)
                 assert stored == args.spans, stored
-                sessions_ms = median_ms(client, "/api/sessions")
-                session_ms = median_ms(client, f"/api/sessions/{session_ids[len(session_ids) // 2]}")
-                users_ms = median_ms(client, "/api/users")
+                assert [p["session_count"] for p in projects] == [len(session_ids)] * len(PROJECTS), projects
+                sorts = ("start_time", "cost", "errors", "turns", "latency", "tokens", "last_activity")
+                sessions_ms = median_ms(
+                    client, [("/api/sessions", {"sort": sorts[i % len(sorts)]}) for i in range(20)]
+                )
+                project_ms = median_ms(
+                    client,
+                    [
+                        ("/api/sessions", {"project": PROJECTS[i % 2], "sort": sorts[i % len(sorts)]})
+                        for i in range(20)
+                    ],
+                )
+                session_ms = median_ms(client, distinct(session_ids, "/api/sessions"))
+                users_ms = median_ms(
+                    client, [("/api/users", {"sort": "cost" if i % 2 else "last_seen"}) for i in range(20)]
+                )
+                user_ms = median_ms(client, distinct(user_ids, "/api/users"))
                 judged = wait_for_results(client, args.spans // 3 * 3) if args.evaluators else 0
                 judged_at = time.perf_counter() - start
             rss = peak_rss_mib(server.pid)
@@ -304,9 +346,13 @@ def main() -> None:
     print(f"| server CPU per span (all threads) | {cpu_per_span_us:.0f} µs | |")
     print(f"| server peak RSS | {rss:.0f} MiB | < 250 MiB |")
     print(f"| database size | {size:.0f} MiB | |")
-    print(f"| GET /api/sessions (first page), median of 20 | {sessions_ms:.1f} ms | < 20 ms |")
-    print(f"| GET /api/sessions/{{id}}, median of 20 | {session_ms:.1f} ms | < 20 ms |")
-    print(f"| GET /api/users, median of 20 | {users_ms:.1f} ms | < 20 ms |")
+    print(f"| GET /api/sessions (all projects, 7 sorts), median of 20 | {sessions_ms:.1f} ms | < 20 ms |")
+    print(
+        f"| GET /api/sessions?project=P (first page, 7 sorts), median of 20 | {project_ms:.1f} ms | < 20 ms |"
+    )
+    print(f"| GET /api/sessions/{{id}}?project=P, 20 distinct ids | {session_ms:.1f} ms | < 20 ms |")
+    print(f"| GET /api/users (first page), median of 20 | {users_ms:.1f} ms | < 20 ms |")
+    print(f"| GET /api/users/{{id}}?project=P, 20 distinct ids | {user_ms:.1f} ms | < 20 ms |")
     if args.evaluators:
         print(f"| server evaluator results (3 per LLM span) | {judged:,} after {judged_at:.1f} s | |")
 

@@ -106,8 +106,6 @@ def serve(
             "'Authorization: Bearer KEY') or SPANLOOM_KEYS_FILE, or pass --insecure"
         )
 
-    import sys
-
     import uvicorn
 
     from spanloom.server.app import create_app
@@ -182,4 +180,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
-from typing import Annotated, Any, ClassVar, Literal, Protocol
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
@@ -23,6 +23,7 @@ from pydantic import (
     WithJsonSchema,
     model_validator,
 )
+from starlette.datastructures import ImmutableMultiDict
 
 from spanloom.server.store.base import (
     MAX_PAGE_SIZE,
@@ -54,14 +55,8 @@ class BadParameterError(ValueError):
         self.message = message
 
 
-class QueryParams(Protocol):
-    """What Starlette's QueryParams offers (and a MultiDict does)."""
-
-    def get(self, key: str, default: Any = None) -> Any: ...
-
-    def getlist(self, key: str) -> list[str]: ...
-
-    def multi_items(self) -> list[tuple[str, str]]: ...
+# A query string: Starlette's QueryParams, or the MultiDict the pages build from one.
+QueryParams = ImmutableMultiDict[str, str]
 
 
 def parse_time(parameter: str, raw: str) -> int:

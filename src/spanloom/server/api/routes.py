@@ -37,7 +37,9 @@ from spanloom.server.store.base import ListQuery, Store
 router = APIRouter(prefix="/api", tags=["api"])
 
 _METADATA_HELP = " Also `metadata.KEY=VALUE` (repeatable) keeps rows whose metadata has KEY equal to VALUE."
-_AMBIGUOUS = {409: {"description": "Without `project`, the id exists in several projects (listed)"}}
+_AMBIGUOUS: dict[int | str, dict[str, Any]] = {
+    409: {"description": "Without `project`, the id exists in several projects (listed)"}
+}
 
 
 def get_store(request: Request) -> Store:

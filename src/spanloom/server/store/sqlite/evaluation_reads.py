@@ -43,7 +43,7 @@ def select_session_aggregates(
     found: dict[tuple[str, str], dict[str, EvaluationAggregate]] = {}
     for project, session_ids in by_project(keys).items():
         for session_id, name, count, scored, score_micros, passed in connection.execute(
-            "SELECT session_id, name, count, scored, score_micros, passed FROM session_evaluations"
+            "SELECT session_id, name, result_count, scored, score_micros, passed FROM session_evaluations"
             " WHERE project = ? AND session_id IN (SELECT value FROM json_each(?)) ORDER BY name",
             (project, to_json(session_ids)),
         ):
@@ -60,7 +60,7 @@ def select_user_aggregates(
     found: dict[tuple[str, str], dict[str, EvaluationAggregate]] = {}
     for project, user_ids in by_project(keys).items():
         for user_id, name, count, scored, score_micros, passed in connection.execute(
-            "SELECT user_id, name, count, scored, score_micros, passed FROM user_evaluations"
+            "SELECT user_id, name, result_count, scored, score_micros, passed FROM user_evaluations"
             " WHERE project = ? AND user_id IN (SELECT value FROM json_each(?)) ORDER BY name",
             (project, to_json(user_ids)),
         ):
@@ -92,7 +92,7 @@ class _SummaryRow(NamedTuple):
     project: str
     key: str
     name: str
-    count: int
+    result_count: int
     scored: int
     score_micros: int
     passed: int
@@ -102,21 +102,23 @@ class _SummaryRow(NamedTuple):
 
 
 # Worst mean first (no mean last), then the lowest pass rate; ties by key.
-_SUMMARY_ORDER = " ORDER BY mean_score IS NULL, mean_score, passed * 1.0 / count, project, key, name LIMIT ?3"
+_SUMMARY_ORDER = (
+    " ORDER BY mean_score IS NULL, mean_score, passed * 1.0 / result_count, project, key, name LIMIT ?3"
+)
 _SUMMARIES = {
     "session": (
-        "SELECT project, session_id AS key, name, count, scored, score_micros, passed, mean_score,"
+        "SELECT project, session_id AS key, name, result_count, scored, score_micros, passed, mean_score,"
         " worst_trace_id, worst_span_id FROM session_evaluations"
         " WHERE (?1 IS NULL OR name = ?1) AND (?2 IS NULL OR project = ?2)"
     ),
     "user": (
-        "SELECT project, user_id AS key, name, count, scored, score_micros, passed, mean_score, NULL, NULL"
-        " FROM user_evaluations WHERE (?1 IS NULL OR name = ?1) AND (?2 IS NULL OR project = ?2)"
+        "SELECT project, user_id AS key, name, result_count, scored, score_micros, passed, mean_score,"
+        " NULL, NULL FROM user_evaluations WHERE (?1 IS NULL OR name = ?1) AND (?2 IS NULL OR project = ?2)"
     ),
     # Projects are few and this is an on-demand summary: grouped at read time over the index
     # evaluations_by_project. Scores are summed in SQL here, so micros are rounded per row.
     "project": (
-        "SELECT project, project AS key, name, COUNT(*) AS count, COUNT(score),"
+        "SELECT project, project AS key, name, COUNT(*) AS result_count, COUNT(score),"
         " COALESCE(SUM(CAST(ROUND(score * 1000000) AS INTEGER)), 0), SUM(passed) AS passed,"
         " AVG(score) AS mean_score, NULL, NULL FROM evaluations"
         " WHERE (?1 IS NULL OR name = ?1) AND (?2 IS NULL OR project = ?2) GROUP BY project, name"
@@ -182,6 +184,6 @@ def summarize(
             worst = _select_worst_of_user(connection, row.project, row.key, row.name)
         else:
             worst = _select_worst_of_project(connection, row.project, row.name)
-        aggregate = _aggregate(row.count, row.scored, row.score_micros, row.passed)
+        aggregate = _aggregate(row.result_count, row.scored, row.score_micros, row.passed)
         groups.append(EvaluationGroup(group_by, row.project, row.key, row.name, aggregate, worst))
     return groups

@@ -77,9 +77,9 @@ def resolve(
     by_span_id: dict[str, list[str]] = {}
     lone_span_ids = {item.span_id for item in items if item.span_id and not item.trace_id}
     if lone_span_ids:
-        for span_id, trace_id, project in sql.select_traces_of_span_ids(connection, lone_span_ids):
+        for lone_span_id, lone_trace_id, project in sql.select_traces_of_span_ids(connection, lone_span_ids):
             if visible(project):
-                by_span_id.setdefault(span_id, []).append(trace_id)
+                by_span_id.setdefault(lone_span_id, []).append(lone_trace_id)
     keyed: list[tuple[int, EvaluationInput, str, str | None]] = []
     for index, item in enumerate(items):
         if item.trace_id:
@@ -106,11 +106,12 @@ def resolve(
     for index, item, trace_id, span_id in keyed:
         owner = owners.get(trace_id)
         if span_id is None:
-            span_id = owner.root_span_id if owner else None
-            if span_id is None:
+            root = owner.root_span_id if owner else None
+            if root is None:
                 reason = "its root span has not arrived" if owner else f"no trace {trace_id!r} is stored"
                 rejected.append(EvaluationRejection(index, reason))
                 continue
+            span_id = root
         elif owner is None or (trace_id, span_id) not in stored:
             rejected.append(
                 EvaluationRejection(index, f"no span {span_id!r} in trace {trace_id!r} is stored")
@@ -233,7 +234,7 @@ def apply_user_deltas(connection: sqlite3.Connection, deltas: _UserDeltas) -> No
     for project, user_ids in by_project.items():
         for row in sql.select_user_aggregates(connection, project, user_ids):
             current[(row.project, row.user_id, row.name)] = [
-                row.count,
+                row.result_count,
                 row.scored,
                 row.score_micros,
                 row.passed,

@@ -38,7 +38,7 @@ class EvaluationRow(NamedTuple):
 
 class SessionAggregateRow(NamedTuple):
     name: str
-    count: int
+    result_count: int
     scored: int
     score_micros: int
     passed: int
@@ -51,7 +51,7 @@ class UserAggregateRow(NamedTuple):
     project: str
     user_id: str
     name: str
-    count: int
+    result_count: int
     scored: int
     score_micros: int
     passed: int
@@ -137,8 +137,8 @@ def replace_session_aggregates(
         "DELETE FROM session_evaluations WHERE project = ? AND session_id = ?", (project, session_id)
     )
     connection.executemany(
-        "INSERT INTO session_evaluations (project, session_id, name, count, scored, score_micros, passed,"
-        " mean_score, worst_trace_id, worst_span_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO session_evaluations (project, session_id, name, result_count, scored, score_micros,"
+        " passed, mean_score, worst_trace_id, worst_span_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [(project, session_id, *row) for row in rows],
     )
 
@@ -159,7 +159,7 @@ def upsert_user_aggregates(connection: sqlite3.Connection, rows: Iterable[UserAg
     connection.executemany(
         f"INSERT INTO user_evaluations ({', '.join(UserAggregateRow._fields)})"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-        " ON CONFLICT (project, user_id, name) DO UPDATE SET count = excluded.count,"
+        " ON CONFLICT (project, user_id, name) DO UPDATE SET result_count = excluded.result_count,"
         " scored = excluded.scored, score_micros = excluded.score_micros, passed = excluded.passed,"
         " mean_score = excluded.mean_score",
         rows,

@@ -93,7 +93,7 @@ def eval_sort(
     sorts: dict[str, Sort],
     rollup: str,
     key_columns: tuple[str, str],
-    row_columns: tuple[str, str],
+    row_columns: tuple[str, ...],
 ) -> tuple[dict[str, Sort], str, list[Any]]:
     """For sort=eval:NAME: the sorts with that key added, a LEFT JOIN of the aggregate row for NAME
     (bound as a parameter), and its parameters. Rows without NAME sort last in either order:

@@ -100,13 +100,42 @@ SPAN_FACT_COLUMNS = (
 
 
 def facts_of_row(row: Sequence[Any]) -> SpanFacts:
-    """From a row of SPAN_FACT_COLUMNS."""
-    facts = SpanFacts._make(row)
-    return facts._replace(
-        tags=json.loads(facts.tags) if facts.tags != "[]" else [],
-        metadata=json.loads(facts.metadata) if facts.metadata != "{}" else {},
-        has_input=bool(facts.has_input),
-        has_output=bool(facts.has_output),
+    """From a row of SPAN_FACT_COLUMNS (tags and metadata as JSON text)."""
+    (
+        span_id,
+        parent_span_id,
+        project,
+        session_id,
+        user_id,
+        name,
+        span_kind,
+        start_ns,
+        end_ns,
+        status_code,
+        total_tokens,
+        cost,
+        tags,
+        metadata,
+        has_input,
+        has_output,
+    ) = row
+    return SpanFacts(
+        span_id,
+        parent_span_id,
+        project,
+        session_id,
+        user_id,
+        name,
+        span_kind,
+        start_ns,
+        end_ns,
+        status_code,
+        total_tokens,
+        cost,
+        json.loads(tags) if tags != "[]" else [],
+        json.loads(metadata) if metadata != "{}" else {},
+        bool(has_input),
+        bool(has_output),
     )
 
 
