@@ -133,3 +133,18 @@ def test_session_figures_and_percentiles(store: Store):
     assert session.latency_p95_ms == pytest.approx(40 + (1000 - 40) * 0.8)
     assert session.trace_count == 5
     assert_lists_match_recount(store)
+
+
+def test_sums_past_64_bits_saturate_instead_of_failing(store: Store):
+    """Whatever a span says, a store keeps taking spans: totals stop at the 64-bit limit."""
+    huge = 2**63 - 100
+    for number in range(1, 4):
+        result = write(
+            store, [span(number, 1, start_ms=number, session_id="s", user_id="u", total_tokens=huge)]
+        )
+        assert result.accepted == 1
+    write(store, [span(9, 1, start_ms=9, session_id="s", user_id="u", total_tokens=5)])
+    [session] = every(store.list_sessions)
+    [user] = every(store.list_users)
+    assert session.trace_count == user.trace_count == 4
+    assert session.total_tokens == user.total_tokens == 2**63 - 1

@@ -20,6 +20,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
+from spanloom.server.json_text import may_hold_surrogates, without_lone_surrogates
+
 # Fields holding ids, in both spellings json_format accepts.
 _ID_FIELDS = ("traceId", "trace_id", "spanId", "span_id", "parentSpanId", "parent_span_id")
 _RESOURCE_SPANS = ("resourceSpans", "resource_spans")
@@ -72,6 +74,9 @@ def decode_json(body: bytes) -> ExportTraceServiceRequest:
         raise UndecodableBodyError("not valid OTLP/JSON: nested too deeply") from None
     if not isinstance(data, dict):
         raise UndecodableBodyError("OTLP/JSON body must be an object with 'resourceSpans'")
+    if may_hold_surrogates(body):
+        # protobuf refuses a lone surrogate half, and would refuse the whole request for it.
+        data = without_lone_surrogates(data)
     for resource_spans in _children(data, _RESOURCE_SPANS):
         if not isinstance(resource_spans, dict):
             continue

@@ -72,6 +72,9 @@ _ZERO_SPAN_ID = bytes(8)
 # Ids longer than this are not ids (they come from clients).
 MAX_ID_LENGTH = 256
 INT64_MAX = 2**63 - 1
+# The most tokens one count of one span may say: no model call reads or writes a billion tokens,
+# and a bound keeps costs and every sum of them within 64-bit integers (SECURITY.md).
+MAX_TOKENS = 1_000_000_000
 
 
 @dataclass(slots=True)
@@ -115,6 +118,14 @@ def first_int(attributes: dict[str, Any], keys: tuple[str, ...]) -> int | None:
         if isinstance(value, str) and value.isdecimal() and len(value) <= 30:
             return _int64(int(value))
     return None
+
+
+def token_count(attributes: dict[str, Any], keys: tuple[str, ...]) -> int | None:
+    """A token count from 0 to MAX_TOKENS (a larger one is clamped); a negative one is no count."""
+    count = first_int(attributes, keys)
+    if count is None or count < 0:
+        return None
+    return min(count, MAX_TOKENS)
 
 
 def span_kind_of(attributes: dict[str, Any]) -> str:
@@ -206,9 +217,9 @@ def normalize_span(
     cuts.mark(attributes)
     grouped = group_by_prefix(attributes, _SCANNED_PREFIXES)
     model = first_string(attributes, MODEL_KEYS)
-    prompt_tokens = first_int(attributes, PROMPT_TOKEN_KEYS)
-    completion_tokens = first_int(attributes, COMPLETION_TOKEN_KEYS)
-    total_tokens = first_int(attributes, (semconv.LLM_TOKEN_COUNT_TOTAL,))
+    prompt_tokens = token_count(attributes, PROMPT_TOKEN_KEYS)
+    completion_tokens = token_count(attributes, COMPLETION_TOKEN_KEYS)
+    total_tokens = token_count(attributes, (semconv.LLM_TOKEN_COUNT_TOTAL,))
     if total_tokens is None and (prompt_tokens is not None or completion_tokens is not None):
         total_tokens = (prompt_tokens or 0) + (completion_tokens or 0)
     start, end = _int64(span.start_time_unix_nano), _int64(span.end_time_unix_nano)

@@ -60,7 +60,8 @@ def decode_cursor(
         raise InvalidCursorError("not a cursor from this server")
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        decoded = parse_json(raw, max_depth=1)
+        # Not repaired: a cursor holding half a surrogate pair was not made here, and is refused.
+        decoded = parse_json(raw, max_depth=1, repair=False)
     except (binascii.Error, ValueError, TypeError) as error:
         raise InvalidCursorError("not a cursor from this server") from error
     if not isinstance(decoded, list) or len(decoded) != 2 + key_length:

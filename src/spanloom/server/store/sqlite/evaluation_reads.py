@@ -119,7 +119,7 @@ _SUMMARIES = {
     # evaluations_by_project. Scores are summed in SQL here, so micros are rounded per row.
     "project": (
         "SELECT project, project AS key, name, COUNT(*) AS result_count, COUNT(score),"
-        " COALESCE(SUM(CAST(ROUND(score * 1000000) AS INTEGER)), 0), SUM(passed) AS passed,"
+        " CAST(TOTAL(ROUND(score * 1000000)) AS INTEGER), SUM(passed) AS passed,"
         " AVG(score) AS mean_score, NULL, NULL FROM evaluations"
         " WHERE (?1 IS NULL OR name = ?1) AND (?2 IS NULL OR project = ?2) GROUP BY project, name"
     ),

@@ -35,6 +35,7 @@ from spanloom.server.store.sqlite.evaluation_writes import (
     TraceOwner,
     UserAggregateRow,
 )
+from spanloom.server.store.sqlite.trace_rollup import saturated
 
 # (project, user, name) -> [count, scored, score_micros, passed]
 _UserDeltas = dict[tuple[str, str, str], list[int]]
@@ -216,7 +217,14 @@ def recount_session(connection: sqlite3.Connection, project: str, session_id: st
             entry[4] = rank
     rows = [
         SessionAggregateRow(
-            name, count, scored, total, passed, total / 1e6 / scored if scored else None, worst[3], worst[4]
+            name,
+            count,
+            scored,
+            saturated(total),
+            passed,
+            total / 1e6 / scored if scored else None,
+            worst[3],
+            worst[4],
         )
         for name, (count, scored, total, passed, worst) in sorted(by_name.items())
     ]
@@ -248,7 +256,9 @@ def apply_user_deltas(connection: sqlite3.Connection, deltas: _UserDeltas) -> No
             deletes.append(key)
         else:
             upserts.append(
-                UserAggregateRow(*key, count, scored, total, passed, total / 1e6 / scored if scored else None)
+                UserAggregateRow(
+                    *key, count, scored, saturated(total), passed, total / 1e6 / scored if scored else None
+                )
             )
     sql.delete_user_aggregates(connection, deletes)
     sql.upsert_user_aggregates(connection, upserts)

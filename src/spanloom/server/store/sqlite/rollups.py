@@ -40,6 +40,7 @@ from spanloom.server.store.sqlite.trace_rollup import (
     facts_of,
     merge_labels,
     percentile,
+    saturated,
 )
 from spanloom.server.store.sqlite.user_writes import UserRow
 
@@ -261,14 +262,15 @@ class _UserTally:
 
     def row(self) -> UserRow:
         assert self.first_seen_ns is not None and self.last_seen_ns is not None  # a trace was added
+        nanos = saturated(self.cost_nanos)
         return UserRow(
             self.project,
             self.user_id,
             self.session_count,
             self.trace_count,
-            self.total_tokens,
-            self.cost_nanos / 1e9,
-            self.cost_nanos,
+            saturated(self.total_tokens),
+            nanos / 1e9,
+            nanos,
             self.error_count,
             self.first_seen_ns,
             self.last_seen_ns,

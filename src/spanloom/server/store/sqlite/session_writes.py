@@ -17,6 +17,7 @@ from typing import NamedTuple
 from spanloom.server.store.sqlite.statements import (
     execute_values,
     fetch_in_one_step,
+    saturated_sum,
     to_json,
     upsert_statement,
 )
@@ -73,8 +74,9 @@ def select_session_totals(
     """The totals of those of these sessions that have traces."""
     rows = fetch_in_one_step(
         connection,
-        "SELECT session_id, COUNT(*), MIN(start_ns), MAX(end_ns), SUM(total_tokens), SUM(cost_nanos),"
-        f" SUM(error_count > 0), MAX(labeled) {_IN_SESSIONS} GROUP BY session_id",
+        f"SELECT session_id, COUNT(*), MIN(start_ns), MAX(end_ns), {saturated_sum('total_tokens')},"
+        f" {saturated_sum('cost_nanos')}, SUM(error_count > 0), MAX(labeled)"
+        f" {_IN_SESSIONS} GROUP BY session_id",
         (project, to_json(list(session_ids))),
         len(SessionTotals._fields),
     )

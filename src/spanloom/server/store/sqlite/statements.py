@@ -112,6 +112,14 @@ def upsert_statement(table: str, columns: Sequence[str], key_columns: int = 1) -
     )
 
 
+def saturated_sum(column: str) -> str:
+    """SQL summing an integer `column` that saturates at the 64-bit limits instead of failing
+    the statement with "integer overflow" (SUM's behaviour): TOTAL adds as a float (exact while
+    the sum stays below 2**53), and a cast of a float past the limit gives the limit. `column`
+    is a fixed name from this package, never input."""
+    return f"CAST(TOTAL({column}) AS INTEGER)"
+
+
 def by_project(keys: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
     """(project, id) keys grouped by project, each group in first-seen order without repeats: the
     statements over many sessions or users take one project and a JSON array of ids, which an

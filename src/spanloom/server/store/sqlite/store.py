@@ -123,6 +123,23 @@ def _storage_error(error: Exception) -> Exception:
     return unavailable
 
 
+# SQLite's answers to values it cannot take (not to a failing disk): a span that provokes one is
+# rejected alone instead of failing its whole request on every retry.
+_DATA_ERROR_MESSAGES = ("integer overflow", "string or blob too big", "surrogates not allowed")
+
+
+def _is_data_error(error: BaseException) -> bool:
+    """Whether a failed write is due to the values written, not to the storage: a retry of the
+    same values would fail again."""
+    if isinstance(
+        error, (sqlite3.IntegrityError, sqlite3.DataError, sqlite3.InterfaceError, sqlite3.ProgrammingError)
+    ):
+        return True
+    if isinstance(error, sqlite3.Error):
+        return any(message in str(error) for message in _DATA_ERROR_MESSAGES)
+    return isinstance(error, (ValueError, OverflowError, UnicodeError))
+
+
 # Pause between background checkpoints: each copies whatever the commits since the last one
 # wrote, so a page rewritten by several commits (an index leaf, a session row) is copied once.
 CHECKPOINT_INTERVAL_SECONDS = 0.25
@@ -311,6 +328,11 @@ class SqliteStore:
         try:
             self._transaction(requests)
         except Exception as error:
+            if len(requests) == 1 and len(requests[0].spans) > 0 and _is_data_error(error):
+                # Something in these spans cannot be stored (the storage itself works): store
+                # the others, and reject only what fails alone.
+                _settle(requests[0].future, self._write_apart(requests[0]))
+                return
             if len(requests) == 1:
                 failure = _storage_error(error)
                 if isinstance(failure, StoreUnavailableError):
@@ -324,6 +346,38 @@ class SqliteStore:
             return
         for request in requests:
             _settle(request.future, request.result)
+
+    def _write_apart(self, request: _Request) -> InsertResult:
+        """A span request whose spans failed together, written half by half until every span
+        that fails alone is found and rejected: rare (normalization bounds what it can), and
+        costs about twice the request's own write. A storage failure on the way ends it as one."""
+        try:
+            self._transaction([request])
+        except Exception as error:
+            if not _is_data_error(error):
+                raise
+            if len(request.spans) == 1:
+                span = request.spans[0]
+                logger.warning(
+                    "spanloom: span %s of trace %s cannot be stored: %s", span.span_id, span.trace_id, error
+                )
+                return InsertResult(0, 1, (f"a span could not be stored ({type(error).__name__}: {error})",))
+            middle = len(request.spans) // 2
+            halves = (request.spans[:middle], request.spans[middle:])
+            results = [
+                self._write_apart(
+                    _Request(Future(), spans=span_rows.prepare(half), projects=request.projects)
+                )
+                for half in halves
+            ]
+            return InsertResult(
+                accepted=sum(result.accepted for result in results),
+                rejected=sum(result.rejected for result in results),
+                reasons=tuple(dict.fromkeys(reason for result in results for reason in result.reasons)),
+                written=[span for result in results for span in result.written],
+            )
+        result: InsertResult = request.result
+        return result
 
     # --- reading ---
     def _reader(self) -> sqlite3.Connection:

@@ -150,9 +150,18 @@ def merge_labels(pairs: Iterable[tuple[list[str], dict[str, Any]]]) -> tuple[lis
     return tags, metadata
 
 
+INT64_MAX = 2**63 - 1
+
+
+def saturated(value: int) -> int:
+    """An integer within what a 64-bit column holds: sums of hostile values saturate there
+    instead of failing the write."""
+    return max(-INT64_MAX, min(value, INT64_MAX))
+
+
 def cost_nanos(cost: float) -> int:
     """USD as integer nano-USD: exact to add and subtract in any order."""
-    return round(cost * 1e9)
+    return saturated(round(cost * 1e9)) if math.isfinite(cost) else 0
 
 
 def percentile(sorted_values: Sequence[float], fraction: float) -> float:

@@ -9,6 +9,7 @@ from typing import NamedTuple
 from spanloom.server.store.sqlite.statements import (
     execute_values,
     fetch_in_one_step,
+    saturated_sum,
     to_json,
     upsert_statement,
 )
@@ -46,8 +47,8 @@ def select_users(connection: sqlite3.Connection, project: str, user_ids: Sequenc
 def recount_user(connection: sqlite3.Connection, project: str, user_id: str) -> UserRow | None:
     """The user's row recounted from their traces; None when no trace names them."""
     traces, sessions, tokens, nanos, errors, first_seen, last_seen = connection.execute(
-        "SELECT COUNT(*), COUNT(DISTINCT session_id), COALESCE(SUM(total_tokens), 0),"
-        " COALESCE(SUM(cost_nanos), 0), COALESCE(SUM(error_count > 0), 0), MIN(start_ns), MAX(end_ns)"
+        f"SELECT COUNT(*), COUNT(DISTINCT session_id), {saturated_sum('total_tokens')},"
+        f" {saturated_sum('cost_nanos')}, COALESCE(SUM(error_count > 0), 0), MIN(start_ns), MAX(end_ns)"
         " FROM traces INDEXED BY traces_by_user WHERE project = ? AND user_id = ?",
         (project, user_id),
     ).fetchone()
@@ -72,8 +73,8 @@ def rebuild_users(connection: sqlite3.Connection) -> None:
     connection.execute("DELETE FROM users")
     connection.execute(
         f"INSERT INTO users ({', '.join(UserRow._fields)})"
-        " SELECT project, user_id, COUNT(DISTINCT session_id), COUNT(*), COALESCE(SUM(total_tokens), 0),"
-        " COALESCE(SUM(cost_nanos), 0) / 1e9, COALESCE(SUM(cost_nanos), 0), SUM(error_count > 0),"
+        f" SELECT project, user_id, COUNT(DISTINCT session_id), COUNT(*), {saturated_sum('total_tokens')},"
+        f" {saturated_sum('cost_nanos')} / 1e9, {saturated_sum('cost_nanos')}, SUM(error_count > 0),"
         " MIN(start_ns), MAX(end_ns) FROM traces WHERE user_id IS NOT NULL AND user_id <> ''"
         " GROUP BY project, user_id"
     )
