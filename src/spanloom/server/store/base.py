@@ -188,17 +188,27 @@ class Page(Generic[_T]):
 
 
 @dataclass(slots=True)
+class FailingTurn:
+    """The first turn of a session that failed: a span with an error, or an evaluation result that
+    did not pass (a low score or a failing label, see `evaluation_passed`)."""
+
+    index: int  # its position in the whole session, from 0
+    trace_id: str
+    reason: Literal["error", "evaluation"]  # "error" when the turn has a failed span
+    cursor: str  # a turns cursor whose page starts at this turn
+
+
+@dataclass(slots=True)
 class SessionDetail:
     summary: SessionSummary
-    turns: list[TraceSummary]  # every trace, in time order
+    # A page of the session's traces, in time order (every trace when read without a limit).
+    turns: list[TraceSummary]
     # each turn's TOOL spans, by trace id, in time order: the transcript folds them in
     tool_calls: dict[str, list[SpanRecord]] = field(default_factory=dict)
-
-    @property
-    def first_failing_turn(self) -> int | None:
-        """Index into `turns` of the first turn that failed: a span with an error, or an evaluation
-        result that did not pass (a low score or a failing label, see `evaluation_passed`)."""
-        return next((index for index, turn in enumerate(self.turns) if turn_failed(turn)), None)
+    first_turn_index: int = 0  # the position of turns[0] in the session
+    next_cursor: str | None = None  # the page of newer turns, when there is one
+    previous_cursor: str | None = None  # the page of older turns, when there is one
+    first_failing: FailingTurn | None = None  # over the whole session, not just this page
 
 
 def turn_failed(turn: TraceSummary) -> bool:
@@ -284,7 +294,14 @@ class Store(Protocol):
         """Sessions by `query.sort` (then project, then id), `query.limit` a page."""
         ...
 
-    def get_session(self, project: str, session_id: str) -> SessionDetail | None: ...
+    def get_session(
+        self, project: str, session_id: str, limit: int | None = None, cursor: str | None = None
+    ) -> SessionDetail | None:
+        """The session with `limit` of its turns (all without a limit), from the start or from
+        `cursor` (a page's `next_cursor` or `previous_cursor`, or `first_failing.cursor`; raises
+        InvalidCursorError for one it did not make). The first failing turn is found over the
+        whole session."""
+        ...
 
     def find_session_projects(self, session_id: str) -> list[str]:
         """The projects that hold a session with this id, by name."""

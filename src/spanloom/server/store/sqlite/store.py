@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from spanloom.server.store.base import (
+    FailingTurn,
     InsertResult,
     ListQuery,
     Page,
@@ -49,7 +50,14 @@ from spanloom.server.store.base import (
     UserDetail,
     UserSummary,
 )
-from spanloom.server.store.cursor import TRACE_SPANS_CURSOR, decode_cursor, encode_cursor
+from spanloom.server.store.cursor import (
+    TRACE_SPANS_CURSOR,
+    TURNS_BEFORE,
+    TURNS_FROM,
+    decode_cursor,
+    decode_turns_cursor,
+    encode_cursor,
+)
 from spanloom.server.store.evaluation_types import (
     EvaluationGroup,
     EvaluationInput,
@@ -409,15 +417,51 @@ class SqliteStore:
         with self._snapshot() as connection:
             return session_reads.list_sessions(connection, query)
 
-    def get_session(self, project: str, session_id: str) -> SessionDetail | None:
+    def get_session(
+        self, project: str, session_id: str, limit: int | None = None, cursor: str | None = None
+    ) -> SessionDetail | None:
+        after: tuple[int, str] | None = None
+        before: tuple[int, str] | None = None
+        if cursor:
+            kind, start_ns, trace_id = decode_turns_cursor(cursor)
+            after, before = (
+                ((start_ns, trace_id), None) if kind == TURNS_FROM else (None, (start_ns, trace_id))
+            )
         with self._snapshot() as connection:
             summary = session_reads.select_session(connection, project, session_id)
             if summary is None:
                 return None
+            fetch = None if limit is None else limit + (before is None)  # one more: is there a next page?
+            turns = trace_reads.select_session_turns(connection, project, session_id, fetch, after, before)
+            next_turn = turns.pop() if limit is not None and before is None and len(turns) > limit else None
+            if next_turn is None and before is not None:
+                next_turn_key: tuple[int, str] | None = before
+            else:
+                next_turn_key = (next_turn.start_time_ns, next_turn.trace_id) if next_turn else None
+            first = (turns[0].start_time_ns, turns[0].trace_id) if turns else None
+            offset = trace_reads.count_turns_before(connection, project, session_id, first) if first else 0
+            failing = trace_reads.select_first_failing_turn(connection, project, session_id)
+            first_failing = None
+            if failing is not None:
+                failing_start, failing_trace, by_error = failing
+                first_failing = FailingTurn(
+                    index=trace_reads.count_turns_before(connection, project, session_id, failing[:2]),
+                    trace_id=failing_trace,
+                    reason="error" if by_error else "evaluation",
+                    cursor=encode_cursor(TURNS_FROM, failing_start, (failing_trace,)),
+                )
             return SessionDetail(
                 summary,
-                trace_reads.select_session_turns(connection, project, session_id),
-                span_reads.select_session_tool_spans(connection, project, session_id),
+                turns,
+                span_reads.select_tool_spans(connection, [turn.trace_id for turn in turns]),
+                first_turn_index=offset,
+                next_cursor=encode_cursor(TURNS_FROM, next_turn_key[0], (next_turn_key[1],))
+                if next_turn_key
+                else None,
+                previous_cursor=encode_cursor(TURNS_BEFORE, first[0], (first[1],))
+                if first and offset
+                else None,
+                first_failing=first_failing,
             )
 
     def find_session_projects(self, session_id: str) -> list[str]:
