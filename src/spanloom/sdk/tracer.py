@@ -22,7 +22,7 @@ from opentelemetry.trace import Span, Status, StatusCode, TracerProvider
 from spanloom import semconv
 from spanloom.sdk._guard import log_failure
 from spanloom.sdk._text import clean_text, dumps
-from spanloom.sdk.context import get_attributes_from_context, is_tracing_suppressed
+from spanloom.sdk.context import is_tracing_suppressed, span_attributes_from_context
 from spanloom.sdk.mask import TraceConfig
 from spanloom.sdk.register import config_of
 from spanloom.semconv import SpanKind
@@ -122,7 +122,7 @@ class SpanloomTracer:
         all_attributes = {
             semconv.OPENINFERENCE_SPAN_KIND: kind,
             semconv.GEN_AI_SPAN_KIND: kind,
-            **dict(get_attributes_from_context()),
+            **span_attributes_from_context(),
             **(attributes or {}),
         }
         with self._tracer.start_as_current_span(
@@ -201,7 +201,7 @@ class SpanloomTracer:
             return None
         try:
             attributes = dict(spec.attributes)
-            attributes.update(get_attributes_from_context())
+            attributes.update(span_attributes_from_context())
             value, mime = _value_and_mime(spec.input_value(args, kwargs))
             attributes[semconv.INPUT_VALUE] = value
             attributes[semconv.INPUT_MIME_TYPE] = mime
