@@ -24,6 +24,7 @@ class AnthropicInstrumentor(BaseInstrumentor):
     """Spans for Anthropic Messages calls, streamed or not."""
 
     provider_package = "anthropic"
+    dependencies = ("anthropic >= 0.40",)
 
     def _targets(self) -> Iterable[Target]:
         from spanloom.instrumentation.anthropic._wrappers import targets

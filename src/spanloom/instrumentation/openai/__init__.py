@@ -25,6 +25,7 @@ class OpenAIInstrumentor(BaseInstrumentor):
     """Spans for OpenAI chat completions, responses and embeddings."""
 
     provider_package = "openai"
+    dependencies = ("openai >= 1.40",)
 
     def _targets(self) -> Iterable[Target]:
         from spanloom.instrumentation.openai._wrappers import targets
