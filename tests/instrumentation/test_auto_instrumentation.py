@@ -82,18 +82,15 @@ def received_spans(collector) -> dict[str, tuple[str, dict[str, object]]]:
     return spans
 
 
-def test_opentelemetry_instrument_records_session_tagged_spans(collector, tmp_path):
+def run_instrumented(app_source: str, tmp_path: Path, variables: dict[str, str]) -> str:
+    """`opentelemetry-instrument python app.py` with only `variables` among OTEL_* settings."""
     instrument = shutil.which("opentelemetry-instrument", path=str(Path(sys.executable).parent))
     assert instrument, "opentelemetry-instrument is installed with the dev extra"
     app = tmp_path / "app.py"
-    app.write_text(APP)
+    app.write_text(app_source)
     environment = {
-        **{name: value for name, value in os.environ.items() if not name.startswith("OTEL_")},
-        "OTEL_SERVICE_NAME": "auto-app",
-        "OTEL_TRACES_EXPORTER": "otlp_proto_http",
-        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": collector.base + "/v1/traces",
-        "OTEL_METRICS_EXPORTER": "none",
-        "OTEL_LOGS_EXPORTER": "none",
+        **{name: value for name, value in os.environ.items() if not name.startswith(("OTEL_", "SPANLOOM_"))},
+        **variables,
     }
     result = subprocess.run(
         [instrument, sys.executable, str(app)],
@@ -105,12 +102,31 @@ def test_opentelemetry_instrument_records_session_tagged_spans(collector, tmp_pa
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "Leaves drift and fall / Quiet pond"
+    return result.stderr
 
+
+def wait_for_spans(collector, names: set[str], stderr: str) -> dict[str, tuple[str, dict[str, object]]]:
     deadline = time.monotonic() + 20
-    while {"ChatCompletion", "Messages"} - received_spans(collector).keys():
-        assert time.monotonic() < deadline, (received_spans(collector), result.stderr)
+    while names - received_spans(collector).keys():
+        assert time.monotonic() < deadline, (received_spans(collector), stderr)
         time.sleep(0.05)
-    spans = received_spans(collector)
+    return received_spans(collector)
+
+
+def test_opentelemetry_instrument_records_session_tagged_spans(collector, tmp_path):
+    # Configured by OTEL_* variables alone, as opentelemetry-distro reads them.
+    stderr = run_instrumented(
+        APP,
+        tmp_path,
+        {
+            "OTEL_SERVICE_NAME": "auto-app",
+            "OTEL_TRACES_EXPORTER": "otlp_proto_http",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": collector.base + "/v1/traces",
+            "OTEL_METRICS_EXPORTER": "none",
+            "OTEL_LOGS_EXPORTER": "none",
+        },
+    )
+    spans = wait_for_spans(collector, {"ChatCompletion", "Messages"}, stderr)
     scope, chat = spans["ChatCompletion"]
     assert scope == "spanloom.instrumentation.openai"
     assert chat["session.id"] == "s-auto"
@@ -121,6 +137,26 @@ def test_opentelemetry_instrument_records_session_tagged_spans(collector, tmp_pa
     assert scope == "spanloom.instrumentation.anthropic"
     assert message["session.id"] == "s-claude"
     assert "user.id" not in message
+
+
+def test_opentelemetry_instrument_with_register_in_the_app(collector, tmp_path):
+    # No distro configuring anything: the app calls spanloom.register(), after the entry points
+    # were instrumented against the global provider it then installs.
+    app = APP.replace(
+        "from spanloom import using_session, using_user",
+        "import spanloom\n"
+        "from spanloom import using_session, using_user\n\n"
+        f"provider = spanloom.register(project_name='auto-app', endpoint='{collector.base}/v1/traces')",
+    )
+    app += "provider.shutdown()\n"
+    stderr = run_instrumented(
+        app, tmp_path, {"OTEL_PYTHON_DISTRO": "none", "OTEL_PYTHON_CONFIGURATOR": "none"}
+    )
+    spans = wait_for_spans(collector, {"ChatCompletion", "Messages"}, stderr)
+    scope, chat = spans["ChatCompletion"]
+    assert scope == "spanloom.instrumentation.openai"
+    assert (chat["session.id"], chat["user.id"]) == ("s-auto", "u-auto")
+    assert spans["Messages"][1]["session.id"] == "s-claude"
 
 
 def test_entry_points_name_the_instrumentors():
