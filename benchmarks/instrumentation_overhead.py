@@ -25,7 +25,8 @@ Spans go to a real TracerProvider with SessionSpanProcessor and a processor that
 spans: in production a BatchSpanProcessor only queues the span on the caller's thread, which
 this stands for (``--simple`` uses a SimpleSpanProcessor with a dropping exporter instead).
 
-The targets: spanloom's added cost within 1.25x the floor's, and at least 3x below
+The targets: spanloom's added cost per call within 1.25x the floor's (a stream's floor is one
+span around it that records no chunk: printed, not held to), and at least 3x below
 OpenInference's per call, 4x per stream.
 
 Not a test: pytest never collects this directory.
@@ -257,7 +258,7 @@ def main() -> None:
     ):
         count = _recorded_attributes(client, fn)
         times = _measure(_sides(client, provider, fn, count), args.rounds, per_round)
-        results.append((name, count, openinference_target, times))
+        results.append((name, fn, count, openinference_target, times))
 
     processor = "SimpleSpanProcessor + dropping exporter" if args.simple else "a processor that drops"
     load = os.getloadavg()
@@ -267,11 +268,11 @@ def main() -> None:
     )
     print(
         "| case | bare µs | added µs: spanloom | floor in situ | OpenInference "
-        "| spanloom / floor (target <= 1.25) | OpenInference / spanloom (target) |"
+        "| spanloom / floor (target <= 1.25 per call) | OpenInference / spanloom (target) |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|")
     verdicts = []
-    for name, count, openinference_target, times in results:
+    for name, fn, count, openinference_target, times in results:
         bare = times["bare"]
 
         def added(side: str, times: dict[str, list[float]] = times, bare: list[float] = bare) -> float:
@@ -282,7 +283,10 @@ def main() -> None:
 
         ours, floor = added("spanloom"), added("floor, in situ")
         to_floor = ours / floor
-        verdicts.append(("spanloom / floor", name, to_floor, to_floor <= 1.25))
+        if fn is _call:
+            # A stream's floor is one span around it and records no chunk, so only a call's
+            # added cost has a floor to be held to.
+            verdicts.append(("spanloom / floor", name, to_floor, to_floor <= 1.25))
         cells = [
             f"{statistics.median(bare):.1f}",
             f"**{ours:.1f}** ({fastest('spanloom'):.1f})",
