@@ -14,7 +14,8 @@ An exit finds its own block current in the normal case and attaches that block's
 When code inside attached a context and never detached it, the current context is not the
 block: the exit then resets the token of the helper's last enter, which restores exactly what
 that enter replaced, or, when that token was made in another thread or task (a helper shared
-between them), restores nothing and logs, rather than hand this thread another's context.
+between them), restores nothing and logs, rather than hand this thread another's context. An
+id helper entered at the root keeps no token: what it replaced was the root.
 """
 
 from __future__ import annotations
@@ -41,10 +42,18 @@ class BlockContext(Context):
     __slots__ = ("owner", "parent")
 
 
-def restore_after_leak(helper: Any) -> None:
-    """Exit of a block whose context is no longer current: undo `helper`'s last enter."""
+def restore_after_leak(helper: Any, entered_at_root: Context | None = None) -> None:
+    """Exit of a block whose context is no longer current: undo `helper`'s last enter.
+
+    `entered_at_root`: the root context, for a helper whose enters at the root keep no token
+    (an id helper): no token pending then means the block was entered there.
+    """
+    token = getattr(helper, "_token", None)
+    if token is None and entered_at_root is not None:
+        attach_fast(entered_at_root)
+        return
     try:
-        reset_fast(helper._token)
+        reset_fast(token)
     except Exception:
         # Never entered, already reset, or made in another thread or task: what to restore
         # cannot be known, so restore nothing rather than guess.
@@ -162,7 +171,9 @@ def id_helper_class(key: str, name: str) -> type[IdAttributes]:
     def enter(self: IdAttributes) -> IdAttributes:
         current = get_current_fast()
         if current is ROOT_CONTEXT:
-            self._token = attach_fast(self)
+            # No token kept: an exit that finds something leaked knows what a root enter
+            # replaced (the root), and the request path saves two stores.
+            attach_fast(self)
         else:
             values = current.copy()
             values[key] = self._value
@@ -178,10 +189,9 @@ def id_helper_class(key: str, name: str) -> type[IdAttributes]:
             attach_fast(ROOT_CONTEXT)
         elif current.__class__ is BlockContext and current.owner is self:  # type: ignore[attr-defined]
             attach_fast(current.parent)  # type: ignore[attr-defined]
+            self._token = None  # a token holds its thread's context: let that go
         else:
-            restore_after_leak(self)
-            return
-        self._token = None  # a token holds its thread's context: let that go
+            restore_after_leak(self, entered_at_root=ROOT_CONTEXT)
 
     namespace = {
         "__slots__": (),
