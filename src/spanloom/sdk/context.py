@@ -200,8 +200,10 @@ def using_session(session_id: str, *, propagate: bool = False) -> ContextAttribu
     """
     # Written out (this runs once per request): the last helper again, else a new one for a
     # plain ASCII id; anything else takes the validating path.
+    helper = _LAST_SESSION[0]
+    if helper._value is session_id and propagate is False:  # the very same string again
+        return helper
     if session_id.__class__ is str and propagate is False:
-        helper = _LAST_SESSION[0]
         if helper._value == session_id:
             return helper
         if session_id.isascii() and session_id and not session_id.isspace():
@@ -217,8 +219,10 @@ def using_user(user_id: str, *, propagate: bool = False) -> ContextAttributes:
 
     Same forms as `using_session`.
     """
+    helper = _LAST_USER[0]
+    if helper._value is user_id and propagate is False:  # the very same string again
+        return helper
     if user_id.__class__ is str and propagate is False:
-        helper = _LAST_USER[0]
         if helper._value == user_id:
             return helper
         if user_id.isascii() and user_id and not user_id.isspace():
