@@ -206,6 +206,20 @@ def request_parameters(
     return payload, parameters
 
 
+def with_formats_named(kwargs: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """`kwargs` with the classes a ``parse()`` call takes as its output format (a pydantic
+    model in ``response_format``, ``text_format``...) given by name: the JSON of the request
+    would otherwise hold their repr. A copy: the call's own arguments are never changed."""
+    if not any(isinstance(kwargs.get(key), type) for key in keys):
+        return kwargs
+    named = dict(kwargs)
+    for key in keys:
+        value = named.get(key)
+        if isinstance(value, type):
+            named[key] = value.__name__
+    return named
+
+
 def input_json(payload: Any, config: TraceConfig) -> str:
     """``input.value`` for a request payload, with its images masked as the image attributes are.
 

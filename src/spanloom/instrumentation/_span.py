@@ -34,7 +34,7 @@ from spanloom.instrumentation._messages import materialize
 from spanloom.instrumentation._streams import record_stream
 from spanloom.sdk._guard import log_failure
 from spanloom.sdk._runtime import attach_fast, current_context, detach_fast
-from spanloom.sdk.context import get_attributes_from_context, is_tracing_suppressed
+from spanloom.sdk.context import is_tracing_suppressed, span_attributes_from_context
 from spanloom.sdk.mask import TraceConfig
 
 _CLIENT = OTelSpanKind.CLIENT
@@ -185,7 +185,7 @@ class Call:
                     attributes.update(outputs)
                 attributes.update(self.operation.static)
                 # The context's ids go last: an attribute limit drops the oldest attributes first.
-                attributes.update(get_attributes_from_context(self.context))
+                attributes.update(span_attributes_from_context(self.context))
                 config = self.config
                 if not config.is_noop:
                     attributes = config.mask_attributes(attributes)
