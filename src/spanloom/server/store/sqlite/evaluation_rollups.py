@@ -204,7 +204,7 @@ def move_traces(connection: sqlite3.Connection, moves: dict[str, Move]) -> None:
 
 
 def recount_session(connection: sqlite3.Connection, project: str, session_id: str) -> None:
-    by_name: dict[str, list] = {}  # type: ignore[type-arg]  # [count, scored, micros, passed, worst rank]
+    by_name: dict[str, list] = {}  # [count, scored, micros, passed, worst rank]
     for trace_id, span_id, name, score, passed in sql.select_session_results(connection, project, session_id):
         entry = by_name.setdefault(name, [0, 0, 0, 0, None])
         entry[0] += 1

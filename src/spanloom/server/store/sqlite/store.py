@@ -121,7 +121,7 @@ def _storage_error(error: Exception) -> Exception:
     if not isinstance(error, sqlite3.Error):
         return error
     code = getattr(error, "sqlite_errorcode", None)  # absent on an error raised by hand
-    full = (code & 0xFF == sqlite3.SQLITE_FULL) if code is not None else "or disk is full" in str(error)
+    full = (code & 0xFF == sqlite3.SQLITE_FULL) if code is not None else "or disk is full" in str(error)  # type: ignore[attr-defined]  # 3.11+, as sqlite_errorcode
     if full:
         message = f"storage is full ({error}): nothing was stored; retry once space is freed"
     else:

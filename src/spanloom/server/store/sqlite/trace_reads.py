@@ -143,11 +143,14 @@ def select_session_turns(
 ) -> list[TraceSummary]:
     """Turns of the session in (start, trace id) order with their evaluation results: all of
     them, or `limit` from `after` (inclusive) on, or the `limit` right before `before`."""
-    bounds, params = "", [project, session_id]
+    bounds = ""
+    params: list[object] = [project, session_id]
     if after is not None:
-        bounds, params = " AND (t.start_ns, t.trace_id) >= (?, ?)", [*params, *after]
+        bounds = " AND (t.start_ns, t.trace_id) >= (?, ?)"
+        params.extend(after)
     elif before is not None:
-        bounds, params = " AND (t.start_ns, t.trace_id) < (?, ?)", [*params, *before]
+        bounds = " AND (t.start_ns, t.trace_id) < (?, ?)"
+        params.extend(before)
     direction = "DESC" if before is not None else "ASC"
     tail = f" ORDER BY t.start_ns {direction}, t.trace_id {direction}"
     if limit is not None:
