@@ -264,6 +264,15 @@ def apply_user_deltas(connection: sqlite3.Connection, deltas: _UserDeltas) -> No
     sql.upsert_user_aggregates(connection, upserts)
 
 
+def recount_user(connection: sqlite3.Connection, project: str, user_id: str) -> None:
+    """The user's aggregates recounted from the results on their traces (after traces went)."""
+    sql.delete_user_aggregates_of(connection, project, user_id)
+    deltas: _UserDeltas = {}
+    for name, score, passed in sql.select_results_of_user(connection, project, user_id):
+        _add(deltas, (project, user_id, name), (1, int(score is not None), micros(score), int(passed)), +1)
+    apply_user_deltas(connection, deltas)
+
+
 def rebuild(connection: sqlite3.Connection, progress: Callable[[int, int], None] | None = None) -> None:
     """Every aggregate recounted from the stored results (the migration)."""
     sql.clear_aggregates(connection)

@@ -303,4 +303,7 @@ CREATE TABLE projects (
     first_ns INTEGER NOT NULL,
     last_ns INTEGER NOT NULL
 );
+-- Retention finds the traces without a session that ended before a cutoff (sessions go whole,
+-- by sessions_by_end): only such traces are in this index.
+CREATE INDEX traces_without_session ON traces (end_ns, project) WHERE session_id IS NULL;
 """

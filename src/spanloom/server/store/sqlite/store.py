@@ -38,6 +38,8 @@ from spanloom.server.store.base import (
     Page,
     Progress,
     ProjectSummary,
+    Retention,
+    RetentionResult,
     SessionDetail,
     SessionSummary,
     SpanRecord,
@@ -68,6 +70,7 @@ from spanloom.server.store.sqlite import (
     evaluation_reads,
     ownership,
     project_reads,
+    retention,
     session_reads,
     span_reads,
     span_rows,
@@ -91,6 +94,8 @@ class _Request:
     spans: span_rows.PreparedSpans = field(default_factory=span_rows.PreparedSpans)
     evaluations: Sequence[EvaluationInput] = ()
     projects: frozenset[str] | None = None
+    # A retention batch instead: (what to delete, how many sessions and traces at most).
+    retention: tuple[Retention, int] | None = None
     result: Any = field(default=None)
 
     @property
@@ -230,6 +235,14 @@ class SqliteStore:
         self._enqueue(_Request(future, evaluations=list(evaluations), projects=projects))
         return future
 
+    def delete_expired(self, retention: Retention, limit: int = 200) -> Future[RetentionResult]:
+        if self._closed:
+            raise StoreClosedError("the store is closed")
+        future: Future[RetentionResult] = Future()
+        # Through the writer's queue: a batch commits between ingest's, never beside them.
+        self._enqueue(_Request(future, retention=(retention, limit)))
+        return future
+
     def _enqueue(self, request: _Request) -> None:
         try:
             self._queue.put_nowait(request)
@@ -318,6 +331,8 @@ class SqliteStore:
             for request in requests:
                 if request.evaluations:
                     request.result = insert_evaluations(self._writer, request.evaluations, request.projects)
+                elif request.retention is not None:
+                    request.result = retention.delete_expired(self._writer, *request.retention)
             self._writer.execute("COMMIT")
         except BaseException:
             self._rollback()
