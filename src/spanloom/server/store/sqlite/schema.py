@@ -307,3 +307,11 @@ CREATE TABLE projects (
 -- by sessions_by_end): only such traces are in this index.
 CREATE INDEX traces_without_session ON traces (end_ns, project) WHERE session_id IS NULL;
 """
+
+# Version 4. A long text that several spans of one trace carry (an agent's answer is its model
+# call's answer, a tool's input its caller's) is stored once: the other spans name the span that
+# holds it (span_rows.share_texts).
+V4 = """
+ALTER TABLE spans ADD COLUMN input_from TEXT;
+ALTER TABLE spans ADD COLUMN output_from TEXT;
+"""
