@@ -19,7 +19,8 @@ from _server_kit import (
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-PAGE_BOUND_SECONDS = 5.0
+# A page of 500 spans is a few hundred KB of HTML; the whole 50,000-span trace would be 100x that.
+PAGE_BOUND_BYTES = 2_000_000
 
 
 def partial(response: object) -> ExportTraceServiceResponse:
@@ -87,12 +88,12 @@ def _send_in_batches(server: RunningServer, spans: list[Span], batch: int = 10_0
         assert partial(response).partial_success.rejected_spans == 0
 
 
-def _timed_page(server: RunningServer, path: str) -> tuple[str, float]:
-    started = time.monotonic()
+def _bounded_page(server: RunningServer, path: str) -> str:
+    """The page's HTML, checked to be a page's worth (what the server built), not the trace's."""
     response = server.client.get(path)
-    elapsed = time.monotonic() - started
     assert response.status_code == 200, response.text[:500]
-    return response.text, elapsed
+    assert len(response.content) < PAGE_BOUND_BYTES, len(response.content)
+    return response.text
 
 
 def _rendered_spans(html: str) -> int:
@@ -116,15 +117,15 @@ def test_a_trace_of_50000_spans_is_stored_and_its_page_renders_in_pages(tmp_path
         _send_in_batches(server, spans)
         summary = wait_for(lambda: server.get_json("/api/traces", project="big")["items"], what="the trace")
         assert summary[0]["span_count"] == 50_000
-        html, first = _timed_page(server, f"/traces/{trace_id.hex()}")
-        assert first < PAGE_BOUND_SECONDS and _rendered_spans(html) == 500
+        html = _bounded_page(server, f"/traces/{trace_id.hex()}")
+        assert _rendered_spans(html) == 500
         assert "Spans 1\u2013500 of 50,000" in html and "offset=500" in html
-        html, last = _timed_page(server, f"/traces/{trace_id.hex()}?offset=49500")
-        assert last < PAGE_BOUND_SECONDS and _rendered_spans(html) == 500
+        html = _bounded_page(server, f"/traces/{trace_id.hex()}?offset=49500")
+        assert _rendered_spans(html) == 500
         assert "Spans 49,501\u201350,000 of 50,000" in html and "Show more" not in html
         assert server.client.get(f"/traces/{trace_id.hex()}?offset=-1").status_code == 400
         # The API hands the trace out a page at a time: together the pages hold every span once.
-        started, seen, cursor, pages = time.monotonic(), set(), None, 0
+        seen, cursor, pages = set(), None, 0
         while True:
             detail = server.get_json(
                 f"/api/traces/{trace_id.hex()}", limit=5_000, **({"cursor": cursor} if cursor else {})
@@ -137,12 +138,7 @@ def test_a_trace_of_50000_spans_is_stored_and_its_page_renders_in_pages(tmp_path
             cursor = detail["next_cursor"]
             if cursor is None:
                 break
-        api_seconds = time.monotonic() - started
         assert pages == 10 and len(seen) == 50_000
-        print(
-            f"\n50,000 spans stored; page 1 in {first:.2f} s, page 100 in {last:.2f} s,"
-            f" the API's {pages} pages in {api_seconds:.2f} s"
-        )
 
 
 def test_a_chain_5000_deep_is_stored_and_its_page_renders(tmp_path: Path):
@@ -159,9 +155,8 @@ def test_a_chain_5000_deep_is_stored_and_its_page_renders(tmp_path: Path):
         _send_in_batches(server, list(reversed(spans)), batch=2_500)
         summary = wait_for(lambda: server.get_json("/api/traces", project="big")["items"], what="the trace")
         assert summary[0]["span_count"] == 5_000
-        html, elapsed = _timed_page(server, f"/traces/{trace_id.hex()}?offset=4500")
-        assert elapsed < PAGE_BOUND_SECONDS and _rendered_spans(html) == 500
-        print(f"\n5,000-deep chain stored; its last page in {elapsed:.2f} s")
+        html = _bounded_page(server, f"/traces/{trace_id.hex()}?offset=4500")
+        assert _rendered_spans(html) == 500
         assert "level-4999" in html and 'class="span d15' in html  # indentation stops at depth 15
         detail = server.get_json(f"/api/traces/{trace_id.hex()}", limit=10_000)
         assert len(detail["spans"]) == 5_000 and detail["next_cursor"] is None
