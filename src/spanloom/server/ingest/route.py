@@ -23,12 +23,12 @@ from starlette.concurrency import run_in_threadpool
 
 from spanloom.server.auth.scope import principal_of
 from spanloom.server.errors import HttpError
-from spanloom.server.ingest.body import ACCEPTED_ENCODINGS, check_declared_length, read_limited
 from spanloom.server.ingest.decode import UndecodableBodyError, decode_json, decode_protobuf, encode_response
 from spanloom.server.ingest.limits import IngestLimits, TooManySpansError
 from spanloom.server.ingest.normalize import NormalizedBatch, normalize_request
 from spanloom.server.ingest.trace_budget import TraceBudget
 from spanloom.server.pricing import PriceTable
+from spanloom.server.request_body import check_declared_length, check_encoding, read_limited
 from spanloom.server.store.base import (
     SpanRecord,
     Store,
@@ -122,11 +122,7 @@ def create_ingest_router(
                 f"content type {content_type or '(none)'!r} is not OTLP; send application/x-protobuf "
                 "or application/json",
             )
-        encoding = request.headers.get("content-encoding", "").strip().lower()
-        if encoding not in ACCEPTED_ENCODINGS:
-            raise HttpError(
-                415, "unsupported_encoding", f"content encoding {encoding!r} is not supported; use gzip"
-            )
+        encoding = check_encoding(request.headers.get("content-encoding"))
         check_declared_length(request.headers.get("content-length"), max_body_bytes)
         body = await read_limited(request.stream(), encoding, max_body_bytes)
         principal = principal_of(request)
