@@ -18,6 +18,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyVa
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from spanloom.server.app import create_app
+from spanloom.server.serving import ServeLimits, uvicorn_config
 from spanloom.server.settings import Settings
 from spanloom.server.store.sqlite import SqliteStore
 
@@ -55,8 +56,11 @@ class RunningServer:
 
 
 @contextmanager
-def run_server(db_path: Path, *, log_level: str = "warning", **overrides: Any) -> Iterator[RunningServer]:
-    """A real uvicorn on 127.0.0.1, port 0, in a background thread, over a fresh SqliteStore."""
+def run_server(
+    db_path: Path, *, log_level: str = "warning", limits: ServeLimits | None = None, **overrides: Any
+) -> Iterator[RunningServer]:
+    """A real uvicorn on 127.0.0.1, port 0, in a background thread, over a fresh SqliteStore,
+    configured as `spanloom serve` configures it (timeouts, connection limit, proxy trust)."""
     settings = Settings(db_path=db_path, **overrides)
     store = SqliteStore(
         db_path,
@@ -65,7 +69,7 @@ def run_server(db_path: Path, *, log_level: str = "warning", **overrides: Any) -
         max_db_pages=settings.max_db_pages,
     )
     app = create_app(settings, store)
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level=log_level)
+    config = uvicorn_config(app, "127.0.0.1", 0, limits or ServeLimits(), log_level)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
     thread.start()
