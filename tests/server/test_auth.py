@@ -198,6 +198,47 @@ def test_login_form_csrf_cookie_flags_and_logout(keyed: tuple[RunningServer, dic
     client.cookies.clear()
 
 
+def test_cookie_writes_must_come_from_the_dashboards_own_origin(
+    keyed: tuple[RunningServer, dict[str, bytes]],
+):
+    server, traces = keyed
+    client = server.client
+    client.cookies.clear()
+    form = client.get("/login")
+    signed_in = client.post(
+        "/login", data={"key": ADMIN, "csrf_token": csrf(form), "next": "/sessions"}, follow_redirects=False
+    )
+    assert signed_in.status_code == 303
+    cookie = {"Cookie": f"spanloom_session={client.cookies['spanloom_session']}"}
+    client.cookies.clear()
+    body = json.dumps([{"trace_id": traces["p1"].hex(), "name": "csrf-probe", "label": "pass"}])
+    simple = {**cookie, "Content-Type": "text/plain"}  # what a cross-site form or fetch can send
+
+    def post(headers: dict[str, str]) -> int:
+        return server.client.post("/api/evaluations", content=body, headers=headers).status_code
+
+    # Another port of the same host is the same site: SameSite=Strict sends the cookie along.
+    refused = server.client.post(
+        "/api/evaluations", content=body, headers={**simple, "Origin": "http://127.0.0.1:3000"}
+    )
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "cross_site_write"
+    assert post(simple) == 403  # no Origin, no token
+    assert post({**simple, "Origin": "null"}) == 403
+    assert post({**simple, "Origin": server.url.replace("http://", "https://")}) == 403
+    assert post({**simple, "X-CSRF-Token": "forged"}) == 403
+    # From the dashboard's own origin, or with the session's token (rendered into its pages).
+    assert post({**simple, "Origin": server.url}) == 200
+    page = server.client.get("/sessions", headers=cookie)
+    token = re.search(
+        r'action="/logout">\s*<input type="hidden" name="csrf_token" value="([^"]+)"', page.text
+    )
+    assert post({**simple, "X-CSRF-Token": token.group(1)}) == 200
+    # A key in a header is not something a page can make a browser send: unaffected.
+    assert post({**bearer(ADMIN), "Content-Type": "text/plain", "Origin": "http://127.0.0.1:3000"}) == 200
+    # Reads with the cookie need no Origin.
+    assert server.client.get("/api/sessions", headers=cookie).status_code == 200
+
+
 def _login_cookies(server: RunningServer, headers: dict[str, str]) -> tuple[str, str]:
     """(the login form's CSRF cookie, the session cookie) as set for a request with `headers`."""
     client = server.client
