@@ -133,3 +133,23 @@ def test_serve_accepts_a_keys_file_for_a_public_host_and_refuses_a_bad_one(
     config = ran[1]
     assert config.proxy_headers and config.forwarded_allow_ips == "10.0.0.2"
     assert config.http.header_timeout_seconds == 3.0 and config.limit_concurrency == 50
+
+
+def test_evaluators_add_refuses_a_catastrophic_pattern(tmp_path):
+    file = tmp_path / "evaluators.json"
+    common = [
+        "evaluators",
+        "add",
+        "shape",
+        "--kind",
+        "regex",
+        "--file",
+        str(file),
+        "--db",
+        str(tmp_path / "x.db"),
+    ]
+    refused = CliRunner().invoke(cli, [*common, "--option", "pattern=(a+)+$"])
+    assert refused.exit_code == 2 and "backtracks catastrophically" in refused.output
+    assert not file.exists()
+    added = CliRunner().invoke(cli, [*common, "--option", r"pattern=order #\d+"])
+    assert added.exit_code == 0, added.output

@@ -105,3 +105,33 @@ def test_mask_attributes_drops_hidden_mime_types():
     config = TraceConfig(hide_inputs=True)
     masked = config.mask_attributes({"input.value": "x", "input.mime_type": "text/plain", "other": 1})
     assert masked == {"input.value": REDACTED_VALUE, "other": 1}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # Two addresses run together: the second one starts where the first one's match ends.
+        ("a@b.com.c@d.org", f"{REDACTED_VALUE}{REDACTED_VALUE}"),
+        ("x@y.io_z@w.org!", f"{REDACTED_VALUE}{REDACTED_VALUE}!"),
+        # A local part past RFC 5321's 64 characters: its last 64 characters and the domain go.
+        ("k" * 70 + "@example.com", "k" * 6 + REDACTED_VALUE),
+    ],
+)
+def test_email_redaction_at_the_edges(text, expected):
+    assert TraceConfig(redact_patterns=["email"]).redact(text) == expected
+
+
+def test_builtin_redaction_of_hostile_text_cannot_stall_the_app():
+    import threading
+
+    # A 64 KB word, with and without an "@": the unbounded e-mail pattern took ~3 s on each (it
+    # tried every start position to the end of the run). Now linear: well within the deadline,
+    # which only a quadratic pattern misses.
+    config = TraceConfig(redact_patterns=["email", "phone", "card", "api_key"])
+    texts = ["a" * 65_536, "a@" + "a" * 65_536, "a." * 32_768 + "@x", "1-" * 32_768 + "@"]
+    done = []
+    worker = threading.Thread(target=lambda: done.extend(config.redact(text) for text in texts), daemon=True)
+    worker.start()
+    worker.join(timeout=5)
+    assert len(done) == len(texts), "redaction of 64 KB texts took over 5 s"
+    assert done[0] == texts[0]
