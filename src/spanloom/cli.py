@@ -121,7 +121,8 @@ def serve(
     SPANLOOM_MAX_ATTRIBUTES_PER_SPAN, SPANLOOM_WRITE_QUEUE_SIZE, SPANLOOM_MAX_BATCH_SPANS,
     SPANLOOM_PRICING_FILE (a JSON price table overriding the built-in one),
     SPANLOOM_MAX_KEY_FAILURES_PER_MINUTE (wrong keys per address before 429, default 30),
-    SPANLOOM_TRACE_PAGE_SPANS, SPANLOOM_EVALUATORS_FILE, SPANLOOM_MAX_DB_PAGES.
+    SPANLOOM_MAX_VALUES_PER_REQUEST (attributes, array elements, events... in one OTLP body before 413,
+    default 1,000,000), SPANLOOM_TRACE_PAGE_SPANS, SPANLOOM_EVALUATORS_FILE, SPANLOOM_MAX_DB_PAGES.
     """
     from spanloom.server.auth.keys import KeyRing
     from spanloom.server.settings import Settings

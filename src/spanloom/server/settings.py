@@ -70,6 +70,9 @@ class Settings:
     max_key_failures_per_minute: wrong keys one address may present in a minute, by header or on
         the login form, before it is answered 429 for the rest of that minute
         (SPANLOOM_MAX_KEY_FAILURES_PER_MINUTE, default 30).
+    max_values_per_request: protobuf messages other than spans (attributes, values, array and
+        map elements, events, links), or JSON values, one OTLP body may hold; counted before it is
+        decoded, past it 413 (SPANLOOM_MAX_VALUES_PER_REQUEST, default 1,000,000).
     """
 
     db_path: Path = field(default_factory=default_db_path)
@@ -88,6 +91,7 @@ class Settings:
     evaluators_file: Path | None = None
     max_db_pages: int | None = None
     max_key_failures_per_minute: int = 30
+    max_values_per_request: int = 1_000_000
 
     @property
     def evaluators_path(self) -> Path:
@@ -123,5 +127,6 @@ class Settings:
             max_key_failures_per_minute=_int(
                 env, "SPANLOOM_MAX_KEY_FAILURES_PER_MINUTE", cls.max_key_failures_per_minute
             ),
+            max_values_per_request=_int(env, "SPANLOOM_MAX_VALUES_PER_REQUEST", cls.max_values_per_request),
         )
         return replace(settings, **{key: value for key, value in overrides.items() if value is not None})
