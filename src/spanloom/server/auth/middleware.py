@@ -5,7 +5,8 @@
   (``POST /api/evaluations``) need the ingest role, like ``/v1/traces``, and, when they rest on
   the cookie, must come from this server's own origin (see csrf.py).
 - Pages need the same; a browser without either is sent to ``/login?next=...``.
-- The docs, ``/openapi.json``, ``/login``, ``/logout`` and ``/static/...`` are open: they hold no data.
+- The docs (``/docs`` and its files), ``/openapi.json``, ``/login``, ``/logout`` and ``/static/...`` are
+  open: they hold no data.
 
 A missing or wrong key answers the same 401 whatever the path or its parameters, so a caller
 without a key learns nothing about which projects, traces or sessions exist. An address that sent
@@ -27,8 +28,8 @@ from spanloom.server.auth.sessions import SESSION_COOKIE, LoginSession, LoginSes
 from spanloom.server.auth.throttle import FailedKeyThrottle
 from spanloom.server.errors import error_response
 
-OPEN_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/login", "/logout"})
-OPEN_PREFIXES = ("/static/",)
+OPEN_PATHS = frozenset({"/openapi.json", "/docs", "/login", "/logout"})
+OPEN_PREFIXES = ("/static/", "/docs/assets/")
 INGEST_PATH = "/v1/traces"
 API_PREFIX = "/api/"
 
