@@ -116,7 +116,10 @@ _REFUSALS = regex.compile(
 def _refusal(span: SpanRecord, options: Mapping[str, Any]) -> Verdict | None:
     if span.output is None:
         return None
-    match = _search(_REFUSALS, span.output, BUILTIN_PATTERN_TIMEOUT_SECONDS)
+    try:
+        match = _search(_REFUSALS, span.output, BUILTIN_PATTERN_TIMEOUT_SECONDS)
+    except TimeoutError:  # linear, so not expected: a safety net, like for the user's patterns
+        return None
     if match:
         return _verdict(False, f"the answer declines: {match.group(0)!r}")
     return _verdict(True, "the answer does not decline")
@@ -141,11 +144,14 @@ _PII = {kind: regex.compile(BUILTIN_PATTERNS[kind]) for kind in ("email", "phone
 def _contains_pii(span: SpanRecord, options: Mapping[str, Any]) -> Verdict | None:
     if span.output is None:
         return None
-    found = [
-        kind
-        for kind, pattern in _PII.items()
-        if _search(pattern, span.output, BUILTIN_PATTERN_TIMEOUT_SECONDS)
-    ]
+    try:
+        found = [
+            kind
+            for kind, pattern in _PII.items()
+            if _search(pattern, span.output, BUILTIN_PATTERN_TIMEOUT_SECONDS)
+        ]
+    except TimeoutError:  # linear, so not expected: a safety net, like for the user's patterns
+        return None
     if found:
         # Name the kinds, never the values: the explanation is shown in the dashboard.
         return _verdict(False, f"the output contains: {', '.join(found)}")
