@@ -161,12 +161,13 @@ def test_ordinary_patterns_pass_the_speed_check(pattern):
 
 
 def test_a_pattern_that_runs_out_of_time_gives_no_verdict(caplog):
-    # Configured by hand (the CLI would refuse it): the time limit still holds.
-    config = EvaluatorConfig(name="shape", kind="regex", options={"pattern": "(a|aa)+$"})
+    # Configured by hand (the CLI would refuse it): the time limit still holds. A pattern no other
+    # test uses: the warning is logged once per pattern and process.
+    config = EvaluatorConfig(name="shape", kind="regex", options={"pattern": "(q|qq)+$"})
     with caplog.at_level("WARNING"):
-        assert config.judge(span("a" * 5000 + "!")) is None
-    assert "(a|aa)+$" in caplog.text
-    assert config.judge(span("aaaa")).label == "pass"  # short outputs are still judged
+        assert config.judge(span("q" * 5000 + "!")) is None
+    assert "(q|qq)+$" in caplog.text
+    assert config.judge(span("qqqq")).label == "pass"  # short outputs are still judged
 
 
 def test_text_evaluators_read_a_bounded_prefix():
