@@ -9,6 +9,7 @@ from pathlib import Path
 from _server_kit import (
     BASE_TIME_NS,
     RunningServer,
+    length_delimited,
     make_request,
     make_span,
     new_span_id,
@@ -163,3 +164,52 @@ def test_a_chain_5000_deep_is_stored_and_its_page_renders(tmp_path: Path):
         assert min(span["start_time"] for span in detail["spans"]).startswith(
             time.strftime("%Y-%m-%d", time.gmtime(BASE_TIME_NS / 1e9))
         )
+
+
+def test_values_over_the_budget_are_refused_before_decoding(tmp_path: Path):
+    with run_server(tmp_path / "values.db", max_values_per_request=1000) as server:
+        trace_id = new_trace_id()
+        wide = make_span(trace_id, new_span_id(), attributes={"vector": list(range(2000))})
+        response = server.post_spans(make_request([wide]))
+        assert response.status_code == 413
+        error = response.json()["error"]
+        assert error["code"] == "too_many_values" and "1,000 values" in error["message"]
+        as_json = {
+            "resourceSpans": [
+                {"scopeSpans": [{"spans": [{"traceId": "ab" * 16, "spanId": "cd" * 8, "name": "x"}] * 600}]}
+            ]
+        }
+        response = server.client.post("/v1/traces", json=as_json)
+        assert response.status_code == 413 and response.json()["error"]["code"] == "too_many_values"
+        narrow = make_span(trace_id, new_span_id(), attributes={"vector": list(range(900))})
+        assert server.post_spans(make_request([narrow])).status_code == 200
+
+
+def test_one_value_keeps_at_most_its_element_limit(tmp_path: Path):
+    with run_server(tmp_path / "elements.db") as server:
+        trace_id = new_trace_id()
+        span = make_span(trace_id, new_span_id(), attributes={"vector": list(range(12_000)), "small": [1, 2]})
+        assert server.post_spans(make_request([span])).status_code == 200
+        stored = server.store.get_trace(trace_id.hex())
+        attributes = stored.spans[0].attributes
+        assert attributes["vector"] == list(range(10_000)) and attributes["small"] == [1, 2]
+        assert attributes["spanloom.truncated"] is True
+
+
+def test_nesting_past_protobufs_limit_is_a_400(tmp_path: Path):
+    value = length_delimited(1, b"leaf")  # AnyValue.string_value
+    for _ in range(120):  # AnyValue.array_value(5) > ArrayValue.values(1) > ...
+        value = length_delimited(5, length_delimited(1, value))
+    attribute = length_delimited(1, b"deep") + length_delimited(2, value)
+    span = (
+        length_delimited(1, new_trace_id())
+        + length_delimited(2, new_span_id())
+        + length_delimited(9, attribute)
+    )
+    body = length_delimited(1, length_delimited(2, length_delimited(2, span)))
+    # A small budget: the body is walked rather than decoded at once, and its depth refused.
+    with run_server(tmp_path / "deep.db", max_values_per_request=100) as server:
+        response = server.client.post(
+            "/v1/traces", content=body, headers={"Content-Type": "application/x-protobuf"}
+        )
+        assert response.status_code == 400 and "nested too deeply" in response.json()["error"]["message"]
