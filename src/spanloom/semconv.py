@@ -11,6 +11,8 @@ from enum import Enum
 
 # --- context attributes (also the OpenTelemetry context keys, see sdk/context.py) ---
 SESSION_ID = "session.id"
+# true on a span: its session has ended (the conversation is over; its session evaluators may run).
+SESSION_ENDED = "session.ended"
 USER_ID = "user.id"
 METADATA = "metadata"
 TAG_TAGS = "tag.tags"

@@ -194,11 +194,11 @@ def test_a_cancelled_wait_does_not_stop_the_writer(tmp_path: Path, monkeypatch: 
     entered, release = threading.Event(), threading.Event()
     real_write_batch = store_module.write_batch
 
-    def held_write_batch(connection: sqlite3.Connection, spans) -> None:
+    def held_write_batch(connection: sqlite3.Connection, spans, waiting=None) -> set[str]:
         if not entered.is_set():
             entered.set()
             assert release.wait(timeout=30)
-        real_write_batch(connection, spans)
+        return real_write_batch(connection, spans, waiting)
 
     monkeypatch.setattr(store_module, "write_batch", held_write_batch)
     store = SqliteStore(tmp_path / "cancel.db")

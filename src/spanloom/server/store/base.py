@@ -28,6 +28,7 @@ from spanloom.server.store.evaluation_types import (
 _T = TypeVar("_T")
 
 StatusCode = Literal["UNSET", "OK", "ERROR"]
+SessionStatus = Literal["active", "idle", "ended"]
 # Told what a long operation (a schema upgrade) is doing, a line at a time.
 Progress = Callable[[str], None]
 SortOrder = Literal["asc", "desc"]
@@ -168,11 +169,19 @@ class SessionSummary:
     latency_p95_ms: float
     tags: list[str]
     metadata: dict[str, Any]
-    evaluations: dict[str, EvaluationAggregate] = field(default_factory=dict)  # by evaluation name
+    # by evaluation name: the results on its turns' spans and on the session itself, together
+    evaluations: dict[str, EvaluationAggregate] = field(default_factory=dict)
+    ended: bool = False  # ended (end_session, or a span marked session.ended) with no turn since
 
     @property
     def duration_ms(self) -> float:
         return max(0, self.end_time_ns - self.start_time_ns) / 1e6
+
+    def status(self, idle_before_ns: int) -> SessionStatus:
+        """ended; else idle when its last turn ended before `idle_before_ns`; else active."""
+        if self.ended:
+            return "ended"
+        return "idle" if self.end_time_ns < idle_before_ns else "active"
 
 
 @dataclass(slots=True)
@@ -229,6 +238,8 @@ class SessionDetail:
     # each turn's TOOL spans, by trace id, in time order: the transcript folds them in
     tool_calls: dict[str, list[SpanRecord]] = field(default_factory=dict)
     first_turn_index: int = 0  # the position of turns[0] in the session
+    # Results on the whole session (session evaluators, feedback on the session), by name.
+    results: list[EvaluationRecord] = field(default_factory=list)
     next_cursor: str | None = None  # the page of newer turns, when there is one
     previous_cursor: str | None = None  # the page of older turns, when there is one
     first_failing: FailingTurn | None = None  # over the whole session, not just this page
@@ -272,6 +283,11 @@ class ListQuery:
     span_kind: str | None = None
     model: str | None = None
     status: StatusCode | None = None
+    # Sessions: their status, idle meaning a last turn that ended before `idle_before_ns`.
+    session_status: SessionStatus | None = None
+    idle_before_ns: int | None = None
+    # Rows with (True) or without (False) an end user's negative feedback.
+    has_negative_feedback: bool | None = None
     sort: str | None = None  # None: the list's default (start_time; last_seen for users)
     order: SortOrder = "desc"
     limit: int = 50
@@ -382,6 +398,22 @@ class Store(Protocol):
         """Delete up to `limit` expired sessions and `limit` expired traces without a session,
         in one write that does not hold other writes for long; every figure left equals a
         recount of what is left. Call again while the result says `more`."""
+        ...
+
+    def end_session(self, project: str, session_id: str, ended_ns: int) -> Future[None]:
+        """Mark the session ended as of `ended_ns` (also before its spans have arrived): it stays
+        ended until a turn ends after that."""
+        ...
+
+    def sessions_to_judge(self, idle_before_ns: int, limit: int = 100) -> list[tuple[str, str, int]]:
+        """(project, session id, end_ns) of up to `limit` sessions that are ended or idle (their
+        last turn ended before `idle_before_ns`) and not judged since their last turn, oldest
+        first."""
+        ...
+
+    def mark_judged(self, project: str, session_id: str, judged_end_ns: int) -> Future[None]:
+        """The session's evaluators ran on it as of its end_ns `judged_end_ns`: it is not due again
+        until a later turn."""
         ...
 
     def list_spans(self, query: ListQuery) -> Page[SpanRecord]:

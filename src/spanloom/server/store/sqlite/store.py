@@ -25,7 +25,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, InvalidStateError
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -69,6 +69,7 @@ from spanloom.server.store.evaluation_types import (
 )
 from spanloom.server.store.sqlite import (
     evaluation_reads,
+    evaluation_writes,
     ownership,
     project_reads,
     retention,
@@ -81,7 +82,7 @@ from spanloom.server.store.sqlite import (
 from spanloom.server.store.sqlite.connection import connect_checkpointer, connect_reader, connect_writer
 from spanloom.server.store.sqlite.evaluation_rollups import insert_evaluations
 from spanloom.server.store.sqlite.migrations import SchemaTooNewError, migrate
-from spanloom.server.store.sqlite.rollups import write_batch
+from spanloom.server.store.sqlite.rollups import Waiting, write_batch
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +98,8 @@ class _Request:
     projects: frozenset[str] | None = None
     # A retention batch instead: (what to delete, how many sessions and traces at most).
     retention: tuple[Retention, int] | None = None
+    # Or session marks to write (ended, judged): a write of its own, run by the writer.
+    marks: Callable[[sqlite3.Connection], Any] | None = None
     result: Any = field(default=None)
 
     @property
@@ -194,6 +197,10 @@ class SqliteStore:
             self._writer.close()
             raise StoreOpenError(f"cannot open {self.path} as a spanloom database: {error}") from error
         try:
+            self._waiting = Waiting(
+                traces=evaluation_writes.select_pending_trace_ids(self._writer),
+                sessions_have_results=evaluation_writes.any_session_results(self._writer),
+            )
             self._writer.execute(f"PRAGMA analysis_limit = {ANALYSIS_LIMIT}")
             # Statistics for whatever has none yet (a new or just upgraded file).
             self._writer.execute("PRAGMA optimize = 0x10002")
@@ -257,6 +264,37 @@ class SqliteStore:
         # Through the writer's queue: a batch commits between ingest's, never beside them.
         self._enqueue(_Request(future, retention=(retention, limit)))
         return future
+
+    def end_session(self, project: str, session_id: str, ended_ns: int) -> Future[None]:
+        if self._closed:
+            raise StoreClosedError("the store is closed")
+        future: Future[None] = Future()
+        self._enqueue(
+            _Request(
+                future,
+                marks=lambda connection: evaluation_writes.mark_ended(
+                    connection, [(project, session_id, ended_ns)]
+                ),
+            )
+        )
+        return future
+
+    def mark_judged(self, project: str, session_id: str, judged_end_ns: int) -> Future[None]:
+        if self._closed:
+            raise StoreClosedError("the store is closed")
+        future: Future[None] = Future()
+        self._enqueue(
+            _Request(
+                future,
+                marks=lambda connection: evaluation_writes.mark_judged(
+                    connection, [(project, session_id, judged_end_ns)]
+                ),
+            )
+        )
+        return future
+
+    def sessions_to_judge(self, idle_before_ns: int, limit: int = 100) -> list[tuple[str, str, int]]:
+        return session_reads.select_sessions_to_judge(self._reader(), idle_before_ns, limit)
 
     def _enqueue(self, request: _Request) -> None:
         try:
@@ -353,14 +391,30 @@ class SqliteStore:
             )
             for request, claim in zip(writing, claimed, strict=True):
                 request.result = InsertResult(len(claim.spans), claim.rejected, claim.reasons, claim.spans)
-            write_batch(self._writer, span_rows.concatenate(claim.spans for claim in claimed))
+            adopted = write_batch(
+                self._writer, span_rows.concatenate(claim.spans for claim in claimed), self._waiting
+            )
             # Results after spans: a result may judge a span of the same commit.
+            pending: set[str] = set()
+            judged_sessions = False
             for request in requests:
                 if request.evaluations:
-                    request.result = insert_evaluations(self._writer, request.evaluations, request.projects)
+                    request.result, waiting = insert_evaluations(
+                        self._writer, request.evaluations, request.projects
+                    )
+                    pending |= waiting
+                    judged_sessions |= any(
+                        item.session_id and not item.trace_id for item in request.evaluations
+                    )
                 elif request.retention is not None:
                     request.result = retention.delete_expired(self._writer, *request.retention)
+                elif request.marks is not None:
+                    request.result = request.marks(self._writer)
             self._writer.execute("COMMIT")
+            # What waits for spans changes only with what was committed.
+            self._waiting.traces.difference_update(adopted)
+            self._waiting.traces.update(pending)
+            self._waiting.sessions_have_results |= judged_sessions
         except BaseException:
             self._rollback()
             raise
@@ -497,6 +551,7 @@ class SqliteStore:
                 turns,
                 span_reads.select_tool_spans(connection, [turn.trace_id for turn in turns]),
                 first_turn_index=offset,
+                results=evaluation_reads.select_session_results(connection, project, session_id),
                 next_cursor=encode_cursor(TURNS_FROM, next_turn_key[0], (next_turn_key[1],))
                 if next_turn_key
                 else None,
