@@ -22,6 +22,7 @@ from spanloom.server.store.sqlite import write_queries as sql
 from spanloom.server.store.sqlite.rollups import prepare, write_batch
 from spanloom.server.store.sqlite.schema import migrate
 from spanloom.server.store.sqlite.span_rows import concatenate
+from spanloom.server.store.sqlite.statements import parameter_limit as statement_parameter_limit
 from spanloom.server.store.sqlite.statements import to_json
 from spanloom.server.store.sqlite.trace_rollup import merge_labels, percentile
 
@@ -233,11 +234,15 @@ def test_get_trace_returns_the_attributes_as_sent(tmp_path: Path):
 
 
 @pytest.mark.parametrize("parameter_limit", [None, 999])
-def test_a_large_batch_with_duplicates_and_nanosecond_latencies(tmp_path: Path, parameter_limit: int | None):
+def test_a_large_batch_with_duplicates_and_nanosecond_latencies(
+    tmp_path: Path, parameter_limit: int | None, monkeypatch: pytest.MonkeyPatch
+):
     """Rows go in as multi-row statements and rollups come back packed as text: a batch of an
     odd size over the rows-per-statement cap, a span repeated within it (the first copy wins),
     and latencies with every nanosecond digit all survive that exactly. Also under the bound
-    parameter limit of SQLite before 3.32 (999), which caps the rows per statement lower."""
+    parameter limit of SQLite before 3.32 (999), which caps the rows per statement lower: set on
+    the connection where Python can (3.11+, and SQLite then refuses any statement over it), else
+    by the SQLite version the store falls back on."""
     spans = [
         SpanRecord(
             trace_id=f"{index // 3 + 1:032x}",
@@ -258,7 +263,11 @@ def test_a_large_batch_with_duplicates_and_nanosecond_latencies(tmp_path: Path, 
     spans.insert(900, dataclasses.replace(repeated, name="second copy"))
     connection = _connection(str(tmp_path))
     if parameter_limit is not None:
-        connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, parameter_limit)
+        if hasattr(connection, "setlimit"):
+            connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, parameter_limit)
+        else:  # Python 3.10 can neither read nor set the limit
+            monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 31, 0))
+        assert statement_parameter_limit(connection) == parameter_limit
     _write(connection, spans)
     assert connection.execute("SELECT COUNT(*) FROM spans").fetchone() == (1_337,)
     assert connection.execute(
