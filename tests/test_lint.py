@@ -37,3 +37,23 @@ def test_import_contracts():
     # import-linter holds the layering of DESIGN.md: the SDK never imports the server or CLI.
     result = run(tool("lint-imports"))
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.js
+def test_js_lint_and_format():
+    # Biome, as the package's `npm run lint` runs it: its recommended rules and its formatter.
+    biome = ROOT / "js" / "node_modules" / ".bin" / "biome"
+    if not biome.exists():
+        pytest.fail(
+            "js/node_modules is missing: run `(cd js && npm ci)`, or leave the JavaScript tests out"
+            ' with -m "not js"',
+            pytrace=False,
+        )
+    result = subprocess.run(
+        [str(biome), "ci", "--colors=off", "."],
+        cwd=ROOT / "js",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]

@@ -17,7 +17,11 @@ export {
   usingUser,
   type SpanloomAttributes,
 } from "./context.js";
-export { MAX_BAGGAGE_ID_LENGTH, SessionSpanProcessor, type SessionSpanProcessorOptions } from "./processor.js";
+export {
+  MAX_BAGGAGE_ID_LENGTH,
+  SessionSpanProcessor,
+  type SessionSpanProcessorOptions,
+} from "./processor.js";
 export {
   DEFAULT_ENDPOINT,
   DEFAULT_PROJECT,

@@ -129,10 +129,7 @@ test("propagate: false keeps the ids out of baggage but on spans", async () => {
 });
 
 test("the helpers' baggage travels in the W3C headers; the ids merge with baggage already there", () => {
-  const withTeam = propagation.setBaggage(
-    context.active(),
-    propagation.createBaggage({ team: { value: "search" } }),
-  );
+  const withTeam = propagation.setBaggage(context.active(), propagation.createBaggage({ team: { value: "search" } }));
   context.with(withTeam, () =>
     usingAttributes({ sessionId: "s h/1", userId: "alice" }, () =>
       tracer.startActiveSpan("client", (span) => {
@@ -228,7 +225,10 @@ test("SPANLOOM_STRICT=1 throws instead of warning, before fn runs", () => {
     ran = true;
   };
   assert.throws(() => usingSession(42, run), TypeError);
-  assert.throws(() => usingSession("", run), (error) => error instanceof Error && /sessionId/.test(error.message));
+  assert.throws(
+    () => usingSession("", run),
+    (error) => error instanceof Error && /sessionId/.test(error.message),
+  );
   assert.throws(() => usingUser(undefined, run), TypeError);
   assert.throws(() => usingAttributes({ userId: "  " }, run), /userId/);
   assert.throws(() => usingAttributes({ tags: [1] }, run), TypeError);
