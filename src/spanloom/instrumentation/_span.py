@@ -31,6 +31,7 @@ from opentelemetry.trace.propagation import _SPAN_KEY
 
 from spanloom import semconv
 from spanloom.instrumentation._messages import materialize
+from spanloom.instrumentation._raw import has_async_parse, hook_unread, is_raw, parses_now
 from spanloom.instrumentation._streams import record_stream
 from spanloom.sdk._guard import log_failure
 from spanloom.sdk._runtime import attach_fast, current_context, detach_fast
@@ -229,12 +230,54 @@ def finish_call(call: Call, operation: Operation, result: Any) -> Any:
             call.build_inputs()  # now, before the caller's code runs and may change the request
             if record_stream(result, call, operation.accumulator(call.config, call.request)):  # type: ignore[misc]
                 return result
-        # Anything else is a raw-response wrapper (`with_raw_response`): its body is the caller's
-        # to read, so the span keeps the request side only.
+        elif is_raw(result) and _record_raw(call, operation, result):
+            return result
     except Exception:
         log_failure(f"{operation.name} response attributes")
     call.end(outputs)
     return result
+
+
+def _settle(call: Call, operation: Operation) -> Callable[[Any], None]:
+    """What a raw response's parsed value goes to: the plain call's end (a stream: its hooks)."""
+    return lambda parsed: finish_call(call, operation, parsed)
+
+
+def _record_raw(call: Call, operation: Operation, result: Any) -> bool:
+    """Record a raw response (``with_raw_response``, ``with_streaming_response``): True when
+    its span is taken care of, False to end it now with the request side only."""
+    call.build_inputs()  # now, before the caller's code runs and may change the request
+    if not parses_now(call.request):
+        return hook_unread(result, _settle(call, operation), call.fail, call.end)
+    if has_async_parse(result):
+        return False  # only in a sync wrapper, which never gets one; see `finish_call_async`
+    try:
+        parsed = result.parse()  # cached on the response: the caller's parse() returns it
+    except Exception as error:
+        call.fail(error)
+        return True
+    finish_call(call, operation, parsed)
+    return True
+
+
+async def finish_call_async(call: Call, operation: Operation, result: Any) -> Any:
+    """`finish_call` for an async wrapper: a raw response whose ``parse`` is a coroutine is
+    parsed here, when parsing needs no I/O."""
+    if (
+        type(result) not in operation.response_types
+        and is_raw(result)
+        and has_async_parse(result)
+        and parses_now(call.request)
+    ):
+        try:
+            call.build_inputs()
+            parsed = await result.parse()
+        except Exception as error:
+            call.fail(error)
+            return result
+        finish_call(call, operation, parsed)
+        return result
+    return finish_call(call, operation, result)
 
 
 def sync_wrapper(tracing: Tracing, operation: Operation, fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -284,7 +327,7 @@ def async_wrapper(
             call.fail(error)
             raise
         detach_fast(token)
-        return finish_call(call, operation, result)
+        return await finish_call_async(call, operation, result)
 
     return wrapper
 
