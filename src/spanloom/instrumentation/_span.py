@@ -31,6 +31,7 @@ from opentelemetry.trace.propagation import _SPAN_KEY
 
 from spanloom import semconv
 from spanloom.instrumentation._messages import materialize
+from spanloom.instrumentation._model_run import MODEL_RUN_KEY, ModelRun
 from spanloom.instrumentation._raw import has_async_parse, hook_unread, is_raw, parses_now
 from spanloom.instrumentation._streams import record_stream
 from spanloom.sdk._guard import log_failure
@@ -148,10 +149,16 @@ def write_attributes(span: Any, attributes: dict[str, Any]) -> None:
 class Call:
     """One started span and what it needs to be ended. `end` is idempotent and never raises."""
 
-    __slots__ = ("config", "context", "inputs", "operation", "request", "span")
+    __slots__ = ("config", "context", "inputs", "model_run", "operation", "request", "span")
 
     def __init__(
-        self, span: Any, operation: Operation, config: TraceConfig, request: dict[str, Any], context: Any
+        self,
+        span: Any,
+        operation: Operation,
+        config: TraceConfig,
+        request: dict[str, Any],
+        context: Any,
+        model_run: ModelRun | None = None,
     ) -> None:
         self.span = span
         self.operation = operation
@@ -159,6 +166,8 @@ class Call:
         self.request = request
         self.context = context
         self.inputs: dict[str, Any] | None = None  # request attributes, once built
+        # Set when the span is a framework's model run: written to, never ended, here.
+        self.model_run = model_run
 
     def build_inputs(self) -> dict[str, Any]:
         """The request's attributes, built once; a failing builder leaves them empty."""
@@ -191,11 +200,18 @@ class Call:
                 if not config.is_noop:
                     attributes = config.mask_attributes(attributes)
                 write_attributes(span, attributes)
+            model_run = self.model_run
+            if model_run is not None:
+                # The framework records the error and ends its span.
+                model_run.recorded = model_run.recorded or bool(outputs)
+                return
             if error is not None:
                 span.record_exception(error)
                 span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
         except Exception:
             log_failure("instrumentation span end")
+            if self.model_run is not None:
+                return
         try:
             span.end()
         except Exception:
@@ -210,8 +226,13 @@ def start_call(tracing: Tracing, operation: Operation, request: dict[str, Any], 
     try:
         if operation.iterables:
             materialize(request, operation.iterables)
-        span = tracing.tracer.start_span(operation.name, context, kind=_CLIENT)
-        call = Call(span, operation, tracing.config, request, context)
+        run = context.get(MODEL_RUN_KEY)
+        if run is not None and run.claim():
+            span = run.span  # a framework's model run (LangChain): its span records this call
+        else:
+            run = None
+            span = tracing.tracer.start_span(operation.name, context, kind=_CLIENT)
+        call = Call(span, operation, tracing.config, request, context, run)
         # What `set_span_in_context` + `attach` do, without their layers.
         return call, attach_fast(Context({**context, _SPAN_KEY: span}))
     except Exception:
