@@ -33,7 +33,7 @@ from spanloom import semconv
 from spanloom.instrumentation._messages import materialize
 from spanloom.instrumentation._model_run import MODEL_RUN_KEY, ModelRun
 from spanloom.instrumentation._raw import has_async_parse, hook_unread, is_raw, parses_now
-from spanloom.instrumentation._streams import record_stream
+from spanloom.instrumentation._streams import record_stream, wrap_stream
 from spanloom.sdk._guard import log_failure
 from spanloom.sdk._runtime import attach_fast, current_context, detach_fast
 from spanloom.sdk.context import is_tracing_suppressed, span_attributes_from_context
@@ -61,6 +61,7 @@ class Operation:
         "response_types",
         "static",
         "stream_types",
+        "wraps_streams",
     )
 
     def __init__(
@@ -74,6 +75,8 @@ class Operation:
         stream_types: tuple[type, ...] = (),
         accumulator: Callable[[TraceConfig, dict[str, Any]], Any] | None = None,
         iterables: tuple[str, ...] = (),
+        systems: tuple[str, str] | None = None,
+        wraps_streams: bool = False,
     ) -> None:
         self.name = name
         self.request = request
@@ -82,12 +85,16 @@ class Operation:
         self.stream_types = stream_types
         self.accumulator = accumulator
         self.iterables = iterables
+        # A plain generator takes no hooks: the caller gets it back wrapped (see finish_call).
+        self.wraps_streams = wraps_streams
+        # (llm.system, gen_ai.system) where they differ from the provider's name
+        llm_system, gen_ai_system = systems or (provider, provider)
         self.static: dict[str, Any] = {
             semconv.OPENINFERENCE_SPAN_KIND: kind.value,
             semconv.GEN_AI_SPAN_KIND: kind.value,
             semconv.LLM_PROVIDER: provider,
-            semconv.LLM_SYSTEM: provider,
-            semconv.GEN_AI_SYSTEM: provider,
+            semconv.LLM_SYSTEM: llm_system,
+            semconv.GEN_AI_SYSTEM: gen_ai_system,
         }
 
 
@@ -249,7 +256,10 @@ def finish_call(call: Call, operation: Operation, result: Any) -> Any:
             outputs = operation.response(result, call.config)
         elif operation.stream_types and isinstance(result, operation.stream_types):
             call.build_inputs()  # now, before the caller's code runs and may change the request
-            if record_stream(result, call, operation.accumulator(call.config, call.request)):  # type: ignore[misc]
+            accumulator = operation.accumulator(call.config, call.request)  # type: ignore[misc]
+            if operation.wraps_streams:
+                return wrap_stream(result, call, accumulator)
+            if record_stream(result, call, accumulator):
                 return result
         elif is_raw(result) and _record_raw(call, operation, result):
             return result
