@@ -394,3 +394,24 @@ def test_refused_parse_fails_the_span_as_the_plain_call_does(api, openai_client,
     span = only_span(exporter)
     assert span.status.status_code is StatusCode.ERROR
     assert span.attributes["llm.input_messages.0.message.content"] == "Write a haiku."
+
+
+def test_a_clients_cached_raw_wrapper_traces_again_after_reinstrumenting(
+    provider, api, openai_client, exporter
+):
+    # The SDK binds the method its with_raw_response wraps on first use, per resource: a
+    # wrapper cached under one instrument() must trace under the next one too.
+    from spanloom.instrumentation.openai import OpenAIInstrumentor
+
+    instrumentor = OpenAIInstrumentor()
+    api.reply(*(json_response(chat_completion()) for _ in range(3)))
+    raw = openai_client.chat.completions.with_raw_response
+    raw.create(model="m", messages=HAIKU).parse()
+    instrumentor.uninstrument()
+    raw.create(model="m", messages=HAIKU).parse()
+    assert len(exporter.get_finished_spans()) == 1
+    instrumentor.instrument(tracer_provider=provider)
+    raw.create(model="m", messages=HAIKU).parse()
+    spans = exporter.get_finished_spans()
+    assert len(spans) == 2
+    assert spans[1].attributes["output.value"] == "Leaves drift and fall"

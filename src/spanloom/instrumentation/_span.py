@@ -99,7 +99,7 @@ class Operation:
 
 
 class Tracing:
-    """An instrumentor's tracer and config; `active` turns false at uninstrument()."""
+    """An instrumentor's tracer and config; `active`: between instrument() and uninstrument()."""
 
     __slots__ = ("active", "config", "tracer")
 
