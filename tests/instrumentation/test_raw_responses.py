@@ -415,3 +415,17 @@ def test_a_clients_cached_raw_wrapper_traces_again_after_reinstrumenting(
     spans = exporter.get_finished_spans()
     assert len(spans) == 2
     assert spans[1].attributes["output.value"] == "Leaves drift and fall"
+
+
+def test_a_body_read_as_json_that_the_sdk_cannot_parse_is_no_error(api, openai_client, exporter):
+    # The caller read JSON and never parsed; the span's own parse at close fails: that costs the
+    # span its output, and is not the caller's error.
+    api.reply(unread(json_response(chat_completion("not json at all"))))
+    with openai_client.chat.completions.with_streaming_response.parse(
+        model="m", messages=HAIKU, response_format=Haiku
+    ) as response:
+        assert response.json()["choices"][0]["message"]["content"] == "not json at all"
+    span = only_span(exporter)
+    assert span.status.status_code is StatusCode.UNSET
+    assert "output.value" not in span.attributes
+    assert span.attributes["llm.input_messages.0.message.content"] == "Write a haiku."

@@ -26,8 +26,6 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from spanloom.sdk._guard import log_failure
-
 # The header the SDKs' raw-response wrappers add to the call's ``extra_headers``: "stream" for
 # with_streaming_response (the body is left unread), "true" or "raw" for with_raw_response.
 _RAW_HEADER = "X-Stainless-Raw-Response"
@@ -148,12 +146,14 @@ class _AsyncParse(_Parse):
 class _Close:
     """Installed as one response's ``close``: the span ends with the body if the caller read
     it (parsed from memory, which fills the cache the caller's own ``parse()`` reads), else
-    with the request side; then the SDK's close."""
+    with the request side; then the SDK's close. A body the SDK cannot parse costs the span
+    its output, not an error: the caller never asked for it to be parsed."""
 
-    __slots__ = ("close", "recorder", "response")
+    __slots__ = ("close", "parse", "recorder", "response")
 
-    def __init__(self, close: Any, response: Any, recorder: _Recorder) -> None:
+    def __init__(self, close: Any, parse: Any, response: Any, recorder: _Recorder) -> None:
         self.close = close
+        self.parse = parse
         self.response = weakref.ref(response)
         self.recorder = recorder
 
@@ -161,15 +161,13 @@ class _Close:
         response = self.response()
         if response is None:
             return None
-        try:
-            if self.recorder.settle is not None and _body_read(response):
-                try:
-                    response.parse()  # the hook: settles the recorder
-                except Exception:
-                    pass  # recorded on the span by the hook; the caller never asked for it
-            self.recorder.unread()
-        except Exception:
-            log_failure("raw response close")
+        recorder = self.recorder
+        if recorder.settle is not None and _body_read(response):
+            try:
+                recorder.parsed(self.parse(response))
+            except Exception:
+                pass
+        recorder.unread()
         return self.close(response)
 
 
@@ -180,15 +178,13 @@ class _AsyncClose(_Close):
         response = self.response()
         if response is None:
             return None
-        try:
-            if self.recorder.settle is not None and _body_read(response):
-                try:
-                    await response.parse()
-                except Exception:
-                    pass
-            self.recorder.unread()
-        except Exception:
-            log_failure("raw response close")
+        recorder = self.recorder
+        if recorder.settle is not None and _body_read(response):
+            try:
+                recorder.parsed(await self.parse(response))
+            except Exception:
+                pass
+        recorder.unread()
         return await self.close(response)
 
 
@@ -206,8 +202,8 @@ def hook_unread(response: Any, settle: Settle, fail: Fail, end: End) -> bool:
     recorder = _Recorder(settle, fail, end)
     if has_async_parse(response):
         state["parse"] = _AsyncParse(parse, response, recorder)
-        state["close"] = _AsyncClose(close, response, recorder)
+        state["close"] = _AsyncClose(close, parse, response, recorder)
     else:
         state["parse"] = _Parse(parse, response, recorder)
-        state["close"] = _Close(close, response, recorder)
+        state["close"] = _Close(close, parse, response, recorder)
     return True
