@@ -394,11 +394,16 @@ def test_a_model_run_ended_in_another_context_is_not_claimed_later(
     from langchain_core.messages import HumanMessage
     from langchain_core.outputs import ChatGeneration, LLMResult
 
-    (run,) = CallbackManager.configure().on_chat_model_start({}, [[HumanMessage("hi")]], name="Model")
-    result = LLMResult(generations=[[ChatGeneration(message=AIMessage("hello"))]])
-    contextvars.copy_context().run(run.on_llm_end, result)
-    api.reply(json_response(chat_completion()))
-    openai_client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    def scenario():
+        (run,) = CallbackManager.configure().on_chat_model_start({}, [[HumanMessage("hi")]], name="Model")
+        result = LLMResult(generations=[[ChatGeneration(message=AIMessage("hello"))]])
+        contextvars.copy_context().run(run.on_llm_end, result)
+        api.reply(json_response(chat_completion()))
+        openai_client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+        )
+
+    contextvars.copy_context().run(scenario)  # the run's context stays behind in that copy only
     spans = spans_by_name(exporter)
     assert set(spans) == {"Model", "ChatCompletion"}
     assert spans["ChatCompletion"].attributes["output.value"] == "Leaves drift and fall"

@@ -85,22 +85,26 @@ def _tool_calls(message: Any) -> list[tuple[Any, Any, Any]] | None:
 
 
 def put_langchain_message(attributes: dict[str, Any], prefix: str, message: Any) -> None:
+    # Only AI messages have tool calls and only tool messages a call id: a missing attribute of
+    # a pydantic model costs an exception inside getattr, so the others are not asked.
+    role = role_of(message)
     content = getattr(message, "content", None)
+    calls = _tool_calls(message) if role == "assistant" else None
     parts = None
     if content is not None and type(content) is not str:
         parts = _parts(content)
         content = None
-    elif content == "" and getattr(message, "tool_calls", None):
+    elif content == "" and calls:
         content = None  # an assistant turn that only calls tools
     put_message(
         attributes,
         prefix,
-        role_of(message),
+        role,
         content,
         parts,
-        _tool_calls(message),
+        calls,
         getattr(message, "name", None),
-        getattr(message, "tool_call_id", None),
+        getattr(message, "tool_call_id", None) if role == "tool" else None,
     )
 
 

@@ -174,7 +174,10 @@ class SpanloomCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
                 attributes = run.attributes
                 if run.request is not None:
                     build, args = run.request
-                    attributes.update(build(*args))
+                    try:
+                        attributes.update(build(*args))
+                    except Exception:  # the request side is lost, not the span
+                        log_failure("langchain model request attributes")
                 if outputs:
                     attributes.update(outputs)
                 attributes.update(_KIND_ATTRIBUTES[run.kind])
