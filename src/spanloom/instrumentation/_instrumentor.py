@@ -22,7 +22,11 @@ from typing import Any
 
 from opentelemetry import trace as trace_api
 from opentelemetry.instrumentation.dependencies import DependencyConflictError
-from opentelemetry.instrumentation.instrumentor import BaseInstrumentor as OTelBaseInstrumentor
+
+# The package ships no type information; mypy does not see the class its module defines.
+from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-defined]
+    BaseInstrumentor as OTelBaseInstrumentor,
+)
 from opentelemetry.trace import TracerProvider
 
 from spanloom.instrumentation._span import Tracing
@@ -36,7 +40,7 @@ _ORIGINAL = "__spanloom_original__"
 Target = tuple[type, str, Callable[[Callable[..., Any], Tracing], Callable[..., Any]]]
 
 
-class BaseInstrumentor(OTelBaseInstrumentor):  # type: ignore[misc]
+class BaseInstrumentor(OTelBaseInstrumentor):
     """instrument() patches the provider SDK's methods; uninstrument() puts the originals back.
 
     OpenTelemetry's base makes each instrumentor class a singleton, so the state lives on the
@@ -79,7 +83,7 @@ class BaseInstrumentor(OTelBaseInstrumentor):  # type: ignore[misc]
         """
         if self.is_instrumented_by_opentelemetry:
             self.uninstrument()
-        return super().instrument(tracer_provider=tracer_provider, config=config, **kwargs)  # type: ignore[no-any-return]
+        return super().instrument(tracer_provider=tracer_provider, config=config, **kwargs)
 
     def _instrument(self, **kwargs: Any) -> None:
         conflict = self._check_dependency_conflicts()

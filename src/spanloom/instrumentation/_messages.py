@@ -75,7 +75,7 @@ def _make_encoder() -> Callable[[Any, int], Iterable[str]]:
     make = getattr(json.encoder, "c_make_encoder", None)
     if make is None:
         return lambda value, _level: (encoder.encode(value),)
-    return make(  # type: ignore[no-any-return]
+    return make(
         None,
         encoder.default,
         json.encoder.encode_basestring,

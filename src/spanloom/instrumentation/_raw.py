@@ -130,7 +130,7 @@ class _Parse:
 class _AsyncParse(_Parse):
     __slots__ = ()
 
-    async def __call__(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    async def __call__(self, *args: Any, **kwargs: Any) -> Any:
         own = not args and kwargs.get("to") is None
         try:
             value = await self.parse(self.response(), *args, **kwargs)
@@ -174,7 +174,7 @@ class _Close:
 class _AsyncClose(_Close):
     __slots__ = ()
 
-    async def __call__(self) -> Any:  # type: ignore[override]
+    async def __call__(self) -> Any:
         response = self.response()
         if response is None:
             return None

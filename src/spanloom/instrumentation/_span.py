@@ -138,16 +138,17 @@ def write_attributes(span: Any, attributes: dict[str, Any]) -> None:
     value length limit, a table about to overflow, another SDK's span, an unexpected value)
     takes the public path, which applies the SDK's own rules (dropping the oldest first).
     """
-    bounded = getattr(span, "_attributes", None)
+    # The SDK span's BoundedAttributes, read through its private fields (see above).
+    bounded: Any = getattr(span, "_attributes", None)
     store = getattr(bounded, "_dict", None)
     if (
         type(store) is dict
-        and bounded.max_value_len is None  # type: ignore[union-attr]
-        and not bounded._immutable  # type: ignore[union-attr]
-        and (bounded.maxlen is None or len(store) + len(attributes) <= bounded.maxlen)  # type: ignore[union-attr]
+        and bounded.max_value_len is None
+        and not bounded._immutable
+        and (bounded.maxlen is None or len(store) + len(attributes) <= bounded.maxlen)
         and _plain(attributes)
     ):
-        with bounded._lock:  # type: ignore[union-attr]
+        with bounded._lock:
             store.update(attributes)
         return
     span.set_attributes(attributes)
@@ -256,7 +257,7 @@ def finish_call(call: Call, operation: Operation, result: Any) -> Any:
             outputs = operation.response(result, call.config)
         elif operation.stream_types and isinstance(result, operation.stream_types):
             call.build_inputs()  # now, before the caller's code runs and may change the request
-            accumulator = operation.accumulator(call.config, call.request)  # type: ignore[misc]
+            accumulator = operation.accumulator(call.config, call.request)  # type: ignore[misc]  # set for streaming operations
             if operation.wraps_streams:
                 return wrap_stream(result, call, accumulator)
             if record_stream(result, call, accumulator):

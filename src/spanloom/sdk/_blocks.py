@@ -40,6 +40,8 @@ class BlockContext(Context):
     """The context a `with` block attaches: attribute entries, plus what the exit needs."""
 
     __slots__ = ("owner", "parent")
+    owner: object  # the helper whose enter attached this block
+    parent: Context  # the context it replaced
 
 
 def restore_after_leak(helper: Any, entered_at_root: Context | None = None) -> None:
@@ -82,10 +84,10 @@ class ContextAttributes:
         return Context(self._values(current))
 
     async def __aenter__(self) -> ContextAttributes:
-        return self.__enter__()  # type: ignore[attr-defined, no-any-return]
+        return self.__enter__()  # type: ignore[attr-defined]  # each subclass defines __enter__
 
     async def __aexit__(self, exc_type: object, exc: object, traceback: object) -> None:
-        self.__exit__(exc_type, exc, traceback)  # type: ignore[attr-defined]
+        self.__exit__(exc_type, exc, traceback)  # type: ignore[attr-defined]  # each subclass defines __exit__
 
     def __call__(self, fn: _F) -> _F:
         if not callable(fn):
@@ -122,8 +124,10 @@ class EntriesAttributes(ContextAttributes):
     def __exit__(self, exc_type: object, exc: object, traceback: object) -> None:
         if self._entries:
             current = get_current_fast()
-            if current.__class__ is BlockContext and current.owner is self:  # type: ignore[attr-defined]
-                attach_fast(current.parent)  # type: ignore[attr-defined]
+            # __class__ identity, not isinstance: the cheaper test on every exit; mypy does not
+            # narrow on it, hence the ignores.
+            if current.__class__ is BlockContext and current.owner is self:
+                attach_fast(current.parent)
                 self._token = None  # a token holds its thread's context: let that go
             else:
                 restore_after_leak(self)
@@ -139,6 +143,8 @@ class IdAttributes(Context, ContextAttributes):
 
     __slots__ = ("_token", "_value")
     key: ClassVar[str]
+    _value: str
+    _token: Any  # the token of the last enter away from the root, or None
 
     @classmethod
     def make(cls, value: str) -> IdAttributes:
@@ -148,7 +154,7 @@ class IdAttributes(Context, ContextAttributes):
         return helper
 
     @property
-    def _entries(self) -> dict[str, object]:  # type: ignore[override]
+    def _entries(self) -> dict[str, object]:  # type: ignore[override]  # computed here, a slot elsewhere
         return dict(self)
 
     def _values(self, current: Context) -> dict[str, object]:
@@ -186,9 +192,10 @@ def id_helper_class(key: str, name: str) -> type[IdAttributes]:
     def exit(self: IdAttributes, exc_type: object, exc: object, traceback: object) -> None:
         current = get_current_fast()
         if current is self:
-            attach_fast(ROOT_CONTEXT)
-        elif current.__class__ is BlockContext and current.owner is self:  # type: ignore[attr-defined]
-            attach_fast(current.parent)  # type: ignore[attr-defined]
+            # Only entered at the root when there is one (ROOT_CONTEXT is not None).
+            attach_fast(ROOT_CONTEXT)  # type: ignore[arg-type]  # not None where a helper was entered at the root
+        elif current.__class__ is BlockContext and current.owner is self:
+            attach_fast(current.parent)
             self._token = None  # a token holds its thread's context: let that go
         else:
             restore_after_leak(self, entered_at_root=ROOT_CONTEXT)

@@ -123,7 +123,7 @@ class _MergingAttributes(EntriesAttributes):
                 values[TAGS_KEY] = list(merge.tags)  # each block its own list: lists are mutable
         if merge.baggage is not None:
             outer_baggage = current.get(_BAGGAGE_KEY) or {}
-            values[_BAGGAGE_KEY] = {**outer_baggage, **merge.baggage}  # type: ignore[dict-item]
+            values[_BAGGAGE_KEY] = {**outer_baggage, **merge.baggage}  # type: ignore[dict-item]  # context values are untyped
         return values
 
     def __enter__(self) -> ContextAttributes:
@@ -178,8 +178,8 @@ class _Unset:
 # over one conversation's turns, nested layers each setting the session they were given) gets
 # it back, prebuilt, for one comparison. There is no cache per id: looking up a new id in one
 # costs more than building its helper (hashing it is most of that).
-_LAST_SESSION = [_SessionAttributes.make(_Unset())]  # type: ignore[arg-type]
-_LAST_USER = [_UserAttributes.make(_Unset())]  # type: ignore[arg-type]
+_LAST_SESSION = [_SessionAttributes.make(_Unset())]  # type: ignore[arg-type]  # a sentinel no id equals
+_LAST_USER = [_UserAttributes.make(_Unset())]  # type: ignore[arg-type]  # a sentinel no id equals
 
 
 def _id_helper(cls: type[IdAttributes], value: object, propagate: bool, what: str) -> ContextAttributes:
@@ -187,8 +187,8 @@ def _id_helper(cls: type[IdAttributes], value: object, propagate: bool, what: st
     if not valid_id(value, what, stacklevel=5):
         return NOTHING
     if propagate:
-        return _PropagatedId(cls.key, value)  # type: ignore[arg-type]
-    return cls.make(value)  # type: ignore[arg-type]
+        return _PropagatedId(cls.key, value)  # type: ignore[arg-type]  # valid_id checked it is a str
+    return cls.make(value)  # type: ignore[arg-type]  # valid_id checked it is a str
 
 
 def using_session(session_id: str, *, propagate: bool = False) -> ContextAttributes:
@@ -277,9 +277,9 @@ def _add_prompt_template(
     entries: dict[str, object], template: object, version: object, variables: object
 ) -> None:
     if template and valid_optional_str(template, "prompt_template"):
-        entries[PROMPT_TEMPLATE_KEY] = clean_text(template)  # type: ignore[arg-type]
+        entries[PROMPT_TEMPLATE_KEY] = clean_text(template)  # type: ignore[arg-type]  # checked to be a str above
     if version and valid_optional_str(version, "prompt_template_version"):
-        entries[PROMPT_TEMPLATE_VERSION_KEY] = clean_text(version)  # type: ignore[arg-type]
+        entries[PROMPT_TEMPLATE_VERSION_KEY] = clean_text(version)  # type: ignore[arg-type]  # checked to be a str above
     if variables is not None:
         if isinstance(variables, Mapping):
             if variables:  # OpenInference sets nothing for empty variables
@@ -336,7 +336,7 @@ class using_attributes(_MergingAttributes):
         if propagate:
             baggage = {key: entries[key] for key in (SESSION_ID_KEY, USER_ID_KEY) if key in entries}
             if baggage:
-                self._merging().baggage = baggage  # type: ignore[assignment]
+                self._merging().baggage = baggage  # type: ignore[assignment]  # ids, checked to be str
 
 
 class suppress_tracing(EntriesAttributes):
@@ -368,7 +368,7 @@ def get_attributes_from_context(context: Context | None = None) -> Iterator[tupl
         value = context.get(key)
         if value is not None:
             # a copy of the tags: the list in the context is shared by every span started there
-            yield key, (list(value) if key == TAGS_KEY and isinstance(value, (list, tuple)) else value)  # type: ignore[arg-type]
+            yield key, (list(value) if key == TAGS_KEY and isinstance(value, (list, tuple)) else value)
 
 
 def span_attributes_from_context(context: Context | None = None) -> dict[str, Any]:

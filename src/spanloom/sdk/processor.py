@@ -65,7 +65,8 @@ def _add_missing_attributes(span: Span, new: dict[str, Any]) -> None:
     (value length limits, a full attribute table, another SDK's span) takes the public path.
     """
     try:
-        bounded = span._attributes  # type: ignore[attr-defined]
+        # The SDK span's BoundedAttributes, read through its private fields (see above).
+        bounded: Any = span._attributes
         store = bounded._dict
         direct = (
             type(store) is dict

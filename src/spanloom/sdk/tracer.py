@@ -74,7 +74,7 @@ def _tool_parameters(signature: inspect.Signature) -> dict[str, Any]:
         if name in ("self", "cls") or parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
             continue
         annotation = parameter.annotation
-        json_type = _JSON_TYPES.get(getattr(annotation, "__origin__", annotation))  # type: ignore[arg-type]
+        json_type = _JSON_TYPES.get(getattr(annotation, "__origin__", annotation))
         properties[name] = {"type": json_type} if json_type else {}
         if parameter.default is parameter.empty:
             required.append(name)
@@ -94,7 +94,7 @@ class _SpanSpec:
     __slots__ = ("attributes", "kind", "name", "signature")
 
     def __init__(self, fn: Callable[..., Any], kind: SpanKind, name: str | None, attributes: dict[str, Any]):
-        self.name = name or getattr(fn, "__name__", "call")
+        self.name: str = name or str(getattr(fn, "__name__", "call"))
         self.kind = kind
         try:
             self.signature: inspect.Signature | None = inspect.signature(fn)
@@ -258,12 +258,12 @@ class SpanloomTracer:
         def decorate(target: _F) -> _F:
             spec = _SpanSpec(target, kind, name, attributes)
             if inspect.isasyncgenfunction(target):
-                return self._wrap_async_generator(target, spec)  # type: ignore[return-value]
+                return self._wrap_async_generator(target, spec)  # type: ignore[return-value]  # same signature as the target
             if inspect.isgeneratorfunction(target):
-                return self._wrap_generator(target, spec)  # type: ignore[return-value]
+                return self._wrap_generator(target, spec)  # type: ignore[return-value]  # same signature as the target
             if inspect.iscoroutinefunction(target):
-                return self._wrap_coroutine(target, spec)  # type: ignore[return-value]
-            return self._wrap_function(target, spec)  # type: ignore[return-value]
+                return self._wrap_coroutine(target, spec)  # type: ignore[return-value]  # same signature as the target
+            return self._wrap_function(target, spec)  # type: ignore[return-value]  # same signature as the target
 
         return decorate(fn) if fn is not None else decorate
 

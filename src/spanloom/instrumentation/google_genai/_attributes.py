@@ -141,6 +141,7 @@ def _system_parts(system: Any) -> list[Any]:
 def _config_parameters(config: Any) -> dict[str, Any]:
     if config is None:
         return {}
+    items: Iterable[tuple[str, Any]]
     if isinstance(config, dict):
         items = config.items()
     else:

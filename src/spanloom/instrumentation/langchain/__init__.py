@@ -63,6 +63,7 @@ def _register_hook() -> None:
             return
         from langchain_core.tracers.context import register_configure_hook
 
+        # The hook is typed as a ContextVar; LangChain only calls its get(), which the slot has.
         register_configure_hook(_slot, inheritable=True)  # type: ignore[arg-type]
         _registered = True
 
@@ -81,7 +82,8 @@ class LangChainInstrumentor(BaseInstrumentor):
         super()._instrument(**kwargs)
         from spanloom.instrumentation.langchain._handler import SpanloomCallbackHandler
 
-        _slot.handler = SpanloomCallbackHandler(self._tracing)  # type: ignore[arg-type]
+        if self._tracing is not None:  # set by the base's _instrument
+            _slot.handler = SpanloomCallbackHandler(self._tracing)
 
     def _uninstrument(self, **kwargs: Any) -> None:
         _slot.handler = None

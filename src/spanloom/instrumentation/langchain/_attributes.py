@@ -49,7 +49,7 @@ def put_value(attributes: dict[str, Any], key: str, mime_key: str, value: Any) -
 
 
 def role_of(message: Any) -> Any:
-    kind = getattr(message, "type", None)
+    kind: Any = getattr(message, "type", None)
     role = _ROLES.get(kind)
     if role is None:  # ChatMessage carries its own role; chunks are "AIMessageChunk" and the like
         role = getattr(message, "role", None) or kind
@@ -59,7 +59,7 @@ def role_of(message: Any) -> Any:
 
 
 def _parts(content: Iterable[Any]) -> list[tuple[str, Any]]:
-    parts = []
+    parts: list[tuple[str, Any]] = []
     for block in content:
         if type(block) is str:
             parts.append((TEXT, block))

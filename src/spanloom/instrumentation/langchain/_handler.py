@@ -90,7 +90,7 @@ def _chain_kind(name: str) -> SpanKind:
     return SpanKind.AGENT if "agent" in name.lower() else SpanKind.CHAIN
 
 
-class SpanloomCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
+class SpanloomCallbackHandler(BaseCallbackHandler):
     """Runs to spans. Registered once on LangChain's callback manager by the instrumentor."""
 
     # Inline: async callback managers call it in the run's own task, where its context is.
@@ -117,18 +117,17 @@ class SpanloomCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
         tracing = self._tracing
         if not tracing.active:
             return None
-        parent = self._runs.get(parent_run_id) if parent_run_id is not None else None
-        if type(parent) is _Hidden:
-            parent = parent.shown
+        found = self._runs.get(parent_run_id) if parent_run_id is not None else None
+        parent = found.shown if isinstance(found, _Hidden) else found
         if tags and _HIDDEN in tags:
-            self._runs[run_id] = _Hidden(parent)  # type: ignore[arg-type]
+            self._runs[run_id] = _Hidden(parent)
             return None
         context = current_context()
         if is_tracing_suppressed(context):
             return None
         if parent is not None:
-            current = context.get(_SPAN_KEY)
-            parent_span = parent.span  # type: ignore[union-attr]
+            current: Any = context.get(_SPAN_KEY)
+            parent_span = parent.span
             if current is not parent_span and (
                 current is None
                 # A run LangChain ended in another task than it started in (async LangGraph
@@ -155,15 +154,15 @@ class SpanloomCallbackHandler(BaseCallbackHandler):  # type: ignore[misc]
         self, run_id: UUID, outputs: dict[str, Any] | None = None, error: BaseException | None = None
     ) -> None:
         run = self._runs.pop(run_id, None)
-        if run is None or type(run) is _Hidden:
+        if not isinstance(run, _Run):  # unknown, or hidden
             return
-        if run.model_run is not None:  # type: ignore[union-attr]
-            run.model_run.close()  # type: ignore[union-attr]
+        if run.model_run is not None:
+            run.model_run.close()
         try:
-            self._finish(run, outputs, error)  # type: ignore[arg-type]
+            self._finish(run, outputs, error)
         finally:
             try:
-                reset_fast(run.token)  # type: ignore[union-attr]
+                reset_fast(run.token)
             except Exception:  # ended in another context than it started in: nothing to restore
                 pass
 

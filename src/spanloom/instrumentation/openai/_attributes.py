@@ -305,7 +305,7 @@ def responses_request(kwargs: dict[str, Any], config: TraceConfig) -> dict[str, 
 
 def responses_response(response: Any, config: TraceConfig) -> dict[str, Any]:
     attributes: dict[str, Any] = {}
-    texts = []
+    texts: list[str] = []
     for index, item in enumerate(response.output or ()):
         _put_response_item(attributes, f"{OUTPUT_MESSAGES}{index}.", item, config)
         if item.type == "message":

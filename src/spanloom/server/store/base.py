@@ -103,6 +103,29 @@ class InsertResult:
     written: Sequence[SpanRecord] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """What retention deletes: whole sessions whose last turn ended before their project's
+    cutoff, and traces without a session that ended before it. Times in ns since the epoch;
+    `cutoffs` for named projects, `default_cutoff` for every other (None: keep them)."""
+
+    cutoffs: dict[str, int] = field(default_factory=dict)
+    default_cutoff: int | None = None
+
+    def cutoff(self, project: str) -> int | None:
+        return self.cutoffs.get(project, self.default_cutoff)
+
+
+@dataclass(slots=True)
+class RetentionResult:
+    """What one `delete_expired` call deleted."""
+
+    sessions: int = 0
+    traces: int = 0  # all the traces deleted: those of the sessions and those without one
+    spans: int = 0
+    more: bool = False  # it stopped at its limit: call again
+
+
 @dataclass(slots=True)
 class TraceSummary:
     trace_id: str
@@ -353,6 +376,12 @@ class Store(Protocol):
         (trace, span, name, source) as a stored one replaces it. Raises `StoreBusyError` at once
         when the write queue is full.
         """
+        ...
+
+    def delete_expired(self, retention: Retention, limit: int = 200) -> Future[RetentionResult]:
+        """Delete up to `limit` expired sessions and `limit` expired traces without a session,
+        in one write that does not hold other writes for long; every figure left equals a
+        recount of what is left. Call again while the result says `more`."""
         ...
 
     def list_spans(self, query: ListQuery) -> Page[SpanRecord]:

@@ -24,6 +24,7 @@ import logging
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, InvalidStateError
 from contextlib import contextmanager
@@ -38,6 +39,8 @@ from spanloom.server.store.base import (
     Page,
     Progress,
     ProjectSummary,
+    Retention,
+    RetentionResult,
     SessionDetail,
     SessionSummary,
     SpanRecord,
@@ -68,6 +71,7 @@ from spanloom.server.store.sqlite import (
     evaluation_reads,
     ownership,
     project_reads,
+    retention,
     session_reads,
     span_reads,
     span_rows,
@@ -91,6 +95,8 @@ class _Request:
     spans: span_rows.PreparedSpans = field(default_factory=span_rows.PreparedSpans)
     evaluations: Sequence[EvaluationInput] = ()
     projects: frozenset[str] | None = None
+    # A retention batch instead: (what to delete, how many sessions and traces at most).
+    retention: tuple[Retention, int] | None = None
     result: Any = field(default=None)
 
     @property
@@ -121,7 +127,7 @@ def _storage_error(error: Exception) -> Exception:
     if not isinstance(error, sqlite3.Error):
         return error
     code = getattr(error, "sqlite_errorcode", None)  # absent on an error raised by hand
-    full = (code & 0xFF == sqlite3.SQLITE_FULL) if code is not None else "or disk is full" in str(error)
+    full = (code & 0xFF == sqlite3.SQLITE_FULL) if code is not None else "or disk is full" in str(error)  # type: ignore[attr-defined]  # 3.11+, as sqlite_errorcode
     if full:
         message = f"storage is full ({error}): nothing was stored; retry once space is freed"
     else:
@@ -147,6 +153,12 @@ def _is_data_error(error: BaseException) -> bool:
         return any(message in str(error) for message in _DATA_ERROR_MESSAGES)
     return isinstance(error, (ValueError, OverflowError, UnicodeError))
 
+
+# How often the writer refreshes the planner's statistics (a few milliseconds each time).
+STATISTICS_INTERVAL_SECONDS = 300.0
+# Rows ANALYZE samples per index: enough to tell a filter that matches most rows from one that
+# matches few, and quick on any size of file.
+ANALYSIS_LIMIT = 400
 
 # Pause between background checkpoints: each copies whatever the commits since the last one
 # wrote, so a page rewritten by several commits (an index leaf, a session row) is copied once.
@@ -181,6 +193,14 @@ class SqliteStore:
         except (sqlite3.Error, OSError, SchemaTooNewError) as error:
             self._writer.close()
             raise StoreOpenError(f"cannot open {self.path} as a spanloom database: {error}") from error
+        try:
+            self._writer.execute(f"PRAGMA analysis_limit = {ANALYSIS_LIMIT}")
+            # Statistics for whatever has none yet (a new or just upgraded file).
+            self._writer.execute("PRAGMA optimize = 0x10002")
+        except sqlite3.Error as error:
+            self._writer.close()
+            raise StoreOpenError(f"cannot open {self.path} as a spanloom database: {error}") from error
+        self._next_statistics = time.monotonic() + STATISTICS_INTERVAL_SECONDS
         self._max_db_pages: int | None = None
         self._applied_max_pages: int | None = None
         self.set_max_db_pages(max_db_pages)
@@ -230,6 +250,14 @@ class SqliteStore:
         self._enqueue(_Request(future, evaluations=list(evaluations), projects=projects))
         return future
 
+    def delete_expired(self, retention: Retention, limit: int = 200) -> Future[RetentionResult]:
+        if self._closed:
+            raise StoreClosedError("the store is closed")
+        future: Future[RetentionResult] = Future()
+        # Through the writer's queue: a batch commits between ingest's, never beside them.
+        self._enqueue(_Request(future, retention=(retention, limit)))
+        return future
+
     def _enqueue(self, request: _Request) -> None:
         try:
             self._queue.put_nowait(request)
@@ -264,10 +292,22 @@ class SqliteStore:
                 for request in batch:
                     _settle(request.future, error=error)
             self._committed.set()
+            if time.monotonic() >= self._next_statistics:
+                self._refresh_statistics()
         self._writer.close()
         self._writer_done = True
         self._writer_stopped.set()
         self._committed.set()  # wakes the checkpointer, which sees the writer has stopped
+
+    def _refresh_statistics(self) -> None:
+        """Keep the planner's statistics current (PRAGMA optimize: ANALYZE where the tables grew,
+        on a sample), so it picks a filter's index or a sort's index by what the data is like: a
+        project filter matching most rows reads the sort's index in order, a user filter its own."""
+        self._next_statistics = time.monotonic() + STATISTICS_INTERVAL_SECONDS
+        try:
+            self._writer.execute("PRAGMA optimize")
+        except sqlite3.Error:
+            logger.warning("spanloom: refreshing the planner's statistics failed", exc_info=True)
 
     def _run_checkpointer(self, connection: sqlite3.Connection) -> None:
         try:
@@ -318,6 +358,8 @@ class SqliteStore:
             for request in requests:
                 if request.evaluations:
                     request.result = insert_evaluations(self._writer, request.evaluations, request.projects)
+                elif request.retention is not None:
+                    request.result = retention.delete_expired(self._writer, *request.retention)
             self._writer.execute("COMMIT")
         except BaseException:
             self._rollback()
