@@ -74,6 +74,9 @@ LLM_FINISH_REASON = "llm.finish_reason"
 # values of llm.provider / llm.system / gen_ai.system
 PROVIDER_OPENAI = "openai"
 PROVIDER_ANTHROPIC = "anthropic"
+PROVIDER_GOOGLE = "google"
+SYSTEM_GEMINI = "gemini"
+GEN_AI_SYSTEM_GEMINI = "gcp.gemini"  # the OpenTelemetry GenAI value for the Gemini API
 
 # suffixes under llm.input_messages.{i}. / llm.output_messages.{i}.
 MESSAGE_ROLE = "message.role"
@@ -95,6 +98,13 @@ EMBEDDING_MODEL_NAME = "embedding.model_name"
 EMBEDDING_EMBEDDINGS = "embedding.embeddings"
 EMBEDDING_TEXT = "embedding.text"
 EMBEDDING_VECTOR = "embedding.vector"
+
+# --- retrievers ---
+RETRIEVAL_DOCUMENTS = "retrieval.documents"  # retrieval.documents.{i}.document.*
+DOCUMENT_ID = "document.id"
+DOCUMENT_CONTENT = "document.content"
+DOCUMENT_METADATA = "document.metadata"
+DOCUMENT_SCORE = "document.score"
 
 # --- tools (the @tool decorator) ---
 TOOL_NAME = "tool.name"

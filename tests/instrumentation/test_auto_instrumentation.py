@@ -24,6 +24,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from spanloom.instrumentation.anthropic import AnthropicInstrumentor
+from spanloom.instrumentation.google_genai import GoogleGenAIInstrumentor
+from spanloom.instrumentation.langchain import LangChainInstrumentor
 from spanloom.instrumentation.openai import OpenAIInstrumentor
 
 APP = """
@@ -163,12 +165,19 @@ def test_entry_points_name_the_instrumentors():
     found = {entry.name: entry.load() for entry in entry_points(group="opentelemetry_instrumentor")}
     assert found["spanloom_openai"] is OpenAIInstrumentor
     assert found["spanloom_anthropic"] is AnthropicInstrumentor
+    assert found["spanloom_langchain"] is LangChainInstrumentor
+    assert found["spanloom_google_genai"] is GoogleGenAIInstrumentor
 
 
 def test_instrumentors_are_opentelemetry_instrumentors():
     from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 
-    for cls, package in ((OpenAIInstrumentor, "openai"), (AnthropicInstrumentor, "anthropic")):
+    for cls, package in (
+        (OpenAIInstrumentor, "openai"),
+        (AnthropicInstrumentor, "anthropic"),
+        (LangChainInstrumentor, "langchain-core"),
+        (GoogleGenAIInstrumentor, "google-genai"),
+    ):
         instrumentor = cls()
         assert isinstance(instrumentor, BaseInstrumentor)
         assert cls() is instrumentor  # OpenTelemetry's instrumentors are singletons
