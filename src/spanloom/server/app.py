@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from spanloom.server.api.evaluations import router as evaluations_api_router
+from spanloom.server.api.feedback import router as feedback_api_router
 from spanloom.server.api.routes import router as api_router
 from spanloom.server.auth.keys import KeyRing
 from spanloom.server.auth.middleware import Auth, AuthMiddleware
@@ -114,6 +115,7 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
     )
     app.include_router(api_router)
     app.include_router(evaluations_api_router)
+    app.include_router(feedback_api_router)
     if app.state.auth is not None:
         app.add_middleware(AuthMiddleware, auth=app.state.auth)
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -87,6 +88,8 @@ class Settings:
     max_key_failures_per_minute: wrong keys one address may present in a minute, by header or on
         the login form, before it is answered 429 for the rest of that minute
         (SPANLOOM_MAX_KEY_FAILURES_PER_MINUTE, default 30).
+    session_idle_seconds: a session with no new turn for this long is idle: its session evaluators
+        may run (SPANLOOM_SESSION_IDLE_SECONDS, default 30 minutes).
     retention_days: delete sessions whose last turn, and traces without a session, ended more
         than this many days ago (SPANLOOM_RETENTION_DAYS; default: keep everything).
     retention_by_project: the same per project, winning over retention_days
@@ -114,9 +117,14 @@ class Settings:
     evaluators_file: Path | None = None
     max_db_pages: int | None = None
     max_key_failures_per_minute: int = 30
+    session_idle_seconds: int = 1800
     retention_days: int | None = None
     retention_by_project: dict[str, int] = field(default_factory=dict)
     retention_interval_seconds: int = 600
+
+    def idle_before_ns(self, now_ns: int | None = None) -> int:
+        """Sessions whose last turn ended before this are idle (SPANLOOM_SESSION_IDLE_SECONDS)."""
+        return (time.time_ns() if now_ns is None else now_ns) - self.session_idle_seconds * 1_000_000_000
 
     @property
     def store(self) -> str:
@@ -160,6 +168,7 @@ class Settings:
             max_key_failures_per_minute=_int(
                 env, "SPANLOOM_MAX_KEY_FAILURES_PER_MINUTE", cls.max_key_failures_per_minute
             ),
+            session_idle_seconds=_int(env, "SPANLOOM_SESSION_IDLE_SECONDS", cls.session_idle_seconds),
             retention_days=_int(env, "SPANLOOM_RETENTION_DAYS", 0) or None,
             retention_by_project=parse_retention(env.get("SPANLOOM_RETENTION", "")),
             retention_interval_seconds=_int(

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Callable
 from typing import Any, cast
 
 from fastapi import APIRouter, Query, Request
@@ -125,34 +126,49 @@ def parse_item(item: object) -> EvaluationInput:
     },
 )
 async def post_evaluations(request: Request) -> JSONResponse:
-    store: Store = request.app.state.store
-    # Refused on Content-Length, and while streaming: a huge body is never held whole.
+    items = await read_json_items(request, "evaluations", MAX_BODY_BYTES, MAX_ITEMS)
+    return await store_results(request, items, parse_item)
+
+
+async def read_json_items(request: Request, field: str, max_bytes: int, max_items: int) -> list[Any]:
+    """A JSON list (or ``{field: [...]}``) from the body, refused on Content-Length and while
+    streaming past `max_bytes` (a huge body is never held whole), or past `max_items` items."""
     encoding = check_encoding(request.headers.get("content-encoding"))
-    check_declared_length(request.headers.get("content-length"), MAX_BODY_BYTES)
-    body = await read_limited(request.stream(), encoding, MAX_BODY_BYTES)
+    check_declared_length(request.headers.get("content-length"), max_bytes)
+    body = await read_limited(request.stream(), encoding, max_bytes)
     try:
         data = parse_json(body)
     except ValueError as error:
         raise HttpError(400, "bad_body", f"the body is not JSON we can take: {error}") from None
-    if isinstance(data, dict) and isinstance(data.get("evaluations"), list):
-        data = data["evaluations"]
+    if isinstance(data, dict) and isinstance(data.get(field), list):
+        data = data[field]
+    elif isinstance(data, dict) and field == "feedback":
+        data = [data]  # one feedback, as an object
     if not isinstance(data, list):
-        raise HttpError(400, "bad_body", 'send a JSON list of results (or {"evaluations": [...]})')
-    if len(data) > MAX_ITEMS:
-        raise HttpError(413, "too_many_items", f"at most {MAX_ITEMS} results per request")
+        raise HttpError(400, "bad_body", f'send a JSON list (or {{"{field}": [...]}})')
+    if len(data) > max_items:
+        raise HttpError(413, "too_many_items", f"at most {max_items} items per request")
+    return data
+
+
+async def store_results(
+    request: Request, data: list[Any], parse: Callable[[object], EvaluationInput]
+) -> JSONResponse:
+    """Parse each item, store those that parse (a scoped key judges only its projects' targets:
+    others answer as unknown ones do), and answer 200 (all stored), 207 (some) or 422 (none)."""
+    store: Store = request.app.state.store
     rejected: list[EvaluationRejection] = []
     items: list[EvaluationInput] = []
     positions: list[int] = []  # index in the body of each item passed to the store
     for index, raw in enumerate(data):
         try:
-            items.append(parse_item(raw))
+            items.append(parse(raw))
             positions.append(index)
         except ValueError as error:
             rejected.append(EvaluationRejection(index, str(error)))
     headers = {"Retry-After": "1"}
     principal = principal_of(request)
     try:
-        # A scoped key judges only its projects' spans: others answer as unknown spans do.
         future = store.insert_evaluations(items, principal.projects if principal is not None else None)
     except StoreBusyError:
         raise HttpError(503, "busy", "the writer is saturated; retry later", headers) from None

@@ -78,6 +78,7 @@ def _list_page(
     store = _store(request)
     try:
         query = restrict_query(request, validate_list(params, shared_params(request.query_params)))
+        query.idle_before_ns = request.app.state.settings.idle_before_ns()
         form = filter_form(request.query_params, query, filter_names)
     except BadParameterError as error:
         return bad_request(request, store, section, error)

@@ -76,6 +76,7 @@ class Resolved:
     trace_rows: list[EvaluationRow] = field(default_factory=list)
     session_rows: list[SessionResultRow] = field(default_factory=list)
     rejected: list[EvaluationRejection] = field(default_factory=list)
+    discarded: int = 0  # accepted in the answer, not written (see resolve)
 
 
 def _session_target(
@@ -152,11 +153,8 @@ def resolve(
             )
         else:
             rejected.append(EvaluationRejection(index, "give span_id, trace_id or session_id"))
-    owners = {
-        trace_id: owner
-        for trace_id, owner in sql.select_trace_owners(connection, {key[2] for key in keyed}).items()
-        if visible(owner.project)
-    }
+    stored_owners = sql.select_trace_owners(connection, {key[2] for key in keyed})
+    owners = {trace_id: owner for trace_id, owner in stored_owners.items() if visible(owner.project)}
     wanted = {(trace_id, span_id) for _, _, trace_id, span_id in keyed if span_id and trace_id in owners}
     stored = sql.select_stored_spans(connection, wanted) if wanted else set()
     for index, item, trace_id, span_id in keyed:
@@ -170,6 +168,11 @@ def resolve(
                     rejected.append(
                         EvaluationRejection(index, f"no trace {trace_id!r} is stored: give project")
                     )
+                    continue
+                if trace_id in stored_owners:
+                    # Another project's trace: answered as feedback kept for a trace yet to come
+                    # (the answer to an unknown one), and never written.
+                    resolved.discarded += 1
                     continue
                 target = item.project
         elif span_id is None:
@@ -212,7 +215,7 @@ def insert_evaluations(
     resolved = resolve(connection, items, projects)
     pending = write_rows(connection, resolved.trace_rows)
     write_session_rows(connection, resolved.session_rows)
-    accepted = len(resolved.trace_rows) + len(resolved.session_rows)
+    accepted = len(resolved.trace_rows) + len(resolved.session_rows) + resolved.discarded
     return EvaluationInsertResult(accepted=accepted, rejected=resolved.rejected), pending
 
 
