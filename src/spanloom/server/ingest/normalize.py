@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from spanloom import semconv
@@ -17,6 +17,7 @@ from spanloom.server.ingest.attributes import key_values
 from spanloom.server.ingest.limits import Cuts, IngestLimits, TooManySpansError, truncate_text
 from spanloom.server.ingest.messages import MESSAGE_PREFIXES, group_by_prefix, input_text, output_text
 from spanloom.server.json_text import parse_json
+from spanloom.server.metrics.ingest import DUPLICATE_SPAN, INVALID_ID
 from spanloom.server.pricing import PriceTable
 from spanloom.server.store.base import SpanRecord, StatusCode
 
@@ -82,6 +83,7 @@ class NormalizedBatch:
     spans: list[SpanRecord]
     rejected: int
     error_message: str  # why spans were rejected, for partial_success; "" when none were
+    rejected_by: dict[str, int] = field(default_factory=dict)  # reason code -> spans, for /metrics
 
 
 def first_string(attributes: dict[str, Any], keys: tuple[str, ...]) -> str | None:
@@ -283,6 +285,7 @@ def normalize_request(
         )
     records: list[SpanRecord] = []
     rejected = 0
+    rejected_by: dict[str, int] = {}
     problems: list[str] = []
     seen: set[tuple[bytes, bytes]] = set()
     for resource_spans in request.resource_spans:
@@ -294,15 +297,16 @@ def normalize_request(
         project = project_of(resource)
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
-                problem = _id_problem(span)
+                problem, reason = _id_problem(span), INVALID_ID
                 if problem is None and (span.trace_id, span.span_id) in seen:
-                    problem = "a span id appeared twice in one request"
+                    problem, reason = "a span id appeared twice in one request", DUPLICATE_SPAN
                 if problem is not None:
                     rejected += 1
+                    rejected_by[reason] = rejected_by.get(reason, 0) + 1
                     if problem not in problems:
                         problems.append(problem)
                     continue
                 seen.add((span.trace_id, span.span_id))
                 records.append(normalize_span(span, resource, project, prices, limits))
     message = f"{rejected} span(s) rejected: {'; '.join(problems)}" if rejected else ""
-    return NormalizedBatch(records, rejected, message)
+    return NormalizedBatch(records, rejected, message, rejected_by)
