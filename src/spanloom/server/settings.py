@@ -36,6 +36,15 @@ def _path(environ: Mapping[str, str], name: str) -> Path | None:
     return Path(raw).expanduser() if raw else None
 
 
+LOG_FORMATS = ("text", "json")
+
+
+def _log_format(value: str) -> str:
+    if value not in LOG_FORMATS:
+        raise ValueError(f"SPANLOOM_LOG_FORMAT must be text or json, got {value!r}")
+    return value
+
+
 def parse_retention(raw: str | list[str] | tuple[str, ...]) -> dict[str, int]:
     """ "shop=7,support=30" (or a list of "shop=7") as {project: days}; ValueError saying what
     is wrong."""
@@ -92,6 +101,8 @@ class Settings:
     retention_by_project: the same per project, winning over retention_days
         (SPANLOOM_RETENTION="shop=7,support=30").
     retention_interval_seconds: how often retention runs (SPANLOOM_RETENTION_INTERVAL, 600).
+    log_format: "text" (uvicorn's lines) or "json" (one JSON object per line, for log shippers)
+        (SPANLOOM_LOG_FORMAT; see server/log_format.py).
     max_values_per_request: protobuf messages other than spans (attributes, values, array and
         map elements, events, links), or JSON values, one OTLP body may hold; counted before it is
         decoded, past it 413 (SPANLOOM_MAX_VALUES_PER_REQUEST, default 1,000,000).
@@ -117,6 +128,7 @@ class Settings:
     retention_days: int | None = None
     retention_by_project: dict[str, int] = field(default_factory=dict)
     retention_interval_seconds: int = 600
+    log_format: str = "text"
 
     @property
     def store(self) -> str:
@@ -166,5 +178,6 @@ class Settings:
                 env, "SPANLOOM_RETENTION_INTERVAL", cls.retention_interval_seconds
             ),
             max_values_per_request=_int(env, "SPANLOOM_MAX_VALUES_PER_REQUEST", cls.max_values_per_request),
+            log_format=_log_format(env.get("SPANLOOM_LOG_FORMAT", "").strip().lower() or cls.log_format),
         )
         return replace(settings, **{key: value for key, value in overrides.items() if value is not None})
