@@ -164,7 +164,9 @@ def serve(
     per project; see SECURITY.md), SPANLOOM_MAX_BODY_BYTES (largest OTLP body, default 16 MiB),
     SPANLOOM_MAX_SPANS_PER_REQUEST, SPANLOOM_MAX_SPANS_PER_TRACE, SPANLOOM_MAX_ATTRIBUTE_VALUE_BYTES,
     SPANLOOM_MAX_ATTRIBUTES_PER_SPAN, SPANLOOM_WRITE_QUEUE_SIZE, SPANLOOM_MAX_BATCH_SPANS,
-    SPANLOOM_PRICING_FILE (a JSON price table overriding the built-in one),
+    SPANLOOM_PRICING_FILE (model prices in USD per million tokens, winning over the genai-prices
+    table: {"models": {"NAME": {"input": 2.5, "output": 10, "cache_read": 1.25}}}),
+    SPANLOOM_LOG_FORMAT (text or json),
     SPANLOOM_MAX_KEY_FAILURES_PER_MINUTE (wrong keys per address before 429, default 30),
     SPANLOOM_MAX_VALUES_PER_REQUEST (attributes, array elements, events... in one OTLP body before 413,
     default 1,000,000), SPANLOOM_TRACE_PAGE_SPANS, SPANLOOM_EVALUATORS_FILE, SPANLOOM_MAX_DB_PAGES,
@@ -235,7 +237,10 @@ def serve(
             max_connections=max_connections,
             forwarded_allow_ips=forwarded_allow_ips,
         )
-        app = create_app(settings, store)
+        try:
+            app = create_app(settings, store)
+        except ValueError as error:  # a malformed price file
+            raise click.ClickException(str(error)) from None
         config = uvicorn_config(app, host, port, limits, log_level, settings.log_format)
         uvicorn.Server(config).run()
     except KeyboardInterrupt:

@@ -108,9 +108,12 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
 
     app.state.evaluators = evaluators
     app.state.retention = retention
+    prices = load_price_table(settings.pricing_file)
+    app.state.price_table = prices.source.describe()
+    metrics.price_table(prices.source)
     ingest_router = create_ingest_router(
         store,
-        load_price_table(settings.pricing_file),
+        prices,
         IngestLimits.from_settings(settings),
         settings.retry_after_seconds,
         on_committed=evaluators.submit,

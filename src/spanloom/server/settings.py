@@ -73,7 +73,8 @@ class Settings:
     write_queue_size: requests that may wait for the writer before ingest answers 503
         (SPANLOOM_WRITE_QUEUE_SIZE, default 16).
     max_batch_spans: spans the writer commits together at most (SPANLOOM_MAX_BATCH_SPANS).
-    pricing_file: a JSON price table overriding the built-in one (SPANLOOM_PRICING_FILE).
+    pricing_file: a JSON file of model prices that win over genai-prices' table
+        (SPANLOOM_PRICING_FILE; format in server/pricing/overrides.py).
     retry_after_seconds: the Retry-After sent with 503.
     keys_file: a JSON file of ingest/read/admin keys, optionally per project (SPANLOOM_KEYS_FILE;
         see server/auth/keys.py). With `api_key`, both apply.

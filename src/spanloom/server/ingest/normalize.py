@@ -18,7 +18,7 @@ from spanloom.server.ingest.limits import Cuts, IngestLimits, TooManySpansError,
 from spanloom.server.ingest.messages import MESSAGE_PREFIXES, group_by_prefix, input_text, output_text
 from spanloom.server.json_text import parse_json
 from spanloom.server.metrics.ingest import DUPLICATE_SPAN, INVALID_ID
-from spanloom.server.pricing import PriceTable
+from spanloom.server.pricing import PriceTable, TokenCounts
 from spanloom.server.store.base import SpanRecord, StatusCode
 
 DEFAULT_PROJECT = "default"
@@ -52,6 +52,18 @@ COMPLETION_TOKEN_KEYS = (
     semconv.GEN_AI_USAGE_OUTPUT_TOKENS,
     semconv.GEN_AI_USAGE_COMPLETION_TOKENS,
 )
+# Parts of the prompt and completion counts that some providers price apart.
+CACHE_READ_KEYS = (semconv.LLM_TOKEN_COUNT_PROMPT_CACHE_READ, semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS)
+CACHE_WRITE_KEYS = (
+    semconv.LLM_TOKEN_COUNT_PROMPT_CACHE_WRITE,
+    semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
+)
+REASONING_KEYS = (
+    semconv.LLM_TOKEN_COUNT_COMPLETION_REASONING,
+    semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
+)
+# Who served the call, which some models' prices depend on (Azure's, Bedrock's).
+PROVIDER_KEYS = (semconv.LLM_PROVIDER, semconv.GEN_AI_PROVIDER_NAME, semconv.GEN_AI_SYSTEM)
 # gen_ai.operation.name values to OpenInference span kinds.
 _OPERATION_KINDS = {
     "chat": "LLM",
@@ -128,6 +140,27 @@ def token_count(attributes: dict[str, Any], keys: tuple[str, ...]) -> int | None
     if count is None or count < 0:
         return None
     return min(count, MAX_TOKENS)
+
+
+def cost_of(
+    attributes: dict[str, Any],
+    prices: PriceTable,
+    model: str | None,
+    prompt_tokens: int | None,
+    completion_tokens: int | None,
+    start_ns: int,
+) -> float | None:
+    """USD for an LLM call, priced as of its start; None without a model, tokens or a price."""
+    if not model or (prompt_tokens is None and completion_tokens is None):
+        return None
+    tokens = TokenCounts(
+        prompt_tokens or 0,
+        completion_tokens or 0,
+        token_count(attributes, CACHE_READ_KEYS) or 0,
+        token_count(attributes, CACHE_WRITE_KEYS) or 0,
+        token_count(attributes, REASONING_KEYS) or 0,
+    )
+    return prices.cost_of(model, tokens, first_string(attributes, PROVIDER_KEYS), start_ns)
 
 
 def span_kind_of(attributes: dict[str, Any]) -> str:
@@ -244,7 +277,7 @@ def normalize_span(
         prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens,
         total_tokens=total_tokens,
-        cost=prices.cost_of(model, prompt_tokens, completion_tokens),
+        cost=cost_of(attributes, prices, model, prompt_tokens, completion_tokens, start),
         input=input_text(attributes, grouped),
         output=output_text(attributes, grouped),
         metadata=metadata_of(attributes, grouped.get(_LANGFUSE_METADATA, ())),

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, Info, generate_latest
 
 from spanloom.server.metrics.ingest import IngestMetrics
 from spanloom.server.metrics.requests import RequestMetrics
 from spanloom.server.metrics.state import EvaluatorQueue, RetentionTotals, ServerState
+from spanloom.server.pricing import PriceSource
 from spanloom.server.store.base import Store
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -24,6 +25,17 @@ class Metrics:
             "Spans and evaluation results per committed write of the store",
             buckets=BATCH_BUCKETS,
             registry=self.registry,
+        )
+
+    def price_table(self, source: PriceSource) -> None:
+        """Say which price table priced the costs."""
+        Info("spanloom_price_table", "The price table costs are computed with", registry=self.registry).info(
+            {
+                "source": "genai-prices",
+                "version": source.version,
+                "newest_price": source.newest_price.isoformat() if source.newest_price else "",
+                "overridden": "true" if source.overrides is not None else "false",
+            }
         )
 
     def watch(self, store: Store, evaluators: EvaluatorQueue, retention: RetentionTotals) -> None:
