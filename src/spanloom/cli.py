@@ -159,6 +159,15 @@ def serve(
 ) -> None:
     """Run the trace server: OTLP ingest, an embedded SQLite store and the JSON API.
 
+    Endpoints: POST /v1/traces (OTLP/HTTP), /api/... (JSON API, docs at /docs), the dashboard at /,
+    GET /healthz (the process answers), GET /readyz (the store accepts a write now; 503 with the
+    reason while the disk or SPANLOOM_MAX_DB_PAGES is full or the writer is stuck), GET /metrics
+    (Prometheus text format; needs an admin key for every project when keys are configured).
+    Both probes are open.
+
+    Costs are priced with the genai-prices table (cached and reasoning tokens as each provider
+    prices them); SPANLOOM_PRICING_FILE overrides it.
+
     Environment: SPANLOOM_DB (database file), SPANLOOM_STORE (store URL), SPANLOOM_API_KEY (one key
     required on every request when set), SPANLOOM_KEYS_FILE (JSON ingest/read/admin keys, optionally
     per project; see SECURITY.md), SPANLOOM_MAX_BODY_BYTES (largest OTLP body, default 16 MiB),

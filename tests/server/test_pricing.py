@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import tracemalloc
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from genai_prices.types import Usage
 
 from spanloom.server.ingest.normalize import normalize_request
 from spanloom.server.pricing import PriceTable, TokenCounts, load_price_table
+from spanloom.server.pricing import table as table_module
 from spanloom.server.pricing.linear import LinearPrice, is_linear
 
 PRICES = load_price_table()
@@ -273,3 +275,24 @@ def test_the_dashboard_and_metrics_say_which_price_table_priced_the_costs(tmp_pa
         ]
         assert len(info) == 1 and f'version="{version}"' in info[0] and 'overridden="false"' in info[0]
         assert 'overridden="true"' in own.get("/metrics").text
+
+
+def test_memory_stays_bounded_however_many_model_names_clients_send(monkeypatch: pytest.MonkeyPatch):
+    """Model names come from clients: neither the table nor genai-prices' lookup caches may keep
+    one entry per name ever sent (4,000 new names would keep about 1.3 MB)."""
+    monkeypatch.setattr(table_module, "MAX_CACHED_MODELS", 200)
+    table = load_price_table()
+    for number in range(1000):
+        table.cost_of(f"claude-made-up-{number}", TokenCounts(1, 1))
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for number in range(4000):
+            assert table.cost_of(f"claude-made-up-again-{number}", TokenCounts(1, 1)) is None
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 300_000, grown
+    assert table.cost_of("gpt-4o", TokenCounts(1_000_000, 0)) == pytest.approx(
+        reference("gpt-4o", input_tokens=10**6)
+    )

@@ -24,7 +24,8 @@ from genai_prices.types import ModelInfo, ModelPrice, StartDateConstraint
 from spanloom.server.pricing.linear import LinearPrice, TokenCounts, exact_cost, is_linear
 from spanloom.server.pricing.overrides import Overrides
 
-# Model names and providers come from clients: a bound on what is remembered of them.
+# Model names and providers come from clients: a bound on what is remembered of them, here and
+# in genai-prices' lookup caches (a snapshot of its own, replaced when this one is cleared).
 MAX_CACHED_MODELS = 10_000
 # Bedrock names models '<vendor>.<model>' ('us.anthropic.claude-...'); genai-prices lists them
 # under this provider.
@@ -75,7 +76,8 @@ def _moment(at_ns: int | None) -> datetime:
 class PriceTable:
     def __init__(self, overrides: Overrides | None = None) -> None:
         self._overrides = overrides or Overrides(None, {})
-        self._snapshot = data_snapshot.get_snapshot()
+        self._providers = data_snapshot.get_snapshot().providers
+        self._snapshot = self._fresh_snapshot()
         self._models: dict[tuple[str | None, str], _Found] = {}
         # id(price) -> (price, its linear form or None for a price with tiers). The price is kept
         # so that its id is never reused while the entry lives.
@@ -125,13 +127,21 @@ class PriceTable:
             self._forms[id(price)] = known
         return known[1]
 
+    def _fresh_snapshot(self) -> data_snapshot.DataSnapshot:
+        """genai-prices' table with lookup caches of this table's own (its shared snapshot would
+        remember every name any client sent, without a bound)."""
+        return data_snapshot.DataSnapshot(providers=self._providers, from_auto_update=False)
+
     def _find(self, model: str, provider: str | None) -> _Found:
         key = (provider, model)
         if key in self._models:
             return self._models[key]
+        if len(self._models) >= MAX_CACHED_MODELS:
+            # A client naming ever new models: start over rather than grow.
+            self._models.clear()
+            self._snapshot = self._fresh_snapshot()
         found = self._lookup(model.strip().lower(), provider)
-        if len(self._models) < MAX_CACHED_MODELS:
-            self._models[key] = found
+        self._models[key] = found
         return found
 
     def _lookup(self, name: str, provider: str | None) -> _Found:
