@@ -23,6 +23,7 @@ from spanloom.server.auth.throttle import FailedKeyThrottle
 from spanloom.server.errors import HttpError, error_response
 from spanloom.server.evaluators.runner import EvaluatorRunner
 from spanloom.server.ingest.limits import IngestLimits
+from spanloom.server.ingest.pipeline import IngestPipeline
 from spanloom.server.ingest.route import create_ingest_router
 from spanloom.server.list_params import describe_problems
 from spanloom.server.pricing import load_price_table
@@ -103,15 +104,15 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
     app.state.evaluators = evaluators
     app.state.retention = retention
 
-    app.include_router(
-        create_ingest_router(
-            store,
-            load_price_table(settings.pricing_file),
-            IngestLimits.from_settings(settings),
-            settings.retry_after_seconds,
-            on_committed=evaluators.submit,
-        )
+    # One pipeline for every transport (OTLP/HTTP here, OTLP/gRPC from grpc_serving.py): the same
+    # trace budget, the same decoding turn, the same hand-over to the evaluators.
+    app.state.ingest = IngestPipeline(
+        store,
+        load_price_table(settings.pricing_file),
+        IngestLimits.from_settings(settings),
+        on_committed=evaluators.submit,
     )
+    app.include_router(create_ingest_router(app.state.ingest, settings.retry_after_seconds))
     app.include_router(api_router)
     app.include_router(evaluations_api_router)
     if app.state.auth is not None:
