@@ -51,6 +51,14 @@ SERVER_SWITCH_INTERVAL_SECONDS = 0.001
     "4318 is the standard OTLP/HTTP port, so OpenTelemetry SDKs send here by default.",
 )
 @click.option(
+    "--grpc-port",
+    default=None,
+    type=click.IntRange(0, 65535),
+    help="Port for OTLP/gRPC ingest (TraceService/Export), on the same --host. Default: "
+    "$SPANLOOM_GRPC_PORT, else 4317, the standard OTLP/gRPC port (where opentelemetry-instrument and "
+    "most SDKs send by default); 0 turns gRPC off.",
+)
+@click.option(
     "--db",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
@@ -127,6 +135,7 @@ SERVER_SWITCH_INTERVAL_SECONDS = 0.001
 def serve(
     host: str,
     port: int,
+    grpc_port: int | None,
     db: Path | None,
     store_url: str | None,
     retention_days: int | None,
@@ -140,7 +149,8 @@ def serve(
 ) -> None:
     """Run the trace server: OTLP ingest, an embedded SQLite store and the JSON API.
 
-    Environment: SPANLOOM_DB (database file), SPANLOOM_STORE (store URL), SPANLOOM_API_KEY (one key
+    Environment: SPANLOOM_DB (database file), SPANLOOM_STORE (store URL), SPANLOOM_GRPC_PORT
+    (OTLP/gRPC port, default 4317, 0 for none), SPANLOOM_API_KEY (one key
     required on every request when set), SPANLOOM_KEYS_FILE (JSON ingest/read/admin keys, optionally
     per project; see SECURITY.md), SPANLOOM_MAX_BODY_BYTES (largest OTLP body, default 16 MiB),
     SPANLOOM_MAX_SPANS_PER_REQUEST, SPANLOOM_MAX_SPANS_PER_TRACE, SPANLOOM_MAX_ATTRIBUTE_VALUE_BYTES,
@@ -158,6 +168,7 @@ def serve(
         settings = Settings.from_env(
             db_path=db.expanduser() if db else None,
             store_url=store_url,
+            grpc_port=grpc_port,
             retention_days=retention_days,
             retention_by_project=parse_retention(retention_by_project) or None,
         )
@@ -174,6 +185,7 @@ def serve(
     import uvicorn
 
     from spanloom.server.app import create_app
+    from spanloom.server.grpc_serving import GrpcListenError
     from spanloom.server.serving import ServeLimits, uvicorn_config
     from spanloom.server.store.base import StoreOpenError
     from spanloom.server.store.url import open_store, sqlite_path
@@ -191,13 +203,11 @@ def serve(
         )
     except StoreOpenError as error:
         raise click.ClickException(str(error)) from None
-    click.echo(f"spanloom: OTLP/HTTP traces at http://{shown_host}:{port}/v1/traces, API docs at /docs")
-    if keys is not None:
-        click.echo("spanloom: keys required (Authorization: Bearer ...); the dashboard signs in at /login")
     # The writer thread gives up the GIL around each SQLite call and must win it back from the
     # thread normalizing the next request: at Python's default 5 ms switch interval each such
     # handover could wait up to 5 ms, a fifth of ingest's throughput under two senders.
     sys.setswitchinterval(SERVER_SWITCH_INTERVAL_SECONDS)
+    app = None
     try:
         limits = ServeLimits(
             header_timeout_seconds=header_timeout,
@@ -205,10 +215,23 @@ def serve(
             max_connections=max_connections,
             forwarded_allow_ips=forwarded_allow_ips,
         )
-        config = uvicorn_config(create_app(settings, store), host, port, limits, log_level)
-        uvicorn.Server(config).run()
+        try:
+            app = create_app(settings, store, (host, settings.grpc_port) if settings.grpc_port else None)
+        except GrpcListenError as error:
+            raise click.ClickException(f"{error}; choose another with --grpc-port, or 0 for none") from None
+        click.echo(f"spanloom: OTLP/HTTP traces at http://{shown_host}:{port}/v1/traces, API docs at /docs")
+        if app.state.grpc is not None:
+            click.echo(f"spanloom: OTLP/gRPC traces at {app.state.grpc.address} (TraceService/Export)")
+        if keys is not None:
+            click.echo(
+                "spanloom: keys required (Authorization: Bearer ...); the dashboard signs in at /login"
+            )
+        uvicorn.Server(uvicorn_config(app, host, port, limits, log_level)).run()
     finally:
-        # Queued writes finish before exit: every 200 already sent stays committed anyway.
+        # The lifespan stopped gRPC already; not if uvicorn never ran it. Then queued writes
+        # finish before exit: every export already acknowledged stays committed anyway.
+        if app is not None and app.state.grpc is not None:
+            app.state.grpc.stop()
         store.close()
 
 

@@ -31,6 +31,15 @@ def _int(environ: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
+def _port(environ: Mapping[str, str], name: str, default: int) -> int:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdecimal() or int(raw) > 65535:
+        raise ValueError(f"{name} must be a port number from 0 to 65535, got {raw!r}")
+    return int(raw)
+
+
 def _path(environ: Mapping[str, str], name: str) -> Path | None:
     raw = environ.get(name, "").strip()
     return Path(raw).expanduser() if raw else None
@@ -92,6 +101,8 @@ class Settings:
     retention_by_project: the same per project, winning over retention_days
         (SPANLOOM_RETENTION="shop=7,support=30").
     retention_interval_seconds: how often retention runs (SPANLOOM_RETENTION_INTERVAL, 600).
+    grpc_port: where `spanloom serve` takes OTLP/gRPC, on the same host as HTTP
+        (SPANLOOM_GRPC_PORT, default 4317, the standard OTLP/gRPC port; 0 turns it off).
     max_values_per_request: protobuf messages other than spans (attributes, values, array and
         map elements, events, links), or JSON values, one OTLP body may hold; counted before it is
         decoded, past it 413 (SPANLOOM_MAX_VALUES_PER_REQUEST, default 1,000,000).
@@ -117,6 +128,7 @@ class Settings:
     retention_days: int | None = None
     retention_by_project: dict[str, int] = field(default_factory=dict)
     retention_interval_seconds: int = 600
+    grpc_port: int = 4317
 
     @property
     def store(self) -> str:
@@ -166,5 +178,6 @@ class Settings:
                 env, "SPANLOOM_RETENTION_INTERVAL", cls.retention_interval_seconds
             ),
             max_values_per_request=_int(env, "SPANLOOM_MAX_VALUES_PER_REQUEST", cls.max_values_per_request),
+            grpc_port=_port(env, "SPANLOOM_GRPC_PORT", cls.grpc_port),
         )
         return replace(settings, **{key: value for key, value in overrides.items() if value is not None})
