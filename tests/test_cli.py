@@ -120,7 +120,8 @@ def test_serve_accepts_a_keys_file_for_a_public_host_and_refuses_a_bad_one(
 
     ran: list[uvicorn.Config] = []
     monkeypatch.setattr(uvicorn.Server, "run", lambda server, sockets=None: ran.append(server.config))
-    result = CliRunner().invoke(cli, ["serve", "--host", "0.0.0.0", "--db", str(tmp_path / "y.db")])
+    public = ["serve", "--host", "0.0.0.0", "--grpc-port", "0", "--db", str(tmp_path / "y.db")]
+    result = CliRunner().invoke(cli, public)
     assert result.exit_code == 0, result.output
     assert [config.host for config in ran] == ["0.0.0.0"] and "keys required" in result.output
     # Served as configured: no forwarded header believed by default, the header deadline, limits.
@@ -128,7 +129,7 @@ def test_serve_accepts_a_keys_file_for_a_public_host_and_refuses_a_bad_one(
     assert not config.proxy_headers and config.limit_concurrency == 1000 and config.timeout_keep_alive == 5
     assert config.http.header_timeout_seconds == 10.0
     options = ["--forwarded-allow-ips", "10.0.0.2", "--header-timeout", "3", "--max-connections", "50"]
-    result = CliRunner().invoke(cli, ["serve", "--db", str(tmp_path / "z.db"), *options])
+    result = CliRunner().invoke(cli, ["serve", "--grpc-port", "0", "--db", str(tmp_path / "z.db"), *options])
     assert result.exit_code == 0, result.output
     config = ran[1]
     assert config.proxy_headers and config.forwarded_allow_ips == "10.0.0.2"
