@@ -7,6 +7,7 @@ stays fast and nothing here loads when an app does ``import spanloom``.
 from __future__ import annotations
 
 import ipaddress
+import signal
 import sys
 from pathlib import Path
 
@@ -32,6 +33,14 @@ def cli() -> None:
 
 # The server process's GIL switch interval (see `serve`).
 SERVER_SWITCH_INTERVAL_SECONDS = 0.001
+
+
+class _Terminated(Exception):
+    """SIGTERM, raised again by uvicorn once its graceful shutdown is done (see `serve`)."""
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise _Terminated(signum)
 
 
 @cli.command()
@@ -209,30 +218,46 @@ def serve(
     sys.setswitchinterval(SERVER_SWITCH_INTERVAL_SECONDS)
     app = None
     try:
-        limits = ServeLimits(
-            header_timeout_seconds=header_timeout,
-            keep_alive_seconds=keep_alive_timeout,
-            max_connections=max_connections,
-            forwarded_allow_ips=forwarded_allow_ips,
-        )
         try:
-            app = create_app(settings, store, (host, settings.grpc_port) if settings.grpc_port else None)
-        except GrpcListenError as error:
-            raise click.ClickException(f"{error}; choose another with --grpc-port, or 0 for none") from None
-        click.echo(f"spanloom: OTLP/HTTP traces at http://{shown_host}:{port}/v1/traces, API docs at /docs")
-        if app.state.grpc is not None:
-            click.echo(f"spanloom: OTLP/gRPC traces at {app.state.grpc.address} (TraceService/Export)")
-        if keys is not None:
-            click.echo(
-                "spanloom: keys required (Authorization: Bearer ...); the dashboard signs in at /login"
+            limits = ServeLimits(
+                header_timeout_seconds=header_timeout,
+                keep_alive_seconds=keep_alive_timeout,
+                max_connections=max_connections,
+                forwarded_allow_ips=forwarded_allow_ips,
             )
-        uvicorn.Server(uvicorn_config(app, host, port, limits, log_level)).run()
-    finally:
-        # The lifespan stopped gRPC already; not if uvicorn never ran it. Then queued writes
-        # finish before exit: every export already acknowledged stays committed anyway.
-        if app is not None and app.state.grpc is not None:
-            app.state.grpc.stop()
-        store.close()
+            grpc_listen = (host, settings.grpc_port) if settings.grpc_port else None
+            try:
+                app = create_app(settings, store, grpc_listen)
+            except GrpcListenError as error:
+                raise click.ClickException(
+                    f"{error}; choose another with --grpc-port, or 0 for none"
+                ) from None
+            click.echo(
+                f"spanloom: OTLP/HTTP traces at http://{shown_host}:{port}/v1/traces, API docs at /docs"
+            )
+            if app.state.grpc is not None:
+                click.echo(f"spanloom: OTLP/gRPC traces at {app.state.grpc.address} (TraceService/Export)")
+            if keys is not None:
+                click.echo(
+                    "spanloom: keys required (Authorization: Bearer ...); the dashboard signs in at /login"
+                )
+            # uvicorn turns SIGTERM into a graceful shutdown (the lifespan stops gRPC, then the
+            # evaluators), then raises it again under the handler it found: the default one would
+            # end the process right there, before the store is closed below. This one lets it close.
+            previous = signal.signal(signal.SIGTERM, _terminated)
+            try:
+                uvicorn.Server(uvicorn_config(app, host, port, limits, log_level)).run()
+            finally:
+                signal.signal(signal.SIGTERM, previous)
+        finally:
+            # The lifespan stopped gRPC already; not if uvicorn never ran it. Then queued writes
+            # finish before exit: every export already acknowledged stays committed anyway.
+            if app is not None and app.state.grpc is not None:
+                app.state.grpc.stop()
+            store.close()
+    except _Terminated:
+        # The store is closed: end as SIGTERM ends a process, the status process managers expect.
+        signal.raise_signal(signal.SIGTERM)
 
 
 @cli.command()
