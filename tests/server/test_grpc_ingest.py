@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import socket
+import time
 from pathlib import Path
 
 import grpc
@@ -27,6 +29,7 @@ from opentelemetry.trace import Status, StatusCode
 
 from spanloom import SessionSpanProcessor, using_session, using_user
 from spanloom.server.evaluators.config import EvaluatorConfig, save_configs
+from spanloom.server.grpc_serving import GrpcIngestServer
 from spanloom.server.ingest.grpc_service import RETRY_INFO_TRAILER, peer_host
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
@@ -362,3 +365,20 @@ def test_metrics_and_logs_exports_are_told_to_turn_off(tmp_path: Path):
 )
 def test_peer_host_names_an_address_as_http_does(peer: str, host: str):
     assert peer_host(peer) == host
+
+
+def test_a_connection_that_never_finishes_its_handshake_is_closed(tmp_path: Path):
+    with run_server(tmp_path / "slow.db") as server:
+        grpc_server = GrpcIngestServer(
+            server.app.state.ingest, None, 1, "127.0.0.1", 0, handshake_timeout_seconds=0.5
+        )
+        grpc_server.start()
+        try:
+            with socket.create_connection(("127.0.0.1", grpc_server.port), timeout=10) as slow:
+                slow.sendall(b"PRI * HTTP/2.0\r\n")  # half of HTTP/2's preface, then nothing
+                started = time.monotonic()
+                while slow.recv(4096):  # the server's SETTINGS, then the close
+                    pass
+                assert time.monotonic() - started < 5
+        finally:
+            grpc_server.stop()

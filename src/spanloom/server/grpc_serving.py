@@ -7,6 +7,9 @@ One class builds the gRPC server, so the command and the tests run the same one.
   turn, and past `max_concurrent_rpcs` gRPC refuses them (RESOURCE_EXHAUSTED).
 - The receive limit is SPANLOOM_MAX_BODY_BYTES, which gRPC applies to the message as sent and
   again after gzip decompression.
+- A connection must complete its HTTP/2 handshake within `handshake_timeout_seconds` (10 s, as
+  uvicorn's header deadline) or it is closed: gRPC's own default, 120 s, let a client hold a
+  connection open by sending part of the preface.
 - SO_REUSEPORT is off. gRPC turns it on by default on Linux, which let a second ``spanloom serve``
   bind the same port without an error and silently take a share of the exports into another
   database.
@@ -32,6 +35,7 @@ WORKERS = 16
 MAX_CONCURRENT_RPCS = 1000  # like --max-connections for HTTP
 # How long stop() lets exports in flight finish: more than one commit of a full writer queue.
 STOP_GRACE_SECONDS = 30.0
+HANDSHAKE_TIMEOUT_SECONDS = 10.0
 
 
 class GrpcListenError(RuntimeError):
@@ -53,6 +57,7 @@ class GrpcIngestServer:
         host: str,
         port: int,
         workers: int = WORKERS,
+        handshake_timeout_seconds: float = HANDSHAKE_TIMEOUT_SECONDS,
     ) -> None:
         max_message = pipeline.limits.max_body_bytes
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="spanloom-grpc")
@@ -62,6 +67,7 @@ class GrpcIngestServer:
             options=[
                 ("grpc.max_receive_message_length", max_message),
                 ("grpc.so_reuseport", 0),
+                ("grpc.server_handshake_timeout_ms", int(handshake_timeout_seconds * 1000)),
             ],
             maximum_concurrent_rpcs=MAX_CONCURRENT_RPCS,
         )
