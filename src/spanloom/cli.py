@@ -64,8 +64,8 @@ def _terminated(signum: int, frame: object) -> None:
     default=None,
     type=click.IntRange(0, 65535),
     help="Port for OTLP/gRPC ingest (TraceService/Export), on the same --host. Default: "
-    "$SPANLOOM_GRPC_PORT, else 4317, the standard OTLP/gRPC port (where opentelemetry-instrument and "
-    "most SDKs send by default); 0 turns gRPC off.",
+    "$SPANLOOM_GRPC_PORT, else 4317, the standard OTLP/gRPC port (where opentelemetry-instrument "
+    "and the .NET SDK send by default); 0 turns gRPC off.",
 )
 @click.option(
     "--db",
