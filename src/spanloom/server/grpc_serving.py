@@ -76,7 +76,10 @@ class GrpcIngestServer:
             self.port: int = self._server.add_insecure_port(address)
         except RuntimeError:
             self._executor.shutdown(wait=False)
-            raise GrpcListenError(f"cannot listen for OTLP/gRPC on {address}: the port is in use") from None
+            raise GrpcListenError(
+                f"cannot listen for OTLP/gRPC on {address}: the port is in use, or the address is not "
+                "one of this host's"
+            ) from None
         self.host = host
         self._lock = threading.Lock()
         self._started = self._stopped = False
