@@ -21,6 +21,7 @@ from spanloom.server.auth.keys import KeyRing
 from spanloom.server.auth.middleware import Auth, AuthMiddleware
 from spanloom.server.auth.sessions import LoginSessions
 from spanloom.server.auth.throttle import FailedKeyThrottle
+from spanloom.server.cors import BrowserWritesCors
 from spanloom.server.errors import HttpError, error_response
 from spanloom.server.evaluators.runner import EvaluatorRunner
 from spanloom.server.ingest.limits import IngestLimits
@@ -118,4 +119,7 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
     app.include_router(feedback_api_router)
     if app.state.auth is not None:
         app.add_middleware(AuthMiddleware, auth=app.state.auth)
+    if settings.cors_origins:
+        # Added last, so outermost: a browser's preflight carries no key and is answered here.
+        app.add_middleware(BrowserWritesCors, origins=settings.cors_origins)
     return app

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from spanloom.server.cors import parse_origins
+
 MIB = 1024 * 1024
 
 
@@ -95,6 +97,9 @@ class Settings:
     retention_by_project: the same per project, winning over retention_days
         (SPANLOOM_RETENTION="shop=7,support=30").
     retention_interval_seconds: how often retention runs (SPANLOOM_RETENTION_INTERVAL, 600).
+    cors_origins: browser origins allowed to send feedback and end sessions cross-origin
+        (SPANLOOM_CORS_ORIGINS="https://app.example,http://localhost:3000"; default none). Only
+        POST /api/feedback and POST /api/sessions/{id}/end answer them; see cors.py.
     max_values_per_request: protobuf messages other than spans (attributes, values, array and
         map elements, events, links), or JSON values, one OTLP body may hold; counted before it is
         decoded, past it 413 (SPANLOOM_MAX_VALUES_PER_REQUEST, default 1,000,000).
@@ -121,6 +126,7 @@ class Settings:
     retention_days: int | None = None
     retention_by_project: dict[str, int] = field(default_factory=dict)
     retention_interval_seconds: int = 600
+    cors_origins: tuple[str, ...] = ()
 
     def idle_before_ns(self, now_ns: int | None = None) -> int:
         """Sessions whose last turn ended before this are idle (SPANLOOM_SESSION_IDLE_SECONDS)."""
@@ -175,5 +181,6 @@ class Settings:
                 env, "SPANLOOM_RETENTION_INTERVAL", cls.retention_interval_seconds
             ),
             max_values_per_request=_int(env, "SPANLOOM_MAX_VALUES_PER_REQUEST", cls.max_values_per_request),
+            cors_origins=parse_origins(env.get("SPANLOOM_CORS_ORIGINS", "")),
         )
         return replace(settings, **{key: value for key, value in overrides.items() if value is not None})
