@@ -70,3 +70,14 @@ def node_env() -> dict[str, str]:
         for name, value in os.environ.items()
         if not name.startswith(("OTEL_", "SPANLOOM_")) and name != "NODE_OPTIONS"
     }
+
+
+def app_with_package(app: Path) -> Path:
+    """A folder for an app whose node_modules holds the package and its dependencies (linked
+    from js/), as `npm install /path/to/spanloom/js` would leave it."""
+    modules = app / "node_modules"
+    modules.mkdir(parents=True)
+    (modules / "spanloom").symlink_to(JS_DIR, target_is_directory=True)
+    dependencies = JS_DIR / "node_modules" / "@opentelemetry"
+    (modules / "@opentelemetry").symlink_to(dependencies, target_is_directory=True)
+    return app

@@ -35,7 +35,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from spanloom import register
 
-from .js_kit import JS_DIR, ensure_built, load_server_kit, node_env
+from .js_kit import JS_DIR, app_with_package, ensure_built, load_server_kit, node_env
 from .js_kit import node as node_executable
 
 JS_README = JS_DIR / "README.md"
@@ -165,17 +165,9 @@ def test_js_readme_quickstart_runs_and_exports_ids(tmp_path: Path) -> None:
     node = node_executable()
     ensure_built()
     quickstart = re.findall(r"```js\n(.*?)```", JS_README.read_text(), flags=re.DOTALL)[0]
-    app = tmp_path / "app"
-    app.mkdir()
+    app = app_with_package(tmp_path / "app")
     script = app / "quickstart.mjs"
     script.write_text(quickstart)
-    # The app's node_modules: the package and its dependencies, linked from js/.
-    modules = app / "node_modules"
-    modules.mkdir()
-    (modules / "spanloom").symlink_to(JS_DIR, target_is_directory=True)
-    (modules / "@opentelemetry").symlink_to(
-        JS_DIR / "node_modules" / "@opentelemetry", target_is_directory=True
-    )
     kit = load_server_kit()
     with kit.run_server(tmp_path / "spanloom.db") as server:
         environment = {**node_env(), "SPANLOOM_ENDPOINT": server.traces_endpoint, "SPANLOOM_STRICT": "1"}

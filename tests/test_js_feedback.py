@@ -11,13 +11,14 @@ the right turn, session and user, with a key scoped to the project, as it does f
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .js_kit import JS_DIR, ensure_built, load_server_kit, node, node_env
+from .js_kit import JS_DIR, app_with_package, ensure_built, load_server_kit, node, node_env
 
 SCRIPT = JS_DIR / "e2e" / "feedback.mjs"
 INGEST = "js-feedback-ingest-key-01234567"
@@ -88,3 +89,28 @@ def test_feedback_and_session_end_from_node(tmp_path: Path) -> None:
         run_script(server.url, "turn")
         reopened = read("/api/sessions/js-conv")
         assert reopened["status"] == "active" and reopened["trace_count"] == 3
+
+
+def test_the_readme_example_runs_as_written(tmp_path: Path) -> None:
+    ensure_built()
+    readme = (JS_DIR / "README.md").read_text()
+    section = readme[readme.index("## Feedback from your users") :]
+    example = re.search(r"```js\n(.*?)```", section, flags=re.DOTALL)
+    assert example is not None
+    app = app_with_package(tmp_path / "app")
+    (app / "feedback.mjs").write_text(example.group(1))
+    kit = load_server_kit()
+    with kit.run_server(tmp_path / "spanloom.db") as server:
+        environment = {**node_env(), "SPANLOOM_ENDPOINT": server.traces_endpoint, "SPANLOOM_STRICT": "1"}
+        run = subprocess.run(
+            [node(), "feedback.mjs"], cwd=app, env=environment, capture_output=True, text=True, timeout=60
+        )
+        assert run.returncode == 0 and "spanloom" not in run.stderr, f"{run.stdout}\n{run.stderr}"
+        session = server.get_json("/api/sessions/conv-42", project="support-bot")
+        assert session["status"] == "ended"
+        assert session["evaluations"]["feedback"]["count"] == 2
+        [turn] = session["turns"]
+        thumbs = [(r["score"], r["explanation"]) for r in turn["evaluations"]]
+        assert thumbs == [(-1.0, "It shipped last week")]
+        assert [(r["label"], r["score"]) for r in session["results"]] == [("resolved", 1.0)]
+        assert server.get_json("/api/users/alice")["evaluations"]["feedback"]["count"] == 2

@@ -6,6 +6,10 @@ server that comes back late still gets what was queued."""
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -184,3 +188,26 @@ def test_feedback_queued_while_the_server_is_down_arrives_when_it_is_up(tmp_path
             assert session["evaluations"]["feedback"]["count"] == 1
     finally:
         provider.shutdown()
+
+
+def test_the_readme_example_runs_as_written(tmp_path: Path):
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("### Feedback from your users") :]
+    example = re.search(r"```python\n(.*?)```", section, flags=re.DOTALL)
+    assert example is not None
+    script = tmp_path / "feedback_example.py"
+    script.write_text(example.group(1))
+    with run_server(tmp_path / "readme.db") as server:
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith(("SPANLOOM_", "OTEL_"))}
+        environment = {**inherited, "SPANLOOM_ENDPOINT": server.traces_endpoint, "SPANLOOM_STRICT": "1"}
+        run = subprocess.run(
+            [sys.executable, str(script)], env=environment, capture_output=True, text=True, timeout=60
+        )
+        assert run.returncode == 0 and "spanloom" not in run.stderr, run.stderr
+        session = server.get_json("/api/sessions/conv-42", project="support-bot")
+        assert session["status"] == "ended"
+        assert session["evaluations"]["feedback"]["count"] == 2
+        [turn_evaluations] = [t["evaluations"] for t in session["turns"]]
+        assert [(r["score"], r["explanation"]) for r in turn_evaluations] == [(-1.0, "It shipped last week")]
+        assert [(r["label"], r["score"]) for r in session["results"]] == [("resolved", 1.0)]
+        assert server.get_json("/api/users/alice")["evaluations"]["feedback"]["count"] == 2
