@@ -235,6 +235,7 @@ def serve(
 
     from spanloom.server.app import create_app
     from spanloom.server.grpc_serving import GrpcListenError
+    from spanloom.server.memory import return_big_buffers_to_the_system
     from spanloom.server.serving import ServeLimits, uvicorn_config
     from spanloom.server.store.base import StoreOpenError
     from spanloom.server.store.url import open_store, sqlite_path
@@ -256,6 +257,7 @@ def serve(
     # thread normalizing the next request: at Python's default 5 ms switch interval each such
     # handover could wait up to 5 ms, a fifth of ingest's throughput under two senders.
     sys.setswitchinterval(SERVER_SWITCH_INTERVAL_SECONDS)
+    return_big_buffers_to_the_system()
     app = None
     try:
         try:
