@@ -60,10 +60,16 @@ class RunningServer:
 
 @contextmanager
 def run_server(
-    db_path: Path, *, log_level: str = "warning", limits: ServeLimits | None = None, **overrides: Any
+    db_path: Path,
+    *,
+    log_level: str = "warning",
+    limits: ServeLimits | None = None,
+    app_options: dict[str, Any] | None = None,
+    **overrides: Any,
 ) -> Iterator[RunningServer]:
     """A real uvicorn on 127.0.0.1, port 0, in a background thread, over a fresh SqliteStore,
-    configured as `spanloom serve` configures it (timeouts, connection limit, proxy trust)."""
+    configured as `spanloom serve` configures it (timeouts, connection limit, proxy trust).
+    `app_options` go to create_app (a fake clock, a MockTransport for the LLM judge)."""
     settings = Settings(db_path=db_path, **overrides)
     store = SqliteStore(
         db_path,
@@ -71,7 +77,7 @@ def run_server(
         max_batch_spans=settings.max_batch_spans,
         max_db_pages=settings.max_db_pages,
     )
-    app = create_app(settings, store)
+    app = create_app(settings, store, **(app_options or {}))
     config = uvicorn_config(app, "127.0.0.1", 0, limits or ServeLimits(), log_level)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)

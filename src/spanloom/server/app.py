@@ -6,8 +6,10 @@ every write accepted with a 200 is committed before the process exits.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -23,6 +25,7 @@ from spanloom.server.auth.sessions import LoginSessions
 from spanloom.server.auth.throttle import FailedKeyThrottle
 from spanloom.server.errors import HttpError, error_response
 from spanloom.server.evaluators.runner import EvaluatorRunner
+from spanloom.server.evaluators.session_runner import SessionEvaluatorRunner
 from spanloom.server.ingest.limits import IngestLimits
 from spanloom.server.ingest.route import create_ingest_router
 from spanloom.server.list_params import describe_problems
@@ -37,14 +40,16 @@ from spanloom.server.web.evaluation_pages import router as evaluation_pages_rout
 
 
 def _lifespan(
-    evaluators: EvaluatorRunner, retention: RetentionRunner
+    evaluators: EvaluatorRunner, sessions: SessionEvaluatorRunner, retention: RetentionRunner
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         retention.start()
+        sessions.start()
         yield
-        # Both finish their current write before the caller closes the store.
+        # Each finishes its current write before the caller closes the store.
         retention.stop()
+        sessions.stop()
         evaluators.close()
 
     return lifespan
@@ -54,19 +59,33 @@ def _status_code_name(status: int) -> str:
     return {404: "not_found", 405: "method_not_allowed"}.get(status, "http_error")
 
 
-def create_app(settings: Settings, store: Store) -> FastAPI:
-    """The app over `store`. Raises KeysFileError (a ValueError) when the keys file is malformed."""
+def create_app(
+    settings: Settings, store: Store, *, clock: Callable[[], int] = time.time_ns, judge_transport: Any = None
+) -> FastAPI:
+    """The app over `store`. Raises KeysFileError (a ValueError) when the keys file is malformed.
+    `clock` (ns) is "now" for the session evaluators, and `judge_transport` the httpx transport of
+    their llm_judge calls: tests give a fake clock and a MockTransport."""
     keys = KeyRing.from_settings(settings.api_key, settings.keys_file)
     # Server evaluators judge committed spans on a thread of their own, off the ingest path; the
     # lifespan stops it (judging what is queued) before the caller closes the store.
     evaluators = EvaluatorRunner(store, settings.evaluators_path)
+    # Session evaluators judge sessions once ended or idle, yielding to ingest like the above.
+    session_evaluators = SessionEvaluatorRunner(
+        store,
+        settings.evaluators_path,
+        settings.session_idle_seconds,
+        settings.session_eval_interval_seconds,
+        busy=evaluators.busy,
+        clock=clock,
+        transport=judge_transport,
+    )
     retention = RetentionRunner(
         store,
         RetentionPolicy(settings.retention_days, dict(settings.retention_by_project)),
         settings.retention_interval_seconds,
     )
     app = FastAPI(
-        lifespan=_lifespan(evaluators, retention),
+        lifespan=_lifespan(evaluators, session_evaluators, retention),
         title="spanloom",
         summary="OpenTelemetry-native tracing for LLM apps, grouped by session and user",
         version="0.1.0",
@@ -102,6 +121,7 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
     app.include_router(evaluation_pages_router)
     app.include_router(web_router)
     app.state.evaluators = evaluators
+    app.state.session_evaluators = session_evaluators
     app.state.retention = retention
 
     app.include_router(
