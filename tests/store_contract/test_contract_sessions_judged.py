@@ -184,3 +184,16 @@ def test_sessions_due_for_judging(store: Store):
     assert store.sessions_to_judge(T0 + 1_000 * MS) == []
     write(store, [span(5, 1, start_ms=300, session_id="other", user_id="u")])  # a new turn: due again
     assert [key[1] for key in store.sessions_to_judge(T0 + 1_000 * MS)] == ["other"]
+
+
+def test_sessions_marked_judged_in_one_write(store: Store):
+    _conversation(store)
+    write(store, [span(n, 1, start_ms=n * 10, session_id=f"more-{n}") for n in range(10, 15)])
+    due = store.sessions_to_judge(T0 + 1_000 * MS)
+    assert len(due) == 7
+    # The first as of an end before its last turn: still due; the others as of theirs.
+    first = due[0]
+    store.mark_judged_many([(first[0], first[1], first[2] - 1), *due[1:]]).result(timeout=30)
+    assert store.sessions_to_judge(T0 + 1_000 * MS) == [first]
+    store.mark_judged_many([]).result(timeout=30)
+    assert store.sessions_to_judge(T0 + 1_000 * MS) == [first]

@@ -7,13 +7,15 @@ sessions not judged since their last turn (`Store.sessions_to_judge`, oldest fir
 one's transcript (its last MAX_TURNS turns, see transcript.py), runs the session evaluators of its
 project, writes their results on the session (source ``server``; the same name replaces the
 earlier result, so a reopened session judged again shows its new verdicts) and marks it judged as
-of the end it was judged at (`Store.mark_judged`). A turn after that makes it due again. Sessions
+of the end it was judged at (`Store.mark_judged_many`). A turn after that makes it due again. Sessions
 of a project without session evaluators are marked judged with no result, so they never hold up
 the others. Nothing runs while no session evaluator is configured at all; adding the first one
 judges the sessions stored until then, oldest first (an llm_judge's daily_budget caps the cost).
 
 Like the span runner, it yields to ingest: while spans keep arriving it works in small batches
-and pauses so that it takes at most BUSY_SHARE of the time; it writes one request at a time.
+and pauses so that its own CPU time (the thread's, not the time it waits for the writer or an
+LLM endpoint) is at most BUSY_SHARE of the time. It writes one request at a time, two a batch (the
+results, then the marks), so it never fills the writer's queue ahead of ingest.
 
 An llm_judge call that failed for a reason that may pass (timeout, HTTP error, malformed answer,
 a missing key variable) leaves a ``judge_error`` result on the session, and the session is not
@@ -47,9 +49,9 @@ from spanloom.server.store.evaluation_types import EvaluationInput
 logger = logging.getLogger(__name__)
 
 BATCH_SESSIONS = 50  # judged and written together while ingest is quiet
-BUSY_BATCH_SESSIONS = 5  # while spans keep arriving: short bursts
-BUSY_SHARE = 0.05  # of wall time the session evaluators may take while ingest is busy
-MAX_PAUSE_SECONDS = 1.0
+BUSY_BATCH_SESSIONS = 10  # while spans keep arriving: short bursts
+BUSY_SHARE = 0.03  # of wall time its CPU may take while ingest is busy (the span runner's share)
+MAX_PAUSE_SECONDS = 2.0
 MAX_ATTEMPTS = 5
 RETRY_BASE_SECONDS = 60
 MAX_RETRY_SECONDS = 3600
@@ -201,11 +203,14 @@ class SessionJudge:
                 if isinstance(answer, JudgeFailure) and answer.transient:
                     failed.add((transcript.project, transcript.session_id))
         outcome.results = write_results(self._store, results, stopping)
+        judged = []
         for session, _, _ in read:
             if session.key in failed and not give_up(session):
                 outcome.failed.append(session)
-            elif not mark or _mark(self._store, session, stopping):
-                outcome.judged.append(session)
+            else:
+                judged.append(session)
+        if not mark or _mark(self._store, judged, stopping):
+            outcome.judged = judged
         return outcome
 
     def close(self) -> None:
@@ -215,11 +220,15 @@ class SessionJudge:
             self._judges.clear()
 
 
-def _mark(store: Store, session: DueSession, stopping: Callable[[], bool]) -> bool:
-    """Mark judged, waiting out a busy writer; False when stopping first."""
+def _mark(store: Store, sessions: Sequence[DueSession], stopping: Callable[[], bool]) -> bool:
+    """Mark judged as of the end each was found due at, in one write, waiting out a busy writer;
+    False when stopping first."""
+    if not sessions:
+        return True
+    marks = [(session.project, session.session_id, session.end_ns) for session in sessions]
     while True:
         try:
-            future = store.mark_judged(session.project, session.session_id, session.end_ns)
+            future = store.mark_judged_many(marks)
             break
         except StoreBusyError:
             if stopping():
@@ -279,7 +288,7 @@ class SessionEvaluatorRunner:
             if not ready:
                 break
             busy = self._busy()
-            started = time.monotonic()
+            started = time.thread_time()
             outcome = self._judge.judge(
                 configs,
                 ready[: BUSY_BATCH_SESSIONS if busy else BATCH_SESSIONS],
@@ -293,7 +302,7 @@ class SessionEvaluatorRunner:
             if not outcome.judged and not outcome.failed:
                 break  # nothing changed (sessions gone meanwhile): the next pass looks again
             if busy:
-                self._yield_to_ingest(time.monotonic() - started)
+                self._yield_to_ingest(time.thread_time() - started)
         return judged
 
     def _waits(self, session: DueSession, now: int) -> bool:
@@ -316,6 +325,8 @@ class SessionEvaluatorRunner:
             self._deferred[session.key] = _Deferral(session.end_ns, attempts, now + delay * 10**9)
 
     def _yield_to_ingest(self, took: float) -> None:
+        """Pause so that `took` seconds of this thread's CPU were BUSY_SHARE of the time, in short
+        naps that end as soon as ingest goes quiet or the runner stops."""
         until = time.monotonic() + min(took * (1 / BUSY_SHARE - 1), MAX_PAUSE_SECONDS)
         while self._busy() and not self._stopping.is_set() and time.monotonic() < until:
             self._stopping.wait(min(0.02, max(0.0, until - time.monotonic())))
