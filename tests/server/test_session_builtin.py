@@ -51,6 +51,16 @@ def test_repeats_need_the_threshold_the_window_and_enough_words():
     assert len(find_repeats(turns, threshold=0.85, window=20, min_words=1)) == 2  # thanks, thanks
 
 
+def test_the_default_threshold_tells_a_typo_from_another_question():
+    typo = transcript(turn(0, "How do I reset my password?"), turn(1, "how do i reset my pasword"))
+    assert judge("repeated_question", typo).label == "fail"
+    other = transcript(
+        turn(0, "How do I cancel my subscription?"), turn(1, "How do I renew my subscription?")
+    )
+    assert judge("repeated_question", other).label == "pass"
+    assert judge("repeated_question", other, threshold=0.85).label == "fail"
+
+
 def test_repeated_question_points_at_both_turns_numbered_from_one():
     verdict = judge(
         "repeated_question",

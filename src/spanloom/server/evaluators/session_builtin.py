@@ -31,7 +31,7 @@ MAX_POINTED_TURNS = 50  # turn indexes a result carries at most
 MAX_PHRASES = 200
 MAX_PHRASE_CHARS = 200
 PHRASE_TIMEOUT_SECONDS = 1.0  # a literal alternation is linear: a safety net
-DEFAULT_THRESHOLD = 0.85
+DEFAULT_THRESHOLD = 0.9  # 0.85 took 'cancel my subscription' for 'renew my subscription'
 DEFAULT_WINDOW = 20
 DEFAULT_MIN_WORDS = 3
 DEFAULT_STREAK = 3
@@ -88,11 +88,13 @@ def _scope_note(transcript: Transcript) -> str:
 
 
 # --- normalized questions ---
+_NOT_WORD = regex.compile(r"[\W_]+")
+
+
 def normalize(text: str) -> str:
     """Lower case, compatibility forms, letters and digits only, single spaces."""
     folded = unicodedata.normalize("NFKC", text[: MAX_COMPARED_CHARS * 2]).casefold()
-    words = "".join(c if c.isalnum() else " " for c in folded).split()
-    return " ".join(words)[:MAX_COMPARED_CHARS]
+    return _NOT_WORD.sub(" ", folded).strip()[:MAX_COMPARED_CHARS]
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,27 +108,41 @@ def find_repeats(turns: Sequence[Turn], threshold: float, window: int, min_words
     """Each question that repeats one asked in the `window` turns before it (similarity at least
     `threshold`), with the most similar earlier one; questions under `min_words` words ("ok",
     "thanks") are never compared."""
+    # resolved and repeated_question both ask this of the same transcript: computed once.
+    return list(_find_repeats(tuple(turns), threshold, window, min_words))
+
+
+@functools.lru_cache(maxsize=16)
+def _find_repeats(
+    turns: tuple[Turn, ...], threshold: float, window: int, min_words: int
+) -> tuple[Repeat, ...]:
     asked: list[tuple[int, str]] = []
     repeats = []
+    matcher = difflib.SequenceMatcher(None, autojunk=False)
     for turn in turns:
         text = normalize(turn.question)
         if len(text.split()) < min_words:
             continue
+        # difflib indexes its second text: set once, compared with each earlier question.
+        matcher.set_seq2(text)
         best: Repeat | None = None
         for index, earlier in reversed(asked[-window:]):
             if index < turn.index - window:
                 break
-            matcher = difflib.SequenceMatcher(None, earlier, text, autojunk=False)
-            # Upper bounds first: most pairs are far apart and cost no full comparison.
-            if matcher.real_quick_ratio() < threshold or matcher.quick_ratio() < threshold:
-                continue
-            ratio = matcher.ratio()
+            if earlier == text:
+                ratio = 1.0
+            else:
+                matcher.set_seq1(earlier)
+                # Upper bounds first: most pairs are far apart and cost no full comparison.
+                if matcher.real_quick_ratio() < threshold or matcher.quick_ratio() < threshold:
+                    continue
+                ratio = matcher.ratio()
             if ratio >= threshold and (best is None or ratio > best.similarity):
                 best = Repeat(index, turn.index, ratio)
         if best is not None:
             repeats.append(best)
         asked.append((turn.index, text))
-    return repeats
+    return tuple(repeats)
 
 
 def _number(index: int) -> int:
