@@ -18,6 +18,8 @@ def test_help_explains_each_serve_option():
     for option in (
         *("--host", "--port", "--db", "--insecure", "SPANLOOM_DB", "SPANLOOM_API_KEY", "4318"),
         *("--forwarded-allow-ips", "--header-timeout", "--keep-alive-timeout", "--max-connections"),
+        *("--log-format", "SPANLOOM_LOG_FORMAT", "/healthz", "/readyz", "/metrics", "genai-prices"),
+        "SPANLOOM_PRICING_FILE",
     ):
         assert option in result.output
     assert "demo" in CliRunner().invoke(cli, ["--help"]).output

@@ -5,11 +5,12 @@ ended, reopened and listed by status; lists sorted and filtered by feedback."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _server_kit import RunningServer, make_request, make_turn, run_server
+from _server_kit import BASE_TIME_NS, RunningServer, make_request, make_turn, run_server
 
 INGEST = "feedback-ingest-key-0123456789"
 READ = "feedback-read-key-01234567890"
@@ -125,11 +126,15 @@ def test_sessions_end_reopen_and_list_by_status(keyed: RunningServer):
     assert [s["session_id"] for s in _get(keyed, "/api/sessions", status="ended")["items"]] == ["talk"]
     assert _get(keyed, "/api/sessions", status="active")["items"] == []
     # The test data is from 2025: a session not ended is long idle.
-    _, later = make_turn("talk", "bob", (10**12) / 1e6)  # a turn after the end (clocks: 2025 + 1000 s... )
-    del later
     _, other = make_turn("quiet", "bob", 0)
     assert keyed.post_spans(make_request(other, {"project.name": "shop"}), bearer(INGEST)).status_code == 200
     assert [s["session_id"] for s in _get(keyed, "/api/sessions", status="idle")["items"]] == ["quiet"]
+    # A turn that ends after the end reopens the conversation: it is active again.
+    _, later = make_turn("talk", "bob", (time.time_ns() - BASE_TIME_NS) / 1e6 + 1000)
+    assert keyed.post_spans(make_request(later, {"project.name": "shop"}), bearer(INGEST)).status_code == 200
+    assert _get(keyed, "/api/sessions/talk")["status"] == "active"
+    assert [s["session_id"] for s in _get(keyed, "/api/sessions", status="active")["items"]] == ["talk"]
+    assert _get(keyed, "/api/sessions", status="ended")["items"] == []
     assert _post(keyed, "/api/sessions/nobody-yet/end", None).status_code == 200  # the key's one project
     assert _post(keyed, "/api/sessions/talk/end?project=support", None).status_code == 404
     assert (

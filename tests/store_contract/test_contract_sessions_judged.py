@@ -197,3 +197,32 @@ def test_sessions_marked_judged_in_one_write(store: Store):
     assert store.sessions_to_judge(T0 + 1_000 * MS) == [first]
     store.mark_judged_many([]).result(timeout=30)
     assert store.sessions_to_judge(T0 + 1_000 * MS) == [first]
+
+
+def test_a_thumb_is_its_score_whatever_its_label(store: Store):
+    # A label on feedback says what it is about; the thumb is the score (a label alone decides
+    # as for any result).
+    _conversation(store)
+    _judge(
+        store,
+        EvaluationInput(
+            name=FEEDBACK, source="feedback", key="up", score=1, label="thanks", trace_id=trace_id(1)
+        ),
+        EvaluationInput(
+            name=FEEDBACK, source="feedback", key="down", score=-1, label="pass", trace_id=trace_id(2)
+        ),
+        EvaluationInput(
+            name=FEEDBACK, source="feedback", key="word", label="good", session_id="s", project="p1"
+        ),
+    )
+    session = store.get_session("p1", "s")
+    assert session is not None
+    assert [(r.key, r.passed) for t in session.turns for r in t.evaluations] == [
+        ("up", True),
+        ("down", False),
+    ]
+    assert [(r.key, r.passed) for r in session.results] == [("word", True)]
+    feedback = session.summary.evaluations[FEEDBACK]
+    assert (feedback.count, feedback.pass_rate) == (3, 2 / 3)
+    assert [s.session_id for s in every(store.list_sessions, ListQuery(has_negative_feedback=True))] == ["s"]
+    assert_lists_match_recount(store)

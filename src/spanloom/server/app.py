@@ -20,7 +20,7 @@ from spanloom.server.api.evaluations import router as evaluations_api_router
 from spanloom.server.api.feedback import router as feedback_api_router
 from spanloom.server.api.routes import router as api_router
 from spanloom.server.auth.keys import KeyRing
-from spanloom.server.auth.middleware import Auth, AuthMiddleware
+from spanloom.server.auth.middleware import INGEST_PATH, Auth, AuthMiddleware
 from spanloom.server.auth.sessions import LoginSessions
 from spanloom.server.auth.throttle import FailedKeyThrottle
 from spanloom.server.errors import HttpError, error_response
@@ -29,6 +29,10 @@ from spanloom.server.evaluators.session_runner import SessionEvaluatorRunner
 from spanloom.server.ingest.limits import IngestLimits
 from spanloom.server.ingest.route import create_ingest_router
 from spanloom.server.list_params import describe_problems
+from spanloom.server.metrics.registry import Metrics
+from spanloom.server.metrics.requests import RequestMetricsMiddleware
+from spanloom.server.operations import ReadinessCheck
+from spanloom.server.operations import router as operations_router
 from spanloom.server.pricing import load_price_table
 from spanloom.server.retention import RetentionPolicy, RetentionRunner
 from spanloom.server.settings import Settings
@@ -95,6 +99,12 @@ def create_app(
     )
     app.state.settings = settings
     app.state.store = store
+    # A registry of this app's own (not prometheus_client's global one): several apps in one
+    # process, as in the tests, keep their counts apart.
+    metrics = Metrics()
+    metrics.watch(store, evaluators, retention)
+    app.state.metrics = metrics
+    app.state.readiness = ReadinessCheck(store)
     app.state.auth = (
         Auth(keys, LoginSessions(), FailedKeyThrottle(limit=settings.max_key_failures_per_minute))
         if keys is not None
@@ -103,6 +113,8 @@ def create_app(
 
     @app.exception_handler(HttpError)
     async def http_error(request: Request, error: HttpError) -> Response:
+        if request.url.path == INGEST_PATH:
+            metrics.ingest.refused(error.code)
         return error_response(error.status, error.code, error.message, error.headers, error.details)
 
     @app.exception_handler(RequestValidationError)
@@ -114,28 +126,43 @@ def create_app(
     async def starlette_error(request: Request, error: StarletteHTTPException) -> Response:
         return error_response(error.status_code, _status_code_name(error.status_code), str(error.detail))
 
-    # The dashboard's pages ("/" redirects to /sessions) and its sign-in.
-    app.include_router(login_router)
-    app.include_router(api_docs_router)
-    # Before web_router: /users/compare must not be taken for the user named "compare".
-    app.include_router(evaluation_pages_router)
-    app.include_router(web_router)
     app.state.evaluators = evaluators
     app.state.session_evaluators = session_evaluators
     app.state.retention = retention
-
-    app.include_router(
-        create_ingest_router(
-            store,
-            load_price_table(settings.pricing_file),
-            IngestLimits.from_settings(settings),
-            settings.retry_after_seconds,
-            on_committed=evaluators.submit,
-        )
+    prices = load_price_table(settings.pricing_file)
+    app.state.price_table = prices.source.describe()
+    metrics.price_table(prices.source)
+    ingest_router = create_ingest_router(
+        store,
+        prices,
+        IngestLimits.from_settings(settings),
+        settings.retry_after_seconds,
+        on_committed=evaluators.submit,
+        metrics=metrics.ingest,
     )
-    app.include_router(api_router)
-    app.include_router(evaluations_api_router)
-    app.include_router(feedback_api_router)
+    routers = (
+        operations_router,
+        # The dashboard's pages ("/" redirects to /sessions) and its sign-in.
+        login_router,
+        api_docs_router,
+        # Before web_router: /users/compare must not be taken for the user named "compare".
+        evaluation_pages_router,
+        web_router,
+        ingest_router,
+        api_router,
+        evaluations_api_router,
+        feedback_api_router,
+    )
+    for router in routers:
+        app.include_router(router)
     if app.state.auth is not None:
         app.add_middleware(AuthMiddleware, auth=app.state.auth)
+    # Added last, so it is the outermost: the key check's 401s and 429s are counted too, under
+    # the route they were meant for (found among the routers' own routes, whose templates are
+    # whole paths).
+    app.add_middleware(
+        RequestMetricsMiddleware,
+        metrics=metrics.requests,
+        routes=[route for router in routers for route in router.routes],
+    )
     return app

@@ -37,6 +37,15 @@ def _path(environ: Mapping[str, str], name: str) -> Path | None:
     return Path(raw).expanduser() if raw else None
 
 
+LOG_FORMATS = ("text", "json")
+
+
+def _log_format(value: str) -> str:
+    if value not in LOG_FORMATS:
+        raise ValueError(f"SPANLOOM_LOG_FORMAT must be text or json, got {value!r}")
+    return value
+
+
 def parse_retention(raw: str | list[str] | tuple[str, ...]) -> dict[str, int]:
     """ "shop=7,support=30" (or a list of "shop=7") as {project: days}; ValueError saying what
     is wrong."""
@@ -65,7 +74,8 @@ class Settings:
     write_queue_size: requests that may wait for the writer before ingest answers 503
         (SPANLOOM_WRITE_QUEUE_SIZE, default 16).
     max_batch_spans: spans the writer commits together at most (SPANLOOM_MAX_BATCH_SPANS).
-    pricing_file: a JSON price table overriding the built-in one (SPANLOOM_PRICING_FILE).
+    pricing_file: a JSON file of model prices that win over genai-prices' table
+        (SPANLOOM_PRICING_FILE; format in server/pricing/overrides.py).
     retry_after_seconds: the Retry-After sent with 503.
     keys_file: a JSON file of ingest/read/admin keys, optionally per project (SPANLOOM_KEYS_FILE;
         see server/auth/keys.py). With `api_key`, both apply.
@@ -97,6 +107,8 @@ class Settings:
     retention_by_project: the same per project, winning over retention_days
         (SPANLOOM_RETENTION="shop=7,support=30").
     retention_interval_seconds: how often retention runs (SPANLOOM_RETENTION_INTERVAL, 600).
+    log_format: "text" (uvicorn's lines) or "json" (one JSON object per line, for log shippers)
+        (SPANLOOM_LOG_FORMAT; see server/log_format.py).
     max_values_per_request: protobuf messages other than spans (attributes, values, array and
         map elements, events, links), or JSON values, one OTLP body may hold; counted before it is
         decoded, past it 413 (SPANLOOM_MAX_VALUES_PER_REQUEST, default 1,000,000).
@@ -124,6 +136,7 @@ class Settings:
     retention_days: int | None = None
     retention_by_project: dict[str, int] = field(default_factory=dict)
     retention_interval_seconds: int = 600
+    log_format: str = "text"
 
     def idle_before_ns(self, now_ns: int | None = None) -> int:
         """Sessions whose last turn ended before this are idle (SPANLOOM_SESSION_IDLE_SECONDS)."""
@@ -181,5 +194,6 @@ class Settings:
                 env, "SPANLOOM_RETENTION_INTERVAL", cls.retention_interval_seconds
             ),
             max_values_per_request=_int(env, "SPANLOOM_MAX_VALUES_PER_REQUEST", cls.max_values_per_request),
+            log_format=_log_format(env.get("SPANLOOM_LOG_FORMAT", "").strip().lower() or cls.log_format),
         )
         return replace(settings, **{key: value for key, value in overrides.items() if value is not None})

@@ -7,7 +7,9 @@ The POST body is a JSON list of results (or ``{"evaluations": [...]}``), each::
      "time": "ISO 8601 or Unix seconds (optional, default now)"}
 
 An item names its span by ``span_id`` (with ``trace_id`` when known: span ids are only unique
-within a trace) or by ``trace_id`` alone, meaning that trace's root span. The answer is always
+within a trace) or by ``trace_id`` alone, meaning that trace's root span; or it judges a whole
+conversation: ``"session_id"`` (with ``"project"`` when the id is in several projects), and
+optionally ``"details": {"turns": [1-based turn numbers it points at], ...}``. The answer is always
 ``{"accepted": N, "rejected": [{"index": I, "reason": "..."}]}`` with the status saying which
 case it is:
 
@@ -23,6 +25,7 @@ Results sent again with the same (span, name) replace the earlier ones (the sour
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 from collections.abc import Callable
 from typing import Any, cast
@@ -57,6 +60,8 @@ MAX_ITEMS = 10_000
 MAX_BODY_BYTES = 16 * 1024 * 1024
 MAX_LABEL = 200
 MAX_EXPLANATION = 10_000
+MAX_ID = 256  # session ids and project names
+MAX_DETAILS = 16 * 1024  # stored with the result and shown on the session page
 _HEX = frozenset("0123456789abcdef")
 _GROUPS = ("session", "user", "project")
 
@@ -93,8 +98,17 @@ def parse_item(item: object) -> EvaluationInput:
     if explanation is not None and not isinstance(explanation, str):
         raise ValueError("explanation must be a string")
     span_id, trace_id = _hex_id(item, "span_id", 16), _hex_id(item, "trace_id", 32)
-    if span_id is None and trace_id is None:
-        raise ValueError("give span_id (and trace_id if known) or trace_id (its root span)")
+    session_id, project = _text(item, "session_id", MAX_ID), _text(item, "project", MAX_ID)
+    if (span_id is None and trace_id is None) == (session_id is None):
+        raise ValueError(
+            "give span_id (and trace_id if known), trace_id (its root span) or session_id (the whole"
+            " conversation), one of them"
+        )
+    details = item.get("details")
+    if details is not None and not (isinstance(details, dict) and session_id is not None):
+        raise ValueError("details must be an object, on a session's result")
+    if details and len(json.dumps(details, ensure_ascii=False)) > MAX_DETAILS:
+        raise ValueError(f"details must be at most {MAX_DETAILS} characters of JSON")
     time_ns = None
     if item.get("time") is not None:
         try:
@@ -110,7 +124,19 @@ def parse_item(item: object) -> EvaluationInput:
         label=label,
         explanation=explanation[:MAX_EXPLANATION] if explanation else None,
         time_ns=time_ns,
+        session_id=session_id,
+        project=project,
+        details=details or {},
     )
+
+
+def _text(item: dict[str, Any], key: str, limit: int) -> str | None:
+    value = item.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not value.strip() or len(value) > limit:
+        raise ValueError(f"{key} must be a non-empty string of at most {limit} characters")
+    return value
 
 
 @router.post(

@@ -5,8 +5,10 @@
   (``POST /api/evaluations``) need the ingest role, like ``/v1/traces``, and, when they rest on
   the cookie, must come from this server's own origin (see csrf.py).
 - Pages need the same; a browser without either is sent to ``/login?next=...``.
-- The docs (``/docs`` and its files), ``/openapi.json``, ``/login``, ``/logout`` and ``/static/...`` are
-  open: they hold no data.
+- ``/metrics`` needs an admin key for every project (the figures are the whole server's); a
+  caller without one gets 401, never the login page.
+- The docs (``/docs`` and its files), ``/openapi.json``, ``/login``, ``/logout``, ``/static/...``
+  and the probes ``/healthz`` and ``/readyz`` are open: they hold no data.
 
 A missing or wrong key answers the same 401 whatever the path or its parameters, so a caller
 without a key learns nothing about which projects, traces or sessions exist. An address that sent
@@ -28,9 +30,11 @@ from spanloom.server.auth.sessions import SESSION_COOKIE, LoginSession, LoginSes
 from spanloom.server.auth.throttle import FailedKeyThrottle
 from spanloom.server.errors import error_response
 
-OPEN_PATHS = frozenset({"/openapi.json", "/docs", "/login", "/logout"})
+# /healthz and /readyz: probes carry no keys, and the answers hold no data.
+OPEN_PATHS = frozenset({"/openapi.json", "/docs", "/login", "/logout", "/healthz", "/readyz"})
 OPEN_PREFIXES = ("/static/", "/docs/assets/")
 INGEST_PATH = "/v1/traces"
+METRICS_PATH = "/metrics"
 API_PREFIX = "/api/"
 
 
@@ -118,7 +122,7 @@ class AuthMiddleware:
         principal, login_session = self._principal(connection, key, allow_cookie=not is_ingest)
         response: Response | None = None
         if principal is None:
-            is_page = not is_ingest and not path.startswith(API_PREFIX)
+            is_page = not is_ingest and not path.startswith(API_PREFIX) and path != METRICS_PATH
             if is_page and scope["method"] in ("GET", "HEAD"):
                 target = path + (
                     f"?{scope['query_string'].decode('latin-1')}" if scope["query_string"] else ""
@@ -128,6 +132,8 @@ class AuthMiddleware:
                 response = _unauthorized()
         elif is_ingest and not principal.can_ingest:
             response = _forbidden("send spans")
+        elif path == METRICS_PATH and not principal.is_admin:
+            response = _forbidden("read the server's metrics (an admin key for every project may)")
         elif is_api_write and not principal.can_ingest:
             response = _forbidden("write")
         elif (

@@ -31,6 +31,15 @@ from spanloom.server.ingest.limits import IngestLimits, TooManySpansError
 from spanloom.server.ingest.normalize import NormalizedBatch, normalize_request
 from spanloom.server.ingest.trace_budget import TraceBudget
 from spanloom.server.ingest.value_budget import TooManyValuesError, check_json_budget, check_protobuf_budget
+from spanloom.server.metrics.ingest import (
+    KEY_SCOPE,
+    STORAGE_FULL,
+    STORAGE_UNAVAILABLE,
+    STORE_REFUSED,
+    TRACE_SPAN_LIMIT,
+    WRITE_FAILED,
+    IngestMetrics,
+)
 from spanloom.server.pricing import PriceTable
 from spanloom.server.request_body import check_declared_length, check_encoding, read_limited
 from spanloom.server.store.base import (
@@ -46,26 +55,33 @@ PROTOBUF_TYPES = ("application/x-protobuf", "application/protobuf")
 JSON_TYPE = "application/json"
 
 
-def _count_rejected(batch: NormalizedBatch, dropped: int, why: str) -> None:
-    """Add `dropped` spans, rejected because `why`, to what partial_success reports."""
+def _count_rejected(batch: NormalizedBatch, dropped: int, why: str, reason: str) -> None:
+    """Add `dropped` spans, rejected because `why`, to what partial_success reports (and to
+    what /metrics counts under `reason`)."""
     if not dropped:
         return
     previous = batch.error_message.partition(": ")[2]
     batch.rejected += dropped
+    batch.rejected_by[reason] = batch.rejected_by.get(reason, 0) + dropped
     batch.error_message = f"{batch.rejected} span(s) rejected: {'; '.join(filter(None, (previous, why)))}"
 
 
-def _reject(batch: NormalizedBatch, kept: list[Any], why: str) -> None:
+def _reject(batch: NormalizedBatch, kept: list[Any], why: str, reason: str) -> None:
     """Drop from `batch` the spans not in `kept`, saying `why` in partial_success."""
     dropped = len(batch.spans) - len(kept)
     batch.spans = kept
-    _count_rejected(batch, dropped, why)
+    _count_rejected(batch, dropped, why, reason)
 
 
 def _scope_and_budget(batch: NormalizedBatch, projects: frozenset[str] | None, budget: TraceBudget) -> None:
     if projects is not None:
         allowed = [span for span in batch.spans if span.project in projects]
-        _reject(batch, allowed, "this key may not send spans of the project(s) named by their resource")
+        _reject(
+            batch,
+            allowed,
+            "this key may not send spans of the project(s) named by their resource",
+            KEY_SCOPE,
+        )
     kept, overflowed = budget.split(batch.spans)
     if overflowed:
         _reject(
@@ -73,6 +89,7 @@ def _scope_and_budget(batch: NormalizedBatch, projects: frozenset[str] | None, b
             kept,
             f"trace(s) {', '.join(overflowed[:3])}{' ...' if len(overflowed) > 3 else ''} would exceed "
             f"{budget.limit} spans (SPANLOOM_MAX_SPANS_PER_TRACE)",
+            TRACE_SPAN_LIMIT,
         )
 
 
@@ -82,9 +99,11 @@ def create_ingest_router(
     limits: IngestLimits,
     retry_after_seconds: int,
     on_committed: Callable[[Sequence[SpanRecord]], None] | None = None,
+    metrics: IngestMetrics | None = None,
 ) -> APIRouter:
     """`on_committed` gets each request's spans once they are committed (the server evaluators'
-    queue): it must return at once, as the 200 waits for it."""
+    queue): it must return at once, as the 200 waits for it. `metrics` counts the spans of each
+    request the writer answered (requests refused whole are counted by the app's error handler)."""
     router = APIRouter(tags=["ingest"])
     busy_headers = {"Retry-After": str(retry_after_seconds)}
     max_body_bytes = limits.max_body_bytes
@@ -165,14 +184,18 @@ def create_ingest_router(
         try:
             result: InsertResult = await asyncio.wrap_future(future)
         except StoreUnavailableError as error:
-            code = "storage_full" if error.full else "storage_unavailable"
+            code = STORAGE_FULL if error.full else STORAGE_UNAVAILABLE
+            if metrics is not None:
+                metrics.failed(batch.rejected_by, len(batch.spans), code)
             raise HttpError(503, code, str(error), busy_headers) from None
         except Exception as error:
+            if metrics is not None:
+                metrics.failed(batch.rejected_by, len(batch.spans), WRITE_FAILED)
             # Typically the file is locked by another process: worth a retry, not a lost batch.
-            raise HttpError(
-                503, "write_failed", f"the spans were not stored: {error}", busy_headers
-            ) from None
-        _count_rejected(batch, result.rejected, "; ".join(result.reasons))
+            raise HttpError(503, WRITE_FAILED, f"the spans were not stored: {error}", busy_headers) from None
+        _count_rejected(batch, result.rejected, "; ".join(result.reasons), STORE_REFUSED)
+        if metrics is not None:
+            metrics.answered(batch.rejected_by, result.accepted)
         budget.committed(result.written)
         if on_committed is not None and result.written:
             on_committed(result.written)

@@ -45,8 +45,12 @@ MAX_EVALUATION_NAME = 200
 MAX_ABS_SCORE = 1_000_000.0
 
 
-def evaluation_passed(score: float | None, label: str | None) -> bool:
-    """The pass rule: a label decides when there is one, else the score against PASS_SCORE."""
+def evaluation_passed(score: float | None, label: str | None, source: str = "") -> bool:
+    """The pass rule: a label decides when there is one, else the score against PASS_SCORE.
+    End users' feedback with a score is a thumb: its score decides, and its label ("thanks",
+    "wrong answer") says what it is about."""
+    if source == "feedback" and score is not None:
+        return score >= PASS_SCORE
     if label is not None:
         return label.strip().lower() in PASS_LABELS
     return score is not None and score >= PASS_SCORE
@@ -97,7 +101,7 @@ class EvaluationRecord:
 
     @property
     def passed(self) -> bool:
-        return evaluation_passed(self.score, self.label)
+        return evaluation_passed(self.score, self.label, self.source)
 
 
 @dataclass(slots=True)

@@ -17,12 +17,13 @@ from spanloom.server.store.evaluation_types import (
 from spanloom.server.store.sqlite.statements import by_project, to_json
 
 _RECORD_COLUMNS = (
-    "e.trace_id, e.span_id, e.name, e.source, e.score, e.label, e.explanation, e.time_ns, e.result_key"
+    "e.trace_id, e.span_id, e.name, e.source, e.score, e.label, e.explanation, e.time_ns, e.result_key,"
+    " e.details"
 )
 
 
 def _record(row: Sequence[Any]) -> EvaluationRecord:
-    trace_id, span_id, name, source, score, label, explanation, time_ns, key = row
+    trace_id, span_id, name, source, score, label, explanation, time_ns, key, details = row
     return EvaluationRecord(
         trace_id=trace_id,
         span_id=span_id,
@@ -33,7 +34,13 @@ def _record(row: Sequence[Any]) -> EvaluationRecord:
         explanation=explanation,
         time_ns=time_ns,
         key=key,
+        details=_details(details),
     )
+
+
+def _details(text: str) -> dict[str, Any]:
+    # "{}" for most results: skip the parse.
+    return json.loads(text) if text != "{}" else {}
 
 
 def select_session_results(
@@ -52,7 +59,7 @@ def select_session_results(
             time_ns=time_ns,
             key=key,
             session_id=session_id,
-            details=json.loads(details),
+            details=_details(details),
         )
         for name, source, score, label, explanation, time_ns, key, details in connection.execute(
             "SELECT name, source, score, label, explanation, time_ns, result_key, details"

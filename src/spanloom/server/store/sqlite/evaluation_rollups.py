@@ -145,7 +145,7 @@ def resolve(
                     result_key=item.key,
                     score=item.score,
                     label=item.label,
-                    passed=int(evaluation_passed(item.score, item.label)),
+                    passed=int(evaluation_passed(item.score, item.label, item.source)),
                     time_ns=item.time_ns or now,
                     explanation=item.explanation,
                     details=to_json(item.details) if item.details else "{}",
@@ -198,9 +198,10 @@ def resolve(
                 project=target,
                 score=item.score,
                 label=item.label,
-                passed=int(evaluation_passed(item.score, item.label)),
+                passed=int(evaluation_passed(item.score, item.label, item.source)),
                 time_ns=item.time_ns or now,
                 explanation=item.explanation,
+                details=to_json(item.details) if item.details else "{}",
             )
         )
     rejected.sort(key=lambda rejection: rejection.index)

@@ -30,6 +30,7 @@ class EvaluationRow(NamedTuple):
     passed: int
     time_ns: int
     explanation: str | None
+    details: str  # JSON: e.g. who gave a feedback
 
     @property
     def key(self) -> tuple[str, str, str, str, str]:
@@ -115,10 +116,10 @@ def select_traces_of_span_ids(
 
 # --- results ---
 _UPSERT_EVALUATION = (
-    f"INSERT INTO evaluations ({', '.join(EvaluationRow._fields)}) VALUES ({', '.join('?' * 11)})"
+    f"INSERT INTO evaluations ({', '.join(EvaluationRow._fields)}) VALUES ({', '.join('?' * 12)})"
     " ON CONFLICT (trace_id, span_id, name, source, result_key) DO UPDATE SET project = excluded.project,"
     " score = excluded.score, label = excluded.label, passed = excluded.passed,"
-    " time_ns = excluded.time_ns, explanation = excluded.explanation"
+    " time_ns = excluded.time_ns, explanation = excluded.explanation, details = excluded.details"
 )
 
 

@@ -136,8 +136,8 @@ CREATE TABLE users (
 CREATE INDEX users_by_last_seen ON users (last_seen_ns, user_id);
 
 -- Evaluation results: one per (span, name, source): the same key again replaces it. `passed` is
--- base.evaluation_passed(score, label), stored so aggregates never re-derive it. A result's
--- session and user are those of its trace *now* (read through traces), so a trace moving to
+-- evaluation_types.evaluation_passed(score, label, source), stored so aggregates never re-derive
+-- it. A result's session and user are those of its trace *now* (read through traces), so a trace moving to
 -- another session carries its results along.
 CREATE TABLE evaluations (
     trace_id TEXT NOT NULL,
@@ -354,11 +354,12 @@ CREATE TABLE evaluations_v5 (
     passed INTEGER NOT NULL,
     time_ns INTEGER NOT NULL,
     explanation TEXT,
+    details TEXT NOT NULL,
     PRIMARY KEY (trace_id, span_id, name, source, result_key)
 );
 INSERT INTO evaluations_v5 (trace_id, span_id, name, source, result_key, project, score, label, passed,
-    time_ns, explanation)
-SELECT trace_id, span_id, name, source, '', project, score, label, passed, time_ns, explanation
+    time_ns, explanation, details)
+SELECT trace_id, span_id, name, source, '', project, score, label, passed, time_ns, explanation, '{}'
 FROM evaluations;
 DROP TABLE evaluations;
 ALTER TABLE evaluations_v5 RENAME TO evaluations;
