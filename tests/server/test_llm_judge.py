@@ -7,6 +7,8 @@ the concurrency limit."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -294,3 +296,18 @@ def test_odd_responses_are_judge_errors(response: httpx.Response):
     finally:
         judge.close()
     assert failure.label == "judge_error" and failure.explanation
+
+
+def test_a_server_without_a_judge_does_not_load_httpx():
+    # httpx brings its command line's rich and pygments: megabytes under the server's memory cap.
+    code = (
+        "import sys\n"
+        "import spanloom.server.app, spanloom.server.evaluators.session_runner\n"
+        "print('httpx' in sys.modules)\n"
+        "from spanloom.server.evaluators.llm_judge import DailyBudget, LlmJudge\n"
+        "options = {'rubric': 'r', 'base_url': 'http://judge.invalid/v1', 'model': 'm'}\n"
+        "LlmJudge('judge', options, DailyBudget(1)).close()\n"
+        "print('httpx' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.split() == ["False", "True"]

@@ -25,9 +25,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from spanloom.server.evaluators.builtin import EvaluatorOptionError
 from spanloom.server.evaluators.judge_prompt import (
@@ -40,6 +38,9 @@ from spanloom.server.evaluators.judge_prompt import (
 from spanloom.server.evaluators.session_builtin import SessionVerdict
 from spanloom.server.evaluators.transcript import Transcript
 from spanloom.server.json_text import parse_json
+
+if TYPE_CHECKING:
+    import httpx
 
 logger = logging.getLogger(__name__)
 
@@ -172,6 +173,10 @@ class LlmJudge:
         self._retries = int(options.get("retries", DEFAULT_RETRIES))
         self._max_chars = int(options.get("max_transcript_chars", DEFAULT_MAX_TRANSCRIPT_CHARS))
         concurrency = int(options.get("concurrency", DEFAULT_CONCURRENCY))
+        # Imported here, when a judge is configured: `import httpx` also loads its command line's
+        # rich and pygments, megabytes a server without a judge should not carry.
+        import httpx
+
         self._client = httpx.Client(
             transport=transport,
             timeout=self._timeout,
@@ -219,6 +224,8 @@ class LlmJudge:
         return self._failed(transcript, f"{reason} ({attempts} attempt{'s' * (attempts > 1)})", True)
 
     def _post(self, body: dict[str, Any], headers: dict[str, str]) -> Any:
+        import httpx  # loaded by __init__ already; see there
+
         try:
             with self._client.stream("POST", self._url, json=body, headers=headers) as response:
                 status = response.status_code
