@@ -310,6 +310,8 @@ def test_max_db_pages_setting_reaches_spanloom_serve(tmp_path: Path):
         str(port),
         "--db",
         str(tmp_path / "s.db"),
+        "--grpc-port",
+        "0",
     ]
     environment = {**os.environ, "SPANLOOM_MAX_DB_PAGES": "60"}
     process = subprocess.Popen(

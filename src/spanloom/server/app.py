@@ -1,11 +1,14 @@
 """`create_app(settings, store)`: the FastAPI application, routes, error handlers and the key check.
 
 The caller owns the store: it is created before the app and closed after the server stops, so
-every write accepted with a 200 is committed before the process exits.
+every write accepted with a 200 is committed before the process exits. With `grpc_listen`, the app
+also serves OTLP/gRPC there (grpc_serving.py), over the same ingest pipeline and keys, started and
+stopped by its lifespan.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -26,7 +29,9 @@ from spanloom.server.auth.throttle import FailedKeyThrottle
 from spanloom.server.errors import HttpError, error_response
 from spanloom.server.evaluators.runner import EvaluatorRunner
 from spanloom.server.evaluators.session_runner import SessionEvaluatorRunner
+from spanloom.server.grpc_serving import GrpcIngestServer
 from spanloom.server.ingest.limits import IngestLimits
+from spanloom.server.ingest.pipeline import IngestPipeline
 from spanloom.server.ingest.route import create_ingest_router
 from spanloom.server.list_params import describe_problems
 from spanloom.server.metrics.registry import Metrics
@@ -48,9 +53,16 @@ def _lifespan(
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        grpc_server: GrpcIngestServer | None = app.state.grpc
         retention.start()
         sessions.start()
+        if grpc_server is not None:
+            grpc_server.start()
         yield
+        if grpc_server is not None:
+            # First: exports in flight are committed (and handed to the evaluators) before the
+            # evaluators stop; new ones are refused, so the sender keeps them and retries.
+            await asyncio.to_thread(grpc_server.stop)
         # Each finishes its current write before the caller closes the store.
         retention.stop()
         sessions.stop()
@@ -64,11 +76,18 @@ def _status_code_name(status: int) -> str:
 
 
 def create_app(
-    settings: Settings, store: Store, *, clock: Callable[[], int] = time.time_ns, judge_transport: Any = None
+    settings: Settings,
+    store: Store,
+    grpc_listen: tuple[str, int] | None = None,
+    *,
+    clock: Callable[[], int] = time.time_ns,
+    judge_transport: Any = None,
 ) -> FastAPI:
-    """The app over `store`. Raises KeysFileError (a ValueError) when the keys file is malformed.
-    `clock` (ns) is "now" for the session evaluators, and `judge_transport` the httpx transport of
-    their llm_judge calls: tests give a fake clock and a MockTransport."""
+    """The app over `store`, also serving OTLP/gRPC on `grpc_listen` (host, port; port 0 for any
+    free one) when given. Raises KeysFileError (a ValueError) when the keys file is malformed, and
+    GrpcListenError when the gRPC port cannot be bound. `clock` (ns) is "now" for the session
+    evaluators, and `judge_transport` the httpx transport of their llm_judge calls: tests give a
+    fake clock and a MockTransport."""
     keys = KeyRing.from_settings(settings.api_key, settings.keys_file)
     # Server evaluators judge committed spans on a thread of their own, off the ingest path; the
     # lifespan stops it (judging what is queued) before the caller closes the store.
@@ -132,14 +151,24 @@ def create_app(
     prices = load_price_table(settings.pricing_file)
     app.state.price_table = prices.source.describe()
     metrics.price_table(prices.source)
-    ingest_router = create_ingest_router(
+    # One pipeline for every transport (OTLP/HTTP here, OTLP/gRPC from grpc_serving.py): the same
+    # trace budget, the same decoding turn, the same hand-over to the evaluators, the same counts.
+    app.state.ingest = IngestPipeline(
         store,
         prices,
         IngestLimits.from_settings(settings),
-        settings.retry_after_seconds,
         on_committed=evaluators.submit,
         metrics=metrics.ingest,
     )
+    app.state.grpc = None
+    if grpc_listen is not None:
+        try:
+            app.state.grpc = GrpcIngestServer(
+                app.state.ingest, app.state.auth, settings.retry_after_seconds, *grpc_listen
+            )
+        except Exception:
+            evaluators.close()
+            raise
     routers = (
         operations_router,
         # The dashboard's pages ("/" redirects to /sessions) and its sign-in.
@@ -148,7 +177,7 @@ def create_app(
         # Before web_router: /users/compare must not be taken for the user named "compare".
         evaluation_pages_router,
         web_router,
-        ingest_router,
+        create_ingest_router(app.state.ingest, settings.retry_after_seconds),
         api_router,
         evaluations_api_router,
         feedback_api_router,

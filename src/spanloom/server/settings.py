@@ -32,6 +32,15 @@ def _int(environ: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
+def _port(environ: Mapping[str, str], name: str, default: int) -> int:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdecimal() or int(raw) > 65535:
+        raise ValueError(f"{name} must be a port number from 0 to 65535, got {raw!r}")
+    return int(raw)
+
+
 def _path(environ: Mapping[str, str], name: str) -> Path | None:
     raw = environ.get(name, "").strip()
     return Path(raw).expanduser() if raw else None
@@ -109,6 +118,8 @@ class Settings:
     retention_interval_seconds: how often retention runs (SPANLOOM_RETENTION_INTERVAL, 600).
     log_format: "text" (uvicorn's lines) or "json" (one JSON object per line, for log shippers)
         (SPANLOOM_LOG_FORMAT; see server/log_format.py).
+    grpc_port: where `spanloom serve` takes OTLP/gRPC, on the same host as HTTP
+        (SPANLOOM_GRPC_PORT, default 4317, the standard OTLP/gRPC port; 0 turns it off).
     max_values_per_request: protobuf messages other than spans (attributes, values, array and
         map elements, events, links), or JSON values, one OTLP body may hold; counted before it is
         decoded, past it 413 (SPANLOOM_MAX_VALUES_PER_REQUEST, default 1,000,000).
@@ -137,6 +148,8 @@ class Settings:
     retention_by_project: dict[str, int] = field(default_factory=dict)
     retention_interval_seconds: int = 600
     log_format: str = "text"
+    grpc_port: int = 4317
+    max_values_per_request: int = 1_000_000
 
     def idle_before_ns(self, now_ns: int | None = None) -> int:
         """Sessions whose last turn ended before this are idle (SPANLOOM_SESSION_IDLE_SECONDS)."""
@@ -146,8 +159,6 @@ class Settings:
     def store(self) -> str:
         """The store's URL: `store_url`, else the SQLite file `db_path`."""
         return self.store_url or f"sqlite:///{self.db_path}"
-
-    max_values_per_request: int = 1_000_000
 
     @property
     def evaluators_path(self) -> Path:
@@ -195,5 +206,6 @@ class Settings:
             ),
             max_values_per_request=_int(env, "SPANLOOM_MAX_VALUES_PER_REQUEST", cls.max_values_per_request),
             log_format=_log_format(env.get("SPANLOOM_LOG_FORMAT", "").strip().lower() or cls.log_format),
+            grpc_port=_port(env, "SPANLOOM_GRPC_PORT", cls.grpc_port),
         )
         return replace(settings, **{key: value for key, value in overrides.items() if value is not None})
