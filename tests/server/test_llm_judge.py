@@ -99,7 +99,7 @@ def test_the_judge_sends_rubric_and_transcript_and_stores_the_verdict(tmp_path: 
     with session_server(
         tmp_path, config, clock=clock, judge_transport=httpx.MockTransport(endpoint)
     ) as server:
-        post_conversation(
+        trace_ids = post_conversation(
             server,
             "refund",
             [
@@ -116,7 +116,8 @@ def test_the_judge_sends_rubric_and_transcript_and_stores_the_verdict(tmp_path: 
         result = wait_for_results(server, "refund", {"judge"})["judge"]
     assert (result["score"], result["label"], result["passed"]) == (0.25, "fail", False)
     assert result["explanation"] == "The user had to ask twice about the refund."
-    assert result["details"] == {"turns": [0, 2], "kind": "llm_judge"}  # turn 42 does not exist
+    # Turn 42 does not exist.
+    assert result["details"] == {"turns": [1, 3], "trace_ids": trace_ids[::2], "kind": "llm_judge"}
     [(request, body)] = sent
     assert str(request.url) == f"{BASE_URL}/chat/completions"
     assert request.headers["Authorization"] == "Bearer sk-test-123"

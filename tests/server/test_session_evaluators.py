@@ -36,23 +36,24 @@ def ask(*questions: str, errors: tuple[int, ...] = ()) -> list[dict[str, Any]]:
 
 
 CASES = {
-    # kind: (options, a conversation it must flag and the turns it points at, one it must pass)
+    # kind: (options, a conversation it must flag and the turns it points at (numbered from 1, as
+    # the pages show them), one it must pass)
     "resolved": (
         {},
         ask("Where is my parcel?", "It says delivered but I have nothing", errors=(1,)),
-        [1],
+        [2],
         ask("Where is my parcel?", "Great, thanks for checking the tracking"),
     ),
     "repeated_question": (
         {"threshold": 0.85},
         ask("How do I change my delivery address?", "ok", "How do I change my delivery address??"),
-        [0, 2],
+        [1, 3],
         ask("How do I change my delivery address?", "And can I change the delivery date too?"),
     ),
     "frustration": (
         {},
         ask("My invoice is wrong", "This is useless, let me talk to a human"),
-        [1],
+        [2],
         ask("My invoice is wrong", "Thank you, the corrected invoice arrived"),
     ),
     "error_streak": (
@@ -60,13 +61,13 @@ CASES = {
         ask(
             "first question here", "second question here", "third question here", "fourth one", errors=(1, 2)
         ),
-        [1, 2],
+        [2, 3],
         ask("first question here", "second question here", "third question here", errors=(0, 2)),
     ),
     "turns_over": (
         {"n": 3},
         ask("one question", "two questions", "three questions", "four questions"),
-        [3],
+        [4],
         ask("one question", "two questions", "three questions"),
     ),
 }
@@ -78,7 +79,7 @@ def test_each_builtin_flags_one_conversation_and_passes_another(tmp_path: Path, 
     clock = FakeClock(BASE_TIME_NS + 10 * HOUR_MS * 10**6)  # the conversations below are long idle
     config = EvaluatorConfig(kind, kind, PROJECT, options, scope="session")
     with session_server(tmp_path, config, clock=clock) as server:
-        post_conversation(server, "flagged", flagged)
+        flagged_ids = post_conversation(server, "flagged", flagged)
         post_conversation(server, "fine", fine)
         bad = wait_for_results(server, "flagged", {kind})[kind]
         good = wait_for_results(server, "fine", {kind})[kind]
@@ -88,6 +89,7 @@ def test_each_builtin_flags_one_conversation_and_passes_another(tmp_path: Path, 
         False,
         pointed,
     )
+    assert bad["details"]["trace_ids"] == [flagged_ids[number - 1] for number in pointed]
     assert (good["label"], good["score"], good["passed"], good["details"]["turns"]) == ("pass", 1.0, True, [])
     assert bad["explanation"] and good["explanation"]
     assert bad["session_id"] == "flagged" and bad["trace_id"] is None and bad["details"]["kind"] == kind
@@ -109,7 +111,7 @@ def test_frustration_reads_end_user_feedback(tmp_path: Path):
         clock.set_ms(HOUR_MS)
         disliked = wait_for_results(server, "thumbs", {"frustrated"})["frustrated"]
         liked = wait_for_results(server, "liked", {"frustrated"})["frustrated"]
-    assert disliked["label"] == "fail" and disliked["details"]["turns"] == [1]
+    assert disliked["label"] == "fail" and disliked["details"]["turns"] == [2]
     assert "negative feedback on turn 2" in disliked["explanation"]
     assert liked["label"] == "pass"
 
@@ -153,7 +155,7 @@ def test_sessions_are_judged_once_idle_or_ended_and_again_after_a_new_turn(tmp_p
             return found if found["again"]["label"] == "fail" else None
 
         talk = wait_for(rejudged, what="the reopened session judged again")
-        assert talk["again"]["details"]["turns"] == [0, 2] and talk["long"]["label"] == "fail"
+        assert talk["again"]["details"]["turns"] == [1, 3] and talk["long"]["label"] == "fail"
         # The same name replaced the earlier result: one of each.
         detail = server.get_json("/api/sessions/talk", project=PROJECT)
         assert sorted(r["name"] for r in detail["results"]) == ["again", "long"]
@@ -181,6 +183,21 @@ def test_ending_through_the_api_judges_and_a_turn_after_it_reopens(tmp_path: Pat
             return found if found["label"] == "fail" else None
 
         assert "2 turns, over 1" in wait_for(rejudged, what="the reopened session judged")["explanation"]
+
+
+def test_the_session_page_shows_a_result_with_links_to_its_turns(tmp_path: Path):
+    clock = FakeClock(BASE_TIME_NS + 10 * HOUR_MS * 10**6)
+    config = EvaluatorConfig("again", "repeated_question", PROJECT, scope="session")
+    with session_server(tmp_path, config, clock=clock) as server:
+        questions = ("How do I reset my password?", "ok", "How do I reset my password??")
+        trace_ids = post_conversation(server, "reset", ask(*questions))
+        wait_for_results(server, "reset", {"again"})
+        # Two turns a page: turn 1 is on this page, turn 3 on the next one, reached by its trace.
+        page = server.get("/sessions/reset", project=PROJECT, limit=2)
+    assert page.status_code == 200
+    shown = page.text.split('class="session-results"')[1].split("</section>")[0]
+    assert 'data-eval="again"' in shown and "turn 3 repeats turn 1" in shown
+    assert 'href="#turn-1">1</a>' in shown and f'href="/traces/{trace_ids[2]}">3</a>' in shown
 
 
 def test_results_sort_and_filter_lists_and_add_up_per_user(tmp_path: Path):

@@ -83,6 +83,10 @@ def _result(config: EvaluatorConfig, transcript: Transcript, verdict: Any, now_n
         score, label, explanation, turns = None, verdict.label, verdict.explanation, ()
     else:
         score, label, explanation, turns = verdict.score, verdict.label, verdict.explanation, verdict.turns
+    # Stored as the pages and POST /api/evaluations name turns: numbers from 1, with each turn's
+    # trace id in the same order (null for one the transcript did not read), so a turn on another
+    # page of a long session still links to its trace.
+    trace_ids = {turn.index: turn.trace_id for turn in transcript.turns}
     return EvaluationInput(
         name=config.name,
         source="server",
@@ -92,7 +96,11 @@ def _result(config: EvaluatorConfig, transcript: Transcript, verdict: Any, now_n
         label=label,
         explanation=explanation,
         time_ns=now_ns,
-        details={"turns": list(turns), "kind": config.kind},
+        details={
+            "turns": [index + 1 for index in turns],
+            "trace_ids": [trace_ids.get(index) for index in turns],
+            "kind": config.kind,
+        },
     )
 
 
