@@ -78,7 +78,11 @@ class JudgeOutcome:
     missing: int = 0  # sessions no longer stored
 
 
-def _result(config: EvaluatorConfig, transcript: Transcript, verdict: Any, now_ns: int) -> EvaluationInput:
+def _result(
+    config: EvaluatorConfig, transcript: Transcript, verdict: SessionVerdict | JudgeFailure, now_ns: int
+) -> EvaluationInput:
+    label: str | None
+    turns: Sequence[int]
     if isinstance(verdict, JudgeFailure):
         score, label, explanation, turns = None, verdict.label, verdict.explanation, ()
     else:
