@@ -14,7 +14,8 @@ they cost ingest while they run.
    ingest at most 10% slower with them on.
 
 Run: ``python benchmarks/session_evaluators.py [--sessions 10000] [--rounds 3] [--spans 60000]``.
-Prints markdown tables with min and median, the ratios, and the load average.
+Prints markdown tables with min and median, the ratios (of the arms' medians and minimums, and
+of each round's pair), and the load average.
 """
 
 from __future__ import annotations
@@ -301,7 +302,15 @@ def main() -> None:
         r["rate"] for r in arms[False]
     )
     min_ratio = min(r["rate"] for r in arms[True]) / min(r["rate"] for r in arms[False])
+    # Each round's two arms ran back to back, so their ratio sees the same load on the machine.
+    paired = [on["rate"] / off["rate"] for on, off in zip(arms[True], arms[False], strict=True)]
+    cpu_paired = [on["cpu_us"] / off["cpu_us"] for on, off in zip(arms[True], arms[False], strict=True)]
     print(f"\non / off: {median_ratio:.2f}x (medians), {min_ratio:.2f}x (minimums); the bar: >= 0.90x")
+    print(
+        f"per round, on / off: rate {min(paired):.2f}x min, {statistics.median(paired):.2f}x median;"
+        f" server CPU per span {statistics.median(cpu_paired):.2f}x median"
+        f" ({', '.join(f'{r:.2f}' for r in cpu_paired)})"
+    )
 
 
 if __name__ == "__main__":
