@@ -2,8 +2,9 @@
 
 A session is done when it is ended (``end_session``, ``POST /api/sessions/{id}/end``, a span
 marked ``session.ended``) or idle (no new turn for ``SPANLOOM_SESSION_IDLE_SECONDS``). A
-background thread asks the store every ``SPANLOOM_SESSION_EVAL_INTERVAL`` seconds for the done
-sessions not judged since their last turn (`Store.sessions_to_judge`, oldest first), reads each
+background thread asks the store every ``SPANLOOM_SESSION_EVAL_INTERVAL`` seconds (less often in a
+store so large that asking costs more than POLL_SHARE of a core) for the done sessions not judged
+since their last turn (`Store.sessions_to_judge`, oldest first, POLL_SESSIONS at a time), reads each
 one's transcript (its last MAX_TURNS turns, see transcript.py), runs the session evaluators of its
 project, writes their results on the session (source ``server``; the same name replaces the
 earlier result, so a reopened session judged again shows its new verdicts) and marks it judged as
@@ -50,6 +51,11 @@ logger = logging.getLogger(__name__)
 
 BATCH_SESSIONS = 50  # judged and written together while ingest is quiet
 BUSY_BATCH_SESSIONS = 10  # while spans keep arriving: short bursts
+# Asked for at once. Finding due sessions walks every idle session (the store keeps no list of
+# the unjudged ones), so the runner asks rarely: a poll per batch made a backlog quadratic.
+POLL_SESSIONS = 1000
+POLL_SHARE = 0.02  # of a core the polls may take: a pass waits longer when its poll cost more
+MAX_POLL_WAIT_SECONDS = 300.0
 BUSY_SHARE = 0.03  # of wall time its CPU may take while ingest is busy (the span runner's share)
 MAX_PAUSE_SECONDS = 2.0
 MAX_ATTEMPTS = 5
@@ -250,6 +256,12 @@ def _mark(store: Store, sessions: Sequence[DueSession], stopping: Callable[[], b
     return True
 
 
+def poll_wait(interval: float, poll_seconds: float) -> float:
+    """Seconds until the next pass: the interval, or longer when a poll's CPU (`poll_seconds`, in
+    a store of very many sessions) would otherwise take more than POLL_SHARE of a core."""
+    return max(interval, min(poll_seconds / POLL_SHARE, MAX_POLL_WAIT_SECONDS))
+
+
 @dataclass(slots=True)
 class _Deferral:
     end_ns: int
@@ -284,6 +296,7 @@ class SessionEvaluatorRunner:
         self._deferred: dict[tuple[str, str], _Deferral] = {}
         self._thread: threading.Thread | None = None
         self.passes = 0  # completed passes: tests wait for one to know the runner looked
+        self.poll_seconds = 0.0  # this thread's CPU time in the last look for due sessions
         self.judged = 0  # sessions marked judged
         self.written = 0  # results accepted by the store
 
@@ -295,26 +308,33 @@ class SessionEvaluatorRunner:
         while configs and not self._stopping.is_set():
             now = self.clock()
             waiting = sum(1 for deferral in self._deferred.values() if deferral.next_try_ns > now)
-            rows = self._store.sessions_to_judge(now - self._idle_ns, BATCH_SESSIONS + waiting)
-            ready = [DueSession(*row) for row in rows if not self._waits(DueSession(*row), now)]
-            if not ready:
-                break
-            busy = self._busy()
+            limit = POLL_SESSIONS + waiting
             started = time.thread_time()
-            outcome = self._judge.judge(
-                configs,
-                ready[: BUSY_BATCH_SESSIONS if busy else BATCH_SESSIONS],
-                give_up=self._gives_up,
-                stopping=self._stopping.is_set,
-            )
-            self._note(outcome, now)
-            judged += len(outcome.judged)
-            self.judged += len(outcome.judged)
-            self.written += outcome.results
-            if not outcome.judged and not outcome.failed:
-                break  # nothing changed (sessions gone meanwhile): the next pass looks again
-            if busy:
-                self._yield_to_ingest(time.thread_time() - started)
+            rows = self._store.sessions_to_judge(now - self._idle_ns, limit)
+            self.poll_seconds = time.thread_time() - started
+            ready = [DueSession(*row) for row in rows if not self._waits(DueSession(*row), now)]
+            progressed = False
+            position = 0
+            while position < len(ready) and not self._stopping.is_set():
+                busy = self._busy()
+                batch = ready[position : position + (BUSY_BATCH_SESSIONS if busy else BATCH_SESSIONS)]
+                position += len(batch)
+                started = time.thread_time()
+                outcome = self._judge.judge(
+                    configs, batch, give_up=self._gives_up, stopping=self._stopping.is_set
+                )
+                self._note(outcome, now)
+                judged += len(outcome.judged)
+                self.judged += len(outcome.judged)
+                self.written += outcome.results
+                progressed = progressed or bool(outcome.judged or outcome.failed)
+                if busy:
+                    self._yield_to_ingest(time.thread_time() - started)
+            # Fewer than asked for: that was every session due as of `now`; those due since
+            # (new turns, time passing) are the next pass's. No progress: sessions gone
+            # meanwhile, the next pass looks again.
+            if len(rows) < limit or not progressed:
+                break
         return judged
 
     def _waits(self, session: DueSession, now: int) -> bool:
@@ -351,7 +371,7 @@ class SessionEvaluatorRunner:
                 # Never let the thread die: the next pass tries again.
                 logger.exception("spanloom: a session evaluators pass failed")
             self.passes += 1
-            self._wake.wait(self._interval)
+            self._wake.wait(poll_wait(self._interval, self.poll_seconds))
             self._wake.clear()
 
     def start(self) -> None:
