@@ -199,7 +199,8 @@ def serve(
     SPANLOOM_MAX_KEY_FAILURES_PER_MINUTE (wrong keys per address before 429, default 30),
     SPANLOOM_MAX_VALUES_PER_REQUEST (attributes, array elements, events... in one OTLP body before 413,
     default 1,000,000), SPANLOOM_TRACE_PAGE_SPANS, SPANLOOM_EVALUATORS_FILE, SPANLOOM_MAX_DB_PAGES,
-    SPANLOOM_RETENTION_DAYS, SPANLOOM_RETENTION (PROJECT=DAYS,...), SPANLOOM_RETENTION_INTERVAL.
+    SPANLOOM_RETENTION_DAYS, SPANLOOM_RETENTION (PROJECT=DAYS,...), SPANLOOM_RETENTION_INTERVAL,
+    SPANLOOM_CORS_ORIGINS (browser origins that may send feedback and end sessions, comma-separated).
     """
     from spanloom.server.auth.keys import KeyRing
     from spanloom.server.settings import Settings, parse_retention

@@ -26,6 +26,7 @@ from spanloom.server.auth.keys import KeyRing
 from spanloom.server.auth.middleware import INGEST_PATH, Auth, AuthMiddleware
 from spanloom.server.auth.sessions import LoginSessions
 from spanloom.server.auth.throttle import FailedKeyThrottle
+from spanloom.server.cors import BrowserWritesCors
 from spanloom.server.errors import HttpError, error_response
 from spanloom.server.evaluators.runner import EvaluatorRunner
 from spanloom.server.evaluators.session_runner import SessionEvaluatorRunner
@@ -186,6 +187,9 @@ def create_app(
         app.include_router(router)
     if app.state.auth is not None:
         app.add_middleware(AuthMiddleware, auth=app.state.auth)
+    if settings.cors_origins:
+        # Outside the key check: a browser's preflight carries no key and is answered here.
+        app.add_middleware(BrowserWritesCors, origins=settings.cors_origins)
     # Added last, so it is the outermost: the key check's 401s and 429s are counted too, under
     # the route they were meant for (found among the routers' own routes, whose templates are
     # whole paths).

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from spanloom.server.cors import parse_origins
+
 MIB = 1024 * 1024
 
 
@@ -116,6 +118,9 @@ class Settings:
     retention_by_project: the same per project, winning over retention_days
         (SPANLOOM_RETENTION="shop=7,support=30").
     retention_interval_seconds: how often retention runs (SPANLOOM_RETENTION_INTERVAL, 600).
+    cors_origins: browser origins allowed to send feedback and end sessions cross-origin
+        (SPANLOOM_CORS_ORIGINS="https://app.example,http://localhost:3000"; default none). Only
+        POST /api/feedback and POST /api/sessions/{id}/end answer them; see cors.py.
     log_format: "text" (uvicorn's lines) or "json" (one JSON object per line, for log shippers)
         (SPANLOOM_LOG_FORMAT; see server/log_format.py).
     grpc_port: where `spanloom serve` takes OTLP/gRPC, on the same host as HTTP
@@ -147,6 +152,7 @@ class Settings:
     retention_days: int | None = None
     retention_by_project: dict[str, int] = field(default_factory=dict)
     retention_interval_seconds: int = 600
+    cors_origins: tuple[str, ...] = ()
     log_format: str = "text"
     grpc_port: int = 4317
     max_values_per_request: int = 1_000_000
@@ -205,6 +211,7 @@ class Settings:
                 env, "SPANLOOM_RETENTION_INTERVAL", cls.retention_interval_seconds
             ),
             max_values_per_request=_int(env, "SPANLOOM_MAX_VALUES_PER_REQUEST", cls.max_values_per_request),
+            cors_origins=parse_origins(env.get("SPANLOOM_CORS_ORIGINS", "")),
             log_format=_log_format(env.get("SPANLOOM_LOG_FORMAT", "").strip().lower() or cls.log_format),
             grpc_port=_port(env, "SPANLOOM_GRPC_PORT", cls.grpc_port),
         )
