@@ -1,6 +1,7 @@
 """Session evaluators on a real server: each built-in flags a crafted conversation and passes
 another; sessions are judged once ended or idle (a fake clock moves time), judged again after a
-new turn reopens them; results show in GET /api/sessions/{id}, sort and filter the lists and add
+new turn reopens them (ended by the API, a span or spanloom.end_session()); results show in
+GET /api/sessions/{id} and on the session page, sort and filter the lists and add
 up per user; `spanloom evaluators add --scope session` and `spanloom eval run --scope session`."""
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from _session_kit import (
 )
 from click.testing import CliRunner
 
+import spanloom
 from spanloom.cli import cli
 from spanloom.server.evaluators.config import EvaluatorConfig, load_configs, save_configs
 
@@ -198,6 +200,28 @@ def test_the_session_page_shows_a_result_with_links_to_its_turns(tmp_path: Path)
     shown = page.text.split('class="session-results"')[1].split("</section>")[0]
     assert 'data-eval="again"' in shown and "turn 3 repeats turn 1" in shown
     assert 'href="#turn-1">1</a>' in shown and f'href="/traces/{trace_ids[2]}">3</a>' in shown
+
+
+def test_end_session_from_the_sdk_judges_the_conversation(tmp_path: Path):
+    clock = FakeClock()  # the conversation is active until it is ended
+    config = EvaluatorConfig("long", "turns_over", PROJECT, {"n": 1}, scope="session")
+    with session_server(tmp_path, config, clock=clock) as server:
+        post_conversation(server, "sdk-end", ask("a first question", "a second question"))
+        full_pass(server)
+        assert results(server, "sdk-end") == {}
+        provider = spanloom.register(
+            project_name=PROJECT,
+            endpoint=server.traces_endpoint,
+            batch=False,
+            set_global_tracer_provider=False,
+        )
+        try:
+            assert spanloom.end_session("sdk-end")
+            assert spanloom.flush_feedback(10)
+        finally:
+            provider.shutdown()
+        long = wait_for_results(server, "sdk-end", {"long"})["long"]
+    assert long["label"] == "fail" and "2 turns, over 1" in long["explanation"]
 
 
 def test_results_sort_and_filter_lists_and_add_up_per_user(tmp_path: Path):
