@@ -2,7 +2,8 @@
 another; sessions are judged once ended or idle (a fake clock moves time), judged again after a
 new turn reopens them (ended by the API, a span or spanloom.end_session()); results show in
 GET /api/sessions/{id} and on the session page, sort and filter the lists and add
-up per user; `spanloom evaluators add --scope session` and `spanloom eval run --scope session`."""
+up per user; what they find in `spanloom demo`; `spanloom evaluators add --scope session` and
+`spanloom eval run --scope session`."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from click.testing import CliRunner
 
 import spanloom
 from spanloom.cli import cli
+from spanloom.demo import FRUSTRATED, build_conversations
 from spanloom.server.evaluators.config import EvaluatorConfig, load_configs, save_configs
 
 
@@ -222,6 +224,28 @@ def test_end_session_from_the_sdk_judges_the_conversation(tmp_path: Path):
             provider.shutdown()
         long = wait_for_results(server, "sdk-end", {"long"})["long"]
     assert long["label"] == "fail" and "2 turns, over 1" in long["explanation"]
+
+
+def test_the_demo_gives_the_session_evaluators_something_to_find(tmp_path: Path):
+    # An hour after the demo's turns: the conversations it did not end are idle too.
+    clock = FakeClock(time.time_ns() + HOUR_MS * 10**6)
+    kinds = {"repeated_question", "frustration", "resolved"}
+    configs = [EvaluatorConfig(kind, kind, "demo", scope="session") for kind in sorted(kinds)]
+    conversations = build_conversations(sessions=12, users=5)
+    with session_server(tmp_path, *configs, clock=clock) as server:
+        sent = CliRunner().invoke(cli, ["demo", "--endpoint", server.traces_endpoint, "--sessions", "12"])
+        assert sent.exit_code == 0, sent.output
+        found = {
+            c.session_id: wait_for_results(server, c.session_id, kinds, project="demo") for c in conversations
+        }
+    annoyed = next(c for c in conversations if c.turns[-1].question == FRUSTRATED)
+    verdicts = found[annoyed.session_id]
+    assert verdicts["repeated_question"]["details"]["turns"] == [1, 2]
+    assert verdicts["frustration"]["label"] == verdicts["resolved"]["label"] == "fail"
+    # The demo draws its follow-ups at random, so another conversation may repeat one too.
+    repeating = {c.session_id for c in conversations if len({t.question for t in c.turns}) < len(c.turns)}
+    flagged = {sid for sid, v in found.items() if v["repeated_question"]["label"] == "fail"}
+    assert annoyed.session_id in flagged and flagged == repeating and len(flagged) < len(conversations)
 
 
 def test_results_sort_and_filter_lists_and_add_up_per_user(tmp_path: Path):
