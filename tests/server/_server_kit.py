@@ -65,12 +65,14 @@ def run_server(
     *,
     log_level: str = "warning",
     limits: ServeLimits | None = None,
+    app_options: dict[str, Any] | None = None,
     grpc: bool = False,
     **overrides: Any,
 ) -> Iterator[RunningServer]:
     """A real uvicorn on 127.0.0.1, port 0, in a background thread, over a fresh SqliteStore,
     configured as `spanloom serve` configures it (timeouts, connection limit, proxy trust); with
-    `grpc`, OTLP/gRPC too, on another free port, as `serve` runs it."""
+    `grpc`, OTLP/gRPC too, on another free port, as `serve` runs it. `app_options` go to
+    create_app (a fake clock, a MockTransport for the LLM judge)."""
     settings = Settings(db_path=db_path, **overrides)
     store = SqliteStore(
         db_path,
@@ -78,7 +80,7 @@ def run_server(
         max_batch_spans=settings.max_batch_spans,
         max_db_pages=settings.max_db_pages,
     )
-    app = create_app(settings, store, ("127.0.0.1", 0) if grpc else None)
+    app = create_app(settings, store, ("127.0.0.1", 0) if grpc else None, **(app_options or {}))
     config = uvicorn_config(app, "127.0.0.1", 0, limits or ServeLimits(), log_level)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)

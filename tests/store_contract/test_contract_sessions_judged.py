@@ -186,6 +186,19 @@ def test_sessions_due_for_judging(store: Store):
     assert [key[1] for key in store.sessions_to_judge(T0 + 1_000 * MS)] == ["other"]
 
 
+def test_sessions_marked_judged_in_one_write(store: Store):
+    _conversation(store)
+    write(store, [span(n, 1, start_ms=n * 10, session_id=f"more-{n}") for n in range(10, 15)])
+    due = store.sessions_to_judge(T0 + 1_000 * MS)
+    assert len(due) == 7
+    # The first as of an end before its last turn: still due; the others as of theirs.
+    first = due[0]
+    store.mark_judged_many([(first[0], first[1], first[2] - 1), *due[1:]]).result(timeout=30)
+    assert store.sessions_to_judge(T0 + 1_000 * MS) == [first]
+    store.mark_judged_many([]).result(timeout=30)
+    assert store.sessions_to_judge(T0 + 1_000 * MS) == [first]
+
+
 def test_a_thumb_is_its_score_whatever_its_label(store: Store):
     # A label on feedback says what it is about; the thumb is the score (a label alone decides
     # as for any result).

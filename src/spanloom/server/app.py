@@ -9,8 +9,10 @@ stopped by its lifespan.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -27,6 +29,7 @@ from spanloom.server.auth.throttle import FailedKeyThrottle
 from spanloom.server.cors import BrowserWritesCors
 from spanloom.server.errors import HttpError, error_response
 from spanloom.server.evaluators.runner import EvaluatorRunner
+from spanloom.server.evaluators.session_runner import SessionEvaluatorRunner
 from spanloom.server.grpc_serving import GrpcIngestServer
 from spanloom.server.ingest.limits import IngestLimits
 from spanloom.server.ingest.pipeline import IngestPipeline
@@ -47,12 +50,13 @@ from spanloom.server.web.evaluation_pages import router as evaluation_pages_rout
 
 
 def _lifespan(
-    evaluators: EvaluatorRunner, retention: RetentionRunner
+    evaluators: EvaluatorRunner, sessions: SessionEvaluatorRunner, retention: RetentionRunner
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         grpc_server: GrpcIngestServer | None = app.state.grpc
         retention.start()
+        sessions.start()
         if grpc_server is not None:
             grpc_server.start()
         yield
@@ -60,8 +64,9 @@ def _lifespan(
             # First: exports in flight are committed (and handed to the evaluators) before the
             # evaluators stop; new ones are refused, so the sender keeps them and retries.
             await asyncio.to_thread(grpc_server.stop)
-        # Both finish their current write before the caller closes the store.
+        # Each finishes its current write before the caller closes the store.
         retention.stop()
+        sessions.stop()
         evaluators.close()
 
     return lifespan
@@ -71,21 +76,40 @@ def _status_code_name(status: int) -> str:
     return {404: "not_found", 405: "method_not_allowed"}.get(status, "http_error")
 
 
-def create_app(settings: Settings, store: Store, grpc_listen: tuple[str, int] | None = None) -> FastAPI:
+def create_app(
+    settings: Settings,
+    store: Store,
+    grpc_listen: tuple[str, int] | None = None,
+    *,
+    clock: Callable[[], int] = time.time_ns,
+    judge_transport: Any = None,
+) -> FastAPI:
     """The app over `store`, also serving OTLP/gRPC on `grpc_listen` (host, port; port 0 for any
     free one) when given. Raises KeysFileError (a ValueError) when the keys file is malformed, and
-    GrpcListenError when the gRPC port cannot be bound."""
+    GrpcListenError when the gRPC port cannot be bound. `clock` (ns) is "now" for the session
+    evaluators, and `judge_transport` the httpx transport of their llm_judge calls: tests give a
+    fake clock and a MockTransport."""
     keys = KeyRing.from_settings(settings.api_key, settings.keys_file)
     # Server evaluators judge committed spans on a thread of their own, off the ingest path; the
     # lifespan stops it (judging what is queued) before the caller closes the store.
     evaluators = EvaluatorRunner(store, settings.evaluators_path)
+    # Session evaluators judge sessions once ended or idle, yielding to ingest like the above.
+    session_evaluators = SessionEvaluatorRunner(
+        store,
+        settings.evaluators_path,
+        settings.session_idle_seconds,
+        settings.session_eval_interval_seconds,
+        busy=evaluators.busy,
+        clock=clock,
+        transport=judge_transport,
+    )
     retention = RetentionRunner(
         store,
         RetentionPolicy(settings.retention_days, dict(settings.retention_by_project)),
         settings.retention_interval_seconds,
     )
     app = FastAPI(
-        lifespan=_lifespan(evaluators, retention),
+        lifespan=_lifespan(evaluators, session_evaluators, retention),
         title="spanloom",
         summary="OpenTelemetry-native tracing for LLM apps, grouped by session and user",
         version="0.1.0",
@@ -123,6 +147,7 @@ def create_app(settings: Settings, store: Store, grpc_listen: tuple[str, int] | 
         return error_response(error.status_code, _status_code_name(error.status_code), str(error.detail))
 
     app.state.evaluators = evaluators
+    app.state.session_evaluators = session_evaluators
     app.state.retention = retention
     prices = load_price_table(settings.pricing_file)
     app.state.price_table = prices.source.describe()

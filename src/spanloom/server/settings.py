@@ -111,6 +111,8 @@ class Settings:
         (SPANLOOM_MAX_KEY_FAILURES_PER_MINUTE, default 30).
     session_idle_seconds: a session with no new turn for this long is idle: its session evaluators
         may run (SPANLOOM_SESSION_IDLE_SECONDS, default 30 minutes).
+    session_eval_interval_seconds: how often the server looks for ended or idle sessions to judge
+        with the session evaluators (SPANLOOM_SESSION_EVAL_INTERVAL, default 10).
     retention_days: delete sessions whose last turn, and traces without a session, ended more
         than this many days ago (SPANLOOM_RETENTION_DAYS; default: keep everything).
     retention_by_project: the same per project, winning over retention_days
@@ -146,6 +148,7 @@ class Settings:
     max_db_pages: int | None = None
     max_key_failures_per_minute: int = 30
     session_idle_seconds: int = 1800
+    session_eval_interval_seconds: float = 10.0
     retention_days: int | None = None
     retention_by_project: dict[str, int] = field(default_factory=dict)
     retention_interval_seconds: int = 600
@@ -199,6 +202,9 @@ class Settings:
                 env, "SPANLOOM_MAX_KEY_FAILURES_PER_MINUTE", cls.max_key_failures_per_minute
             ),
             session_idle_seconds=_int(env, "SPANLOOM_SESSION_IDLE_SECONDS", cls.session_idle_seconds),
+            session_eval_interval_seconds=_int(
+                env, "SPANLOOM_SESSION_EVAL_INTERVAL", int(cls.session_eval_interval_seconds)
+            ),
             retention_days=_int(env, "SPANLOOM_RETENTION_DAYS", 0) or None,
             retention_by_project=parse_retention(env.get("SPANLOOM_RETENTION", "")),
             retention_interval_seconds=_int(

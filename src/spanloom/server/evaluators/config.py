@@ -7,7 +7,13 @@
 ]}
 ```
 
-`project` "*" applies to every project; `span_kinds` defaults to LLM spans.
+`project` "*" applies to every project; `span_kinds` defaults to LLM spans. `scope` is "span" (the
+default: judges each new span) or "session" (judges a whole conversation once it is ended or idle:
+a kind of session_builtin.py or llm_judge, without span_kinds):
+
+```json
+{"name": "resolved", "kind": "resolved", "scope": "session", "project": "support-bot"}
+```
 """
 
 from __future__ import annotations
@@ -18,40 +24,78 @@ import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from spanloom.server.evaluators import llm_judge
 from spanloom.server.evaluators.builtin import BUILTIN_EVALUATORS, EvaluatorOptionError, Verdict
+from spanloom.server.evaluators.session_builtin import SESSION_BUILTINS
 from spanloom.server.store.base import SpanRecord
 
 ALL_PROJECTS = "*"
 DEFAULT_SPAN_KINDS = ("LLM",)
+Scope = Literal["span", "session"]
+SCOPES = ("span", "session")
+# kind -> its option names, for each scope
+SESSION_KINDS: dict[str, tuple[str, ...]] = {
+    **{kind: builtin.options for kind, builtin in SESSION_BUILTINS.items()},
+    llm_judge.KIND: llm_judge.OPTIONS,
+}
+SPAN_KINDS: dict[str, tuple[str, ...]] = {
+    kind: builtin.options for kind, builtin in BUILTIN_EVALUATORS.items()
+}
+
+
+def _check_kind(scope: str, kind: str, options: Mapping[str, Any]) -> None:
+    kinds, other = (SPAN_KINDS, SESSION_KINDS) if scope == "span" else (SESSION_KINDS, SPAN_KINDS)
+    if kind not in kinds:
+        if kind in other:
+            other_scope = "session" if scope == "span" else "span"
+            raise EvaluatorOptionError(f"{kind} is a {other_scope} evaluator: give it scope {other_scope}")
+        raise EvaluatorOptionError(
+            f"unknown evaluator kind {kind!r} for scope {scope} (known: {', '.join(sorted(kinds))})"
+        )
+    unknown = set(options) - set(kinds[kind])
+    if unknown:
+        raise EvaluatorOptionError(
+            f"{kind} takes no option(s) {', '.join(sorted(unknown))}"
+            + (f" (it takes: {', '.join(kinds[kind])})" if kinds[kind] else "")
+        )
+    if scope == "span":
+        BUILTIN_EVALUATORS[kind].check(options)
+    elif kind == llm_judge.KIND:
+        llm_judge.check_options(options)
+    else:
+        SESSION_BUILTINS[kind].check(options)
 
 
 @dataclass(frozen=True)
 class EvaluatorConfig:
-    """One configured evaluator: a built-in `kind` with its options, under a result `name`."""
+    """One configured evaluator: a built-in `kind` with its options, under a result `name`; of
+    spans (`span_kinds` of them) or of whole sessions (`scope` "session")."""
 
     name: str
     kind: str
     project: str = ALL_PROJECTS
     options: Mapping[str, Any] = field(default_factory=dict)
     span_kinds: tuple[str, ...] = DEFAULT_SPAN_KINDS
+    scope: Scope = "span"
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
             raise EvaluatorOptionError("an evaluator needs a non-empty name")
-        builtin = BUILTIN_EVALUATORS.get(self.kind)
-        if builtin is None:
-            known = ", ".join(sorted(BUILTIN_EVALUATORS))
-            raise EvaluatorOptionError(f"unknown evaluator kind {self.kind!r} (known: {known})")
-        unknown = set(self.options) - set(builtin.options)
-        if unknown:
-            raise EvaluatorOptionError(f"{self.kind} takes no option(s) {', '.join(sorted(unknown))}")
-        builtin.check(self.options)
+        if not isinstance(self.project, str) or not self.project.strip():
+            raise EvaluatorOptionError("an evaluator needs a project ('*': every project)")
+        if self.scope not in SCOPES:
+            raise EvaluatorOptionError(f"scope is 'span' or 'session', not {self.scope!r}")
+        if not isinstance(self.options, Mapping):
+            raise EvaluatorOptionError("options must be an object")
+        _check_kind(self.scope, self.kind, self.options)
 
     def applies_to(self, span: SpanRecord) -> bool:
-        return (self.project in (ALL_PROJECTS, span.project)) and (
-            not self.span_kinds or span.span_kind in self.span_kinds
+        return (
+            self.scope == "span"
+            and (self.project in (ALL_PROJECTS, span.project))
+            and (not self.span_kinds or span.span_kind in self.span_kinds)
         )
 
     def judge(self, span: SpanRecord) -> Verdict | None:
@@ -60,7 +104,11 @@ class EvaluatorConfig:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["options"] = dict(self.options)
-        data["span_kinds"] = list(self.span_kinds)
+        if self.scope == "span":
+            data["span_kinds"] = list(self.span_kinds)
+            del data["scope"]  # the default: files written before scopes existed read the same
+        else:
+            del data["span_kinds"]
         return data
 
 
@@ -80,9 +128,10 @@ def parse_configs(data: object) -> list[EvaluatorConfig]:
                     project=item.get("project", ALL_PROJECTS),
                     options=dict(item.get("options") or {}),
                     span_kinds=tuple(item.get("span_kinds") or DEFAULT_SPAN_KINDS),
+                    scope=item.get("scope", "span"),
                 )
             )
-        except EvaluatorOptionError as error:
+        except (EvaluatorOptionError, TypeError, ValueError) as error:
             raise EvaluatorOptionError(f"evaluator #{index + 1}: {error}") from None
     names = [(config.project, config.name) for config in configs]
     if len(set(names)) != len(names):
@@ -111,6 +160,18 @@ def save_configs(path: Path, configs: Sequence[EvaluatorConfig]) -> None:
     with os.fdopen(handle, "w", encoding="utf-8") as file:
         file.write(text)
     os.replace(temporary, path)
+
+
+def session_configs_for(configs: Iterable[EvaluatorConfig], project: str) -> list[EvaluatorConfig]:
+    """The session evaluators that judge `project`'s sessions: a project's own configuration of a
+    name wins over one for every project."""
+    scoped = [config for config in configs if config.scope == "session"]
+    own = {config.name for config in scoped if config.project == project}
+    return [
+        config
+        for config in scoped
+        if config.project == project or (config.project == ALL_PROJECTS and config.name not in own)
+    ]
 
 
 def evaluate(configs: Iterable[EvaluatorConfig], span: SpanRecord) -> list[tuple[str, Verdict]]:

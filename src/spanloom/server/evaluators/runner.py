@@ -127,9 +127,10 @@ class ConfigFile:
             except (EvaluatorOptionError, OSError) as error:
                 logger.warning("spanloom: ignoring the evaluators file %s: %s", self.path, error)
                 self._configs = []
-            self.kinds = frozenset(kind for config in self._configs for kind in config.span_kinds)
-            every = any(config.project == ALL_PROJECTS for config in self._configs)
-            self.projects = None if every else frozenset(config.project for config in self._configs)
+            spans = [config for config in self._configs if config.scope == "span"]
+            self.kinds = frozenset(kind for config in spans for kind in config.span_kinds)
+            every = any(config.project == ALL_PROJECTS for config in spans)
+            self.projects = None if every else frozenset(config.project for config in spans)
         return self._configs
 
 
@@ -172,7 +173,8 @@ class EvaluatorRunner:
         self._queued += len(wanted)
         self._queue.put(wanted)
 
-    def _busy(self) -> bool:
+    def busy(self) -> bool:
+        """Whether spans arrived in the last ACTIVE_WINDOW_SECONDS: background work yields then."""
         return time.monotonic() - self._last_submit < ACTIVE_WINDOW_SECONDS
 
     def _run(self) -> None:
@@ -194,7 +196,7 @@ class EvaluatorRunner:
                     stop = True
                 else:
                     pending.extend(item)
-            busy = self._busy() and not self._stopping
+            busy = self.busy() and not self._stopping
             size = CHUNK_SPANS if busy else MAX_RESULTS_PER_WRITE
             chunk, pending = pending[:size], pending[size:]
             self._queued -= len(chunk)
@@ -212,7 +214,7 @@ class EvaluatorRunner:
         naps that end as soon as ingest goes quiet (or the runner is closing), and never longer
         than MAX_PAUSE_SECONDS: a write that waited behind a long ingest commit is not CPU."""
         until = time.monotonic() + min(took * (1 / BUSY_SHARE - 1), MAX_PAUSE_SECONDS)
-        while self._busy() and not self._stopping and time.monotonic() < until:
+        while self.busy() and not self._stopping and time.monotonic() < until:
             time.sleep(min(0.02, max(0.0, until - time.monotonic())))
 
     def close(self) -> None:

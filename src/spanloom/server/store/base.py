@@ -437,6 +437,11 @@ class Store(Protocol):
         until a later turn."""
         ...
 
+    def mark_judged_many(self, marks: Sequence[tuple[str, str, int]]) -> Future[None]:
+        """`mark_judged` for each (project, session id, judged_end_ns), in one write: the session
+        evaluators mark a whole batch without a write (and a wait behind ingest) per session."""
+        ...
+
     def list_spans(self, query: ListQuery) -> Page[SpanRecord]:
         """Spans by (start time, trace id, span id), oldest first, filtered by project, span kind
         and start time (`start_ns`/`end_ns` bound the span's start). Pages partition the spans

@@ -78,6 +78,12 @@ def decode_cursor(
     return value, tuple(key)
 
 
+def last_turns_cursor() -> str:
+    """A turns cursor whose page ends at the session's last turn: `Store.get_session(project, id,
+    limit, last_turns_cursor())` reads a long session from its end, then `previous_cursor` back."""
+    return encode_cursor(TURNS_BEFORE, _INT64 - 1, ("",))
+
+
 def decode_turns_cursor(cursor: str) -> tuple[str, int, str]:
     """(TURNS_FROM or TURNS_BEFORE, start time, trace id) of a session's turns cursor."""
     for kind in (TURNS_FROM, TURNS_BEFORE):

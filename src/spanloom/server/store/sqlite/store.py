@@ -289,16 +289,15 @@ class SqliteStore:
         return future
 
     def mark_judged(self, project: str, session_id: str, judged_end_ns: int) -> Future[None]:
+        return self.mark_judged_many([(project, session_id, judged_end_ns)])
+
+    def mark_judged_many(self, marks: Sequence[tuple[str, str, int]]) -> Future[None]:
         if self._closed:
             raise StoreClosedError("the store is closed")
         future: Future[None] = Future()
+        rows = list(marks)  # a copy: the caller's list is theirs
         self._enqueue(
-            _Request(
-                future,
-                marks=lambda connection: evaluation_writes.mark_judged(
-                    connection, [(project, session_id, judged_end_ns)]
-                ),
-            )
+            _Request(future, marks=lambda connection: evaluation_writes.mark_judged(connection, rows))
         )
         return future
 
