@@ -35,7 +35,7 @@ from spanloom.server.store.sqlite.evaluation_writes import (
     TraceOwner,
     UserAggregateRow,
 )
-from spanloom.server.store.sqlite.trace_rollup import saturated
+from spanloom.server.store.trace_rollup import saturated
 
 # (project, user, name) -> [count, scored, score_micros, passed]
 _UserDeltas = dict[tuple[str, str, str], list[int]]

@@ -10,7 +10,7 @@ from typing import Any
 
 from spanloom.server.store.base import ListQuery, Page, SpanRecord
 from spanloom.server.store.cursor import decode_cursor, encode_cursor
-from spanloom.server.store.sqlite.statements import to_json
+from spanloom.server.store.json_values import to_json
 
 # What a trace's outline reads of each span: everything but the texts, attributes and events,
 # which are most of a span's bytes (a trace may hold up to 100,000 spans).

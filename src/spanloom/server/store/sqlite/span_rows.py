@@ -7,8 +7,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from spanloom.server.store.base import SpanRecord
-from spanloom.server.store.sqlite.statements import to_json
-from spanloom.server.store.sqlite.trace_rollup import TraceRollup, compute_trace, facts_of
+from spanloom.server.store.json_values import to_json
+from spanloom.server.store.trace_rollup import TraceRollup, compute_trace, facts_of
 
 INPUT_VALUE_KEY = "input.value"
 OUTPUT_VALUE_KEY = "output.value"
