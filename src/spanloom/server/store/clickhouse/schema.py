@@ -1,0 +1,331 @@
+"""The ClickHouse schema: tables designed for the reads spanloom serves, and their DDL for one
+server (or chDB) and for a cluster.
+
+Layout (why each table is ordered as it is):
+
+- ``spans``: MergeTree, insert-only, ordered by (project, start_ns, trace_id, span_id): the span
+  list pages in that order, and a trace's spans are one key range (its project and time window,
+  known from its trace row). The writer never inserts a span twice (writer.py), so no read needs
+  FINAL or a dedup. Long texts ZSTD, ids and kinds LowCardinality where they repeat.
+- ``trace_keys``: trace id -> (project, session): ordered by trace id alone, with small granules,
+  so the writer's "which of these traces are stored, and whose are they" and every read by trace
+  id are a few granules, not a scan.
+- ``traces``: one row per trace (its rollup), ReplacingMergeTree(version, deleted) ordered by
+  (project, session_id, trace_id): a session's turns are one key range. A trace moving to another
+  session (a late root) gets a tombstone under its old key. Read with FINAL.
+- ``sessions``, ``users``: one row per (project, id), rewritten by the writer whenever a trace of
+  theirs changes (recounted from the trace rows, see rollups.py); read with FINAL, so lists sort
+  and page over a few thousand small rows, never over traces.
+- ``evaluations`` and the per-session/per-user aggregates ``session_evaluations``,
+  ``user_evaluations``: as sessions and users.
+- ``write_log``: a batch's trace ids before it is written and a mark after: a batch cut short (a
+  crash, a failed insert) is recounted from the stored spans at the next start (writer.py).
+
+Versions are the writer's clock (strictly increasing); ``deleted`` = 1 hides a key under FINAL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+TEXT = "String CODEC(ZSTD(3))"
+NULLABLE_TEXT = "Nullable(String) CODEC(ZSTD(3))"
+TIME = "Int64 CODEC(Delta, ZSTD(1))"
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    columns: tuple[tuple[str, str], ...]
+    order_by: str
+    replacing: bool = False  # ReplacingMergeTree(version, deleted)
+    deletable: bool = True  # has the `deleted` column (with replacing)
+    shard_by: str = "rand()"  # cluster mode: every version of a key lands on one shard
+    settings: str = ""
+    ttl: str = ""
+    indexes: tuple[str, ...] = ()
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.columns)
+
+
+_VERSION = (("version", "UInt64"),)
+_DELETED = (("deleted", "UInt8"),)
+
+SPANS = Table(
+    "spans",
+    (
+        ("project", "LowCardinality(String)"),
+        ("start_ns", TIME),
+        ("trace_id", "String"),
+        ("span_id", "String"),
+        ("parent_span_id", "Nullable(String)"),
+        ("end_ns", TIME),
+        ("name", "LowCardinality(String)"),
+        ("otel_kind", "LowCardinality(String)"),
+        ("span_kind", "LowCardinality(String)"),
+        ("session_id", "Nullable(String)"),
+        ("user_id", "Nullable(String)"),
+        ("status_code", "LowCardinality(String)"),
+        ("status_message", TEXT),
+        ("model", "LowCardinality(Nullable(String))"),
+        ("prompt_tokens", "Nullable(Int64)"),
+        ("completion_tokens", "Nullable(Int64)"),
+        ("total_tokens", "Nullable(Int64)"),
+        ("cost", "Nullable(Float64)"),
+        ("has_input", "UInt8"),
+        ("has_output", "UInt8"),
+        ("input_key", "LowCardinality(Nullable(String))"),
+        ("input_at", "Nullable(Int32)"),
+        ("output_key", "LowCardinality(Nullable(String))"),
+        ("output_at", "Nullable(Int32)"),
+        ("tags", TEXT),
+        ("metadata", TEXT),
+        ("input", NULLABLE_TEXT),
+        ("output", NULLABLE_TEXT),
+        ("attributes", TEXT),
+        ("events", TEXT),
+        # One service's resource is the same text on every span: a dictionary of a few entries.
+        ("resource", "LowCardinality(String)"),
+    ),
+    order_by="(project, start_ns, trace_id, span_id)",
+    shard_by="cityHash64(trace_id)",
+    # Spans named by id alone (an evaluation without trace_id): a skip index, not a scan.
+    indexes=("INDEX span_id_index span_id TYPE bloom_filter(0.01) GRANULARITY 1",),
+)
+
+TRACE_KEYS = Table(
+    "trace_keys",
+    (
+        ("trace_id", "String"),
+        ("project", "LowCardinality(String)"),
+        ("session_id", "String"),
+        *_VERSION,
+        *_DELETED,
+    ),
+    order_by="trace_id",
+    replacing=True,
+    shard_by="cityHash64(trace_id)",
+    # Random ids: a lookup of a few hundred ids reads that many small granules.
+    settings="index_granularity = 512",
+)
+
+TRACE_COLUMNS = (
+    ("project", "LowCardinality(String)"),
+    ("session_id", "String"),  # '' for none
+    ("trace_id", "String"),
+    ("user_id", "String"),  # '' for none
+    ("root_span_id", "Nullable(String)"),
+    ("name", "String"),
+    ("span_kind", "LowCardinality(String)"),
+    ("start_ns", TIME),
+    ("end_ns", TIME),
+    ("latency_ms", "Float64"),
+    ("span_count", "Int64"),
+    ("error_count", "Int64"),
+    ("total_tokens", "Int64"),
+    ("cost", "Float64"),
+    ("cost_nanos", "Int64"),
+    ("status", "LowCardinality(String)"),
+    ("has_input", "UInt8"),
+    ("has_output", "UInt8"),
+    ("labeled", "UInt8"),
+    ("tags", TEXT),
+    ("metadata", TEXT),
+    ("input_span_id", "Nullable(String)"),
+    ("output_span_id", "Nullable(String)"),
+    # The trace's texts, copied from its spans: list pages show them and search them without
+    # reaching into the spans.
+    ("input", NULLABLE_TEXT),
+    ("output", NULLABLE_TEXT),
+    # Span kinds and models of the trace's spans, for the trace list's filters.
+    ("span_kinds", "Array(LowCardinality(String))"),
+    ("models", "Array(LowCardinality(String))"),
+    *_VERSION,
+    *_DELETED,
+)
+TRACES = Table(
+    "traces",
+    TRACE_COLUMNS,
+    order_by="(project, session_id, trace_id)",
+    replacing=True,
+    shard_by="cityHash64(project, session_id)",
+)
+
+SESSIONS = Table(
+    "sessions",
+    (
+        ("project", "LowCardinality(String)"),
+        ("session_id", "String"),
+        ("user_id", "String"),
+        ("trace_count", "Int64"),
+        ("start_ns", "Int64"),
+        ("end_ns", "Int64"),
+        ("total_tokens", "Int64"),
+        ("cost", "Float64"),
+        ("cost_nanos", "Int64"),
+        ("error_count", "Int64"),
+        ("latency_p50_ms", "Float64"),
+        ("latency_p95_ms", "Float64"),
+        ("first_input_trace", "Nullable(String)"),
+        ("last_output_trace", "Nullable(String)"),
+        ("tags", TEXT),
+        ("metadata", TEXT),
+        *_VERSION,
+        *_DELETED,
+    ),
+    order_by="(project, session_id)",
+    replacing=True,
+    shard_by="cityHash64(project, session_id)",
+)
+
+USERS = Table(
+    "users",
+    (
+        ("project", "LowCardinality(String)"),
+        ("user_id", "String"),
+        ("session_count", "Int64"),
+        ("trace_count", "Int64"),
+        ("total_tokens", "Int64"),
+        ("cost", "Float64"),
+        ("cost_nanos", "Int64"),
+        ("error_count", "Int64"),
+        ("first_seen_ns", "Int64"),
+        ("last_seen_ns", "Int64"),
+        *_VERSION,
+        *_DELETED,
+    ),
+    order_by="(project, user_id)",
+    replacing=True,
+    shard_by="cityHash64(project, user_id)",
+)
+
+EVALUATIONS = Table(
+    "evaluations",
+    (
+        ("project", "LowCardinality(String)"),
+        ("trace_id", "String"),
+        ("span_id", "String"),
+        ("name", "LowCardinality(String)"),
+        ("source", "LowCardinality(String)"),
+        ("score", "Nullable(Float64)"),
+        ("label", "Nullable(String)"),
+        ("passed", "UInt8"),
+        ("time_ns", "Int64"),
+        ("explanation", NULLABLE_TEXT),
+        *_VERSION,
+    ),
+    order_by="(project, trace_id, span_id, name, source)",
+    replacing=True,
+    deletable=False,
+    shard_by="cityHash64(trace_id)",
+)
+
+_AGGREGATE = (
+    ("name", "LowCardinality(String)"),
+    ("result_count", "Int64"),
+    ("scored", "Int64"),
+    ("score_micros", "Int64"),
+    ("passed", "Int64"),
+    ("mean_score", "Nullable(Float64)"),
+)
+SESSION_EVALUATIONS = Table(
+    "session_evaluations",
+    (
+        ("project", "LowCardinality(String)"),
+        ("session_id", "String"),
+        *_AGGREGATE,
+        ("worst_trace_id", "Nullable(String)"),
+        ("worst_span_id", "Nullable(String)"),
+        *_VERSION,
+        *_DELETED,
+    ),
+    order_by="(project, session_id, name)",
+    replacing=True,
+    shard_by="cityHash64(project, session_id)",
+)
+USER_EVALUATIONS = Table(
+    "user_evaluations",
+    (("project", "LowCardinality(String)"), ("user_id", "String"), *_AGGREGATE, *_VERSION, *_DELETED),
+    order_by="(project, user_id, name)",
+    replacing=True,
+    shard_by="cityHash64(project, user_id)",
+)
+
+WRITE_LOG = Table(
+    "write_log",
+    (
+        ("batch", "UInt64"),
+        ("done", "UInt8"),
+        ("trace_ids", "Array(String)"),
+        ("sessions", "Array(Tuple(String, String))"),
+        ("users", "Array(Tuple(String, String))"),
+        ("written", "DateTime DEFAULT now()"),
+    ),
+    order_by="batch",
+    # A batch is recovered at the next start at the latest; a week of marks is plenty.
+    ttl="written + INTERVAL 7 DAY",
+)
+
+MIGRATIONS = Table(
+    "schema_migrations",
+    (("version", "UInt32"), ("applied", "DateTime DEFAULT now()")),
+    order_by="version",
+)
+
+# Version 1 (spanloom 0.1.0): every table. Later versions add their own statements.
+V1_TABLES = (
+    SPANS,
+    TRACE_KEYS,
+    TRACES,
+    SESSIONS,
+    USERS,
+    EVALUATIONS,
+    SESSION_EVALUATIONS,
+    USER_EVALUATIONS,
+    WRITE_LOG,
+)
+
+
+def _engine(table: Table, cluster: str | None, database: str) -> str:
+    family = "ReplacingMergeTree" if table.replacing else "MergeTree"
+    arguments = []
+    if cluster is not None:
+        family = f"Replicated{family}"
+        # The usual macros of a cluster's config: each shard's replicas share one path.
+        arguments = [f"'/clickhouse/tables/{{shard}}/{database}/{table.name}'", "'{replica}'"]
+    if table.replacing:
+        arguments.append("version")
+        if table.deletable:
+            arguments.append("deleted")
+    return f"{family}({', '.join(arguments)})"
+
+
+def create_statements(table: Table, database: str, cluster: str | None = None) -> list[str]:
+    """The DDL creating `table` in `database`: one table on a server (or chDB); on a cluster, a
+    replicated local table on every node and a Distributed table of the same name over them
+    (sharded so that every version of a key lands on the same shard: FINAL stays exact)."""
+    on_cluster = f" ON CLUSTER {cluster}" if cluster else ""
+    local = f"{table.name}_local" if cluster else table.name
+    body = ",\n    ".join([*(f"{name} {kind}" for name, kind in table.columns), *table.indexes])
+    tail = f"\nORDER BY {table.order_by}"
+    if table.ttl:
+        tail += f"\nTTL {table.ttl}"
+    if table.settings:
+        tail += f"\nSETTINGS {table.settings}"
+    statements = [
+        f"CREATE TABLE IF NOT EXISTS {database}.{local}{on_cluster} (\n    {body}\n)"
+        f"\nENGINE = {_engine(table, cluster, database)}{tail}"
+    ]
+    if cluster:
+        statements.append(
+            f"CREATE TABLE IF NOT EXISTS {database}.{table.name}{on_cluster} AS {database}.{local}"
+            f"\nENGINE = Distributed({cluster}, {database}, {local}, {table.shard_by})"
+        )
+    return statements
+
+
+def create_database(database: str, cluster: str | None = None) -> str:
+    on_cluster = f" ON CLUSTER {cluster}" if cluster else ""
+    return f"CREATE DATABASE IF NOT EXISTS {database}{on_cluster}"

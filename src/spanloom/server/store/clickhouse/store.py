@@ -1,0 +1,361 @@
+"""`ClickHouseStore`: the `Store` protocol over ClickHouse, embedded (chDB) or a server.
+
+One writer thread fed by a bounded queue, as in the SQLite store: `insert_spans` puts a request
+on the queue and returns a future (or raises `StoreBusyError` when the queue is full); the writer
+takes everything waiting, up to `max_batch_spans`, writes it as one batch (writer.py) and only
+then resolves the futures: a 200 means the inserts returned from ClickHouse. If a batch fails,
+each request is tried alone, so one bad request cannot fail the others; a request that still
+fails gets `StoreUnavailableError` (503), the half-written batch is recounted (writer.recover)
+before the next write, and the writer goes on.
+
+Reads: each reading thread has its own client (a client runs one query at a time); they read the
+rows as the last insert left them, never a duplicate (no insert is ever repeated, and rollup rows
+are read with FINAL).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future, InvalidStateError
+from dataclasses import dataclass, replace
+from typing import Any
+
+from spanloom.server.store.base import (
+    InsertResult,
+    ListQuery,
+    Page,
+    Progress,
+    ProjectSummary,
+    SessionDetail,
+    SessionSummary,
+    SpanRecord,
+    StoreBusyError,
+    StoreClosedError,
+    StoreOpenError,
+    StoreUnavailableError,
+    TraceDetail,
+    TraceSummary,
+    UserDetail,
+    UserSummary,
+)
+from spanloom.server.store.clickhouse import (
+    evaluation_reads,
+    session_reads,
+    span_reads,
+    trace_reads,
+    user_reads,
+)
+from spanloom.server.store.clickhouse.location import Location, connect
+from spanloom.server.store.clickhouse.migrations import SchemaTooNewError, migrate
+from spanloom.server.store.clickhouse.writer import Writer
+from spanloom.server.store.cursor import TRACE_SPANS_CURSOR, decode_cursor, encode_cursor
+from spanloom.server.store.evaluation_types import (
+    EvaluationGroup,
+    EvaluationInput,
+    EvaluationInsertResult,
+    GroupBy,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _Request:
+    future: Future[Any]
+    spans: Sequence[SpanRecord] = ()
+    evaluations: Sequence[EvaluationInput] = ()
+    projects: frozenset[str] | None = None
+
+    @property
+    def size(self) -> int:
+        return len(self.spans) + len(self.evaluations)
+
+
+_STOP = None
+
+
+def _settle(future: Future[Any], result: Any = None, error: BaseException | None = None) -> None:
+    """Resolve a caller's future unless it is done (cancelled when its client went away)."""
+    if future.done():
+        return
+    try:
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+    except InvalidStateError:
+        pass
+
+
+def _unavailable(error: Exception) -> StoreUnavailableError:
+    full = "NOT_ENOUGH_SPACE" in str(error) or "No space left" in str(error)
+    message = (
+        f"storage is full ({error}): nothing more was stored; retry once space is freed"
+        if full
+        else f"storage failed ({type(error).__name__}: {error}): retry later"
+    )
+    unavailable = StoreUnavailableError(message[:2000], full=full)
+    unavailable.__cause__ = error
+    return unavailable
+
+
+class ClickHouseStore:
+    """Spans in ClickHouse: chDB in this process, or a server or cluster over HTTP."""
+
+    def __init__(
+        self,
+        location: Location,
+        *,
+        queue_size: int = 16,
+        max_batch_spans: int = 8192,
+        progress: Progress | None = None,
+    ) -> None:
+        """Opens (creating or upgrading) the database and repairs any batch a crash cut short.
+        Raises StoreOpenError, having changed nothing, for a database it cannot use."""
+        self.location = location
+        self._clients: list[Any] = []
+        self._clients_lock = threading.Lock()
+        self._local = threading.local()
+        try:
+            admin = connect(location)
+            try:
+                migrate(admin, location.database, location.cluster, progress)
+            finally:
+                admin.close()
+            self._writer_client = self._connect()
+            self._writer = Writer(self._writer_client)
+            repaired = self._writer.recover()
+            if repaired and progress is not None:
+                progress(f"recounted {repaired} batch(es) a stop cut short")
+        except SchemaTooNewError as error:
+            self._close_clients()
+            raise StoreOpenError(f"cannot open {location.url}: {error}") from error
+        except Exception as error:
+            self._close_clients()
+            raise StoreOpenError(f"cannot open {location.url} as a spanloom store: {error}") from error
+        self._needs_recovery = False
+        self._queue: queue.Queue[_Request | None] = queue.Queue(maxsize=max(1, queue_size))
+        self._max_batch_spans = max_batch_spans
+        self._closed = False
+        self._thread = threading.Thread(
+            target=self._run_writer, name="spanloom-clickhouse-writer", daemon=True
+        )
+        self._thread.start()
+
+    def _connect(self) -> Any:
+        client = connect(self.location, self.location.database)
+        with self._clients_lock:
+            self._clients.append(client)
+        return client
+
+    def _close_clients(self) -> None:
+        with self._clients_lock:
+            for client in self._clients:
+                try:
+                    client.close()
+                except Exception:  # closing is best effort: the engine goes with the process
+                    logger.debug("spanloom: closing a ClickHouse client failed", exc_info=True)
+            self._clients.clear()
+
+    # --- writing ---
+    def insert_spans(
+        self, spans: Sequence[SpanRecord], projects: frozenset[str] | None = None
+    ) -> Future[InsertResult]:
+        if self._closed:
+            raise StoreClosedError("the store is closed")
+        future: Future[InsertResult] = Future()
+        if not spans:
+            future.set_result(InsertResult(accepted=0))
+            return future
+        self._enqueue(_Request(future, spans=list(spans), projects=projects))
+        return future
+
+    def insert_evaluations(
+        self, evaluations: Sequence[EvaluationInput], projects: frozenset[str] | None = None
+    ) -> Future[EvaluationInsertResult]:
+        if self._closed:
+            raise StoreClosedError("the store is closed")
+        future: Future[EvaluationInsertResult] = Future()
+        if not evaluations:
+            future.set_result(EvaluationInsertResult(accepted=0))
+            return future
+        self._enqueue(_Request(future, evaluations=list(evaluations), projects=projects))
+        return future
+
+    def _enqueue(self, request: _Request) -> None:
+        try:
+            self._queue.put_nowait(request)
+        except queue.Full:
+            raise StoreBusyError("the write queue is full") from None
+
+    def _run_writer(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is _STOP:
+                break
+            batch = [first]
+            count = first.size
+            while count < self._max_batch_spans:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stopping = True
+                    break
+                batch.append(item)
+                count += item.size
+            try:
+                self._write(batch)
+            except Exception as error:  # never let the writer die: every later write would wait
+                logger.exception("spanloom: the writer failed on %d requests", len(batch))
+                for request in batch:
+                    _settle(request.future, error=error)
+
+    def _write(self, requests: list[_Request]) -> None:
+        if self._needs_recovery:
+            try:
+                self._writer.recover()
+                self._needs_recovery = False
+            except Exception as error:
+                for request in requests:
+                    _settle(request.future, error=_unavailable(error))
+                return
+        spans = [request for request in requests if request.spans]
+        try:
+            results = self._writer.write_spans([(request.spans, request.projects) for request in spans])
+            for request, result in zip(spans, results, strict=True):
+                _settle(request.future, result)
+        except Exception as error:
+            self._needs_recovery = True
+            if len(spans) == 1:
+                logger.error("spanloom: writing %d spans failed: %s", spans[0].size, error)
+                _settle(spans[0].future, error=_unavailable(error))
+            else:
+                for request in spans:
+                    self._write([request])
+        for request in requests:
+            if request.evaluations:
+                try:
+                    _settle(
+                        request.future, self._writer.write_evaluations(request.evaluations, request.projects)
+                    )
+                except Exception as error:
+                    self._needs_recovery = True
+                    logger.error("spanloom: writing %d results failed: %s", request.size, error)
+                    _settle(request.future, error=_unavailable(error))
+
+    # --- reading ---
+    def _reader(self) -> Any:
+        client = getattr(self._local, "client", None)
+        if client is None:
+            if self._closed:
+                raise StoreClosedError("the store is closed")
+            client = self._local.client = self._connect()
+        return client
+
+    def list_projects(self) -> list[ProjectSummary]:
+        rows = (
+            self._reader()
+            .query(
+                "SELECT project, sum(span_count), count(), uniqExactIf(session_id, session_id != ''),"
+                " uniqExactIf(user_id, user_id != ''), min(start_ns), max(end_ns)"
+                " FROM traces FINAL GROUP BY project ORDER BY project"
+            )
+            .result_rows
+        )
+        return [ProjectSummary(*row) for row in rows]
+
+    def list_sessions(self, query: ListQuery) -> Page[SessionSummary]:
+        return session_reads.list_sessions(self._reader(), query)
+
+    def get_session(self, project: str, session_id: str) -> SessionDetail | None:
+        client = self._reader()
+        summary = session_reads.select_session(client, project, session_id)
+        if summary is None:
+            return None
+        turns = trace_reads.select_session_turns(client, project, session_id)
+        return SessionDetail(summary, turns, span_reads.select_session_tool_spans(client, turns))
+
+    def find_session_projects(self, session_id: str) -> list[str]:
+        return session_reads.select_session_projects(self._reader(), session_id)
+
+    def list_users(self, query: ListQuery) -> Page[UserSummary]:
+        return user_reads.list_users(self._reader(), query)
+
+    def get_user(self, project: str, user_id: str, sessions: ListQuery | None = None) -> UserDetail | None:
+        client = self._reader()
+        summary = user_reads.select_user(client, project, user_id)
+        if summary is None:
+            return None
+        session_query = replace(sessions or ListQuery(), project=project, user_id=user_id)
+        return UserDetail(summary, session_reads.list_sessions(client, session_query))
+
+    def find_user_projects(self, user_id: str) -> list[str]:
+        return user_reads.select_user_projects(self._reader(), user_id)
+
+    def list_traces(self, query: ListQuery) -> Page[TraceSummary]:
+        return trace_reads.list_traces(self._reader(), query)
+
+    def get_trace(
+        self, trace_id: str, limit: int | None = None, cursor: str | None = None
+    ) -> TraceDetail | None:
+        after = decode_cursor(cursor, TRACE_SPANS_CURSOR)[1][0] if cursor else ""
+        client = self._reader()
+        summary = trace_reads.select_trace(client, trace_id)
+        if summary is None:
+            return None
+        if limit is None and not cursor:
+            return TraceDetail(summary, span_reads.select_trace_spans(client, summary))
+        spans, next_after = span_reads.select_trace_span_page(
+            client, summary, limit or summary.span_count or 1, after
+        )
+        next_cursor = encode_cursor(TRACE_SPANS_CURSOR, 0, (next_after,)) if next_after else None
+        return TraceDetail(summary, spans, next_cursor)
+
+    def get_trace_outline(self, trace_id: str) -> TraceDetail | None:
+        client = self._reader()
+        summary = trace_reads.select_trace(client, trace_id)
+        if summary is None:
+            return None
+        return TraceDetail(summary, span_reads.select_trace_outline(client, summary))
+
+    def get_spans(self, trace_id: str, span_ids: Sequence[str]) -> list[SpanRecord]:
+        client = self._reader()
+        summary = trace_reads.select_trace(client, trace_id)
+        if summary is None or not span_ids:
+            return []
+        return span_reads.select_spans(client, summary, span_ids)
+
+    def count_trace_spans(self, trace_ids: Sequence[str]) -> dict[str, int]:
+        counts = dict.fromkeys(trace_ids, 0)
+        counts.update(trace_reads.select_trace_span_counts(self._reader(), list(counts)))
+        return counts
+
+    def list_spans(self, query: ListQuery) -> Page[SpanRecord]:
+        return span_reads.list_spans(self._reader(), query)
+
+    def count_spans(self, query: ListQuery) -> int:
+        return span_reads.count_spans(self._reader(), query)
+
+    def list_evaluation_names(self, project: str | None = None) -> list[str]:
+        return evaluation_reads.list_evaluation_names(self._reader(), project)
+
+    def summarize_evaluations(
+        self, group_by: GroupBy, name: str | None = None, project: str | None = None, limit: int = 50
+    ) -> list[EvaluationGroup]:
+        return evaluation_reads.summarize(self._reader(), group_by, name, project, limit)
+
+    # --- lifecycle ---
+    def close(self) -> None:
+        """Finish queued writes, stop the writer, close every client. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(_STOP)
+        self._thread.join()
+        self._close_clients()
