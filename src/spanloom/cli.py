@@ -213,7 +213,9 @@ def migrate(source: str, destination: str, cluster: str | None) -> None:
             raise click.ClickException(str(error)) from None
         try:
             total = from_store.count_spans(ListQuery())
-            with click.progressbar(length=total, label=f"spanloom: copying {total:,} spans", file=sys.stderr) as bar:
+            with click.progressbar(
+                length=total, label=f"spanloom: copying {total:,} spans", file=sys.stderr
+            ) as bar:
                 copy_spans(from_store, to_store, bar.update)
             results = copy_evaluations(from_store, to_store)
             click.echo(f"spanloom: copied {results:,} evaluation results")

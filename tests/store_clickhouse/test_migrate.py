@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from click.testing import CliRunner
+from tests.chdb_kit import chdb_url
 
 from spanloom.cli import cli
 from spanloom.server.store.base import ListQuery, SpanRecord
 from spanloom.server.store.evaluation_types import EvaluationInput
 from spanloom.server.store.url import open_store
-from tests.chdb_kit import chdb_url
 
 T0 = 1_760_000_000_000_000_000
 
