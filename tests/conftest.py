@@ -14,6 +14,16 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from spanloom import SessionSpanProcessor
 
+# The store backends the server, API, page and browser tests run on (see tests/server/_server_kit.py).
+STORE_BACKENDS = ("sqlite", "chdb")
+
+
+@pytest.fixture(scope="module", params=STORE_BACKENDS)
+def store_backend(request: pytest.FixtureRequest) -> str:
+    """The store backend of a test that runs on each (module-scoped: a module's shared server is
+    built once per backend)."""
+    return request.param
+
 
 @pytest.fixture
 def exporter() -> InMemorySpanExporter:

@@ -16,10 +16,12 @@ import uvicorn
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+from tests.chdb_kit import chdb_url
 
 from spanloom.server.app import create_app
 from spanloom.server.settings import Settings
-from spanloom.server.store.sqlite import SqliteStore
+from spanloom.server.store.base import Store
+from spanloom.server.store.url import open_store
 
 _T = TypeVar("_T")
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
@@ -29,7 +31,7 @@ BASE_TIME_NS = 1_750_000_000 * 10**9
 @dataclass
 class RunningServer:
     url: str
-    store: SqliteStore
+    store: Store
     settings: Settings
     client: httpx.Client
     app: Any = None
@@ -55,11 +57,15 @@ class RunningServer:
 
 
 @contextmanager
-def run_server(db_path: Path, *, log_level: str = "warning", **overrides: Any) -> Iterator[RunningServer]:
-    """A real uvicorn on 127.0.0.1, port 0, in a background thread, over a fresh SqliteStore."""
+def run_server(
+    db_path: Path, *, log_level: str = "warning", backend: str = "sqlite", **overrides: Any
+) -> Iterator[RunningServer]:
+    """A real uvicorn on 127.0.0.1, port 0, in a background thread, over a fresh store: the SQLite
+    file `db_path`, or (backend "chdb") a chDB store of `db_path`'s directory."""
     settings = Settings(db_path=db_path, **overrides)
-    store = SqliteStore(
-        db_path,
+    url = f"sqlite:///{db_path}" if backend == "sqlite" else chdb_url(db_path.parent)
+    store = open_store(
+        url,
         queue_size=settings.write_queue_size,
         max_batch_spans=settings.max_batch_spans,
         max_db_pages=settings.max_db_pages,
