@@ -1,0 +1,51 @@
+"""A batch cut short between its inserts (ClickHouse has no transaction over several tables) is
+recounted from what was stored: before the next write, or at the next start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from tests.chdb_kit import chdb_url
+from tests.store_contract.contract_kit import assert_lists_match_recount, every, span, write
+
+from spanloom.server.store.base import StoreUnavailableError
+from spanloom.server.store.clickhouse.writer import Writer
+from spanloom.server.store.url import open_store
+
+
+def _fail_rollups_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = Writer._write_rollups
+    calls = {"n": 0}
+
+    def failing(self: Writer, *args: object) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("the server went away mid-batch")
+        real(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Writer, "_write_rollups", failing)
+
+
+@pytest.mark.parametrize("repair", ["next write", "restart"])
+def test_a_batch_cut_short_is_recounted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, repair: str):
+    url = chdb_url(tmp_path)
+    store = open_store(url)
+    write(store, [span(1, 2, parent=1, session_id="old", user_id="u-old", cost=0.5)])
+    _fail_rollups_once(monkeypatch)
+    # The late root moves the trace to another session; the batch dies after its trace rows.
+    with pytest.raises(StoreUnavailableError):
+        write(store, [span(1, 1, session_id="new", user_id="u-new"), span(2, 1, session_id="new")])
+    if repair == "restart":
+        store.close()
+        store = open_store(url)
+    else:
+        write(store, [span(3, 1, session_id="other")])
+    try:
+        sessions = {s.session_id: s.trace_count for s in every(store.list_sessions)}
+        expected = {"new": 2} if repair == "restart" else {"new": 2, "other": 1}
+        assert sessions == expected
+        assert {u.user_id for u in every(store.list_users)} == {"u-new"}
+        assert_lists_match_recount(store)
+    finally:
+        store.close()
