@@ -4,10 +4,11 @@ Also: the JavaScript quickstart in js/README.md runs as written and its span car
 
 `js/e2e/run.mjs` uses the JavaScript package (`js/`) to send a two-turn session to a real
 spanloom server. Each turn is a span in Node plus a POST to the Python back end below, carrying
-the ``traceparent`` and ``baggage`` headers. The back end extracts them and records its LLM span
-with spanloom's Python SDK (`register()`: `SessionSpanProcessor` reads the ids from baggage). The
-session must then show both turns, each with the Node span and the Python LLM span, all in the
-same session and user.
+the ``traceparent`` and ``baggage`` headers (the script opts in with ``propagate: true``: the
+helpers keep the ids inside the process by default, see js/test/baggage-http.test.mjs). The
+back end extracts them and records its LLM span with spanloom's Python SDK (`register()`:
+`SessionSpanProcessor` reads the ids from baggage). The session must then show both turns, each
+with the Node span and the Python LLM span, all in the same session and user.
 
 Needs Node and `js/node_modules` (`cd js && npm ci`): skipped without them, except in CI
 (`CI` set), where `.ci/run` installs them and a missing install is a failure. A missing or stale

@@ -37,3 +37,9 @@ def test_import_contracts():
     # import-linter holds the layering of DESIGN.md: the SDK never imports the server or CLI.
     result = run(tool("lint-imports"))
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy():
+    # The type checker over src/ ([tool.mypy] in pyproject.toml); each remaining ignore says why.
+    result = run(tool("mypy"))
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -2,8 +2,9 @@
 //
 //   node e2e/run.mjs <spanloom-server-url> <backend-url> [session-id] [user-id]
 //
-// Each turn is a span in Node, inside usingAttributes({ sessionId, userId }), that POSTs the
-// question to the back end with the W3C `traceparent` and `baggage` headers. The back end (see
+// Each turn is a span in Node, inside usingAttributes({ sessionId, userId, propagate: true }) (the
+// ids go into W3C baggage only when asked), that POSTs the question to the back end with the W3C
+// `traceparent` and `baggage` headers. The back end (see
 // tests/test_js_e2e.py) extracts them and records its LLM span with spanloom's Python SDK. The
 // script prints one JSON line: the ids and the trace id of each turn.
 //
@@ -26,7 +27,7 @@ const questions = ["Where is my order A-1001?", "When will it arrive?"];
 const traceIds = [];
 
 for (const [index, question] of questions.entries()) {
-  await usingAttributes({ sessionId, userId, metadata: { turn: index + 1 }, tags: ["e2e"] }, () =>
+  await usingAttributes({ sessionId, userId, metadata: { turn: index + 1 }, tags: ["e2e"], propagate: true }, () =>
     tracer.startActiveSpan(`turn ${index + 1}`, async (span) => {
       try {
         span.setAttributes({ "openinference.span.kind": "CHAIN", "input.value": question });

@@ -2,12 +2,12 @@
  * Session, user, metadata and tags in the OpenTelemetry context, mirroring the Python SDK's
  * `using_session` / `using_user` / `using_attributes`.
  *
- * Each helper runs `fn` in a context that holds the values twice:
- *
- * - under spanloom's own context keys, which `SessionSpanProcessor` reads first;
- * - for ids, in W3C Baggage (`session.id`, `user.id`), exactly as the seed document's
- *   `propagation.createBaggage` examples do, so the W3C baggage propagator carries them to the
- *   next service on outgoing HTTP calls.
+ * Each helper runs `fn` in a context that holds the values under spanloom's own context keys,
+ * which `SessionSpanProcessor` reads: the ids stay inside the process, as with the Python SDK.
+ * With `propagate: true` the ids also go into W3C Baggage (`session.id`, `user.id`), exactly as
+ * the seed document's `propagation.createBaggage` examples put them, and the W3C baggage
+ * propagator then sends them with every outgoing HTTP request an instrumented client makes, to
+ * whichever host it goes (LLM vendors and other third parties included). So that is opt-in.
  *
  * The context keys are registered symbols named after the span attributes themselves
  * (`Symbol.for("session.id")`), the JavaScript counterpart of the Python SDK using the plain
@@ -49,9 +49,16 @@ export interface SpanloomAttributes {
   /** Tags, stored as the string-list attribute `tag.tags`. Nested blocks add up. */
   tags?: string[];
   /**
-   * Also write the ids into W3C Baggage (default `true`), so instrumented HTTP clients carry
-   * them to other services. `false` keeps them in this process.
+   * Also write the ids into W3C Baggage (default `false`), so that instrumented HTTP clients
+   * send them, in the `baggage` header, to every host they call: a back end of yours, and any
+   * third-party API alike. Leave it off for ids that must stay in this process.
    */
+  propagate?: boolean;
+}
+
+/** What `usingSession` and `usingUser` accept besides the id. */
+export interface PropagationOptions {
+  /** Also write the id into W3C Baggage (default `false`); see `SpanloomAttributes.propagate`. */
   propagate?: boolean;
 }
 
@@ -138,7 +145,7 @@ export function contextWithAttributes(
       );
     }
   }
-  const { sessionId, userId, metadata, tags, propagate = true } = attributes;
+  const { sessionId, userId, metadata, tags, propagate = false } = attributes;
   const baggage: Array<[string, string]> = [];
   if (sessionId != null && validId(sessionId, "sessionId")) {
     ctx = ctx.setValue(SESSION_ID_KEY, sessionId);
@@ -171,29 +178,63 @@ export function contextWithAttributes(
   return ctx;
 }
 
+function optionsAndFn<T>(
+  optionsOrFn: PropagationOptions | (() => T),
+  maybeFn: (() => T) | undefined,
+  helper: string,
+): [boolean, () => T] {
+  if (typeof optionsOrFn === "function") return [false, optionsOrFn];
+  checkFn(maybeFn, helper);
+  if (!isPlainObject(optionsOrFn)) {
+    reject(`${helper}:options`, `${helper} options must be an object, got ${describe(optionsOrFn)}`);
+    return [false, maybeFn as () => T];
+  }
+  return [optionsOrFn.propagate === true, maybeFn as () => T];
+}
+
+function usingId<T>(
+  key: symbol,
+  baggageKey: string,
+  what: string,
+  id: string,
+  propagate: boolean,
+  fn: () => T,
+): T {
+  if (!validId(id, what)) return fn();
+  const ctx = context.active().setValue(key, id);
+  return runIn(propagate ? withBaggageEntries(ctx, [[baggageKey, id]]) : ctx, fn);
+}
+
 /**
- * Run `fn` with a session id: every span started inside (and, through the baggage header,
- * in services it calls) carries `session.id` and `gen_ai.conversation.id`. Returns what `fn`
- * returns, a Promise included; the id holds across its `await`s and timers.
+ * Run `fn` with a session id: every span started inside carries `session.id` and
+ * `gen_ai.conversation.id`. Returns what `fn` returns, a Promise included; the id holds across
+ * its `await`s and timers. The id stays in this process unless `{ propagate: true }` is given,
+ * which also puts it into W3C Baggage for outgoing requests:
+ * `usingSession("conv-42", { propagate: true }, fn)`.
  */
-export function usingSession<T>(sessionId: string, fn: () => T): T {
-  checkFn(fn, "usingSession");
-  if (!validId(sessionId, "sessionId")) return fn();
-  const ctx = context.active().setValue(SESSION_ID_KEY, sessionId);
-  return runIn(withBaggageEntries(ctx, [[BAGGAGE_SESSION_ID, sessionId]]), fn);
+export function usingSession<T>(sessionId: string, fn: () => T): T;
+export function usingSession<T>(sessionId: string, options: PropagationOptions, fn: () => T): T;
+export function usingSession<T>(
+  sessionId: string,
+  optionsOrFn: PropagationOptions | (() => T),
+  maybeFn?: () => T,
+): T {
+  const [propagate, fn] = optionsAndFn(optionsOrFn, maybeFn, "usingSession");
+  return usingId(SESSION_ID_KEY, BAGGAGE_SESSION_ID, "sessionId", sessionId, propagate, fn);
 }
 
 /** Run `fn` with a user id: every span started inside carries `user.id`. Same forms as `usingSession`. */
-export function usingUser<T>(userId: string, fn: () => T): T {
-  checkFn(fn, "usingUser");
-  if (!validId(userId, "userId")) return fn();
-  const ctx = context.active().setValue(USER_ID_KEY, userId);
-  return runIn(withBaggageEntries(ctx, [[BAGGAGE_USER_ID, userId]]), fn);
+export function usingUser<T>(userId: string, fn: () => T): T;
+export function usingUser<T>(userId: string, options: PropagationOptions, fn: () => T): T;
+export function usingUser<T>(userId: string, optionsOrFn: PropagationOptions | (() => T), maybeFn?: () => T): T {
+  const [propagate, fn] = optionsAndFn(optionsOrFn, maybeFn, "usingUser");
+  return usingId(USER_ID_KEY, BAGGAGE_USER_ID, "userId", userId, propagate, fn);
 }
 
 /**
  * Run `fn` with any of session id, user id, metadata and tags set. Metadata merges with an
- * enclosing block's (inner keys win) and tags add up.
+ * enclosing block's (inner keys win) and tags add up. `propagate: true` also puts the ids (never
+ * metadata or tags) into W3C Baggage for outgoing requests.
  */
 export function usingAttributes<T>(attributes: SpanloomAttributes, fn: () => T): T {
   checkFn(fn, "usingAttributes");

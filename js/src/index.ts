@@ -15,6 +15,7 @@ export {
   usingAttributes,
   usingSession,
   usingUser,
+  type PropagationOptions,
   type SpanloomAttributes,
 } from "./context.js";
 export { MAX_BAGGAGE_ID_LENGTH, SessionSpanProcessor, type SessionSpanProcessorOptions } from "./processor.js";

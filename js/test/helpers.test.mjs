@@ -41,13 +41,11 @@ afterEach(() => {
   exporter.reset();
 });
 
-test("usingSession and usingUser stamp ids, set baggage, and return fn's result", async () => {
+test("usingSession and usingUser stamp ids, keep them out of baggage, and return fn's result", async () => {
   const result = usingSession("s-1", () =>
     usingUser("u-1", () => {
       work();
-      const baggage = propagation.getActiveBaggage();
-      assert.equal(baggage.getEntry("session.id").value, "s-1");
-      assert.equal(baggage.getEntry("user.id").value, "u-1");
+      assert.equal(propagation.getActiveBaggage(), undefined);
       return 42;
     }),
   );
@@ -119,22 +117,46 @@ test("metadata that JSON cannot encode becomes a string, never an error", async 
   assert.equal(typeof span.attributes.metadata, "string");
 });
 
-test("propagate: false keeps the ids out of baggage but on spans", async () => {
-  usingAttributes({ sessionId: "private", propagate: false }, () => {
-    assert.equal(propagation.getActiveBaggage(), undefined);
+test("the ids stay out of baggage unless propagate: true, and stay on spans either way", async () => {
+  for (const options of [{}, { propagate: false }]) {
+    usingAttributes({ sessionId: "private", userId: "me", ...options }, () => {
+      assert.equal(propagation.getActiveBaggage(), undefined);
+      work();
+    });
+  }
+  usingAttributes({ sessionId: "shared", userId: "you", metadata: { a: 1 }, tags: ["t"], propagate: true }, () => {
+    const entries = Object.fromEntries(propagation.getActiveBaggage().getAllEntries().map(([k, v]) => [k, v.value]));
+    assert.deepEqual(entries, { "session.id": "shared", "user.id": "you" }); // ids only, never metadata or tags
     work();
   });
-  const [span] = await finished();
-  assert.equal(span.attributes["session.id"], "private");
+  usingSession("s-opt-in", { propagate: true }, () =>
+    usingUser("u-opt-in", { propagate: true }, () => {
+      const baggage = propagation.getActiveBaggage();
+      assert.equal(baggage.getEntry("session.id").value, "s-opt-in");
+      assert.equal(baggage.getEntry("user.id").value, "u-opt-in");
+      work();
+    }),
+  );
+  usingSession("s-opt-out", { propagate: false }, () => assert.equal(propagation.getActiveBaggage(), undefined));
+  const spans = await finished();
+  assert.deepEqual(
+    spans.map((span) => [span.attributes["session.id"], span.attributes["user.id"]]),
+    [
+      ["private", "me"],
+      ["private", "me"],
+      ["shared", "you"],
+      ["s-opt-in", "u-opt-in"],
+    ],
+  );
 });
 
-test("the helpers' baggage travels in the W3C headers; the ids merge with baggage already there", () => {
+test("with propagate: true the ids travel in the W3C headers, merged with baggage already there", () => {
   const withTeam = propagation.setBaggage(
     context.active(),
     propagation.createBaggage({ team: { value: "search" } }),
   );
   context.with(withTeam, () =>
-    usingAttributes({ sessionId: "s h/1", userId: "alice" }, () =>
+    usingAttributes({ sessionId: "s h/1", userId: "alice", propagate: true }, () =>
       tracer.startActiveSpan("client", (span) => {
         const headers = propagationHeaders();
         span.end();

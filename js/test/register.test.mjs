@@ -58,7 +58,7 @@ test("register() installs the provider, the async context manager and the W3C pr
   assert.equal(helper.resource.attributes["project.name"], "from-env");
 
   const carrier = {};
-  usingSession("s-1", () => tracer.startActiveSpan("out", (span) => {
+  usingSession("s-1", { propagate: true }, () => tracer.startActiveSpan("out", (span) => {
     propagation.inject(context.active(), carrier);
     span.end();
   }));

@@ -74,6 +74,21 @@ SERVER_SWITCH_INTERVAL_SECONDS = 0.001
     "Distributed tables over them (see docs/clickhouse.md).",
 )
 @click.option(
+    "--retention-days",
+    type=click.IntRange(1, None),
+    default=None,
+    help="Delete sessions whose last turn, and traces without a session, ended more than this many "
+    "days ago (checked every 10 minutes). Default: $SPANLOOM_RETENTION_DAYS, else keep everything.",
+)
+@click.option(
+    "--retention",
+    "retention_by_project",
+    multiple=True,
+    metavar="PROJECT=DAYS",
+    help="The same for one project, winning over --retention-days (repeatable). $SPANLOOM_RETENTION "
+    'takes "shop=7,support=30".',
+)
+@click.option(
     "--insecure",
     is_flag=True,
     help="Allow a non-loopback --host without SPANLOOM_API_KEY or SPANLOOM_KEYS_FILE: anyone who can "
@@ -92,6 +107,8 @@ def serve(
     db: Path | None,
     store_url: str | None,
     cluster: str | None,
+    retention_days: int | None,
+    retention_by_project: tuple[str, ...],
     insecure: bool,
     log_level: str,
 ) -> None:
@@ -104,13 +121,19 @@ def serve(
     SPANLOOM_MAX_ATTRIBUTES_PER_SPAN, SPANLOOM_WRITE_QUEUE_SIZE, SPANLOOM_MAX_BATCH_SPANS,
     SPANLOOM_PRICING_FILE (a JSON price table overriding the built-in one),
     SPANLOOM_MAX_KEY_FAILURES_PER_MINUTE (wrong keys per address before 429, default 30),
-    SPANLOOM_TRACE_PAGE_SPANS, SPANLOOM_EVALUATORS_FILE, SPANLOOM_MAX_DB_PAGES.
+    SPANLOOM_TRACE_PAGE_SPANS, SPANLOOM_EVALUATORS_FILE, SPANLOOM_MAX_DB_PAGES,
+    SPANLOOM_RETENTION_DAYS, SPANLOOM_RETENTION (PROJECT=DAYS,...), SPANLOOM_RETENTION_INTERVAL.
     """
     from spanloom.server.auth.keys import KeyRing
-    from spanloom.server.settings import Settings
+    from spanloom.server.settings import Settings, parse_retention
 
     try:
-        settings = Settings.from_env(db_path=db.expanduser() if db else None, store_url=store_url)
+        settings = Settings.from_env(
+            db_path=db.expanduser() if db else None,
+            store_url=store_url,
+            retention_days=retention_days,
+            retention_by_project=parse_retention(retention_by_project) or None,
+        )
         # Read now: a malformed keys file stops the command before anything listens.
         keys = KeyRing.from_settings(settings.api_key, settings.keys_file)
     except ValueError as error:

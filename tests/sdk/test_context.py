@@ -87,15 +87,55 @@ def test_exit_undoes_a_context_attached_inside_and_never_detached():
     assert get_current().get("leaked") is None
 
 
-def test_exit_after_the_context_was_replaced_wholesale_restores_nothing():
+def test_exit_after_the_context_was_replaced_wholesale_restores_what_the_block_replaced():
     def scenario() -> None:
+        outer = get_current()
         with using_session("s1"):
             attach(Context({"replaced": True}))  # not derived from the block's context
-        # The exit could not know what to restore, so it left the context alone (and logged).
+        # The exit resets its own enter's token: back to exactly what the block replaced.
+        assert get_current() is outer
+
+    contextvars.copy_context().run(scenario)
+    assert current_ids() == (None, None)
+
+
+def test_exit_after_a_leak_inside_a_helper_entered_in_another_thread_restores_nothing(caplog):
+    # A shared helper whose last enter was in another thread: its token cannot be reset here,
+    # and guessing would hand this thread that thread's context. (Both enters are below some
+    # other context: an enter at the root needs no token, what it replaced is the root.)
+    import threading
+
+    helper = using_user("shared-leak")
+
+    def enter_elsewhere() -> None:
+        attach(set_value("thread", "other"))
+        helper.__enter__()
+
+    def scenario() -> None:
+        attach(set_value("request", "r1"))
+        with helper:
+            entered_elsewhere = threading.Thread(target=enter_elsewhere)
+            entered_elsewhere.start()
+            entered_elsewhere.join()
+            attach(Context({"replaced": True}))
         assert get_current() == {"replaced": True}
 
     contextvars.copy_context().run(scenario)
     assert current_ids() == (None, None)
+    assert "context exit failed" in caplog.text
+
+
+def test_exit_after_a_leak_in_a_block_entered_at_the_root_restores_the_root():
+    def scenario() -> None:
+        root = get_current()
+        helper = using_session("root-leak")
+        with helper:
+            with helper:  # the same helper again, below the first: this one keeps a token
+                assert current_ids()[0] == "root-leak"
+            attach(set_value("leaked", "yes"))
+        assert get_current() is root
+
+    contextvars.copy_context().run(scenario)
 
 
 def test_one_instance_from_two_tasks_at_once():
@@ -310,7 +350,6 @@ def test_using_attributes_everything():
         attributes = dict(get_attributes_from_context())
     assert attributes == {
         "session.id": "s",
-        "gen_ai.conversation.id": "s",
         "user.id": "u",
         "metadata": '{"k": "v"}',
         "tag.tags": ["t"],

@@ -105,3 +105,35 @@ def test_mask_attributes_drops_hidden_mime_types():
     config = TraceConfig(hide_inputs=True)
     masked = config.mask_attributes({"input.value": "x", "input.mime_type": "text/plain", "other": 1})
     assert masked == {"input.value": REDACTED_VALUE, "other": 1}
+
+
+@pytest.mark.parametrize("prefix", ["OPENINFERENCE_", "FI_"])
+def test_openinference_and_traceai_variables_are_read(monkeypatch, prefix):
+    monkeypatch.setenv(prefix + "HIDE_INPUTS", "true")
+    monkeypatch.setenv(prefix + "HIDE_OUTPUT_MESSAGES", "1")
+    monkeypatch.setenv(prefix + "BASE64_IMAGE_MAX_LENGTH", "100")
+    config = TraceConfig()
+    assert config.hide_inputs is True
+    assert config.hide_output_messages is True
+    assert config.hide_outputs is False
+    assert config.base64_image_max_length == 100
+
+
+def test_spanloom_variables_win_then_openinference_then_traceai(monkeypatch):
+    monkeypatch.setenv("SPANLOOM_HIDE_INPUTS", "false")
+    monkeypatch.setenv("OPENINFERENCE_HIDE_INPUTS", "true")
+    monkeypatch.setenv("FI_HIDE_INPUTS", "true")
+    monkeypatch.setenv("OPENINFERENCE_HIDE_OUTPUTS", "false")
+    monkeypatch.setenv("FI_HIDE_OUTPUTS", "true")
+    monkeypatch.setenv("SPANLOOM_BASE64_IMAGE_MAX_LENGTH", "10")
+    monkeypatch.setenv("FI_BASE64_IMAGE_MAX_LENGTH", "20")
+    config = TraceConfig()
+    assert config.hide_inputs is False
+    assert config.hide_outputs is False
+    assert config.base64_image_max_length == 10
+    assert TraceConfig(hide_inputs=True).hide_inputs is True  # an argument beats them all
+
+
+def test_openinference_older_spelling_of_embedding_vectors(monkeypatch):
+    monkeypatch.setenv("OPENINFERENCE_HIDE_EMBEDDINGS_VECTORS", "true")
+    assert TraceConfig().hide_embedding_vectors is True

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 from opentelemetry import baggage, propagate
-from opentelemetry.context import attach, detach
+from opentelemetry.context import attach, detach, set_value
 from opentelemetry.instrumentation.httpx import SyncOpenTelemetryTransport
 
 from spanloom import (
@@ -35,6 +35,18 @@ def test_plain_start_as_current_span_carries_ids(provider, exporter):
     assert attributes["session.id"] == "conv-42"
     assert attributes["gen_ai.conversation.id"] == "conv-42"
     assert attributes["user.id"] == "alice"
+
+
+def test_tags_from_the_context_are_copied_not_shared(provider, exporter):
+    # The context holds tags as a list (OpenInference's form); a span must not share it.
+    tags = ["first"]
+    token = attach(set_value("tag.tags", tags))
+    try:
+        provider.get_tracer("test").start_span("work").end()
+    finally:
+        detach(token)
+    tags.append("added later")
+    assert only_span(exporter).attributes["tag.tags"] == ("first",)
 
 
 def test_no_ids_outside_the_block(provider, exporter):

@@ -6,9 +6,19 @@ import asyncio
 import json
 
 import pytest
-from opentelemetry.trace import StatusCode
+from openinference.semconv.trace import OpenInferenceSpanKindValues
+from opentelemetry.trace import SpanKind as OTelSpanKind
+from opentelemetry.trace import StatusCode, get_current_span, set_span_in_context
 
-from spanloom import REDACTED_VALUE, SpanKind, TraceConfig, get_tracer, suppress_tracing, using_attributes
+from spanloom import (
+    REDACTED_VALUE,
+    SpanKind,
+    SpanloomWarning,
+    TraceConfig,
+    get_tracer,
+    suppress_tracing,
+    using_attributes,
+)
 
 
 @pytest.fixture
@@ -250,3 +260,45 @@ def test_unserializable_arguments_never_break_the_call(tracer, exporter):
         return 5
 
     assert accept(Opaque()) == 5
+
+
+KIND_FORMS = [
+    SpanKind.RETRIEVER,
+    "retriever",
+    "RETRIEVER",
+    OpenInferenceSpanKindValues.RETRIEVER,
+]
+
+
+@pytest.mark.parametrize("keyword", ["span_kind", "openinference_span_kind", "fi_span_kind"])
+@pytest.mark.parametrize("kind", KIND_FORMS, ids=repr)
+def test_span_kind_under_every_name_and_form(tracer, exporter, keyword, kind):
+    with using_attributes(session_id="hand"), tracer.start_as_current_span("current", **{keyword: kind}):
+        pass
+    tracer.start_span("started", **{keyword: kind}).end()
+    for name in ("current", "started"):
+        recorded = spans_by_name(exporter)[name]
+        assert recorded.attributes["openinference.span.kind"] == "RETRIEVER", name
+        assert recorded.attributes["gen_ai.span.kind"] == "RETRIEVER", name
+    assert spans_by_name(exporter)["current"].attributes["session.id"] == "hand"
+
+
+def test_start_as_current_span_takes_opentelemetrys_arguments_in_order(tracer, exporter):
+    parent = tracer.start_span("parent")
+    with tracer.start_as_current_span(
+        "child", set_span_in_context(parent), OTelSpanKind.CLIENT, {"custom": 1}
+    ) as span:
+        assert get_current_span() is span
+    parent.end()
+    child = spans_by_name(exporter)["child"]
+    assert child.parent.span_id == parent.get_span_context().span_id
+    assert child.kind is OTelSpanKind.CLIENT
+    assert child.attributes["custom"] == 1
+    assert child.attributes["openinference.span.kind"] == "CHAIN"
+
+
+def test_an_unknown_span_kind_warns_and_records_chain(tracer, exporter, monkeypatch):
+    monkeypatch.delenv("SPANLOOM_STRICT", raising=False)
+    with pytest.warns(SpanloomWarning, match="span kind"):
+        tracer.start_span("odd", openinference_span_kind="banana").end()
+    assert spans_by_name(exporter)["odd"].attributes["openinference.span.kind"] == "CHAIN"

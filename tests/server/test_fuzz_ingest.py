@@ -332,7 +332,7 @@ def test_fuzz_ingest_long_run(server: RunningServer, case: tuple[str, dict[str, 
 def test_the_server_survived_and_counts_add_up(server: RunningServer):
     """After the fuzzing: still up, and every valid batch is there, once."""
     assert server.get("/api/projects").status_code == 200
-    sessions = server.get_json("/api/sessions/fuzz")
+    sessions = server.get_json("/api/sessions/fuzz", project="test")
     assert sessions["session"]["trace_count"] if "session" in sessions else True
     FIGURES["final_check"] += 1
 

@@ -63,11 +63,15 @@ def test_real_exporter_groups_turns_into_sessions_and_users(server: RunningServe
     assert [turn["input"] for turn in alice["turns"]] == ["weather in Paris?", "and in Atlantis?"]
     assert alice["first_input"] == "weather in Paris?"
     assert alice["last_output"] == "echo: and in Atlantis?"
-    assert alice["first_failing_turn"] == {
-        "index": 1,
-        "trace_id": alice["turns"][1]["trace_id"],
-        "reason": "error",
-    }
+    failing = alice["first_failing_turn"]
+    assert (failing["index"], failing["trace_id"], failing["reason"]) == (
+        1,
+        alice["turns"][1]["trace_id"],
+        "error",
+    )
+    # Its cursor opens the page that starts at it.
+    page = server.get_json("/api/sessions/s-alice", cursor=failing["cursor"], limit=1)
+    assert page["turns_offset"] == 1 and [t["trace_id"] for t in page["turns"]] == [failing["trace_id"]]
     assert alice["error_count"] == 1 and alice["tags"] == ["beta"] and alice["metadata"] == {"plan": "pro"}
     assert alice["latency_p95_ms"] >= alice["latency_p50_ms"] > 0
 

@@ -21,6 +21,7 @@ from spanloom.server.store.base import (
     InsertResult,
     ListQuery,
     Page,
+    ProjectSummary,
     SessionSummary,
     SpanRecord,
     Store,
@@ -294,6 +295,21 @@ def assert_lists_match_recount(store: Store) -> Recount:
             for trace in sorted(expected.traces.values(), key=lambda t: (t.start_time_ns, t.trace_id))
             if (trace.project, trace.session_id) == key
         ]
+    projects: dict[str, list[TraceSummary]] = {}
+    for trace in expected.traces.values():
+        projects.setdefault(trace.project, []).append(trace)
+    assert store.list_projects() == [
+        ProjectSummary(
+            name=name,
+            span_count=sum(trace.span_count for trace in traces),
+            trace_count=len(traces),
+            session_count=sum(key[0] == name for key in expected.sessions),
+            user_count=sum(key[0] == name for key in expected.users),
+            first_span_time_ns=min(trace.start_time_ns for trace in traces),
+            last_span_time_ns=max(trace.end_time_ns for trace in traces),
+        )
+        for name, traces in sorted(projects.items())
+    ]
     stored_users = {(item.project, item.user_id): item for item in every(store.list_users)}
     assert stored_users.keys() == expected.users.keys()
     for key, summary in stored_users.items():

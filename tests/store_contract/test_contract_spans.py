@@ -12,6 +12,7 @@ from contract_kit import T0, every, span, span_id, trace_id, write
 
 from spanloom.server.store.base import ListQuery, SpanRecord, Store
 from spanloom.server.store.cursor import InvalidCursorError
+from spanloom.server.store.evaluation_types import EvaluationInput
 
 
 def rich_span() -> SpanRecord:
@@ -162,3 +163,72 @@ def test_spans_stored_while_a_client_pages_never_repeat_one(store: Store):
     keys = [(s.trace_id, s.span_id) for s in first.items + rest]
     assert len(keys) == len(set(keys))
     assert {(trace_id(1), span_id(1000 + n)) for n in range(1, 11)} <= set(keys)
+
+
+def test_a_sessions_turns_page_both_ways(store: Store):
+    """A session's turns come `limit` at a time, forwards and back, each page in time order and
+    numbered by its offset; the first failing turn is found over the whole session."""
+    turns = 23
+    write(
+        store,
+        [
+            span(
+                number,
+                1,
+                start_ms=number * 10,
+                session_id="long",
+                status_code="ERROR" if number == 17 else "OK",
+            )
+            for number in range(1, turns + 1)
+        ],
+    )
+    whole = store.get_session("p1", "long")
+    assert whole is not None and len(whole.turns) == turns and whole.next_cursor is None
+    order = [turn.trace_id for turn in whole.turns]
+    assert whole.first_failing is not None
+    assert (whole.first_failing.index, whole.first_failing.reason) == (16, "error")
+    assert whole.first_failing.trace_id == trace_id(17)
+    seen, cursor, offsets = [], None, []
+    while True:
+        page = store.get_session("p1", "long", limit=5, cursor=cursor)
+        assert page is not None and 1 <= len(page.turns) <= 5
+        offsets.append(page.first_turn_index)
+        assert [turn.trace_id for turn in page.turns] == order[
+            page.first_turn_index : page.first_turn_index + len(page.turns)
+        ]
+        assert set(page.tool_calls) <= {turn.trace_id for turn in page.turns}
+        assert page.first_failing == whole.first_failing
+        seen += page.turns
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert offsets == [0, 5, 10, 15, 20] and [turn.trace_id for turn in seen] == order
+    # Back from the last page: the pages before it, in order, to the first.
+    backwards, cursor = [], page.previous_cursor
+    while cursor:
+        older = store.get_session("p1", "long", limit=5, cursor=cursor)
+        assert older is not None
+        backwards.append(older.first_turn_index)
+        cursor = older.previous_cursor
+    assert backwards == [15, 10, 5, 0]
+    at_failure = store.get_session("p1", "long", limit=5, cursor=whole.first_failing.cursor)
+    assert at_failure is not None and at_failure.first_turn_index == 16
+    assert at_failure.turns[0].trace_id == trace_id(17)
+    assert at_failure.next_cursor is not None and at_failure.previous_cursor is not None
+    with pytest.raises(InvalidCursorError):
+        store.get_session("p1", "long", limit=5, cursor="garbage")
+
+
+def test_a_failing_evaluation_marks_a_turn_too(store: Store):
+    write(store, [span(number, 1, start_ms=number, session_id="judged") for number in range(1, 6)])
+    whole = store.get_session("p1", "judged")
+    assert whole is not None and whole.first_failing is None
+    store.insert_evaluations(
+        [EvaluationInput(name="ok", source="api", trace_id=trace_id(4), label="fail")]
+    ).result(timeout=30)
+    store.insert_evaluations(
+        [EvaluationInput(name="ok", source="api", trace_id=trace_id(2), label="pass")]
+    ).result(timeout=30)
+    judged = store.get_session("p1", "judged", limit=2)
+    assert judged is not None and judged.first_failing is not None
+    assert (judged.first_failing.index, judged.first_failing.reason) == (3, "evaluation")

@@ -50,7 +50,7 @@ def test_a_0_1_0_file_upgrades_keeping_every_span(old_db: Path):
     lines: list[str] = []
     store = open_store(str(old_db), progress=lines.append)
     try:
-        assert lines[0].startswith("upgrading the database to schema 2") and lines[-1].endswith("schema 2")
+        assert lines[0].startswith("upgrading the database to schema 2") and lines[-1].endswith("schema 3")
         stored = every(store.list_spans, limit=50)
         assert {(span.trace_id, span.span_id) for span in stored} == spans_before
         assert store.count_spans(ListQuery()) == len(spans_before) == 82
@@ -77,7 +77,7 @@ def test_a_0_1_0_file_upgrades_keeping_every_span(old_db: Path):
         )
     finally:
         store.close()
-    assert _read(old_db, "PRAGMA user_version") == [(2,)]
+    assert _read(old_db, "PRAGMA user_version") == [(3,)]
     # Opening it again is quiet: nothing left to upgrade.
     again: list[str] = []
     open_store(str(old_db), progress=again.append).close()

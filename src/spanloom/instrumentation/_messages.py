@@ -75,7 +75,7 @@ def _make_encoder() -> Callable[[Any, int], Iterable[str]]:
     make = getattr(json.encoder, "c_make_encoder", None)
     if make is None:
         return lambda value, _level: (encoder.encode(value),)
-    return make(  # type: ignore[no-any-return]
+    return make(
         None,
         encoder.default,
         json.encoder.encode_basestring,
@@ -204,6 +204,20 @@ def request_parameters(
         if key not in content_keys:
             parameters[key] = value
     return payload, parameters
+
+
+def with_formats_named(kwargs: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """`kwargs` with the classes a ``parse()`` call takes as its output format (a pydantic
+    model in ``response_format``, ``text_format``...) given by name: the JSON of the request
+    would otherwise hold their repr. A copy: the call's own arguments are never changed."""
+    if not any(isinstance(kwargs.get(key), type) for key in keys):
+        return kwargs
+    named = dict(kwargs)
+    for key in keys:
+        value = named.get(key)
+        if isinstance(value, type):
+            named[key] = value.__name__
+    return named
 
 
 def input_json(payload: Any, config: TraceConfig) -> str:

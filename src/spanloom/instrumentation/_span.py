@@ -34,7 +34,7 @@ from spanloom.instrumentation._messages import materialize
 from spanloom.instrumentation._streams import record_stream
 from spanloom.sdk._guard import log_failure
 from spanloom.sdk._runtime import attach_fast, current_context, detach_fast
-from spanloom.sdk.context import get_attributes_from_context, is_tracing_suppressed
+from spanloom.sdk.context import is_tracing_suppressed, span_attributes_from_context
 from spanloom.sdk.mask import TraceConfig
 
 _CLIENT = OTelSpanKind.CLIENT
@@ -129,16 +129,17 @@ def write_attributes(span: Any, attributes: dict[str, Any]) -> None:
     value length limit, a table about to overflow, another SDK's span, an unexpected value)
     takes the public path, which applies the SDK's own rules (dropping the oldest first).
     """
-    bounded = getattr(span, "_attributes", None)
+    # The SDK span's BoundedAttributes, read through its private fields (see above).
+    bounded: Any = getattr(span, "_attributes", None)
     store = getattr(bounded, "_dict", None)
     if (
         type(store) is dict
-        and bounded.max_value_len is None  # type: ignore[union-attr]
-        and not bounded._immutable  # type: ignore[union-attr]
-        and (bounded.maxlen is None or len(store) + len(attributes) <= bounded.maxlen)  # type: ignore[union-attr]
+        and bounded.max_value_len is None
+        and not bounded._immutable
+        and (bounded.maxlen is None or len(store) + len(attributes) <= bounded.maxlen)
         and _plain(attributes)
     ):
-        with bounded._lock:  # type: ignore[union-attr]
+        with bounded._lock:
             store.update(attributes)
         return
     span.set_attributes(attributes)
@@ -185,7 +186,7 @@ class Call:
                     attributes.update(outputs)
                 attributes.update(self.operation.static)
                 # The context's ids go last: an attribute limit drops the oldest attributes first.
-                attributes.update(get_attributes_from_context(self.context))
+                attributes.update(span_attributes_from_context(self.context))
                 config = self.config
                 if not config.is_noop:
                     attributes = config.mask_attributes(attributes)
@@ -227,7 +228,7 @@ def finish_call(call: Call, operation: Operation, result: Any) -> Any:
             outputs = operation.response(result, call.config)
         elif operation.stream_types and isinstance(result, operation.stream_types):
             call.build_inputs()  # now, before the caller's code runs and may change the request
-            if record_stream(result, call, operation.accumulator(call.config, call.request)):  # type: ignore[misc]
+            if record_stream(result, call, operation.accumulator(call.config, call.request)):  # type: ignore[misc]  # accumulator is set for streaming operations
                 return result
         # Anything else is a raw-response wrapper (`with_raw_response`): its body is the caller's
         # to read, so the span keeps the request side only.

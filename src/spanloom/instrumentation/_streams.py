@@ -166,7 +166,7 @@ class _Close:
 class _AsyncClose(_Close):
     __slots__ = ()
 
-    async def __call__(self) -> Any:  # type: ignore[override]
+    async def __call__(self) -> Any:
         stream = self.stream()
         try:
             if stream is not None:

@@ -24,12 +24,12 @@ MakeContext = Callable[[Context], Context]
 def decorate(fn: _F, make_context: MakeContext) -> _F:
     """`fn`, running with `make_context(current)` attached, whatever kind of callable it is."""
     if inspect.isasyncgenfunction(fn):
-        return _wrap_async_generator(fn, make_context)  # type: ignore[return-value]
+        return _wrap_async_generator(fn, make_context)  # type: ignore[return-value]  # same signature as fn
     if inspect.isgeneratorfunction(fn):
-        return _wrap_generator(fn, make_context)  # type: ignore[return-value]
+        return _wrap_generator(fn, make_context)  # type: ignore[return-value]  # same signature as fn
     if inspect.iscoroutinefunction(fn):
-        return _wrap_coroutine(fn, make_context)  # type: ignore[return-value]
-    return _wrap_function(fn, make_context)  # type: ignore[return-value]
+        return _wrap_coroutine(fn, make_context)  # type: ignore[return-value]  # same signature as fn
+    return _wrap_function(fn, make_context)  # type: ignore[return-value]  # same signature as fn
 
 
 def _wrap_function(fn: Callable[..., Any], make_context: MakeContext) -> Callable[..., Any]:

@@ -44,7 +44,7 @@ def guarded(site: str, default: Any = None) -> Callable[[_F], _F]:
                 log_failure(site)
                 return default
 
-        return wrapper  # type: ignore[return-value]
+        return wrapper  # type: ignore[return-value]  # same signature as fn
 
     return decorate
 

@@ -8,6 +8,7 @@ the default runtime context is in use, these names are that variable's own metho
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Callable
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -27,14 +28,17 @@ def _runtime_context_variable() -> contextvars.ContextVar[Context] | None:
 # three layers of wrapper functions (the public attach/detach/get_current do exactly this).
 # Any other runtime context configured through OTEL_PYTHON_CONTEXT gets the public functions.
 _RUNTIME_VARIABLE = _runtime_context_variable()
+get_current_fast: Callable[[], Context]
+attach_fast: Callable[[Context], Any]  # returns the token reset_fast takes
+reset_fast: Callable[[Any], Any]
 if _RUNTIME_VARIABLE is not None:
     get_current_fast = _RUNTIME_VARIABLE.get
     attach_fast = _RUNTIME_VARIABLE.set
     reset_fast = _RUNTIME_VARIABLE.reset
 else:  # pragma: no cover - only with a custom OTEL_PYTHON_CONTEXT
     get_current_fast = get_current
-    attach_fast = attach  # type: ignore[assignment]
-    reset_fast = detach  # type: ignore[assignment]
+    attach_fast = attach
+    reset_fast = detach
 
 
 # The current OpenTelemetry context: the fast path of `opentelemetry.context.get_current`.

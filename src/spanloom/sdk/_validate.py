@@ -49,7 +49,7 @@ def valid_metadata(metadata: object) -> dict[str, Any] | None:
     return {str(key): value for key, value in metadata.items()}
 
 
-def valid_tags(tags: object) -> tuple[str, ...] | None:
+def valid_tags(tags: object) -> list[str] | None:
     if isinstance(tags, str) or not isinstance(tags, Iterable):
         reject(f"tags must be a list of strings, got {type(tags).__name__}", TypeError)
         return None
@@ -57,7 +57,7 @@ def valid_tags(tags: object) -> tuple[str, ...] | None:
     if not all(isinstance(tag, str) for tag in tags):
         reject(f"tags must be a list of strings, got {tags!r:.80}", TypeError)
         return None
-    return tuple(dict.fromkeys(clean_text(tag) for tag in tags))
+    return [clean_text(tag) for tag in tags]  # in the order given, as OpenInference keeps them
 
 
 def valid_optional_str(value: object, what: str) -> bool:

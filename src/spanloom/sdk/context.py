@@ -4,28 +4,34 @@ The context keys are the span attribute names themselves (``"session.id"``, ``"u
 ``"metadata"``, ``"tag.tags"``, ``"llm.prompt_template.*"``), not keys made by
 ``opentelemetry.context.create_key``. That is deliberate: OpenInference and traceAI use the same
 plain keys, so their instrumentors read ids set with spanloom, and spanloom's processor and
-instrumentors read ids set with theirs.
+instrumentors read ids set with theirs. The values are theirs too: metadata as a JSON string,
+tags as a list of strings; and the context a block attaches holds these entries and nothing
+else (`_blocks`), so code written against OpenInference sees the same context.
 
 Each helper works as a context manager (``with`` / ``async with``) and as a decorator on plain
-functions, coroutines, generators and async generators (`_decorate`). What an exit restores
-never lives on the instance: a ``with`` block keeps the context it replaced inside the context
-it attached, so one instance may be entered twice (nested, or from two asyncio tasks or threads
-at once) and each exit restores exactly what its enter replaced. Validation of bad input lives
-in `_validate`, the fast context-variable access in `_runtime`.
+functions, coroutines, generators and async generators (`_decorate`). Validation of bad input
+lives in `_validate`, the attach/exit mechanism in `_blocks`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
-from typing import Any, TypeVar
+import json
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from opentelemetry.baggage import _BAGGAGE_KEY
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, Context
 
 from spanloom import semconv
-from spanloom.sdk._decorate import decorate
-from spanloom.sdk._guard import log_failure
-from spanloom.sdk._runtime import attach_fast, get_current_fast, root_context
+from spanloom.sdk._blocks import (
+    NOTHING,
+    BlockContext,
+    ContextAttributes,
+    EntriesAttributes,
+    IdAttributes,
+    id_helper_class,
+)
+from spanloom.sdk._runtime import attach_fast, get_current_fast
 from spanloom.sdk._text import clean_text, dumps
 from spanloom.sdk._validate import (
     reject,
@@ -35,24 +41,22 @@ from spanloom.sdk._validate import (
     valid_tags,
 )
 
-_F = TypeVar("_F", bound=Callable[..., Any])
+__all__ = ["ContextAttributes"]
 
-# Context keys. The public ones equal the attribute names (see the module docstring).
+# Context keys. They equal the attribute names (see the module docstring).
 SESSION_ID_KEY = semconv.SESSION_ID
 USER_ID_KEY = semconv.USER_ID
 METADATA_KEY = semconv.METADATA  # JSON string, as OpenInference stores it
-TAGS_KEY = semconv.TAG_TAGS  # tuple of str
+TAGS_KEY = semconv.TAG_TAGS  # list of str, as OpenInference stores it
 PROMPT_TEMPLATE_KEY = semconv.LLM_PROMPT_TEMPLATE
 PROMPT_TEMPLATE_VERSION_KEY = semconv.LLM_PROMPT_TEMPLATE_VERSION
 PROMPT_TEMPLATE_VARIABLES_KEY = semconv.LLM_PROMPT_TEMPLATE_VARIABLES  # JSON string
-# The merged metadata as a dict, so a nested using_metadata merges without parsing JSON.
-_METADATA_DICT_KEY = "spanloom.metadata.dict"
 # OpenTelemetry's instrumentation-suppression key, plus the plain spelling older
 # instrumentations still check.
 SUPPRESS_TRACING_KEY = _SUPPRESS_INSTRUMENTATION_KEY
 _SUPPRESS_TRACING_PLAIN_KEY = "suppress_instrumentation"
 
-# The keys get_attributes_from_context() reports, in order, with the span attribute each fills.
+# The keys get_attributes_from_context() reports, in OpenInference's order.
 _SPAN_ATTRIBUTE_KEYS = (
     SESSION_ID_KEY,
     USER_ID_KEY,
@@ -64,49 +68,26 @@ _SPAN_ATTRIBUTE_KEYS = (
 )
 
 
-# Where a `with` block keeps what its exit restores: the context it replaced, stored inside the
-# context it attached (see ContextAttributes.__enter__).
-_PARENT_KEY = "spanloom.parent_context"
-# The context nobody has attached anything to yet; blocks entered there reuse a prebuilt one.
-_ROOT_CONTEXT = root_context()
-
-
-def _exit_to_parent(self: object, exc_type: object, exc: object, traceback: object) -> None:
-    """Exit of a `with` block: attach again the context its enter replaced."""
-    try:
-        attach_fast(get_current_fast()[_PARENT_KEY])
-    except Exception:
-        # None stored: code inside the block replaced the context wholesale and never
-        # restored it. Restore nothing rather than guess.
-        log_failure("context exit")
-
-
 class _Merge:
-    """What a helper merges with the enclosing context at enter, instead of overwriting it."""
+    """What a helper merges with the enclosing context at enter, instead of replacing it."""
 
     __slots__ = ("baggage", "metadata", "tags")
 
     def __init__(self) -> None:
         self.metadata: dict[str, Any] | None = None
-        self.tags: tuple[str, ...] | None = None
+        self.tags: list[str] | None = None
         self.baggage: dict[str, str] | None = None
 
 
-class ContextAttributes:
-    """Base of every using_* helper: a fixed set of context entries, plus merges done at enter.
+class _MergingAttributes(EntriesAttributes):
+    """A helper whose entries may merge with the enclosing context's: metadata merges (inner
+    keys win), tags add up, ids join the enclosing W3C baggage. Without any of these (`_merge`
+    None) it enters like any helper."""
 
-    `_entries` are written as they are; `_merge` (when set) merges metadata with what the
-    enclosing context holds (inner keys win), adds tags up, and writes ids into W3C baggage.
-
-    An instance holds no state between enter and exit (what the exit restores lives in the
-    context it attached), so one instance can be nested, entered from several tasks or
-    threads at once, and shared: `using_session` and `using_user` hand out cached ones.
-    """
-
-    __slots__ = ("_entries", "_merge")
+    __slots__ = ("_merge",)
 
     def __init__(self) -> None:
-        self._entries: dict[str, object] = {}
+        super().__init__()
         self._merge: _Merge | None = None
 
     def _merging(self) -> _Merge:
@@ -115,101 +96,66 @@ class ContextAttributes:
         return self._merge
 
     def _set_metadata(self, metadata: dict[str, Any]) -> None:
-        self._merging().metadata = metadata
-        # the value when nothing encloses it, computed once
-        self._entries[METADATA_KEY] = dumps(metadata)
-        self._entries[_METADATA_DICT_KEY] = metadata
+        if metadata:  # OpenInference sets nothing for empty metadata
+            self._merging().metadata = metadata
+            self._entries[METADATA_KEY] = dumps(metadata)  # the value when nothing encloses it
 
-    def _set_tags(self, tags: tuple[str, ...]) -> None:
-        self._merging().tags = tags
-        self._entries[TAGS_KEY] = tags
+    def _set_tags(self, tags: list[str]) -> None:
+        if tags:
+            self._merging().tags = tags
+            self._entries[TAGS_KEY] = tags
 
-    def _context(self, current: Context) -> Context:
-        """The context to attach: `current` plus this helper's entries."""
-        if self._merge is None:
-            return Context({**current, **self._entries})
-        return Context({**current, **self._merged_entries(current, self._merge)})
-
-    def _merged_entries(self, current: Context, merge: _Merge) -> dict[str, object]:
-        entries = dict(self._entries)
+    def _values(self, current: Context) -> dict[str, object]:
+        values = current.copy()
+        values.update(self._entries)
+        merge = self._merge
+        if merge is None:
+            return values
         if merge.metadata is not None:
-            outer = current.get(_METADATA_DICT_KEY)
+            outer = _metadata_dict(current.get(METADATA_KEY))
             if outer:
-                merged = {**outer, **merge.metadata}  # type: ignore[dict-item]
-                entries[METADATA_KEY] = dumps(merged)
-                entries[_METADATA_DICT_KEY] = merged
+                values[METADATA_KEY] = dumps({**outer, **merge.metadata})
         if merge.tags is not None:
             outer_tags = current.get(TAGS_KEY)
-            if outer_tags:
-                entries[TAGS_KEY] = tuple(dict.fromkeys((*outer_tags, *merge.tags)))  # type: ignore[misc]
+            if outer_tags and isinstance(outer_tags, (list, tuple)):
+                values[TAGS_KEY] = list(dict.fromkeys((*outer_tags, *merge.tags)))
+            else:
+                values[TAGS_KEY] = list(merge.tags)  # each block its own list: lists are mutable
         if merge.baggage is not None:
             outer_baggage = current.get(_BAGGAGE_KEY) or {}
-            entries[_BAGGAGE_KEY] = {**outer_baggage, **merge.baggage}  # type: ignore[dict-item]
-        return entries
+            values[_BAGGAGE_KEY] = {**outer_baggage, **merge.baggage}  # type: ignore[dict-item]  # context values are untyped
+        return values
 
-    # --- context manager ---
     def __enter__(self) -> ContextAttributes:
+        # EntriesAttributes.__enter__, with `_values` written in for the plain case: entering
+        # using_attributes(session_id=..., user_id=...) is once per request.
         entries = self._entries
         if entries:
             current = get_current_fast()
-            context = self._context(current)
-            # What the exit restores goes into the attached context itself: nested or
-            # concurrent uses of one instance each find their own, and the instance holds no
-            # state. (The context is fresh and seen by nobody yet, so writing into it is safe.)
-            dict.__setitem__(context, _PARENT_KEY, current)
-            attach_fast(context)
+            if self._merge is None:
+                values = current.copy()
+                values.update(entries)
+            else:
+                values = self._values(current)
+            block = BlockContext(values)
+            block.owner = self
+            block.parent = current
+            self._token = attach_fast(block)
         return self
 
-    def __exit__(self, exc_type: object, exc: object, traceback: object) -> None:
-        if self._entries:
-            _exit_to_parent(self, exc_type, exc, traceback)
 
-    async def __aenter__(self) -> ContextAttributes:
-        return self.__enter__()
-
-    async def __aexit__(self, exc_type: object, exc: object, traceback: object) -> None:
-        self.__exit__(exc_type, exc, traceback)
-
-    # --- decorator ---
-    def __call__(self, fn: _F) -> _F:
-        if not callable(fn):
-            reject(f"{type(self).__name__} decorates a callable, got {type(fn).__name__}", TypeError)
-            return fn
-        if not self._entries:
-            return fn
-        return decorate(fn, self._context)
+def _metadata_dict(text: object) -> dict[str, Any] | None:
+    """The enclosing block's metadata (a JSON string, ours or OpenInference's) as a dict."""
+    if not isinstance(text, str):
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
-class _IdAttributes(ContextAttributes):
-    """What using_session / using_user return: one id, never changed after construction.
-
-    Its enter and exit are the base class's, specialized for one key: this is the block an
-    application enters on every request.
-    """
-
-    __slots__ = ("_key", "_root_context", "_value")
-
-    def __init__(self, key: str, value: str) -> None:
-        super().__init__()
-        self._entries[key] = value
-        self._key = key
-        self._value = value
-        # Entered at the root (a script, a worker loop, a request handler with no server span)
-        # the context to attach is always the same: build it once. It holds only the root.
-        self._root_context = Context({key: value, _PARENT_KEY: _ROOT_CONTEXT})
-
-    def __enter__(self) -> ContextAttributes:
-        current = get_current_fast()
-        if current is _ROOT_CONTEXT:
-            attach_fast(self._root_context)
-        else:
-            attach_fast(Context({**current, self._key: self._value, _PARENT_KEY: current}))
-        return self
-
-    __exit__ = _exit_to_parent  # the function itself, not a call to it: one frame less
-
-
-class _PropagatedIdAttributes(ContextAttributes):
+class _PropagatedId(_MergingAttributes):
     """One id that also goes into W3C baggage (`propagate=True`)."""
 
     __slots__ = ()
@@ -220,27 +166,29 @@ class _PropagatedIdAttributes(ContextAttributes):
         self._merging().baggage = {key: value}
 
 
-_NOTHING = ContextAttributes()  # what a rejected id gets: enter, exit and decorate do nothing
-# Helpers per id, reused: most applications enter the same few sessions and users over and
-# over, and building the helper is a third of the cost of a `with` block. Bounded: the cache
-# starts over once it holds this many ids.
-_MAX_CACHED_IDS = 4096
-_SESSION_HELPERS: dict[str, _IdAttributes] = {}
-_USER_HELPERS: dict[str, _IdAttributes] = {}
+_SessionAttributes = id_helper_class(SESSION_ID_KEY, "session")
+_UserAttributes = id_helper_class(USER_ID_KEY, "user")
 
 
-def _id_helper(
-    cache: dict[str, _IdAttributes], key: str, value: object, propagate: bool, what: str
-) -> ContextAttributes:
+class _Unset:
+    """The id of no helper: equal to no string."""
+
+
+# The helper handed out last, per key: code that enters the same id again and again (a loop
+# over one conversation's turns, nested layers each setting the session they were given) gets
+# it back, prebuilt, for one comparison. There is no cache per id: looking up a new id in one
+# costs more than building its helper (hashing it is most of that).
+_LAST_SESSION = [_SessionAttributes.make(_Unset())]  # type: ignore[arg-type]  # a sentinel no id equals
+_LAST_USER = [_UserAttributes.make(_Unset())]  # type: ignore[arg-type]  # a sentinel no id equals
+
+
+def _id_helper(cls: type[IdAttributes], value: object, propagate: bool, what: str) -> ContextAttributes:
+    """Everything but a plain ASCII id: validation with warnings, baggage."""
     if not valid_id(value, what, stacklevel=5):
-        return _NOTHING
+        return NOTHING
     if propagate:
-        return _PropagatedIdAttributes(key, value)  # type: ignore[arg-type]
-    helper = _IdAttributes(key, value)  # type: ignore[arg-type]
-    if len(cache) >= _MAX_CACHED_IDS:
-        cache.clear()
-    cache[value] = helper  # type: ignore[index]
-    return helper
+        return _PropagatedId(cls.key, value)  # type: ignore[arg-type]  # valid_id checked it is a str
+    return cls.make(value)  # type: ignore[arg-type]  # valid_id checked it is a str
 
 
 def using_session(session_id: str, *, propagate: bool = False) -> ContextAttributes:
@@ -250,12 +198,20 @@ def using_session(session_id: str, *, propagate: bool = False) -> ContextAttribu
     as ``with using_session("conv-42"):``, ``async with``, or ``@using_session("conv-42")``.
     `propagate=True` also writes it into W3C baggage for outgoing requests.
     """
-    if propagate is False:
-        try:
-            return _SESSION_HELPERS[session_id]
-        except Exception:  # not cached yet, or not even hashable: validated below
-            pass
-    return _id_helper(_SESSION_HELPERS, SESSION_ID_KEY, session_id, propagate, "session_id")
+    # Written out (this runs once per request): the last helper again, else a new one for a
+    # plain ASCII id; anything else takes the validating path.
+    helper = _LAST_SESSION[0]
+    if helper._value is session_id and propagate is False:  # the very same string again
+        return helper
+    if session_id.__class__ is str and propagate is False:
+        if helper._value == session_id:
+            return helper
+        if session_id.isascii() and session_id and not session_id.isspace():
+            helper = _SessionAttributes({SESSION_ID_KEY: session_id})  # IdAttributes.make, one call less
+            helper._value = session_id
+            _LAST_SESSION[0] = helper
+            return helper
+    return _id_helper(_SessionAttributes, session_id, propagate, "session_id")
 
 
 def using_user(user_id: str, *, propagate: bool = False) -> ContextAttributes:
@@ -263,16 +219,24 @@ def using_user(user_id: str, *, propagate: bool = False) -> ContextAttributes:
 
     Same forms as `using_session`.
     """
-    if propagate is False:
-        try:
-            return _USER_HELPERS[user_id]
-        except Exception:  # not cached yet, or not even hashable: validated below
-            pass
-    return _id_helper(_USER_HELPERS, USER_ID_KEY, user_id, propagate, "user_id")
+    helper = _LAST_USER[0]
+    if helper._value is user_id and propagate is False:  # the very same string again
+        return helper
+    if user_id.__class__ is str and propagate is False:
+        if helper._value == user_id:
+            return helper
+        if user_id.isascii() and user_id and not user_id.isspace():
+            helper = _UserAttributes({USER_ID_KEY: user_id})
+            helper._value = user_id
+            _LAST_USER[0] = helper
+            return helper
+    return _id_helper(_UserAttributes, user_id, propagate, "user_id")
 
 
-class using_metadata(ContextAttributes):
+class using_metadata(_MergingAttributes):
     """Put metadata (a dict, stored as a JSON string) into the context; nested blocks merge."""
+
+    __slots__ = ()
 
     def __init__(self, metadata: Mapping[str, Any]) -> None:
         super().__init__()
@@ -281,7 +245,7 @@ class using_metadata(ContextAttributes):
             self._set_metadata(valid)
 
 
-class using_tags(ContextAttributes):
+class using_tags(_MergingAttributes):
     """Put tags (a list of strings) into the context; nested blocks add up."""
 
     __slots__ = ()
@@ -293,7 +257,7 @@ class using_tags(ContextAttributes):
             self._set_tags(valid)
 
 
-class using_prompt_template(ContextAttributes):
+class using_prompt_template(EntriesAttributes):
     """Put a prompt template, its version and its variables into the context."""
 
     __slots__ = ()
@@ -313,17 +277,18 @@ def _add_prompt_template(
     entries: dict[str, object], template: object, version: object, variables: object
 ) -> None:
     if template and valid_optional_str(template, "prompt_template"):
-        entries[PROMPT_TEMPLATE_KEY] = clean_text(template)  # type: ignore[arg-type]
+        entries[PROMPT_TEMPLATE_KEY] = clean_text(template)  # type: ignore[arg-type]  # checked to be a str above
     if version and valid_optional_str(version, "prompt_template_version"):
-        entries[PROMPT_TEMPLATE_VERSION_KEY] = clean_text(version)  # type: ignore[arg-type]
+        entries[PROMPT_TEMPLATE_VERSION_KEY] = clean_text(version)  # type: ignore[arg-type]  # checked to be a str above
     if variables is not None:
         if isinstance(variables, Mapping):
-            entries[PROMPT_TEMPLATE_VARIABLES_KEY] = dumps(dict(variables))
+            if variables:  # OpenInference sets nothing for empty variables
+                entries[PROMPT_TEMPLATE_VARIABLES_KEY] = dumps(dict(variables))
         else:
             reject(f"prompt_template_variables must be a dict, got {type(variables).__name__}", TypeError)
 
 
-class using_attributes(ContextAttributes):
+class using_attributes(_MergingAttributes):
     """Set several context attributes in one block: session, user, metadata, tags, prompt template.
 
     `propagate=True` also writes ``session.id`` and ``user.id`` into W3C baggage, so an
@@ -344,11 +309,19 @@ class using_attributes(ContextAttributes):
         prompt_template_variables: Mapping[str, Any] | None = None,
         propagate: bool = False,
     ) -> None:
-        super().__init__()
-        entries = self._entries
-        if session_id is not None and valid_id(session_id, "session_id"):
+        # Written out, not through super().__init__(): entering a session and a user per
+        # request is the common use, and every step saved there counts.
+        entries: dict[str, object] = {}
+        self._entries = entries
+        self._merge = None
+        # the common id (plain ASCII) checked here; anything else by the validating path
+        if (
+            session_id.__class__ is str and session_id.isascii() and not session_id.isspace() and session_id
+        ) or (session_id is not None and valid_id(session_id, "session_id")):
             entries[SESSION_ID_KEY] = session_id
-        if user_id is not None and valid_id(user_id, "user_id"):
+        if (user_id.__class__ is str and user_id.isascii() and not user_id.isspace() and user_id) or (
+            user_id is not None and valid_id(user_id, "user_id")
+        ):
             entries[USER_ID_KEY] = user_id
         if metadata is not None:
             checked_metadata = valid_metadata(metadata)
@@ -363,10 +336,10 @@ class using_attributes(ContextAttributes):
         if propagate:
             baggage = {key: entries[key] for key in (SESSION_ID_KEY, USER_ID_KEY) if key in entries}
             if baggage:
-                self._merging().baggage = baggage  # type: ignore[assignment]
+                self._merging().baggage = baggage  # type: ignore[assignment]  # ids, checked to be str
 
 
-class suppress_tracing(ContextAttributes):
+class suppress_tracing(EntriesAttributes):
     """No spans inside: spanloom's tracer and instrumentors record nothing, and providers built
     by `register()` drop every span started here (the sampler honors the suppression key)."""
 
@@ -385,17 +358,27 @@ def is_tracing_suppressed(context: Context | None = None) -> bool:
 
 
 def get_attributes_from_context(context: Context | None = None) -> Iterator[tuple[str, Any]]:
-    """The span attributes the current context holds, as ``(key, value)`` pairs.
+    """The context attributes the current context holds, as ``(key, value)`` pairs.
 
-    ``session.id`` comes with its GenAI mirror ``gen_ai.conversation.id``.
+    What OpenInference's function of the same name yields for the same blocks: the keys
+    themselves, metadata as its JSON string, tags as a list in the order given.
     """
     context = get_current_fast() if context is None else context
     for key in _SPAN_ATTRIBUTE_KEYS:
         value = context.get(key)
-        if value is None:
-            continue
-        if key == TAGS_KEY:
-            value = list(value)  # type: ignore[call-overload]
-        yield key, value
-        if key == SESSION_ID_KEY:
-            yield semconv.GEN_AI_CONVERSATION_ID, value
+        if value is not None:
+            # a copy of the tags: the list in the context is shared by every span started there
+            yield key, (list(value) if key == TAGS_KEY and isinstance(value, (list, tuple)) else value)
+
+
+def span_attributes_from_context(context: Context | None = None) -> dict[str, Any]:
+    """The span attributes spanloom records from the context: `get_attributes_from_context`
+    plus the GenAI mirror of the session id, ``gen_ai.conversation.id``; tags as a tuple."""
+    attributes = dict(get_attributes_from_context(context))
+    session_id = attributes.get(SESSION_ID_KEY)
+    if session_id is not None:
+        attributes[semconv.GEN_AI_CONVERSATION_ID] = session_id
+    tags = attributes.get(TAGS_KEY)
+    if isinstance(tags, list):
+        attributes[TAGS_KEY] = tuple(tags)
+    return attributes

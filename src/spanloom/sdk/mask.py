@@ -1,7 +1,10 @@
 """TraceConfig: what spanloom records, masks or redacts before a span leaves the process.
 
 Options follow OpenInference's TraceConfig names. Each one can also come from an environment
-variable (``SPANLOOM_HIDE_INPUTS=true`` ...); an explicit argument beats the variable. Masked
+variable (``SPANLOOM_HIDE_INPUTS=true`` ...), and, for applications moving over from
+OpenInference or traceAI, from their spelling of it (``OPENINFERENCE_HIDE_INPUTS``,
+``FI_HIDE_INPUTS``). An explicit argument beats every variable; ``SPANLOOM_*`` beats the other
+two, ``OPENINFERENCE_*`` beats ``FI_*``. Masked
 values become ``REDACTED_VALUE``; `redact_patterns` rewrite matching text inside values.
 Redaction never touches ``session.id`` or ``user.id``: an e-mail used as a user id must still
 group that user's traces.
@@ -42,17 +45,31 @@ _IMAGE_SUFFIX = "." + semconv.MESSAGE_CONTENT_IMAGE
 _EMBEDDING_VECTOR_SUFFIX = "." + semconv.EMBEDDING_VECTOR
 
 _FALSE = {"0", "false", "no", "off", ""}
+# Where an option's variable is looked for, first found wins: ours, then OpenInference's and
+# traceAI's names for the same option, so their users' deployments keep their settings.
+ENV_PREFIXES = ("SPANLOOM_", "OPENINFERENCE_", "FI_")
+# OpenInference's older spelling of one option.
+_ENV_ALIASES = {"HIDE_EMBEDDING_VECTORS": ("OPENINFERENCE_HIDE_EMBEDDINGS_VECTORS",)}
 
 
-def _env_flag(name: str) -> bool | None:
-    raw = os.environ.get(name)
+def _env_raw(option: str) -> str | None:
+    """The raw value for `option` (``"HIDE_INPUTS"``...) from the first variable that is set."""
+    for name in (*(prefix + option for prefix in ENV_PREFIXES), *_ENV_ALIASES.get(option, ())):
+        raw = os.environ.get(name)
+        if raw is not None:
+            return raw
+    return None
+
+
+def _env_flag(option: str) -> bool | None:
+    raw = _env_raw(option)
     if raw is None:
         return None
     return raw.strip().lower() not in _FALSE
 
 
-def _env_int(name: str) -> int | None:
-    raw = os.environ.get(name)
+def _env_int(option: str) -> int | None:
+    raw = _env_raw(option)
     if raw is None or not raw.strip():
         return None
     try:
@@ -82,9 +99,9 @@ class TraceConfig:
     def __post_init__(self) -> None:
         for option in fields(self):
             if option.name.startswith("hide_") and getattr(self, option.name) is None:
-                setattr(self, option.name, bool(_env_flag("SPANLOOM_" + option.name.upper())))
+                setattr(self, option.name, bool(_env_flag(option.name.upper())))
         if self.base64_image_max_length is None:
-            self.base64_image_max_length = _env_int("SPANLOOM_BASE64_IMAGE_MAX_LENGTH") or 32_000
+            self.base64_image_max_length = _env_int("BASE64_IMAGE_MAX_LENGTH") or 32_000
         if self.redact_patterns is None:
             raw = os.environ.get("SPANLOOM_REDACT_PATTERNS", "")
             self.redact_patterns = [part.strip() for part in raw.split(",") if part.strip()]

@@ -35,6 +35,7 @@ from spanloom.sdk.context import (
 _SESSION_ID = semconv.SESSION_ID
 _USER_ID = semconv.USER_ID
 _CONVERSATION_ID = semconv.GEN_AI_CONVERSATION_ID
+_TAGS = semconv.TAG_TAGS
 # context key -> span attribute, for the attributes copied as they are
 _COPIED = (
     (METADATA_KEY, semconv.METADATA),
@@ -64,7 +65,8 @@ def _add_missing_attributes(span: Span, new: dict[str, Any]) -> None:
     (value length limits, a full attribute table, another SDK's span) takes the public path.
     """
     try:
-        bounded = span._attributes  # type: ignore[attr-defined]
+        # The SDK span's BoundedAttributes, read through its private fields (see above).
+        bounded: Any = span._attributes
         store = bounded._dict
         direct = (
             type(store) is dict
@@ -121,6 +123,11 @@ class SessionSpanProcessor(SpanProcessor):
                 value = get(context_key)
                 if value is not None:
                     new[attribute] = value
+            tags = new.get(_TAGS)
+            if tags is not None and tags.__class__ is not tuple:
+                # The context holds tags as a list (OpenInference's form); span attributes
+                # must not share a mutable list with the context.
+                new[_TAGS] = tuple(tags) if isinstance(tags, (list, tuple)) else tags
             if new:
                 _add_missing_attributes(span, new)
         except Exception:

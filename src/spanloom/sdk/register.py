@@ -140,7 +140,7 @@ def register(
     )
     provider.add_span_processor(BatchSpanProcessor(exporter) if batch else SimpleSpanProcessor(exporter))
     # The config instrumentors and spanloom tracers use when given none of their own.
-    provider._spanloom_config = config or TraceConfig()  # type: ignore[attr-defined]
+    provider._spanloom_config = config or TraceConfig()  # type: ignore[attr-defined]  # an attribute of our own on the SDK provider
     if set_global_tracer_provider:
         trace_api.set_tracer_provider(provider)
     if verbose:

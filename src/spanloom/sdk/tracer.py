@@ -12,17 +12,19 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar, overload
 
 from opentelemetry import trace as trace_api
-from opentelemetry.context import attach, detach
-from opentelemetry.trace import Span, Status, StatusCode, TracerProvider
+from opentelemetry.context import Context, attach, detach
+from opentelemetry.trace import Link, Span, Status, StatusCode, TracerProvider
+from opentelemetry.trace import SpanKind as OTelSpanKind
 
 from spanloom import semconv
 from spanloom.sdk._guard import log_failure
 from spanloom.sdk._text import clean_text, dumps
-from spanloom.sdk.context import get_attributes_from_context, is_tracing_suppressed
+from spanloom.sdk._validate import reject
+from spanloom.sdk.context import is_tracing_suppressed, span_attributes_from_context
 from spanloom.sdk.mask import TraceConfig
 from spanloom.sdk.register import config_of
 from spanloom.semconv import SpanKind
@@ -42,6 +44,22 @@ _JSON_TYPES: dict[Any, str] = {
 _JSON_TYPES.update({python_type.__name__: json_type for python_type, json_type in list(_JSON_TYPES.items())})
 
 
+def _span_kind_value(*given: object) -> str:
+    """The span kind's attribute value from the first keyword given: a `SpanKind`, another
+    library's enum of the same names, or a string in either case ("chain", "CHAIN")."""
+    for kind in given:
+        if kind is None:
+            continue
+        text = getattr(kind, "value", kind)
+        if isinstance(text, str) and text.upper() in _SPAN_KINDS:
+            return text.upper()
+        reject(f"span kind must be one of {sorted(_SPAN_KINDS)}, got {kind!r:.80}", stacklevel=4)
+    return SpanKind.CHAIN.value
+
+
+_SPAN_KINDS = frozenset(kind.value for kind in SpanKind)
+
+
 def _value_and_mime(value: Any) -> tuple[str, str]:
     if isinstance(value, str):
         return clean_text(value), semconv.MIME_TEXT
@@ -56,7 +74,7 @@ def _tool_parameters(signature: inspect.Signature) -> dict[str, Any]:
         if name in ("self", "cls") or parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
             continue
         annotation = parameter.annotation
-        json_type = _JSON_TYPES.get(getattr(annotation, "__origin__", annotation))  # type: ignore[arg-type]
+        json_type = _JSON_TYPES.get(getattr(annotation, "__origin__", annotation))
         properties[name] = {"type": json_type} if json_type else {}
         if parameter.default is parameter.empty:
             required.append(name)
@@ -76,7 +94,7 @@ class _SpanSpec:
     __slots__ = ("attributes", "kind", "name", "signature")
 
     def __init__(self, fn: Callable[..., Any], kind: SpanKind, name: str | None, attributes: dict[str, Any]):
-        self.name = name or getattr(fn, "__name__", "call")
+        self.name: str = name or str(getattr(fn, "__name__", "call"))
         self.kind = kind
         try:
             self.signature: inspect.Signature | None = inspect.signature(fn)
@@ -112,26 +130,81 @@ class SpanloomTracer:
     def start_as_current_span(
         self,
         name: str,
-        *,
-        span_kind: SpanKind | str = SpanKind.CHAIN,
+        context: Context | None = None,
+        kind: OTelSpanKind = OTelSpanKind.INTERNAL,
         attributes: dict[str, Any] | None = None,
-        **kwargs: Any,
+        links: Sequence[Link] | None = (),
+        start_time: int | None = None,
+        record_exception: bool = True,
+        set_status_on_exception: bool = True,
+        end_on_exit: bool = True,
+        *,
+        span_kind: SpanKind | str | None = None,
+        openinference_span_kind: SpanKind | str | None = None,
+        fi_span_kind: SpanKind | str | None = None,
     ) -> Iterator[Span]:
-        """Like OpenTelemetry's, plus the span kind and the context attributes; masked by config."""
-        kind = span_kind.value if isinstance(span_kind, SpanKind) else str(span_kind)
+        """OpenTelemetry's, plus the span kind (CHAIN unless given) and the context attributes;
+        masked by config.
+
+        The kind may be given as `span_kind`, or under OpenInference's and traceAI's names for
+        it (`openinference_span_kind`, `fi_span_kind`), as a `SpanKind`, their enums, or a
+        string in either case.
+        """
+        span = self.start_span(
+            name,
+            context,
+            kind,
+            attributes,
+            links,
+            start_time,
+            record_exception,
+            set_status_on_exception,
+            span_kind=span_kind,
+            openinference_span_kind=openinference_span_kind,
+            fi_span_kind=fi_span_kind,
+        )
+        with trace_api.use_span(
+            span,
+            end_on_exit=end_on_exit,
+            record_exception=record_exception,
+            set_status_on_exception=set_status_on_exception,
+        ) as current:
+            yield current
+
+    def start_span(
+        self,
+        name: str,
+        context: Context | None = None,
+        kind: OTelSpanKind = OTelSpanKind.INTERNAL,
+        attributes: dict[str, Any] | None = None,
+        links: Sequence[Link] | None = (),
+        start_time: int | None = None,
+        record_exception: bool = True,
+        set_status_on_exception: bool = True,
+        *,
+        span_kind: SpanKind | str | None = None,
+        openinference_span_kind: SpanKind | str | None = None,
+        fi_span_kind: SpanKind | str | None = None,
+    ) -> Span:
+        """OpenTelemetry's start_span, with the span kind and context attributes of
+        `start_as_current_span` (the span is not made current)."""
+        value = _span_kind_value(span_kind, openinference_span_kind, fi_span_kind)
         all_attributes = {
-            semconv.OPENINFERENCE_SPAN_KIND: kind,
-            semconv.GEN_AI_SPAN_KIND: kind,
-            **dict(get_attributes_from_context()),
+            semconv.OPENINFERENCE_SPAN_KIND: value,
+            semconv.GEN_AI_SPAN_KIND: value,
+            **span_attributes_from_context(),
             **(attributes or {}),
         }
-        with self._tracer.start_as_current_span(
-            name, attributes=self.config.mask_attributes(all_attributes), **kwargs
-        ) as span:
-            yield span
-
-    def start_span(self, name: str, **kwargs: Any) -> Span:
-        return self._tracer.start_span(name, **kwargs)
+        return self._tracer.start_span(
+            name,
+            context,
+            kind,
+            self.config.mask_attributes(all_attributes),
+            links,
+            start_time,
+            record_exception,
+            set_status_on_exception,
+        )
 
     # --- decorators ---
     @overload
@@ -185,12 +258,12 @@ class SpanloomTracer:
         def decorate(target: _F) -> _F:
             spec = _SpanSpec(target, kind, name, attributes)
             if inspect.isasyncgenfunction(target):
-                return self._wrap_async_generator(target, spec)  # type: ignore[return-value]
+                return self._wrap_async_generator(target, spec)  # type: ignore[return-value]  # same signature as the target
             if inspect.isgeneratorfunction(target):
-                return self._wrap_generator(target, spec)  # type: ignore[return-value]
+                return self._wrap_generator(target, spec)  # type: ignore[return-value]  # same signature as the target
             if inspect.iscoroutinefunction(target):
-                return self._wrap_coroutine(target, spec)  # type: ignore[return-value]
-            return self._wrap_function(target, spec)  # type: ignore[return-value]
+                return self._wrap_coroutine(target, spec)  # type: ignore[return-value]  # same signature as the target
+            return self._wrap_function(target, spec)  # type: ignore[return-value]  # same signature as the target
 
         return decorate(fn) if fn is not None else decorate
 
@@ -201,7 +274,7 @@ class SpanloomTracer:
             return None
         try:
             attributes = dict(spec.attributes)
-            attributes.update(get_attributes_from_context())
+            attributes.update(span_attributes_from_context())
             value, mime = _value_and_mime(spec.input_value(args, kwargs))
             attributes[semconv.INPUT_VALUE] = value
             attributes[semconv.INPUT_MIME_TYPE] = mime

@@ -26,6 +26,7 @@ from spanloom.server.ingest.limits import IngestLimits
 from spanloom.server.ingest.route import create_ingest_router
 from spanloom.server.list_params import describe_problems
 from spanloom.server.pricing import load_price_table
+from spanloom.server.retention import RetentionPolicy, RetentionRunner
 from spanloom.server.settings import Settings
 from spanloom.server.store.base import Store
 from spanloom.server.web import login_router
@@ -33,10 +34,15 @@ from spanloom.server.web import router as web_router
 from spanloom.server.web.evaluation_pages import router as evaluation_pages_router
 
 
-def _stopping(evaluators: EvaluatorRunner) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+def _lifespan(
+    evaluators: EvaluatorRunner, retention: RetentionRunner
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        retention.start()
         yield
+        # Both finish their current write before the caller closes the store.
+        retention.stop()
         evaluators.close()
 
     return lifespan
@@ -52,8 +58,13 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
     # Server evaluators judge committed spans on a thread of their own, off the ingest path; the
     # lifespan stops it (judging what is queued) before the caller closes the store.
     evaluators = EvaluatorRunner(store, settings.evaluators_path)
+    retention = RetentionRunner(
+        store,
+        RetentionPolicy(settings.retention_days, dict(settings.retention_by_project)),
+        settings.retention_interval_seconds,
+    )
     app = FastAPI(
-        lifespan=_stopping(evaluators),
+        lifespan=_lifespan(evaluators, retention),
         title="spanloom",
         summary="OpenTelemetry-native tracing for LLM apps, grouped by session and user",
         version="0.1.0",
@@ -85,6 +96,7 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
     app.include_router(evaluation_pages_router)
     app.include_router(web_router)
     app.state.evaluators = evaluators
+    app.state.retention = retention
 
     app.include_router(
         create_ingest_router(

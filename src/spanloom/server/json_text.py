@@ -26,8 +26,9 @@ _SURROGATE_ESCAPE_TEXT = re.compile(r"\\u[dD][89abcdefABCDEF]")
 
 def may_hold_surrogates(text: str | bytes) -> bool:
     """Whether JSON text escapes a surrogate (a fast scan, done before any walk of the value)."""
-    pattern = _SURROGATE_ESCAPE if isinstance(text, bytes) else _SURROGATE_ESCAPE_TEXT
-    return pattern.search(text) is not None  # type: ignore[arg-type]
+    if isinstance(text, bytes):
+        return _SURROGATE_ESCAPE.search(text) is not None
+    return _SURROGATE_ESCAPE_TEXT.search(text) is not None
 
 
 def _clean_text(text: str) -> str:

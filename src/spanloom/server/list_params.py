@@ -32,13 +32,22 @@ from spanloom.server.store.base import (
     USER_SORT_KEYS,
     ListQuery,
 )
-from spanloom.server.store.cursor import TRACE_SPANS_CURSOR, InvalidCursorError, decode_cursor
+from spanloom.server.store.cursor import (
+    TRACE_SPANS_CURSOR,
+    InvalidCursorError,
+    decode_cursor,
+    decode_turns_cursor,
+)
 from spanloom.server.store.evaluation_types import EVAL_SORT_PREFIX, MAX_EVALUATION_NAME
 
 DEFAULT_PAGE_SIZE = 50
 # Spans of one trace per page of GET /api/traces/{id}: most traces fit in one.
 DEFAULT_TRACE_SPANS = 1_000
 MAX_TRACE_SPANS = 10_000
+# Turns of one session per page of GET /api/sessions/{id} and of the session page: most
+# conversations fit in one; a session of 20,000 turns is read a page at a time.
+DEFAULT_SESSION_TURNS = 100
+MAX_SESSION_TURNS = 500
 METADATA_PREFIX = "metadata."
 # Tag and metadata filters per request: each is a condition of its own, and a thousand of them
 # make a query no database plans ("Expression tree is too large").
@@ -268,6 +277,46 @@ class TraceSpanPageParams(BaseModel):
             except InvalidCursorError as error:
                 raise ValueError(f"cursor: {error}") from None
         return self
+
+
+class SessionTurnParams(BaseModel):
+    """Which page of a session's turns: `limit` of them from the start, or from a cursor."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    project: Text = Field(None, description="The session's project (needed when its id is in several).")
+    limit: int = Field(DEFAULT_SESSION_TURNS, ge=1, le=MAX_SESSION_TURNS, description="Turns per page.")
+    cursor: Annotated[str | None, BeforeValidator(_blank_to_none)] = Field(
+        None, description="`next_cursor`, `previous_cursor` or `first_failing_turn.cursor` of a page."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _blanks(cls, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            return {
+                key: value
+                for key, value in data.items()
+                if not (isinstance(value, str) and not value.strip())
+            }
+        return data
+
+    @model_validator(mode="after")
+    def _cursor(self) -> SessionTurnParams:
+        if self.cursor is not None:
+            try:
+                decode_turns_cursor(self.cursor)
+            except InvalidCursorError as error:
+                raise ValueError(f"cursor: {error}") from None
+        return self
+
+
+def validate_turns(params: QueryParams) -> SessionTurnParams:
+    """A session page's turn parameters; BadParameterError says which one is wrong."""
+    try:
+        return SessionTurnParams.model_validate(as_mapping(params))
+    except ValidationError as error:
+        raise first_problem(error) from None
 
 
 def metadata_filters(params: QueryParams) -> list[tuple[str, str]]:

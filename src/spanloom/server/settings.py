@@ -36,6 +36,21 @@ def _path(environ: Mapping[str, str], name: str) -> Path | None:
     return Path(raw).expanduser() if raw else None
 
 
+def parse_retention(raw: str | list[str] | tuple[str, ...]) -> dict[str, int]:
+    """ "shop=7,support=30" (or a list of "shop=7") as {project: days}; ValueError saying what
+    is wrong."""
+    items = raw.split(",") if isinstance(raw, str) else list(raw)
+    days: dict[str, int] = {}
+    for item in items:
+        if not item.strip():
+            continue
+        project, separator, count = item.partition("=")
+        if not separator or not project.strip() or not count.strip().isdecimal() or int(count) <= 0:
+            raise ValueError(f"retention: expected PROJECT=DAYS (a positive number of days), got {item!r}")
+        days[project.strip()] = int(count)
+    return days
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything `create_app` and `spanloom serve` need to know.
@@ -72,6 +87,11 @@ class Settings:
     max_key_failures_per_minute: wrong keys one address may present in a minute, by header or on
         the login form, before it is answered 429 for the rest of that minute
         (SPANLOOM_MAX_KEY_FAILURES_PER_MINUTE, default 30).
+    retention_days: delete sessions whose last turn, and traces without a session, ended more
+        than this many days ago (SPANLOOM_RETENTION_DAYS; default: keep everything).
+    retention_by_project: the same per project, winning over retention_days
+        (SPANLOOM_RETENTION="shop=7,support=30").
+    retention_interval_seconds: how often retention runs (SPANLOOM_RETENTION_INTERVAL, 600).
     """
 
     db_path: Path = field(default_factory=default_db_path)
@@ -91,6 +111,9 @@ class Settings:
     evaluators_file: Path | None = None
     max_db_pages: int | None = None
     max_key_failures_per_minute: int = 30
+    retention_days: int | None = None
+    retention_by_project: dict[str, int] = field(default_factory=dict)
+    retention_interval_seconds: int = 600
 
     @property
     def store(self) -> str:
@@ -131,6 +154,11 @@ class Settings:
             max_db_pages=_int(env, "SPANLOOM_MAX_DB_PAGES", 0) or None,
             max_key_failures_per_minute=_int(
                 env, "SPANLOOM_MAX_KEY_FAILURES_PER_MINUTE", cls.max_key_failures_per_minute
+            ),
+            retention_days=_int(env, "SPANLOOM_RETENTION_DAYS", 0) or None,
+            retention_by_project=parse_retention(env.get("SPANLOOM_RETENTION", "")),
+            retention_interval_seconds=_int(
+                env, "SPANLOOM_RETENTION_INTERVAL", cls.retention_interval_seconds
             ),
         )
         return replace(settings, **{key: value for key, value in overrides.items() if value is not None})

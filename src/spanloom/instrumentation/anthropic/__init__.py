@@ -6,9 +6,11 @@
 
     AnthropicInstrumentor().instrument(tracer_provider=provider)
 
-Traces ``messages.create`` (sync, async, ``stream=True``) and ``messages.stream(...)``. Each call
-is one span carrying the session and user ids of the context it was made in. Importing this
-module does not import ``anthropic``; instrument() does.
+Traces ``messages.create`` (sync, async, ``stream=True``) and ``messages.stream(...)``, and the
+same on ``beta.messages`` (plus ``beta.messages.parse``). Each call is one span carrying the
+session and user ids of the context it was made in. Importing this module does not import
+``anthropic``; instrument() does. ``opentelemetry-instrument`` finds it as the
+``spanloom_anthropic`` entry point.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ class AnthropicInstrumentor(BaseInstrumentor):
     """Spans for Anthropic Messages calls, streamed or not."""
 
     provider_package = "anthropic"
+    dependencies = ("anthropic >= 0.40",)
 
     def _targets(self) -> Iterable[Target]:
         from spanloom.instrumentation.anthropic._wrappers import targets

@@ -22,6 +22,7 @@ from spanloom.instrumentation._messages import (
     put_tools,
     request_parameters,
     to_json,
+    with_formats_named,
 )
 from spanloom.sdk.mask import TraceConfig
 
@@ -213,3 +214,8 @@ def message_response(message: Any, config: TraceConfig) -> dict[str, Any]:
         else:
             blocks.append((kind, None, None, None, None))
     return put_output({}, blocks, message.model, message.stop_reason, usage_of(message.usage))
+
+
+def messages_parse_request(kwargs: dict[str, Any], config: TraceConfig) -> dict[str, Any]:
+    """`messages_request` for ``beta.messages.parse()``, whose output format is a class."""
+    return messages_request(with_formats_named(kwargs, ("output_format",)), config)

@@ -26,6 +26,8 @@ from spanloom.semconv import SpanKind
 # The managers keep their request in a private attribute; without it, stream() goes untraced.
 _SYNC_REQUEST = "_MessageStreamManager__api_request"
 _ASYNC_REQUEST = "_AsyncMessageStreamManager__api_request"
+_BETA_SYNC_REQUEST = "_BetaMessageStreamManager__api_request"
+_BETA_ASYNC_REQUEST = "_BetaAsyncMessageStreamManager__api_request"
 
 
 def _stream_method(operation: Operation, attribute: str, is_async: bool) -> Factory:
@@ -89,3 +91,37 @@ def targets() -> Iterator[Target]:
     yield AsyncMessages, "create", async_method(messages)
     yield Messages, "stream", _stream_method(messages, _SYNC_REQUEST, is_async=False)
     yield AsyncMessages, "stream", _stream_method(messages, _ASYNC_REQUEST, is_async=True)
+
+    try:  # client.beta.messages: the same Messages API with beta features, its own classes
+        from anthropic.resources.beta.messages import AsyncMessages as AsyncBetaMessages
+        from anthropic.resources.beta.messages import Messages as BetaMessages
+        from anthropic.types.beta import BetaMessage
+    except ImportError:
+        return
+    beta = Operation(
+        "Messages",
+        SpanKind.LLM,
+        semconv.PROVIDER_ANTHROPIC,
+        _attributes.messages_request,
+        _attributes.message_response,
+        (BetaMessage,),  # and ParsedBetaMessage, its subclass
+        (anthropic.Stream, anthropic.AsyncStream),
+        MessagesStreamAccumulator,
+        iterables=("messages", "tools", "system"),
+    )
+    beta_parse = Operation(
+        "Messages",
+        SpanKind.LLM,
+        semconv.PROVIDER_ANTHROPIC,
+        _attributes.messages_parse_request,
+        _attributes.message_response,
+        (BetaMessage,),
+        iterables=("messages", "tools", "system"),
+    )
+    yield BetaMessages, "create", sync_method(beta)
+    yield AsyncBetaMessages, "create", async_method(beta)
+    # parse() and stream() post the request themselves, not through create()
+    yield BetaMessages, "parse", sync_method(beta_parse)
+    yield AsyncBetaMessages, "parse", async_method(beta_parse)
+    yield BetaMessages, "stream", _stream_method(beta, _BETA_SYNC_REQUEST, is_async=False)
+    yield AsyncBetaMessages, "stream", _stream_method(beta, _BETA_ASYNC_REQUEST, is_async=True)

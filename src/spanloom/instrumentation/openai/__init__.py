@@ -6,10 +6,11 @@
 
     OpenAIInstrumentor().instrument(tracer_provider=provider)
 
-Traces ``chat.completions.create``, ``responses.create`` and ``embeddings.create``, sync and
-async, streamed or not (the ``stream()`` helpers go through ``create`` and are traced too). Each
-call is one span carrying the session and user ids of the context it was made in. Importing
-this module does not import ``openai``; instrument() does.
+Traces ``chat.completions.create`` and ``.parse``, ``responses.create`` and ``.parse``, and
+``embeddings.create``, sync and async, streamed or not (the ``stream()`` helpers go through
+``create`` and are traced too). Each call is one span carrying the session and user ids of the
+context it was made in. Importing this module does not import ``openai``; instrument() does.
+``opentelemetry-instrument`` finds it as the ``spanloom_openai`` entry point.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class OpenAIInstrumentor(BaseInstrumentor):
     """Spans for OpenAI chat completions, responses and embeddings."""
 
     provider_package = "openai"
+    dependencies = ("openai >= 1.40",)
 
     def _targets(self) -> Iterable[Target]:
         from spanloom.instrumentation.openai._wrappers import targets

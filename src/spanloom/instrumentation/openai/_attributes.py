@@ -23,6 +23,7 @@ from spanloom.instrumentation._messages import (
     put_tools,
     request_parameters,
     to_json,
+    with_formats_named,
 )
 from spanloom.sdk.mask import TraceConfig
 
@@ -304,7 +305,7 @@ def responses_request(kwargs: dict[str, Any], config: TraceConfig) -> dict[str, 
 
 def responses_response(response: Any, config: TraceConfig) -> dict[str, Any]:
     attributes: dict[str, Any] = {}
-    texts = []
+    texts: list[str] = []
     for index, item in enumerate(response.output or ()):
         _put_response_item(attributes, f"{OUTPUT_MESSAGES}{index}.", item, config)
         if item.type == "message":
@@ -376,3 +377,15 @@ def embeddings_response(response: Any, config: TraceConfig) -> dict[str, Any]:
     if usage is not None:
         _put_tokens(attributes, usage.prompt_tokens, None, usage.total_tokens, None, None)
     return attributes
+
+
+# --- parse(): the same requests, with an output format class ---
+_FORMAT_KEYS = ("response_format", "text_format", "parse_as")
+
+
+def chat_parse_request(kwargs: dict[str, Any], config: TraceConfig) -> dict[str, Any]:
+    return chat_request(with_formats_named(kwargs, _FORMAT_KEYS), config)
+
+
+def responses_parse_request(kwargs: dict[str, Any], config: TraceConfig) -> dict[str, Any]:
+    return responses_request(with_formats_named(kwargs, _FORMAT_KEYS), config)

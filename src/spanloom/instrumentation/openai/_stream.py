@@ -133,9 +133,9 @@ class ChatStreamAccumulator:
         if len(self.choices) == 1 and 0 in self.choices:
             state = self.choices[0]
             if not state.calls:
-                text = "".join(state.texts)
+                answer = "".join(state.texts)
                 return text_answer(
-                    state.role or "assistant", text, state.finish_reason, self.model, self.usage
+                    state.role or "assistant", answer, state.finish_reason, self.model, self.usage
                 )
         choices: list[Choice] = []
         for _, state in sorted(self.choices.items()):

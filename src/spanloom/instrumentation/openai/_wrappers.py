@@ -41,6 +41,18 @@ def targets() -> Iterator[Target]:
     )
     yield Completions, "create", sync_method(chat)
     yield AsyncCompletions, "create", async_method(chat)
+    # parse() posts the request itself (not through create) and returns a ParsedChatCompletion
+    chat_parse = Operation(
+        "ChatCompletion",
+        SpanKind.LLM,
+        _PROVIDER,
+        _attributes.chat_parse_request,
+        _attributes.chat_response,
+        (ChatCompletion,),
+        iterables=("messages", "tools"),
+    )
+    yield Completions, "parse", sync_method(chat_parse)
+    yield AsyncCompletions, "parse", async_method(chat_parse)
 
     embeddings = Operation(
         "CreateEmbeddings",
@@ -72,3 +84,14 @@ def targets() -> Iterator[Target]:
     )
     yield Responses, "create", sync_method(responses)
     yield AsyncResponses, "create", async_method(responses)
+    responses_parse = Operation(
+        "Response",
+        SpanKind.LLM,
+        _PROVIDER,
+        _attributes.responses_parse_request,
+        _attributes.responses_response,
+        (Response,),
+        iterables=("input", "tools"),
+    )
+    yield Responses, "parse", sync_method(responses_parse)
+    yield AsyncResponses, "parse", async_method(responses_parse)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from typing import Any
+from typing import Any, cast
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
@@ -45,6 +45,7 @@ from spanloom.server.store.evaluation_types import (
     MAX_EVALUATION_NAME,
     EvaluationInput,
     EvaluationRejection,
+    GroupBy,
 )
 
 router = APIRouter(prefix="/api", tags=["evaluations"])
@@ -188,5 +189,5 @@ def evaluation_summary(
     except ProjectNotVisibleError as error:
         raise HttpError(404, "not_found", f"no project {error.args[0]!r}") from None
     store: Store = request.app.state.store
-    groups = store.summarize_evaluations(group_by, name or None, project, limit)  # type: ignore[arg-type]
+    groups = store.summarize_evaluations(cast(GroupBy, group_by), name or None, project, limit)
     return {"items": [serialize.evaluation_group_json(group) for group in groups]}

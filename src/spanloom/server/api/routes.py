@@ -27,6 +27,7 @@ from spanloom.server.errors import HttpError
 from spanloom.server.list_params import (
     BadParameterError,
     SessionListParams,
+    SessionTurnParams,
     TraceListParams,
     TraceSpanPageParams,
     UserListParams,
@@ -106,21 +107,24 @@ def list_sessions(
 
 @router.get(
     "/sessions/{session_id}",
-    summary="One session: aggregates, every turn, the first failing turn",
+    summary="One session: aggregates, its turns a page at a time, the first failing turn",
+    description=(
+        "`turns` holds `limit` turns (default 100) from `turns_offset` on, in time order;"
+        " `next_cursor` and `previous_cursor` page through the rest. `first_failing_turn` is found over"
+        " the whole session; its `cursor` opens the page that starts at it."
+    ),
     responses=_AMBIGUOUS,
 )
 def get_session(
     request: Request,
     session_id: str,
-    project: str | None = Query(
-        None, description="The session's project (needed when its id is in several)."
-    ),
+    params: Annotated[SessionTurnParams, Query()],
     store: Store = Depends(get_store),
 ) -> dict[str, Any]:
     chosen = _project_of(
-        request, "session", session_id, project or None, lambda: store.find_session_projects(session_id)
+        request, "session", session_id, params.project, lambda: store.find_session_projects(session_id)
     )
-    detail = store.get_session(chosen, session_id)
+    detail = store.get_session(chosen, session_id, params.limit, params.cursor)
     if detail is None:
         raise _not_found("session", session_id)
     return serialize.session_detail_json(detail)

@@ -150,18 +150,22 @@ def turn_json(trace: TraceSummary) -> dict[str, Any]:
 
 
 def session_detail_json(detail: SessionDetail) -> dict[str, Any]:
-    index = detail.first_failing_turn
+    failing = detail.first_failing
     return {
         **session_json(detail.summary),
         "turns": [turn_json(turn) for turn in detail.turns],
+        "turns_offset": detail.first_turn_index,
+        "next_cursor": detail.next_cursor,
+        "previous_cursor": detail.previous_cursor,
         # A turn fails on a span error or on a result that did not pass (a low score or a
-        # failing label); `reason` says which came first to mark it.
+        # failing label); `reason` says which. `cursor` opens the page starting at it.
         "first_failing_turn": None
-        if index is None
+        if failing is None
         else {
-            "index": index,
-            "trace_id": detail.turns[index].trace_id,
-            "reason": "error" if detail.turns[index].error_count else "evaluation",
+            "index": failing.index,
+            "trace_id": failing.trace_id,
+            "reason": failing.reason,
+            "cursor": failing.cursor,
         },
     }
 

@@ -103,6 +103,29 @@ class InsertResult:
     written: Sequence[SpanRecord] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """What retention deletes: whole sessions whose last turn ended before their project's
+    cutoff, and traces without a session that ended before it. Times in ns since the epoch;
+    `cutoffs` for named projects, `default_cutoff` for every other (None: keep them)."""
+
+    cutoffs: dict[str, int] = field(default_factory=dict)
+    default_cutoff: int | None = None
+
+    def cutoff(self, project: str) -> int | None:
+        return self.cutoffs.get(project, self.default_cutoff)
+
+
+@dataclass(slots=True)
+class RetentionResult:
+    """What one `delete_expired` call deleted."""
+
+    sessions: int = 0
+    traces: int = 0  # all the traces deleted: those of the sessions and those without one
+    spans: int = 0
+    more: bool = False  # it stopped at its limit: call again
+
+
 @dataclass(slots=True)
 class TraceSummary:
     trace_id: str
@@ -188,17 +211,27 @@ class Page(Generic[_T]):
 
 
 @dataclass(slots=True)
+class FailingTurn:
+    """The first turn of a session that failed: a span with an error, or an evaluation result that
+    did not pass (a low score or a failing label, see `evaluation_passed`)."""
+
+    index: int  # its position in the whole session, from 0
+    trace_id: str
+    reason: Literal["error", "evaluation"]  # "error" when the turn has a failed span
+    cursor: str  # a turns cursor whose page starts at this turn
+
+
+@dataclass(slots=True)
 class SessionDetail:
     summary: SessionSummary
-    turns: list[TraceSummary]  # every trace, in time order
+    # A page of the session's traces, in time order (every trace when read without a limit).
+    turns: list[TraceSummary]
     # each turn's TOOL spans, by trace id, in time order: the transcript folds them in
     tool_calls: dict[str, list[SpanRecord]] = field(default_factory=dict)
-
-    @property
-    def first_failing_turn(self) -> int | None:
-        """Index into `turns` of the first turn that failed: a span with an error, or an evaluation
-        result that did not pass (a low score or a failing label, see `evaluation_passed`)."""
-        return next((index for index, turn in enumerate(self.turns) if turn_failed(turn)), None)
+    first_turn_index: int = 0  # the position of turns[0] in the session
+    next_cursor: str | None = None  # the page of newer turns, when there is one
+    previous_cursor: str | None = None  # the page of older turns, when there is one
+    first_failing: FailingTurn | None = None  # over the whole session, not just this page
 
 
 def turn_failed(turn: TraceSummary) -> bool:
@@ -284,7 +317,14 @@ class Store(Protocol):
         """Sessions by `query.sort` (then project, then id), `query.limit` a page."""
         ...
 
-    def get_session(self, project: str, session_id: str) -> SessionDetail | None: ...
+    def get_session(
+        self, project: str, session_id: str, limit: int | None = None, cursor: str | None = None
+    ) -> SessionDetail | None:
+        """The session with `limit` of its turns (all without a limit), from the start or from
+        `cursor` (a page's `next_cursor` or `previous_cursor`, or `first_failing.cursor`; raises
+        InvalidCursorError for one it did not make). The first failing turn is found over the
+        whole session."""
+        ...
 
     def find_session_projects(self, session_id: str) -> list[str]:
         """The projects that hold a session with this id, by name."""
@@ -336,6 +376,12 @@ class Store(Protocol):
         (trace, span, name, source) as a stored one replaces it. Raises `StoreBusyError` at once
         when the write queue is full.
         """
+        ...
+
+    def delete_expired(self, retention: Retention, limit: int = 200) -> Future[RetentionResult]:
+        """Delete up to `limit` expired sessions and `limit` expired traces without a session,
+        in one write that does not hold other writes for long; every figure left equals a
+        recount of what is left. Call again while the result says `more`."""
         ...
 
     def list_spans(self, query: ListQuery) -> Page[SpanRecord]:

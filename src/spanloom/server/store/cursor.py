@@ -20,6 +20,10 @@ from spanloom.server.json_text import parse_json
 
 # The "sort key" of the cursors that page a trace's spans (`Store.get_trace`).
 TRACE_SPANS_CURSOR = "trace_spans"
+# A session's turns (`Store.get_session`): the page starting at a turn, or the page ending right
+# before one. Their key is the turn's (start time, trace id), the order turns are in.
+TURNS_FROM = "turns_from"
+TURNS_BEFORE = "turns_before"
 _INT64 = 2**63
 # A cursor is a handful of short values; anything longer was not made here.
 MAX_CURSOR_LENGTH = 4096
@@ -72,3 +76,15 @@ def decode_cursor(
     if not _bindable(value) or not all(isinstance(part, str) and _bindable(part) for part in key):
         raise InvalidCursorError("not a cursor from this server")
     return value, tuple(key)
+
+
+def decode_turns_cursor(cursor: str) -> tuple[str, int, str]:
+    """(TURNS_FROM or TURNS_BEFORE, start time, trace id) of a session's turns cursor."""
+    for kind in (TURNS_FROM, TURNS_BEFORE):
+        try:
+            start_ns, (trace_id,) = decode_cursor(cursor, kind)
+        except InvalidCursorError:
+            continue
+        if isinstance(start_ns, int):
+            return kind, start_ns, trace_id
+    raise InvalidCursorError("not a cursor of a session's turns")

@@ -134,10 +134,10 @@ async def logout(request: Request) -> Response:
     form = await _form(request)
     token = request.cookies.get(SESSION_COOKIE, "")
     session = auth.sessions.get(token) if auth is not None else None
-    if session is not None:
+    if auth is not None and session is not None:
         if not hmac.compare_digest(session.csrf_token.encode(), form.get("csrf_token", "").encode()):
             return Response("cross-site logout refused", status_code=403, media_type="text/plain")
-        auth.sessions.delete(token)  # type: ignore[union-attr]
+        auth.sessions.delete(token)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(
         SESSION_COOKIE, path="/", httponly=True, samesite="strict", secure=_secure(request)

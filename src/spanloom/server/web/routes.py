@@ -30,12 +30,13 @@ from spanloom.server.list_params import (
     TraceListParams,
     UserListParams,
     validate_list,
+    validate_turns,
 )
 from spanloom.server.store.base import SESSION_SORT_KEYS, ListQuery, Page, Store
 from spanloom.server.web.chrome import ambiguous, bad_request, chrome, not_found
 from spanloom.server.web.forms import RANGE_LABELS, SPAN_KINDS, STATUSES, filter_form, shared_params
 from spanloom.server.web.render import STATIC_FILES, Links, render, static_response
-from spanloom.server.web.session_view import turn_chart, turn_views
+from spanloom.server.web.session_view import turn_chart, turn_views, where_it_breaks
 from spanloom.server.web.trace_view import page_offset, trace_view
 
 router = APIRouter(include_in_schema=False)
@@ -137,7 +138,11 @@ def session_page(request: Request, session_id: str) -> Response:
     )
     if isinstance(project, Response):
         return project
-    detail = store.get_session(project, session_id)
+    try:
+        page = validate_turns(request.query_params)
+    except BadParameterError as error:
+        return bad_request(request, store, "sessions", error)
+    detail = store.get_session(project, session_id, page.limit, page.cursor)
     if detail is None:
         return not_found(request, store, "sessions", "session", session_id)
     context = {
@@ -145,8 +150,8 @@ def session_page(request: Request, session_id: str) -> Response:
         "detail": detail,
         "session": detail.summary,
         "turns": turn_views(detail),
-        "chart": turn_chart(detail.turns),
-        "first_failing": detail.first_failing_turn,
+        "chart": turn_chart(detail.turns, detail.first_turn_index + 1),
+        "breaks": where_it_breaks(detail),
     }
     return render(request, "session.html", context)
 

@@ -44,15 +44,15 @@ class TurnView:
     tool_calls: list[SpanRecord]
 
 
-def turn_chart(turns: list[TraceSummary]) -> Chart:
-    """Latency and tokens per turn, each scaled to its own maximum."""
+def turn_chart(turns: list[TraceSummary], first_number: int = 1) -> Chart:
+    """Latency and tokens per turn (of the page shown), each scaled to its own maximum."""
     max_latency = max((turn.latency_ms for turn in turns), default=0.0)
     max_tokens = max((turn.total_tokens for turn in turns), default=0)
     bars = []
     for index, turn in enumerate(turns):
         bars.append(
             Bar(
-                number=index + 1,
+                number=first_number + index,
                 x=index * SLOT + 3,
                 latency_height=round(turn.latency_ms / max_latency * CHART_HEIGHT, 2) if max_latency else 0,
                 token_height=round(turn.total_tokens / max_tokens * CHART_HEIGHT, 2) if max_tokens else 0,
@@ -65,15 +65,34 @@ def turn_chart(turns: list[TraceSummary]) -> Chart:
 
 
 def turn_views(detail: SessionDetail) -> list[TurnView]:
-    first = detail.first_failing_turn
+    """The page's turns, numbered in the whole session (from 1)."""
+    first = detail.first_failing.index if detail.first_failing else None
     tools = detail.tool_calls
     return [
         TurnView(
-            number=index + 1,
+            number=detail.first_turn_index + index + 1,
             trace=turn,
             failed=turn_failed(turn),  # an error, or a result that did not pass
-            first_failure=index == first,
+            first_failure=detail.first_turn_index + index == first,
             tool_calls=list(tools.get(turn.trace_id, ())),
         )
         for index, turn in enumerate(detail.turns)
     ]
+
+
+@dataclass
+class Breaks:
+    """Where the "where it breaks" link goes: the failing turn's number, and the page that shows
+    it (None: this page)."""
+
+    number: int
+    by_evaluation: bool
+    cursor: str | None
+
+
+def where_it_breaks(detail: SessionDetail) -> Breaks | None:
+    failing = detail.first_failing
+    if failing is None:
+        return None
+    on_this_page = detail.first_turn_index <= failing.index < detail.first_turn_index + len(detail.turns)
+    return Breaks(failing.index + 1, failing.reason == "evaluation", None if on_this_page else failing.cursor)

@@ -204,7 +204,7 @@ def move_traces(connection: sqlite3.Connection, moves: dict[str, Move]) -> None:
 
 
 def recount_session(connection: sqlite3.Connection, project: str, session_id: str) -> None:
-    by_name: dict[str, list] = {}  # type: ignore[type-arg]  # [count, scored, micros, passed, worst rank]
+    by_name: dict[str, list] = {}  # [count, scored, micros, passed, worst rank]
     for trace_id, span_id, name, score, passed in sql.select_session_results(connection, project, session_id):
         entry = by_name.setdefault(name, [0, 0, 0, 0, None])
         entry[0] += 1
@@ -262,6 +262,15 @@ def apply_user_deltas(connection: sqlite3.Connection, deltas: _UserDeltas) -> No
             )
     sql.delete_user_aggregates(connection, deletes)
     sql.upsert_user_aggregates(connection, upserts)
+
+
+def recount_user(connection: sqlite3.Connection, project: str, user_id: str) -> None:
+    """The user's aggregates recounted from the results on their traces (after traces went)."""
+    sql.delete_user_aggregates_of(connection, project, user_id)
+    deltas: _UserDeltas = {}
+    for name, score, passed in sql.select_results_of_user(connection, project, user_id):
+        _add(deltas, (project, user_id, name), (1, int(score is not None), micros(score), int(passed)), +1)
+    apply_user_deltas(connection, deltas)
 
 
 def rebuild(connection: sqlite3.Connection, progress: Callable[[int, int], None] | None = None) -> None:

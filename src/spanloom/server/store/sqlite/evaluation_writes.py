@@ -173,6 +173,21 @@ def delete_user_aggregates(connection: sqlite3.Connection, keys: Iterable[tuple[
     )
 
 
+def select_results_of_user(
+    connection: sqlite3.Connection, project: str, user_id: str
+) -> list[tuple[str, float | None, int]]:
+    """(name, score, passed) of every result on the user's traces."""
+    return connection.execute(
+        "SELECT e.name, e.score, e.passed FROM traces t INDEXED BY traces_by_user"
+        " JOIN evaluations e ON e.trace_id = t.trace_id WHERE t.project = ? AND t.user_id = ?",
+        (project, user_id),
+    ).fetchall()
+
+
+def delete_user_aggregates_of(connection: sqlite3.Connection, project: str, user_id: str) -> None:
+    connection.execute("DELETE FROM user_evaluations WHERE project = ? AND user_id = ?", (project, user_id))
+
+
 def select_user_results(connection: sqlite3.Connection) -> Iterable[tuple[str, str, str, float | None, int]]:
     """(project, user_id, name, score, passed) of every result on a trace naming a user: the
     migration adds the user aggregates up from these."""

@@ -13,7 +13,13 @@ import time
 from collections.abc import Callable
 
 from spanloom.server.store.base import Progress
-from spanloom.server.store.sqlite import evaluation_rollups, schema, session_writes, user_writes
+from spanloom.server.store.sqlite import (
+    evaluation_rollups,
+    project_writes,
+    schema,
+    session_writes,
+    user_writes,
+)
 from spanloom.server.store.sqlite.rollups import recount_sessions
 from spanloom.server.store.sqlite.statements import by_project
 
@@ -56,6 +62,7 @@ def _rebuild_v2(connection: sqlite3.Connection, progress: Progress | None) -> No
 _VERSIONS: tuple[tuple[str, Callable[[sqlite3.Connection, Progress | None], None] | None], ...] = (
     (schema.V1, None),
     (schema.V2, _rebuild_v2),
+    (schema.V3, lambda connection, progress: project_writes.rebuild(connection)),
 )
 SCHEMA_VERSION = len(_VERSIONS)
 

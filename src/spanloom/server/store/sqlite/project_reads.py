@@ -1,4 +1,4 @@
-"""SQL of the read path for projects: their figures, from the trace rows."""
+"""SQL of the read path for projects: their figures."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from spanloom.server.store.base import ProjectSummary
 
 
 def list_projects(connection: sqlite3.Connection) -> list[ProjectSummary]:
+    """From the rollup the writer keeps: no span or trace is read."""
     rows = connection.execute(
-        "SELECT project, SUM(span_count), COUNT(*), COUNT(DISTINCT session_id), COUNT(DISTINCT user_id),"
-        " MIN(start_ns), MAX(end_ns) FROM traces GROUP BY project ORDER BY project"
+        "SELECT project, span_count, trace_count, session_count, user_count, first_ns, last_ns"
+        " FROM projects ORDER BY project"
     ).fetchall()
     return [
         ProjectSummary(

@@ -27,12 +27,14 @@ from spanloom.server.store.evaluation_events import evaluations_of_spans
 from spanloom.server.store.json_values import to_json
 from spanloom.server.store.sqlite import (
     evaluation_rollups,
+    project_writes,
     session_writes,
     span_rows,
     span_writes,
     user_writes,
 )
 from spanloom.server.store.sqlite import trace_writes as traces_sql
+from spanloom.server.store.sqlite.project_writes import ProjectDelta
 from spanloom.server.store.sqlite.session_writes import SessionFirsts, SessionRow, SessionTotals
 from spanloom.server.store.sqlite.statements import by_project
 from spanloom.server.store.sqlite.user_writes import UserRow
@@ -68,8 +70,10 @@ def write_batch(connection: sqlite3.Connection, spans: Sequence[SpanRecord]) -> 
     if connection.total_changes == before:
         return  # every span was already stored (a retried batch): no rollup changes
     changes = _write_traces(connection, spans)
-    session_counts = _write_sessions(connection, changes)
-    _write_users(connection, changes, session_counts)
+    deltas = _trace_deltas(changes)
+    session_counts = _write_sessions(connection, changes, deltas)
+    _write_users(connection, changes, session_counts, deltas)
+    project_writes.add_deltas(connection, deltas)
     # Evaluation aggregates follow their traces: first carry stored results along with traces that
     # changed session or user, then add the results this batch's spans carry (as `evaluation`
     # events), so they count once, under the trace's owners as of this commit.
@@ -118,9 +122,25 @@ def _write_traces(connection: sqlite3.Connection, spans: Sequence[SpanRecord]) -
     return changes
 
 
-def _write_sessions(connection: sqlite3.Connection, changes: dict[str, TraceChange]) -> Counter[Key]:
+def _trace_deltas(changes: dict[str, TraceChange]) -> dict[str, ProjectDelta]:
+    """Each project's new spans and traces, and the times they cover."""
+    deltas: dict[str, ProjectDelta] = {}
+    for change in changes.values():
+        delta = deltas.get(change.new.project)
+        if delta is None:
+            delta = deltas[change.new.project] = ProjectDelta()
+        delta.spans += change.new.span_count - (change.old.span_count if change.old else 0)
+        delta.traces += change.old is None
+        delta.saw(change.new.start_ns, change.new.end_ns)
+    return deltas
+
+
+def _write_sessions(
+    connection: sqlite3.Connection, changes: dict[str, TraceChange], deltas: dict[str, ProjectDelta]
+) -> Counter[Key]:
     """Recount every session a changed trace left or joined; returns each user's change in
-    session count (a session counts for a user while one of its traces names them)."""
+    session count (a session counts for a user while one of its traces names them), and counts
+    the sessions that appeared or went in `deltas`."""
     joined: dict[Key, Counter[str | None]] = {}
     left: dict[Key, Counter[str | None]] = {}
     for change in changes.values():
@@ -131,7 +151,15 @@ def _write_sessions(connection: sqlite3.Connection, changes: dict[str, TraceChan
             joined.setdefault((new.project, new.session_id), Counter())[new.user_id] += 1
     session_counts: Counter[Key] = Counter()
     for project, session_ids in by_project([*left, *joined]).items():
-        _recount_sessions(connection, project, session_ids, joined, left, session_counts)
+        after = _recount_sessions(connection, project, session_ids, joined, left, session_counts)
+        delta = deltas[project]
+        for session_id in session_ids:
+            now = after.get(session_id, 0)
+            # A trace that stayed in its session is in both `left` and `joined`.
+            moved_in = sum(joined.get((project, session_id), Counter()).values())
+            moved_out = sum(left.get((project, session_id), Counter()).values())
+            before = now - moved_in + moved_out
+            delta.sessions += (now > 0) - (before > 0)
     return session_counts
 
 
@@ -142,7 +170,8 @@ def _recount_sessions(
     joined: dict[Key, Counter[str | None]],
     left: dict[Key, Counter[str | None]],
     session_counts: Counter[Key],
-) -> None:
+) -> dict[str, int]:
+    """Returns each of these sessions' turn count now (0: gone)."""
     # A session counts for a user while one of its traces names them: only the users a changed
     # trace named before or after can have come or gone.
     pairs = {
@@ -164,8 +193,9 @@ def _recount_sessions(
     # Written without first reading the stored rows to compare: only sessions with a changed
     # trace get here, and a changed trace nearly always changes its session's row.
     session_writes.upsert_sessions(connection, rows)
-    found = {row.session_id for row in rows}
+    found = {row.session_id: row.trace_count for row in rows}
     session_writes.delete_sessions(connection, project, [sid for sid in session_ids if sid not in found])
+    return found
 
 
 def recount_sessions(
@@ -279,7 +309,10 @@ class _UserTally:
 
 
 def _write_users(
-    connection: sqlite3.Connection, changes: dict[str, TraceChange], session_counts: Counter[Key]
+    connection: sqlite3.Connection,
+    changes: dict[str, TraceChange],
+    session_counts: Counter[Key],
+    deltas: dict[str, ProjectDelta],
 ) -> None:
     touched = {
         (change.new.project, user_id)
@@ -304,6 +337,7 @@ def _write_users(
             user = users.get((project, new_user))
             if user is None:
                 user = users[(project, new_user)] = _UserTally(project, new_user)
+                deltas[project].users += 1
             # A trace that named no user, or another one, joins new_user afresh.
             user.add_trace(change.old if old_user == new_user else None, change.new)
     for key, delta in session_counts.items():
@@ -315,6 +349,7 @@ def _write_users(
         recounted = user_writes.recount_user(connection, *key)
         if recounted is None:
             user_writes.delete_user(connection, *key)
+            deltas[key[0]].users -= 1
         else:
             rows.append(recounted)
     rows.extend(user.row() for user in users.values())

@@ -290,3 +290,20 @@ CREATE TABLE user_evaluations (
 );
 CREATE INDEX user_evaluations_by_mean ON user_evaluations (name, mean_score, project, user_id);
 """
+
+# Version 3. Each project's figures kept like the other rollups, so the project list reads no
+# spans; the writer adds each transaction's changes (project_writes.py).
+V3 = """
+CREATE TABLE projects (
+    project TEXT PRIMARY KEY,
+    span_count INTEGER NOT NULL,
+    trace_count INTEGER NOT NULL,
+    session_count INTEGER NOT NULL,
+    user_count INTEGER NOT NULL,
+    first_ns INTEGER NOT NULL,
+    last_ns INTEGER NOT NULL
+);
+-- Retention finds the traces without a session that ended before a cutoff (sessions go whole,
+-- by sessions_by_end): only such traces are in this index.
+CREATE INDEX traces_without_session ON traces (end_ns, project) WHERE session_id IS NULL;
+"""

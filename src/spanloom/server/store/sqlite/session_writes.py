@@ -123,7 +123,7 @@ def select_session_user_counts(
     connection: sqlite3.Connection, project: str, pairs: Sequence[tuple[str, str]]
 ) -> list[tuple[str, str, int]]:
     """(session id, user id, traces of the session naming the user) for these pairs."""
-    return fetch_in_one_step(  # type: ignore[return-value]  # rows of three columns, as selected
+    return fetch_in_one_step(  # rows of three columns, as selected
         connection,
         "SELECT json_extract(j.value, '$[0]'), json_extract(j.value, '$[1]'),"
         " (SELECT COUNT(*) FROM traces INDEXED BY traces_by_session WHERE project = ?1"

@@ -143,18 +143,15 @@ def select_spans(connection: sqlite3.Connection, trace_id: str, span_ids: Sequen
     return [span_of(row) for row in rows]
 
 
-def select_session_tool_spans(
-    connection: sqlite3.Connection, project: str, session_id: str
+def select_tool_spans(
+    connection: sqlite3.Connection, trace_ids: Sequence[str]
 ) -> dict[str, list[SpanRecord]]:
-    """Each turn's TOOL spans (trace id -> spans in time order), for folding into a transcript.
-
-    Walks the session's traces through traces_by_session, then each trace's spans by primary key.
-    """
+    """The TOOL spans of these traces (trace id -> spans in time order), for folding into a
+    session's transcript: each trace's spans by primary key."""
     rows = connection.execute(
-        f"SELECT {_COLUMNS} FROM spans WHERE trace_id IN "
-        "(SELECT trace_id FROM traces WHERE project = ? AND session_id = ?) AND span_kind = 'TOOL' "
-        "ORDER BY start_ns, span_id",
-        (project, session_id),
+        f"SELECT {_COLUMNS} FROM spans WHERE trace_id IN (SELECT value FROM json_each(?))"
+        " AND span_kind = 'TOOL' ORDER BY start_ns, span_id",
+        (to_json(list(trace_ids)),),
     ).fetchall()
     by_trace: dict[str, list[SpanRecord]] = {}
     for row in rows:

@@ -55,7 +55,7 @@ def span_row(span: SpanRecord, json_cache: dict[int, str]) -> tuple[Any, ...]:
     )
 
 
-class PreparedSpans(list):  # type: ignore[type-arg]  # of SpanRecord
+class PreparedSpans(list):  # of SpanRecord
     """Spans with their rows (`span_row`) built beforehand, in the thread that hands them to the
     store: the writer thread is the one serial step of ingest, so it should only run SQL.
 

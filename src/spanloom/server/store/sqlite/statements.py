@@ -24,7 +24,7 @@ def parameter_limit(connection: sqlite3.Connection) -> int:
     (3.11+), else SQLite's default for its version (999 before 3.32)."""
     getlimit = getattr(connection, "getlimit", None)
     if getlimit is not None:
-        return int(getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
+        return int(getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))  # type: ignore[attr-defined]  # Python 3.11+, as getlimit
     return 32_766 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999
 
 

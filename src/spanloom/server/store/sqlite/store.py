@@ -32,11 +32,14 @@ from pathlib import Path
 from typing import Any
 
 from spanloom.server.store.base import (
+    FailingTurn,
     InsertResult,
     ListQuery,
     Page,
     Progress,
     ProjectSummary,
+    Retention,
+    RetentionResult,
     SessionDetail,
     SessionSummary,
     SpanRecord,
@@ -49,7 +52,14 @@ from spanloom.server.store.base import (
     UserDetail,
     UserSummary,
 )
-from spanloom.server.store.cursor import TRACE_SPANS_CURSOR, decode_cursor, encode_cursor
+from spanloom.server.store.cursor import (
+    TRACE_SPANS_CURSOR,
+    TURNS_BEFORE,
+    TURNS_FROM,
+    decode_cursor,
+    decode_turns_cursor,
+    encode_cursor,
+)
 from spanloom.server.store.evaluation_types import (
     EvaluationGroup,
     EvaluationInput,
@@ -60,6 +70,7 @@ from spanloom.server.store.sqlite import (
     evaluation_reads,
     ownership,
     project_reads,
+    retention,
     session_reads,
     span_reads,
     span_rows,
@@ -83,6 +94,8 @@ class _Request:
     spans: span_rows.PreparedSpans = field(default_factory=span_rows.PreparedSpans)
     evaluations: Sequence[EvaluationInput] = ()
     projects: frozenset[str] | None = None
+    # A retention batch instead: (what to delete, how many sessions and traces at most).
+    retention: tuple[Retention, int] | None = None
     result: Any = field(default=None)
 
     @property
@@ -113,7 +126,7 @@ def _storage_error(error: Exception) -> Exception:
     if not isinstance(error, sqlite3.Error):
         return error
     code = getattr(error, "sqlite_errorcode", None)  # absent on an error raised by hand
-    full = (code & 0xFF == sqlite3.SQLITE_FULL) if code is not None else "or disk is full" in str(error)
+    full = (code & 0xFF == sqlite3.SQLITE_FULL) if code is not None else "or disk is full" in str(error)  # type: ignore[attr-defined]  # 3.11+, as sqlite_errorcode
     if full:
         message = f"storage is full ({error}): nothing was stored; retry once space is freed"
     else:
@@ -222,6 +235,14 @@ class SqliteStore:
         self._enqueue(_Request(future, evaluations=list(evaluations), projects=projects))
         return future
 
+    def delete_expired(self, retention: Retention, limit: int = 200) -> Future[RetentionResult]:
+        if self._closed:
+            raise StoreClosedError("the store is closed")
+        future: Future[RetentionResult] = Future()
+        # Through the writer's queue: a batch commits between ingest's, never beside them.
+        self._enqueue(_Request(future, retention=(retention, limit)))
+        return future
+
     def _enqueue(self, request: _Request) -> None:
         try:
             self._queue.put_nowait(request)
@@ -310,6 +331,8 @@ class SqliteStore:
             for request in requests:
                 if request.evaluations:
                     request.result = insert_evaluations(self._writer, request.evaluations, request.projects)
+                elif request.retention is not None:
+                    request.result = retention.delete_expired(self._writer, *request.retention)
             self._writer.execute("COMMIT")
         except BaseException:
             self._rollback()
@@ -409,15 +432,51 @@ class SqliteStore:
         with self._snapshot() as connection:
             return session_reads.list_sessions(connection, query)
 
-    def get_session(self, project: str, session_id: str) -> SessionDetail | None:
+    def get_session(
+        self, project: str, session_id: str, limit: int | None = None, cursor: str | None = None
+    ) -> SessionDetail | None:
+        after: tuple[int, str] | None = None
+        before: tuple[int, str] | None = None
+        if cursor:
+            kind, start_ns, trace_id = decode_turns_cursor(cursor)
+            after, before = (
+                ((start_ns, trace_id), None) if kind == TURNS_FROM else (None, (start_ns, trace_id))
+            )
         with self._snapshot() as connection:
             summary = session_reads.select_session(connection, project, session_id)
             if summary is None:
                 return None
+            fetch = None if limit is None else limit + (before is None)  # one more: is there a next page?
+            turns = trace_reads.select_session_turns(connection, project, session_id, fetch, after, before)
+            next_turn = turns.pop() if limit is not None and before is None and len(turns) > limit else None
+            if next_turn is None and before is not None:
+                next_turn_key: tuple[int, str] | None = before
+            else:
+                next_turn_key = (next_turn.start_time_ns, next_turn.trace_id) if next_turn else None
+            first = (turns[0].start_time_ns, turns[0].trace_id) if turns else None
+            offset = trace_reads.count_turns_before(connection, project, session_id, first) if first else 0
+            failing = trace_reads.select_first_failing_turn(connection, project, session_id)
+            first_failing = None
+            if failing is not None:
+                failing_start, failing_trace, by_error = failing
+                first_failing = FailingTurn(
+                    index=trace_reads.count_turns_before(connection, project, session_id, failing[:2]),
+                    trace_id=failing_trace,
+                    reason="error" if by_error else "evaluation",
+                    cursor=encode_cursor(TURNS_FROM, failing_start, (failing_trace,)),
+                )
             return SessionDetail(
                 summary,
-                trace_reads.select_session_turns(connection, project, session_id),
-                span_reads.select_session_tool_spans(connection, project, session_id),
+                turns,
+                span_reads.select_tool_spans(connection, [turn.trace_id for turn in turns]),
+                first_turn_index=offset,
+                next_cursor=encode_cursor(TURNS_FROM, next_turn_key[0], (next_turn_key[1],))
+                if next_turn_key
+                else None,
+                previous_cursor=encode_cursor(TURNS_BEFORE, first[0], (first[1],))
+                if first and offset
+                else None,
+                first_failing=first_failing,
             )
 
     def find_session_projects(self, session_id: str) -> list[str]:

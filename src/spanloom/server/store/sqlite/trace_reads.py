@@ -130,15 +130,70 @@ def select_trace(connection: sqlite3.Connection, trace_id: str) -> TraceSummary 
     return summary
 
 
-def select_session_turns(connection: sqlite3.Connection, project: str, session_id: str) -> list[TraceSummary]:
-    """Every trace of the session, in (start, trace id) order, with its evaluation results."""
-    rows = connection.execute(
-        f"{TRACES.select} WHERE t.project = ? AND t.session_id = ? ORDER BY t.start_ns, t.trace_id",
-        (project, session_id),
-    ).fetchall()
+_IN_SESSION = "FROM traces t INDEXED BY traces_by_session WHERE t.project = ? AND t.session_id = ?"
+
+
+def select_session_turns(
+    connection: sqlite3.Connection,
+    project: str,
+    session_id: str,
+    limit: int | None = None,
+    after: tuple[int, str] | None = None,
+    before: tuple[int, str] | None = None,
+) -> list[TraceSummary]:
+    """Turns of the session in (start, trace id) order with their evaluation results: all of
+    them, or `limit` from `after` (inclusive) on, or the `limit` right before `before`."""
+    bounds = ""
+    params: list[object] = [project, session_id]
+    if after is not None:
+        bounds = " AND (t.start_ns, t.trace_id) >= (?, ?)"
+        params.extend(after)
+    elif before is not None:
+        bounds = " AND (t.start_ns, t.trace_id) < (?, ?)"
+        params.extend(before)
+    direction = "DESC" if before is not None else "ASC"
+    tail = f" ORDER BY t.start_ns {direction}, t.trace_id {direction}"
+    if limit is not None:
+        tail += " LIMIT ?"
+        params.append(limit)
+    rows = connection.execute(f"SELECT {_COLUMNS} {_IN_SESSION}{bounds}{tail}", params).fetchall()
+    if before is not None:
+        rows.reverse()
     turns = [_trace(row) for row in rows]
     _with_evaluations(connection, turns)
     return turns
+
+
+def count_turns_before(
+    connection: sqlite3.Connection, project: str, session_id: str, turn: tuple[int, str]
+) -> int:
+    """How many of the session's turns come before `turn` (start, trace id): an index range count."""
+    (count,) = connection.execute(
+        f"SELECT COUNT(*) {_IN_SESSION} AND (t.start_ns, t.trace_id) < (?, ?)", (project, session_id, *turn)
+    ).fetchone()
+    return int(count)
+
+
+def select_first_failing_turn(
+    connection: sqlite3.Connection, project: str, session_id: str
+) -> tuple[int, str, bool] | None:
+    """(start, trace id, has a failed span) of the session's first turn that failed: with a
+    failed span, or a result that did not pass."""
+    by_error = connection.execute(
+        f"SELECT t.start_ns, t.trace_id {_IN_SESSION} AND t.error_count > 0"
+        " ORDER BY t.start_ns, t.trace_id LIMIT 1",
+        (project, session_id),
+    ).fetchone()
+    by_result = connection.execute(
+        f"SELECT t.start_ns, t.trace_id {_IN_SESSION} AND EXISTS (SELECT 1 FROM evaluations e"
+        " WHERE e.trace_id = t.trace_id AND NOT e.passed) ORDER BY t.start_ns, t.trace_id LIMIT 1",
+        (project, session_id),
+    ).fetchone()
+    found = [tuple(row) for row in (by_error, by_result) if row]
+    if not found:
+        return None
+    start_ns, trace_id = min(found)
+    return start_ns, trace_id, by_error is not None and tuple(by_error) == (start_ns, trace_id)
 
 
 def select_trace_span_counts(connection: sqlite3.Connection, trace_ids: Sequence[str]) -> dict[str, int]:
