@@ -24,11 +24,14 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from spanloom.server.store.base import (
+    FailingTurn,
     InsertResult,
     ListQuery,
     Page,
     Progress,
     ProjectSummary,
+    Retention,
+    RetentionResult,
     SessionDetail,
     SessionSummary,
     SpanRecord,
@@ -51,7 +54,14 @@ from spanloom.server.store.clickhouse import (
 from spanloom.server.store.clickhouse.location import Location, connect
 from spanloom.server.store.clickhouse.migrations import SchemaTooNewError, migrate
 from spanloom.server.store.clickhouse.writer import Writer
-from spanloom.server.store.cursor import TRACE_SPANS_CURSOR, decode_cursor, encode_cursor
+from spanloom.server.store.cursor import (
+    TRACE_SPANS_CURSOR,
+    TURNS_BEFORE,
+    TURNS_FROM,
+    decode_cursor,
+    decode_turns_cursor,
+    encode_cursor,
+)
 from spanloom.server.store.evaluation_types import (
     EvaluationGroup,
     EvaluationInput,
@@ -68,6 +78,7 @@ class _Request:
     spans: Sequence[SpanRecord] = ()
     evaluations: Sequence[EvaluationInput] = ()
     projects: frozenset[str] | None = None
+    retention: tuple[Retention, int] | None = None  # a retention batch: what, how many at most
 
     @property
     def size(self) -> int:
@@ -185,6 +196,14 @@ class ClickHouseStore:
         self._enqueue(_Request(future, evaluations=list(evaluations), projects=projects))
         return future
 
+    def delete_expired(self, retention: Retention, limit: int = 200) -> Future[RetentionResult]:
+        if self._closed:
+            raise StoreClosedError("the store is closed")
+        future: Future[RetentionResult] = Future()
+        # Through the writer's queue: a batch is written between ingest's, never beside them.
+        self._enqueue(_Request(future, retention=(retention, limit)))
+        return future
+
     def _enqueue(self, request: _Request) -> None:
         try:
             self._queue.put_nowait(request)
@@ -239,6 +258,13 @@ class ClickHouseStore:
                 for request in spans:
                     self._write([request])
         for request in requests:
+            if request.retention is not None:
+                try:
+                    _settle(request.future, self._writer.delete_expired(*request.retention))
+                except Exception as error:
+                    self._needs_recovery = True
+                    logger.error("spanloom: deleting expired sessions failed: %s", error)
+                    _settle(request.future, error=_unavailable(error))
             if request.evaluations:
                 try:
                     _settle(
@@ -273,13 +299,48 @@ class ClickHouseStore:
     def list_sessions(self, query: ListQuery) -> Page[SessionSummary]:
         return session_reads.list_sessions(self._reader(), query)
 
-    def get_session(self, project: str, session_id: str) -> SessionDetail | None:
+    def get_session(
+        self, project: str, session_id: str, limit: int | None = None, cursor: str | None = None
+    ) -> SessionDetail | None:
+        after: tuple[int, str] | None = None
+        before: tuple[int, str] | None = None
+        if cursor:
+            kind, start_ns, trace_id = decode_turns_cursor(cursor)
+            after, before = (
+                ((start_ns, trace_id), None) if kind == TURNS_FROM else (None, (start_ns, trace_id))
+            )
         client = self._reader()
         summary = session_reads.select_session(client, project, session_id)
         if summary is None:
             return None
-        turns = trace_reads.select_session_turns(client, project, session_id)
-        return SessionDetail(summary, turns, span_reads.select_session_tool_spans(client, turns))
+        fetch = None if limit is None else limit + (before is None)  # one more: is there a next page?
+        turns = trace_reads.select_session_turns(client, project, session_id, fetch, after, before)
+        next_turn = turns.pop() if limit is not None and before is None and len(turns) > limit else None
+        if next_turn is None and before is not None:
+            next_key: tuple[int, str] | None = before
+        else:
+            next_key = (next_turn.start_time_ns, next_turn.trace_id) if next_turn else None
+        first = (turns[0].start_time_ns, turns[0].trace_id) if turns else None
+        offset = trace_reads.count_turns_before(client, project, session_id, first) if first and cursor else 0
+        failing = trace_reads.select_first_failing_turn(client, project, session_id)
+        first_failing = None
+        if failing is not None:
+            failing_start, failing_trace, by_error = failing
+            first_failing = FailingTurn(
+                index=trace_reads.count_turns_before(client, project, session_id, failing[:2]),
+                trace_id=failing_trace,
+                reason="error" if by_error else "evaluation",
+                cursor=encode_cursor(TURNS_FROM, failing_start, (failing_trace,)),
+            )
+        return SessionDetail(
+            summary,
+            turns,
+            span_reads.select_session_tool_spans(client, turns),
+            first_turn_index=offset,
+            next_cursor=encode_cursor(TURNS_FROM, next_key[0], (next_key[1],)) if next_key else None,
+            previous_cursor=encode_cursor(TURNS_BEFORE, first[0], (first[1],)) if first and offset else None,
+            first_failing=first_failing,
+        )
 
     def find_session_projects(self, session_id: str) -> list[str]:
         return session_reads.select_session_projects(self._reader(), session_id)

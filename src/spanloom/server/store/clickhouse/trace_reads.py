@@ -104,16 +104,74 @@ def select_trace(client: Any, trace_id: str) -> TraceSummary | None:
     return summary
 
 
-def select_session_turns(client: Any, project: str, session_id: str) -> list[TraceSummary]:
-    """Every trace of the session, in (start, trace id) order, with its evaluation results."""
-    rows = client.query(
-        f"{TRACES.select} WHERE t.project = {{p:String}} AND t.session_id = {{s:String}}"
-        " ORDER BY t.start_ns, t.trace_id",
-        parameters={"p": project, "s": session_id},
-    ).result_rows
+_IN_SESSION = "FROM traces AS t FINAL WHERE t.project = {p:String} AND t.session_id = {s:String}"
+
+
+def select_session_turns(
+    client: Any,
+    project: str,
+    session_id: str,
+    limit: int | None = None,
+    after: tuple[int, str] | None = None,
+    before: tuple[int, str] | None = None,
+) -> list[TraceSummary]:
+    """Turns of the session in (start, trace id) order with their evaluation results: all of
+    them, or `limit` from `after` (inclusive) on, or the `limit` right before `before`. One key
+    range of `traces` (ordered by project, session)."""
+    parameters: dict[str, Any] = {"p": project, "s": session_id}
+    bounds = ""
+    if after is not None:
+        bounds = " AND (t.start_ns, t.trace_id) >= ({start:Int64}, {trace:String})"
+        parameters.update(start=after[0], trace=after[1])
+    elif before is not None:
+        bounds = " AND (t.start_ns, t.trace_id) < ({start:Int64}, {trace:String})"
+        parameters.update(start=before[0], trace=before[1])
+    direction = "DESC" if before is not None else "ASC"
+    tail = f" ORDER BY t.start_ns {direction}, t.trace_id {direction}"
+    if limit is not None:
+        tail += " LIMIT {limit:UInt32}"
+        parameters["limit"] = limit
+    rows = client.query(f"SELECT {_COLUMNS} {_IN_SESSION}{bounds}{tail}", parameters=parameters).result_rows
+    if before is not None:
+        rows.reverse()
     turns = [trace_of(row) for row in rows]
     with_evaluations(client, turns)
     return turns
+
+
+def count_turns_before(client: Any, project: str, session_id: str, turn: tuple[int, str]) -> int:
+    """How many of the session's turns come before `turn` (start, trace id)."""
+    return int(
+        client.query(
+            f"SELECT count() {_IN_SESSION}"
+            " AND (t.start_ns, t.trace_id) < ({start:Int64}, {trace:String})",
+            parameters={"p": project, "s": session_id, "start": turn[0], "trace": turn[1]},
+        ).result_rows[0][0]
+    )
+
+
+def select_first_failing_turn(client: Any, project: str, session_id: str) -> tuple[int, str, bool] | None:
+    """(start, trace id, has a failed span) of the session's first turn that failed: with a
+    failed span, or a result that did not pass."""
+    parameters = {"p": project, "s": session_id}
+    by_error = client.query(
+        f"SELECT t.start_ns, t.trace_id {_IN_SESSION} AND t.error_count > 0"
+        " ORDER BY t.start_ns, t.trace_id LIMIT 1",
+        parameters=parameters,
+    ).result_rows
+    by_result = client.query(
+        f"SELECT t.start_ns, t.trace_id {_IN_SESSION}"
+        " AND t.trace_id IN (SELECT trace_id FROM evaluations FINAL"
+        " WHERE project = {p:String} AND passed = 0 AND trace_id IN"
+        " (SELECT trace_id FROM traces FINAL WHERE project = {p:String} AND session_id = {s:String}))"
+        " ORDER BY t.start_ns, t.trace_id LIMIT 1",
+        parameters=parameters,
+    ).result_rows
+    found = [tuple(rows[0]) for rows in (by_error, by_result) if rows]
+    if not found:
+        return None
+    start_ns, trace_id = min(found)
+    return start_ns, trace_id, bool(by_error) and tuple(by_error[0]) == (start_ns, trace_id)
 
 
 def select_trace_span_counts(client: Any, trace_ids: Sequence[str]) -> dict[str, int]:

@@ -34,8 +34,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from spanloom.server.store.base import InsertResult, SpanRecord
+from spanloom.server.store.base import InsertResult, Retention, RetentionResult, SpanRecord
 from spanloom.server.store.clickhouse import evaluation_writes, rollups, schema
+from spanloom.server.store.clickhouse import retention as expiry
 from spanloom.server.store.clickhouse.claims import claim
 from spanloom.server.store.clickhouse.rows import (
     FACT_COLUMNS,
@@ -271,6 +272,21 @@ class Writer:
         self._write_evaluation_aggregates(changed_sessions, changed_users, version)
         self._end(version)
         return EvaluationInsertResult(len(resolved.rows), resolved.rejected)
+
+    # --- retention ---
+    def delete_expired(self, retention: Retention, limit: int) -> RetentionResult:
+        sessions, loose = expiry.expired(self.client, retention, limit)
+        traces = expiry.traces_of(self.client, sessions, loose)
+        if not traces:
+            return RetentionResult()
+        version = self.clock.next()
+        users = {(project, user_id) for project, _, _, user_id in traces if user_id}
+        self._begin(version, [trace_id for _, _, trace_id, _ in traces], set(sessions), users)
+        spans = expiry.delete(self.client, traces, sessions, version)
+        self._write_rollups(set(), users, version)
+        self._write_evaluation_aggregates(set(), users, version)
+        self._end(version)
+        return expiry.result(sessions, loose, len(traces), spans, limit)
 
     # --- recovery ---
     def pending_batches(self) -> list[tuple[int, list[str], list[Key], list[Key]]]:
