@@ -101,9 +101,9 @@ def copy_evaluations(source: Store, destination: Store) -> int:
             flush()
     for trace in _every(source.list_traces, ListQuery(limit=PAGE_ROWS, order="asc")):
         if trace.session_id is None:  # type: ignore[attr-defined]
-            detail = source.get_trace_outline(trace.trace_id)  # type: ignore[attr-defined]
-            if detail is not None:
-                pending.extend(_as_input(r) for r in detail.summary.evaluations if r.source != "sdk")
+            outline = source.get_trace_outline(trace.trace_id)  # type: ignore[attr-defined]
+            if outline is not None:
+                pending.extend(_as_input(r) for r in outline.summary.evaluations if r.source != "sdk")
             if len(pending) >= PAGE_ROWS:
                 flush()
     flush()

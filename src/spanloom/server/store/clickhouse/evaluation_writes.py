@@ -99,17 +99,17 @@ def resolve(client: Any, items: Sequence[EvaluationInput], projects: frozenset[s
                 resolved.rejected.append(EvaluationRejection(index, f"no span {item.span_id!r} is stored"))
         else:
             resolved.rejected.append(EvaluationRejection(index, "give span_id or trace_id"))
-    traces = {
+    found = {
         trace_id: trace
         for trace_id, trace in find_traces(client, {key[2] for key in keyed}).items()
         if visible(trace.row.project)
     }
-    resolved.traces = traces
-    wanted = {(trace_id, span_id) for _, _, trace_id, span_id in keyed if span_id and trace_id in traces}
-    stored = _stored_spans(client, traces, wanted) if wanted else set()
+    resolved.traces = found
+    wanted = {(trace_id, span_id) for _, _, trace_id, span_id in keyed if span_id and trace_id in found}
+    stored = _stored_spans(client, found, wanted) if wanted else set()
     now = time.time_ns()
     for index, item, trace_id, span_id in keyed:
-        trace = traces.get(trace_id)
+        trace = found.get(trace_id)
         if span_id is None:
             root = trace.row.root_span_id if trace else None
             if root is None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from spanloom.server.store.base import StoreOpenError
@@ -95,7 +96,7 @@ CLIENT_SETTINGS = {
 }
 
 
-def connect(location: Location, database: str | None = None):  # type: ignore[no-untyped-def]
+def connect(location: Location, database: str | None = None) -> Any:
     """A new clickhouse-connect client (one per thread: a client runs one query at a time)."""
     import clickhouse_connect
 

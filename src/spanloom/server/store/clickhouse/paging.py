@@ -25,7 +25,7 @@ def like(text: str) -> str:
     return f"%{escaped}%"
 
 
-class Params(dict):  # type: ignore[type-arg]
+class Params(dict[str, Any]):
     """Bound parameters, each named by the fragment that uses it."""
 
     def bind(self, value: Any, kind: str) -> str:

@@ -66,7 +66,7 @@ def traces_of(
             " AND session_id = '' AND trace_id IN {ids:Array(String)}",
             parameters={"projects": sorted({p for p, _ in loose}), "ids": [t for _, t in loose]},
         ).result_rows
-    return [tuple(row) for row in found]  # type: ignore[misc]
+    return [tuple(row) for row in found]
 
 
 def delete(client: Any, traces: list[tuple[str, str, str, str]], sessions: list[Key], version: int) -> int:

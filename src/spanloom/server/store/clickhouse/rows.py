@@ -134,7 +134,7 @@ class StoredFacts(NamedTuple):
 def facts_of_row(row: Sequence[Any]) -> StoredFacts:
     """From a row of FACT_COLUMNS (tags and metadata as JSON text)."""
     tags, metadata = row[12], row[13]
-    facts = SpanFacts(
+    facts = SpanFacts(  # type: ignore[call-arg]  # the first twelve fields from the row, in order
         *row[:12],
         json.loads(tags) if tags != "[]" else [],
         json.loads(metadata) if metadata != "{}" else {},

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from spanloom.server.store.base import InsertResult, Retention, RetentionResult, SpanRecord
-from spanloom.server.store.clickhouse import evaluation_writes, rollups, schema
+from spanloom.server.store.clickhouse import evaluation_writes, rollups, schema, user_deltas
 from spanloom.server.store.clickhouse import retention as expiry
 from spanloom.server.store.clickhouse.claims import claim
 from spanloom.server.store.clickhouse.rows import (
@@ -128,7 +128,10 @@ class Writer:
         if new_spans:
             self.client.insert("spans", span_rows(new_spans), column_names=SPAN_COLUMNS)
         self._write_traces(changes, version)
-        self._write_rollups(sessions, users, version)
+        self._write_rollups(sessions, set(), version)
+        if users:
+            rows = user_deltas.user_rows(self.client, ((c.old, c.new) for c in changes.values()), version)
+            self.client.insert("users", rows, column_names=schema.USERS.column_names)
         # Results after the rollups: they count under their trace's session and user as of now.
         moved = _moved_owners(changes.values())
         if events:
@@ -170,7 +173,7 @@ class Writer:
         old: StoredTrace | None,
     ) -> StoredTrace:
         rollup = compute_trace(trace_id, (item.facts for item in facts.values()))
-        texts = {}
+        texts: dict[str, str | None] = {}
         for span_id, attribute in ((rollup.input_span_id, "input"), (rollup.output_span_id, "output")):
             if span_id is None:
                 texts[attribute] = None
