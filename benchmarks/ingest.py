@@ -426,7 +426,8 @@ def run_store(
             )
             figures["sessions_cost_ms"] = warm_median_ms(client, [("/api/sessions", {"sort": "cost"})] * 20)
             figures["session_ms"] = warm_median_ms(client, distinct(session_ids, "/api/sessions"))
-            turns = client.get(*distinct(session_ids, "/api/sessions", 1)[0]).json()["trace_count"]
+            path, params = distinct(session_ids, "/api/sessions", 1)[0]
+            turns = client.get(path, params=params).json()["trace_count"]
             figures["session_turns"] = turns
             figures["users_ms"] = warm_median_ms(client, [("/api/users", {})] * 20)
             figures["projects_ms"] = warm_median_ms(client, [("/api/projects", {})] * 20)

@@ -4,27 +4,30 @@ recounted from what was stored: before the next write, or at the next start."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tests.chdb_kit import chdb_url
 from tests.store_contract.contract_kit import assert_lists_match_recount, every, span, write
 
 from spanloom.server.store.base import StoreUnavailableError
-from spanloom.server.store.clickhouse.writer import Writer
+from spanloom.server.store.clickhouse import rollups
 from spanloom.server.store.url import open_store
 
 
 def _fail_rollups_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = Writer._write_rollups
+    """The batch's session recount fails once: its spans, trace keys and traces are written by
+    then, its sessions and users not."""
+    real = rollups.session_rows
     calls = {"n": 0}
 
-    def failing(self: Writer, *args: object) -> None:
+    def failing(*args: Any, **kwargs: Any) -> Any:
         calls["n"] += 1
         if calls["n"] == 1:
             raise RuntimeError("the server went away mid-batch")
-        real(self, *args)  # type: ignore[arg-type]
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(Writer, "_write_rollups", failing)
+    monkeypatch.setattr(rollups, "session_rows", failing)
 
 
 @pytest.mark.parametrize("repair", ["next write", "restart"])

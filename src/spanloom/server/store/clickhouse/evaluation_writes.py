@@ -163,7 +163,7 @@ def write_rows(client: Any, resolved: Resolved, version: int) -> tuple[set[Key],
     changed = [row for key, row in latest.items() if stored.get(key) != row]
     if not changed:
         return set(), set()
-    client.insert("evaluations", [(*row, version) for row in changed], column_names=_COLUMNS)
+    schema.insert(client, schema.EVALUATIONS, [(*row, version) for row in changed])
     return resolved.owners(changed)
 
 

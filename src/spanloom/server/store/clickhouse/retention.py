@@ -88,27 +88,27 @@ def delete(client: Any, traces: list[tuple[str, str, str, str]], sessions: list[
                 f"DELETE FROM {table} WHERE project = {{p:String}} AND trace_id IN {{ids:Array(String)}}",
                 parameters=parameters,
             )
-    client.insert(
-        "traces",
+    schema.insert(
+        client,
+        schema.TRACES,
         [
             tombstone(schema.TRACES, {"project": p, "session_id": s, "trace_id": t}, version)
             for p, s, t, _ in traces
         ],
-        column_names=schema.TRACES.column_names,
     )
-    client.insert(
-        "trace_keys",
+    schema.insert(
+        client,
+        schema.TRACE_KEYS,
         [
             tombstone(schema.TRACE_KEYS, {"trace_id": t, "project": p, "session_id": s}, version)
             for p, s, t, _ in traces
         ],
-        column_names=schema.TRACE_KEYS.column_names,
     )
     if sessions:
-        client.insert(
-            "sessions",
+        schema.insert(
+            client,
+            schema.SESSIONS,
             [tombstone(schema.SESSIONS, {"project": p, "session_id": s}, version) for p, s in sessions],
-            column_names=schema.SESSIONS.column_names,
         )
         stored = client.query(
             "SELECT project, session_id, name FROM session_evaluations FINAL"
@@ -116,13 +116,13 @@ def delete(client: Any, traces: list[tuple[str, str, str, str]], sessions: list[
             parameters={"keys": sessions},
         ).result_rows
         if stored:
-            client.insert(
-                "session_evaluations",
+            schema.insert(
+                client,
+                schema.SESSION_EVALUATIONS,
                 [
                     tombstone(schema.SESSION_EVALUATIONS, {"project": p, "session_id": s, "name": n}, version)
                     for p, s, n in stored
                 ],
-                column_names=schema.SESSION_EVALUATIONS.column_names,
             )
     return spans
 

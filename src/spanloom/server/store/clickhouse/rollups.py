@@ -16,6 +16,7 @@ one. Aggregation at read time over all trace rows cost a list request a scan of 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
@@ -42,15 +43,19 @@ SELECT session_id, count(), min(start_ns), max(end_ns), sum(toInt128(total_token
     argMinIf(trace_id, (start_ns, trace_id), has_input = 1),
     argMaxIf(trace_id, (start_ns, trace_id), has_output = 1),
     arraySort(groupArray(latency_ms)),
-    arraySort(x -> (x.1, x.2), groupArrayIf((start_ns, trace_id, tags, metadata), labeled = 1))
+    arraySort(x -> (x.1, x.2), groupArrayIf((start_ns, trace_id, tags, metadata), labeled = 1)),
+    groupArrayIf(user_id, user_id != '')
 FROM traces FINAL
 WHERE project = {project:String} AND session_id IN {ids:Array(String)}
 GROUP BY session_id
 """
 
 
-def session_rows(client: Any, keys: Iterable[Key], version: int) -> list[tuple[Any, ...]]:
-    """New rows (SESSIONS order) for these sessions: recounted, or tombstones for the empty."""
+def session_rows(
+    client: Any, keys: Iterable[Key], version: int, user_counts: Counter[tuple[str, str, str]] | None = None
+) -> list[tuple[Any, ...]]:
+    """New rows (SESSIONS order) for these sessions: recounted, or tombstones for the empty.
+    `user_counts` is given each (project, session, user)'s traces, for user_deltas."""
     rows = []
     for project, session_ids in by_project(keys).items():
         found = set()
@@ -67,8 +72,12 @@ def session_rows(client: Any, keys: Iterable[Key], version: int) -> list[tuple[A
             last_output,
             latencies,
             labels,
+            users,
         ) in client.query(_SESSION_TOTALS, parameters={"project": project, "ids": session_ids}).result_rows:
             found.add(session_id)
+            if user_counts is not None:
+                for user in users:
+                    user_counts[(project, session_id, user)] += 1
             tags, metadata = merge_labels((json.loads(tags), json.loads(meta)) for _, _, tags, meta in labels)
             nanos = saturated(nanos)
             rows.append(

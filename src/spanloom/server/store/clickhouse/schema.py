@@ -26,7 +26,9 @@ Versions are the writer's clock (strictly increasing); ``deleted`` = 1 hides a k
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 TEXT = "String CODEC(ZSTD(3))"
 NULLABLE_TEXT = "Nullable(String) CODEC(ZSTD(3))"
@@ -48,6 +50,21 @@ class Table:
     @property
     def column_names(self) -> tuple[str, ...]:
         return tuple(name for name, _ in self.columns)
+
+    @property
+    def column_types(self) -> tuple[str, ...]:
+        """Each column's type without its codec or default: given with every insert, so the
+        client never asks the server to describe the table first."""
+        return tuple(kind.split(" CODEC")[0].split(" DEFAULT")[0] for _, kind in self.columns)
+
+
+def insert(
+    client: Any, table: Table, rows: Sequence[Sequence[Any]], columns: Sequence[str] | None = None
+) -> None:
+    """Insert rows of `table` (all its columns, or `columns` in that order)."""
+    names = tuple(columns) if columns is not None else table.column_names
+    kinds = dict(zip(table.column_names, table.column_types, strict=True))
+    client.insert(table.name, rows, column_names=names, column_type_names=[kinds[name] for name in names])
 
 
 _VERSION = (("version", "UInt64"),)
@@ -151,6 +168,9 @@ TRACES = Table(
     order_by="(project, session_id, trace_id)",
     replacing=True,
     shard_by="cityHash64(project, session_id)",
+    # Rows hold texts (a few KiB): small granules, so a page of turns or texts reads little more
+    # than its own rows.
+    settings="index_granularity = 256",
 )
 
 SESSIONS = Table(

@@ -21,6 +21,7 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from spanloom.server.store.base import (
@@ -53,6 +54,7 @@ from spanloom.server.store.clickhouse import (
 )
 from spanloom.server.store.clickhouse.location import Location, connect
 from spanloom.server.store.clickhouse.migrations import SchemaTooNewError, migrate
+from spanloom.server.store.clickhouse.write_log import FileLog, TableLog, WriteLog
 from spanloom.server.store.clickhouse.writer import Writer
 from spanloom.server.store.cursor import (
     TRACE_SPANS_CURSOR,
@@ -137,7 +139,12 @@ class ClickHouseStore:
             finally:
                 admin.close()
             self._writer_client = self._connect()
-            self._writer = Writer(self._writer_client)
+            self._log: WriteLog = (
+                FileLog(Path(location.path) / "spanloom-write-log.jsonl")
+                if location.path is not None
+                else TableLog(self._writer_client)
+            )
+            self._writer = Writer(self._writer_client, self._log, embedded=location.embedded)
             repaired = self._writer.recover()
             if repaired and progress is not None:
                 progress(f"recounted {repaired} batch(es) a stop cut short")
@@ -420,3 +427,5 @@ class ClickHouseStore:
         self._queue.put(_STOP)
         self._thread.join()
         self._close_clients()
+        if isinstance(self._log, FileLog):
+            self._log.close()

@@ -70,21 +70,17 @@ class _Tally:
 Change = tuple[StoredTrace | None, StoredTrace | None]  # (old, new)
 
 
-def _session_user_counts(
-    client: Any, project: str, session_ids: list[str], user_ids: list[str]
-) -> Counter[Key]:
-    """(session, user) -> traces of the session naming the user, now."""
-    rows = client.query(
-        "SELECT session_id, user_id, count() FROM traces FINAL WHERE project = {p:String}"
-        " AND session_id IN {sessions:Array(String)} AND user_id IN {users:Array(String)}"
-        " GROUP BY session_id, user_id",
-        parameters={"p": project, "sessions": session_ids, "users": user_ids},
-    ).result_rows
-    return Counter({(session_id, user_id): count for session_id, user_id, count in rows})
-
-
-def user_rows(client: Any, changes: Iterable[Change], version: int) -> list[tuple[Any, ...]]:
-    """New rows (USERS order) of every user the changed traces touched."""
+def user_rows(
+    client: Any,
+    changes: Iterable[Change],
+    version: int,
+    session_users: Counter[tuple[str, str, str]],
+    cache: dict[Key, tuple[Any, ...]] | None = None,
+) -> list[tuple[Any, ...]]:
+    """New rows (USERS order) of every user the changed traces touched. `session_users`: each
+    (project, session, user)'s traces now, for every session the changes left or joined (from
+    rollups.session_rows). `cache`: the rows this writer wrote last, by key (embedded only: the
+    only writer), read instead of ClickHouse and kept up to date."""
     changes = list(changes)
     recount: set[Key] = set()
     touched: set[Key] = set()
@@ -104,7 +100,14 @@ def user_rows(client: Any, changes: Iterable[Change], version: int) -> list[tupl
         if new_user:
             touched.add((project, new_user))
     tallies: dict[Key, _Tally] = {}
-    for project, user_ids in rollups.by_project(touched - recount).items():
+    wanted = touched - recount
+    if cache is not None:
+        for key in list(wanted):
+            cached = cache.get(key)
+            if cached is not None:
+                tallies[key] = _Tally(*cached[:5], *cached[6:10])
+                wanted.discard(key)
+    for project, user_ids in rollups.by_project(wanted).items():
         for row in client.query(
             f"SELECT {', '.join(_COLUMNS)} FROM users FINAL WHERE project = {{p:String}}"
             " AND user_id IN {ids:Array(String)}",
@@ -131,8 +134,7 @@ def user_rows(client: Any, changes: Iterable[Change], version: int) -> list[tupl
         for (project, session_id), users in moved.items():
             sessions_by_project.setdefault(project, set()).add(session_id)
             users_by_project.setdefault(project, set()).update(users)
-    for project, session_ids in sessions_by_project.items():
-        now = _session_user_counts(client, project, sorted(session_ids), sorted(users_by_project[project]))
+    for project in sessions_by_project:
         pairs = {
             (session_id, user)
             for moved in (joined, left)
@@ -146,9 +148,20 @@ def user_rows(client: Any, changes: Iterable[Change], version: int) -> list[tupl
                 continue
             came = joined.get((project, session_id), Counter())[user]
             went = left.get((project, session_id), Counter())[user]
-            count = now[(session_id, user)]
+            count = session_users[(project, session_id, user)]
             tallies[key].session_count += (count > 0) - (count - came + went > 0)
     rows = [tally.row(version) for tally in tallies.values()]
     if recount:
         rows += rollups.user_rows(client, recount, version)
+    if cache is not None:
+        remember(cache, rows)
     return rows
+
+
+def remember(cache: dict[Key, tuple[Any, ...]], rows: Iterable[tuple[Any, ...]]) -> None:
+    """Keep these user rows (USERS order) in the writer's cache; a tombstone forgets its key."""
+    for row in rows:
+        if row[-1]:  # deleted
+            cache.pop((row[0], row[1]), None)
+        else:
+            cache[(row[0], row[1])] = row

@@ -30,6 +30,7 @@ a trace's spans to one writer (the SDK sends a trace from one process), and see 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -40,8 +41,6 @@ from spanloom.server.store.clickhouse import retention as expiry
 from spanloom.server.store.clickhouse.claims import claim
 from spanloom.server.store.clickhouse.rows import (
     FACT_COLUMNS,
-    SPAN_COLUMNS,
-    TRACE_COLUMNS,
     StoredFacts,
     StoredTrace,
     facts_of_record,
@@ -50,11 +49,13 @@ from spanloom.server.store.clickhouse.rows import (
     tombstone,
     trace_insert_row,
 )
+from spanloom.server.store.clickhouse.trace_filter import TraceFilter
 from spanloom.server.store.clickhouse.trace_lookup import (
     TraceKey,
     select_stored_traces,
     select_trace_keys,
 )
+from spanloom.server.store.clickhouse.write_log import WriteLog
 from spanloom.server.store.evaluation_events import evaluations_of_spans
 from spanloom.server.store.evaluation_types import EvaluationInput, EvaluationInsertResult
 from spanloom.server.store.trace_rollup import compute_trace
@@ -81,10 +82,14 @@ class Clock:
 
 
 class Writer:
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, log: WriteLog, embedded: bool = False) -> None:
+        """`embedded`: this writer is the only one of its database (chDB): it may keep what it
+        wrote in memory (a filter of the stored trace ids, the users' rows) instead of reading."""
         self.client = client
-        (last,) = client.query("SELECT max(batch) FROM write_log").result_rows[0]
-        self.clock = Clock(int(last or 0))
+        self.log = log
+        self.clock = Clock(log.last_batch())
+        self.trace_filter = TraceFilter(client) if embedded else None
+        self.user_cache: dict[Key, tuple[Any, ...]] | None = {} if embedded else None
 
     # --- spans ---
     def write_spans(
@@ -92,7 +97,9 @@ class Writer:
     ) -> list[InsertResult]:
         """Write these requests' spans as one batch; each request's result."""
         trace_ids = {span.trace_id for spans, _ in requests for span in spans}
-        keys = select_trace_keys(self.client, trace_ids)
+        if self.trace_filter is not None:
+            trace_ids = {trace_id for trace_id in trace_ids if self.trace_filter.may_hold(trace_id)}
+        keys = select_trace_keys(self.client, trace_ids) if trace_ids else {}
         owners = {trace_id: key[0] for trace_id, key in keys.items()}
         claimed = [claim(spans, scope, owners) for spans, scope in requests]
         self._write_spans([span for claim_ in claimed for span in claim_.spans], keys)
@@ -126,12 +133,16 @@ class Writer:
         self._begin(version, list(changes), sessions, users)
         self._write_trace_keys(changes, version)
         if new_spans:
-            self.client.insert("spans", span_rows(new_spans), column_names=SPAN_COLUMNS)
+            schema.insert(self.client, schema.SPANS, span_rows(new_spans))
         self._write_traces(changes, version)
-        self._write_rollups(sessions, set(), version)
+        session_users: Counter[tuple[str, str, str]] = Counter()
+        if sessions:
+            rows = rollups.session_rows(self.client, sessions, version, session_users)
+            schema.insert(self.client, schema.SESSIONS, rows)
         if users:
-            rows = user_deltas.user_rows(self.client, ((c.old, c.new) for c in changes.values()), version)
-            self.client.insert("users", rows, column_names=schema.USERS.column_names)
+            changed = ((c.old, c.new) for c in changes.values())
+            rows = user_deltas.user_rows(self.client, changed, version, session_users, self.user_cache)
+            schema.insert(self.client, schema.USERS, rows)
         # Results after the rollups: they count under their trace's session and user as of now.
         moved = _moved_owners(changes.values())
         if events:
@@ -207,18 +218,10 @@ class Writer:
 
     # --- the batch's steps ---
     def _begin(self, version: int, trace_ids: list[str], sessions: set[Key], users: set[Key]) -> None:
-        self.client.insert(
-            "write_log",
-            [(version, 0, trace_ids, sorted(sessions), sorted(users))],
-            column_names=("batch", "done", "trace_ids", "sessions", "users"),
-        )
+        self.log.begin(version, trace_ids, sessions, users)
 
     def _end(self, version: int) -> None:
-        self.client.insert(
-            "write_log",
-            [(version, 1, [], [], [])],
-            column_names=("batch", "done", "trace_ids", "sessions", "users"),
-        )
+        self.log.end(version)
 
     def _write_trace_keys(self, changes: dict[str, TraceChange], version: int) -> None:
         rows = []
@@ -228,7 +231,9 @@ class Writer:
             elif change.old is None or change.old.row.session_id != change.new.row.session_id:
                 rows.append((trace_id, change.new.row.project, change.new.row.session_id or "", version, 0))
         if rows:
-            self.client.insert("trace_keys", rows, column_names=schema.TRACE_KEYS.column_names)
+            schema.insert(self.client, schema.TRACE_KEYS, rows)
+            if self.trace_filter is not None:
+                self.trace_filter.add(row[0] for row in rows if not row[-1])
 
     def _write_traces(self, changes: dict[str, TraceChange], version: int) -> None:
         rows = []
@@ -244,22 +249,24 @@ class Writer:
             if new is not None:
                 rows.append(trace_insert_row(new, version))
         if rows:
-            self.client.insert("traces", rows, column_names=TRACE_COLUMNS)
+            schema.insert(self.client, schema.TRACES, rows)
 
     def _write_rollups(self, sessions: set[Key], users: set[Key], version: int) -> None:
         if sessions:
             rows = rollups.session_rows(self.client, sessions, version)
-            self.client.insert("sessions", rows, column_names=schema.SESSIONS.column_names)
+            schema.insert(self.client, schema.SESSIONS, rows)
         if users:
             rows = rollups.user_rows(self.client, users, version)
-            self.client.insert("users", rows, column_names=schema.USERS.column_names)
+            schema.insert(self.client, schema.USERS, rows)
+            if self.user_cache is not None:
+                user_deltas.remember(self.user_cache, rows)
 
     def _write_evaluation_aggregates(self, sessions: set[Key], users: set[Key], version: int) -> None:
         for table, keys in ((schema.SESSION_EVALUATIONS, sessions), (schema.USER_EVALUATIONS, users)):
             if keys:
                 rows = rollups.evaluation_aggregate_rows(self.client, table, keys, version)
                 if rows:
-                    self.client.insert(table.name, rows, column_names=table.column_names)
+                    schema.insert(self.client, table, rows)
 
     # --- evaluation results ---
     def write_evaluations(
@@ -292,20 +299,10 @@ class Writer:
         return expiry.result(sessions, loose, len(traces), spans, limit)
 
     # --- recovery ---
-    def pending_batches(self) -> list[tuple[int, list[str], list[Key], list[Key]]]:
-        """The batches begun and never marked done."""
-        return [
-            (batch, list(trace_ids), [tuple(key) for key in sessions], [tuple(key) for key in users])
-            for batch, trace_ids, sessions, users in self.client.query(
-                "SELECT batch, groupArrayArray(trace_ids), groupArrayArray(sessions), groupArrayArray(users)"
-                " FROM write_log GROUP BY batch HAVING max(done) = 0 ORDER BY batch"
-            ).result_rows
-        ]
-
     def recover(self) -> int:
         """Recount every batch cut short: its traces from their stored spans, then its sessions,
         users and aggregates. Returns how many batches it repaired."""
-        pending = self.pending_batches()
+        pending = self.log.pending()
         for batch, trace_ids, sessions, users in pending:
             self._recover(set(trace_ids), set(sessions), set(users))
             self._end(batch)
