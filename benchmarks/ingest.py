@@ -412,7 +412,7 @@ def run_store(
     figures: dict[str, Any] = {"url": url}
     try:
         start, cpu_before = time.perf_counter(), cpu_seconds(server.pid)
-        send_all(f"{base}/v1/traces", payloads)
+        send_all(f"{base}/v1/traces", payloads, args.senders)
         figures["elapsed"] = time.perf_counter() - start
         figures["rate"] = args.spans / figures["elapsed"]
         figures["cpu_us"] = (cpu_seconds(server.pid) - cpu_before) / args.spans * 1e6
@@ -472,6 +472,7 @@ def main() -> None:
     parser.add_argument(
         "--store", action="append", default=[], metavar="URL", help="a new store (repeatable)"
     )
+    parser.add_argument("--senders", type=int, default=2, help="concurrent OTLP exporters")
     parser.add_argument("--huge-session", type=int, default=20_000, metavar="TRACES")
     parser.add_argument("--migrate", action="store_true", help="copy the first store into a new chDB store")
     parser.add_argument(
@@ -500,7 +501,7 @@ def main() -> None:
     print(
         f"{args.spans:,} spans ({otlp_per_span / 1024:.2f} KiB each on the wire),"
         f" {args.sessions:,} sessions per project of ~{results[0]['session_turns']} turns,"
-        f" {args.users:,} users, 2 projects, 2 senders,"
+        f" {args.users:,} users, 2 projects, {args.senders} senders,"
         f" {os.cpu_count()} CPUs; payloads built in {built:.0f} s; load average before"
         f" {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}\n"
     )
