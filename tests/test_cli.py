@@ -15,7 +15,10 @@ from spanloom.server.evaluators.config import EvaluatorConfig, save_configs
 def test_help_explains_each_serve_option():
     result = CliRunner().invoke(cli, ["serve", "--help"])
     assert result.exit_code == 0
-    for option in ("--host", "--port", "--db", "--insecure", "SPANLOOM_DB", "SPANLOOM_API_KEY", "4318"):
+    for option in (
+        *("--host", "--port", "--db", "--insecure", "SPANLOOM_DB", "SPANLOOM_API_KEY", "4318"),
+        *("--forwarded-allow-ips", "--header-timeout", "--keep-alive-timeout", "--max-connections"),
+    ):
         assert option in result.output
     assert "demo" in CliRunner().invoke(cli, ["--help"]).output
 
@@ -115,8 +118,38 @@ def test_serve_accepts_a_keys_file_for_a_public_host_and_refuses_a_bad_one(
     monkeypatch.setenv("SPANLOOM_KEYS_FILE", str(good))
     import uvicorn
 
-    ran: list[str] = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, host, port, log_level: ran.append(host))
+    ran: list[uvicorn.Config] = []
+    monkeypatch.setattr(uvicorn.Server, "run", lambda server, sockets=None: ran.append(server.config))
     result = CliRunner().invoke(cli, ["serve", "--host", "0.0.0.0", "--db", str(tmp_path / "y.db")])
     assert result.exit_code == 0, result.output
-    assert ran == ["0.0.0.0"] and "keys required" in result.output
+    assert [config.host for config in ran] == ["0.0.0.0"] and "keys required" in result.output
+    # Served as configured: no forwarded header believed by default, the header deadline, limits.
+    config = ran[0]
+    assert not config.proxy_headers and config.limit_concurrency == 1000 and config.timeout_keep_alive == 5
+    assert config.http.header_timeout_seconds == 10.0
+    options = ["--forwarded-allow-ips", "10.0.0.2", "--header-timeout", "3", "--max-connections", "50"]
+    result = CliRunner().invoke(cli, ["serve", "--db", str(tmp_path / "z.db"), *options])
+    assert result.exit_code == 0, result.output
+    config = ran[1]
+    assert config.proxy_headers and config.forwarded_allow_ips == "10.0.0.2"
+    assert config.http.header_timeout_seconds == 3.0 and config.limit_concurrency == 50
+
+
+def test_evaluators_add_refuses_a_catastrophic_pattern(tmp_path):
+    file = tmp_path / "evaluators.json"
+    common = [
+        "evaluators",
+        "add",
+        "shape",
+        "--kind",
+        "regex",
+        "--file",
+        str(file),
+        "--db",
+        str(tmp_path / "x.db"),
+    ]
+    refused = CliRunner().invoke(cli, [*common, "--option", "pattern=(a+)+$"])
+    assert refused.exit_code == 2 and "backtracks catastrophically" in refused.output
+    assert not file.exists()
+    added = CliRunner().invoke(cli, [*common, "--option", r"pattern=order #\d+"])
+    assert added.exit_code == 0, added.output

@@ -101,6 +101,38 @@ SERVER_SWITCH_INTERVAL_SECONDS = 0.001
     type=click.Choice(["critical", "error", "warning", "info", "debug"]),
     help="uvicorn's log level.",
 )
+@click.option(
+    "--forwarded-allow-ips",
+    default=None,
+    metavar="ADDRESSES",
+    help="Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed: comma-separated "
+    "addresses or networks (e.g. 127.0.0.1 for a proxy on this host), or '*'. Default: none, so the "
+    "client address (which the wrong-key throttle counts) is the connection's own.",
+)
+@click.option(
+    "--header-timeout",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(min=0.1),
+    metavar="SECONDS",
+    help="Close a connection whose request headers have not all arrived this long after it opened "
+    "(or after the first byte of its next request); 408 if part of a request had arrived.",
+)
+@click.option(
+    "--keep-alive-timeout",
+    default=5,
+    show_default=True,
+    type=click.IntRange(min=1),
+    metavar="SECONDS",
+    help="Close a keep-alive connection idle for this long.",
+)
+@click.option(
+    "--max-connections",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Connections served at once; a request past it is answered 503 (OTLP exporters retry).",
+)
 def serve(
     host: str,
     port: int,
@@ -111,6 +143,10 @@ def serve(
     retention_by_project: tuple[str, ...],
     insecure: bool,
     log_level: str,
+    forwarded_allow_ips: str | None,
+    header_timeout: float,
+    keep_alive_timeout: int,
+    max_connections: int,
 ) -> None:
     """Run the trace server: OTLP ingest, an embedded SQLite store and the JSON API.
 
@@ -121,7 +157,8 @@ def serve(
     SPANLOOM_MAX_ATTRIBUTES_PER_SPAN, SPANLOOM_WRITE_QUEUE_SIZE, SPANLOOM_MAX_BATCH_SPANS,
     SPANLOOM_PRICING_FILE (a JSON price table overriding the built-in one),
     SPANLOOM_MAX_KEY_FAILURES_PER_MINUTE (wrong keys per address before 429, default 30),
-    SPANLOOM_TRACE_PAGE_SPANS, SPANLOOM_EVALUATORS_FILE, SPANLOOM_MAX_DB_PAGES,
+    SPANLOOM_MAX_VALUES_PER_REQUEST (attributes, array elements, events... in one OTLP body before 413,
+    default 1,000,000), SPANLOOM_TRACE_PAGE_SPANS, SPANLOOM_EVALUATORS_FILE, SPANLOOM_MAX_DB_PAGES,
     SPANLOOM_RETENTION_DAYS, SPANLOOM_RETENTION (PROJECT=DAYS,...), SPANLOOM_RETENTION_INTERVAL.
     """
     from spanloom.server.auth.keys import KeyRing
@@ -147,6 +184,7 @@ def serve(
     import uvicorn
 
     from spanloom.server.app import create_app
+    from spanloom.server.serving import ServeLimits, uvicorn_config
     from spanloom.server.store.base import StoreOpenError
     from spanloom.server.store.url import open_store, sqlite_path
 
@@ -172,7 +210,14 @@ def serve(
     # handover could wait up to 5 ms, a fifth of ingest's throughput under two senders.
     sys.setswitchinterval(SERVER_SWITCH_INTERVAL_SECONDS)
     try:
-        uvicorn.run(create_app(settings, store), host=host, port=port, log_level=log_level)
+        limits = ServeLimits(
+            header_timeout_seconds=header_timeout,
+            keep_alive_seconds=keep_alive_timeout,
+            max_connections=max_connections,
+            forwarded_allow_ips=forwarded_allow_ips,
+        )
+        config = uvicorn_config(create_app(settings, store), host, port, limits, log_level)
+        uvicorn.Server(config).run()
     finally:
         # Queued writes finish before exit: every 200 already sent stays committed anyway.
         store.close()

@@ -90,7 +90,7 @@ def add_evaluator(
     db: Path | None,
 ) -> None:
     """Add (or replace) the evaluator NAME; a running server picks it up on its next spans."""
-    from spanloom.server.evaluators.builtin import EvaluatorOptionError
+    from spanloom.server.evaluators.builtin import EvaluatorOptionError, check_pattern_speed
     from spanloom.server.evaluators.config import (
         DEFAULT_SPAN_KINDS,
         EvaluatorConfig,
@@ -113,6 +113,9 @@ def add_evaluator(
             options=parsed,
             span_kinds=tuple(kind.upper() for kind in span_kinds) or DEFAULT_SPAN_KINDS,
         )
+        if kind == "regex":
+            # Here, not on every load: the server's time limit covers a file edited by hand.
+            check_pattern_speed(config.options["pattern"])
         configs = [c for c in load_configs(path) if (c.project, c.name) != (project, name)]
         save_configs(path, [*configs, config])
     except EvaluatorOptionError as error:

@@ -137,3 +137,33 @@ def test_spanloom_variables_win_then_openinference_then_traceai(monkeypatch):
 def test_openinference_older_spelling_of_embedding_vectors(monkeypatch):
     monkeypatch.setenv("OPENINFERENCE_HIDE_EMBEDDINGS_VECTORS", "true")
     assert TraceConfig().hide_embedding_vectors is True
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # Two addresses run together: the second one starts where the first one's match ends.
+        ("a@b.com.c@d.org", f"{REDACTED_VALUE}{REDACTED_VALUE}"),
+        ("x@y.io_z@w.org!", f"{REDACTED_VALUE}{REDACTED_VALUE}!"),
+        # A local part past RFC 5321's 64 characters: its last 64 characters and the domain go.
+        ("k" * 70 + "@example.com", "k" * 6 + REDACTED_VALUE),
+    ],
+)
+def test_email_redaction_at_the_edges(text, expected):
+    assert TraceConfig(redact_patterns=["email"]).redact(text) == expected
+
+
+def test_builtin_redaction_of_hostile_text_cannot_stall_the_app():
+    import threading
+
+    # A 64 KB word, with and without an "@": the unbounded e-mail pattern took ~3 s on each (it
+    # tried every start position to the end of the run). Now linear: well within the deadline,
+    # which only a quadratic pattern misses.
+    config = TraceConfig(redact_patterns=["email", "phone", "card", "api_key"])
+    texts = ["a" * 65_536, "a@" + "a" * 65_536, "a." * 32_768 + "@x", "1-" * 32_768 + "@"]
+    done = []
+    worker = threading.Thread(target=lambda: done.extend(config.redact(text) for text in texts), daemon=True)
+    worker.start()
+    worker.join(timeout=5)
+    assert len(done) == len(texts), "redaction of 64 KB texts took over 5 s"
+    assert done[0] == texts[0]

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +22,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 from tests.chdb_kit import chdb_url
 
 from spanloom.server.app import create_app
+from spanloom.server.serving import ServeLimits, uvicorn_config
 from spanloom.server.settings import Settings
 from spanloom.server.store.base import Store
 from spanloom.server.store.url import open_store
@@ -58,10 +62,16 @@ class RunningServer:
 
 @contextmanager
 def run_server(
-    db_path: Path, *, log_level: str = "warning", backend: str = "sqlite", **overrides: Any
+    db_path: Path,
+    *,
+    log_level: str = "warning",
+    backend: str = "sqlite",
+    limits: ServeLimits | None = None,
+    **overrides: Any,
 ) -> Iterator[RunningServer]:
-    """A real uvicorn on 127.0.0.1, port 0, in a background thread, over a fresh store: the SQLite
-    file `db_path`, or (backend "chdb") a chDB store of `db_path`'s directory."""
+    """A real uvicorn on 127.0.0.1, port 0, in a background thread, over a fresh store (the SQLite
+    file `db_path`, or with backend "chdb" a chDB store of `db_path`'s directory), configured as
+    `spanloom serve` configures it (timeouts, connection limit, proxy trust)."""
     settings = Settings(db_path=db_path, **overrides)
     url = f"sqlite:///{db_path}" if backend == "sqlite" else chdb_url(db_path.parent)
     store = open_store(
@@ -71,7 +81,7 @@ def run_server(
         max_db_pages=settings.max_db_pages,
     )
     app = create_app(settings, store)
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level=log_level)
+    config = uvicorn_config(app, "127.0.0.1", 0, limits or ServeLimits(), log_level)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
     thread.start()
@@ -87,6 +97,40 @@ def run_server(
         server.should_exit = True
         thread.join(timeout=30)
         store.close()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def server_process(db: Path | str, port: int) -> Iterator[subprocess.Popen]:
+    """`spanloom serve` in a process of its own (for crashes and for measuring its memory), on the
+    SQLite file `db` or the store URL `db`."""
+    store = ["--store", db] if isinstance(db, str) else ["--db", str(db)]
+    command = [sys.executable, "-m", "spanloom.cli", "serve", "--port", str(port), *store]
+    process = subprocess.Popen(
+        [*command, "--log-level", "warning"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+
+        def ready() -> bool:
+            assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/api/projects", timeout=1).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_for(ready, timeout=30, what="spanloom serve to answer")
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=30)
+        if process.stderr:
+            process.stderr.close()
 
 
 def wait_for(condition: Callable[[], _T], timeout: float = 15.0, what: str = "condition") -> _T:
@@ -116,6 +160,17 @@ def any_value(value: Any) -> AnyValue:
 
 def key_values(attributes: dict[str, Any]) -> list[KeyValue]:
     return [KeyValue(key=key, value=any_value(value)) for key, value in attributes.items()]
+
+
+def length_delimited(field: int, payload: bytes) -> bytes:
+    """One protobuf field of wire type 2, by hand: for bodies the protobuf library will not build."""
+    tag, length = (field << 3) | 2, len(payload)
+    encoded = bytearray([tag])
+    while True:
+        byte, length = length & 0x7F, length >> 7
+        encoded.append(byte | (0x80 if length else 0))
+        if not length:
+            return bytes(encoded) + payload
 
 
 def new_trace_id() -> bytes:

@@ -16,6 +16,7 @@ from _server_kit import RunningServer, make_request, make_turn, run_server
 from spanloom.server.auth import keys as keys_module
 from spanloom.server.auth.keys import KeyRing, KeysFileError, load_keys_file
 from spanloom.server.auth.throttle import FailedKeyThrottle
+from spanloom.server.serving import ServeLimits
 from spanloom.server.web.login import safe_next
 
 ADMIN = "admin-key-0123456789abcdef"
@@ -200,26 +201,128 @@ def test_login_form_csrf_cookie_flags_and_logout(keyed: tuple[RunningServer, dic
     client.cookies.clear()
 
 
-def test_session_cookie_is_secure_behind_a_tls_proxy(keyed: tuple[RunningServer, dict[str, bytes]]):
-    server, _ = keyed
+def test_cookie_writes_must_come_from_the_dashboards_own_origin(
+    keyed: tuple[RunningServer, dict[str, bytes]],
+):
+    server, traces = keyed
     client = server.client
     client.cookies.clear()
-    # uvicorn trusts X-Forwarded-Proto from 127.0.0.1 (a proxy on the same host).
-    proxied = {"X-Forwarded-Proto": "https"}
-    form = client.get("/login", headers=proxied)
+    form = client.get("/login")
+    signed_in = client.post(
+        "/login", data={"key": ADMIN, "csrf_token": csrf(form), "next": "/sessions"}, follow_redirects=False
+    )
+    assert signed_in.status_code == 303
+    cookie = {"Cookie": f"spanloom_session={client.cookies['spanloom_session']}"}
+    client.cookies.clear()
+    body = json.dumps([{"trace_id": traces["p1"].hex(), "name": "csrf-probe", "label": "pass"}])
+    simple = {**cookie, "Content-Type": "text/plain"}  # what a cross-site form or fetch can send
+
+    def post(headers: dict[str, str]) -> int:
+        return server.client.post("/api/evaluations", content=body, headers=headers).status_code
+
+    # Another port of the same host is the same site: SameSite=Strict sends the cookie along.
+    refused = server.client.post(
+        "/api/evaluations", content=body, headers={**simple, "Origin": "http://127.0.0.1:3000"}
+    )
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "cross_site_write"
+    assert post(simple) == 403  # no Origin, no token
+    assert post({**simple, "Origin": "null"}) == 403
+    assert post({**simple, "Origin": server.url.replace("http://", "https://")}) == 403
+    assert post({**simple, "X-CSRF-Token": "forged"}) == 403
+    # From the dashboard's own origin, or with the session's token (rendered into its pages).
+    assert post({**simple, "Origin": server.url}) == 200
+    page = server.client.get("/sessions", headers=cookie)
+    token = re.search(
+        r'action="/logout">\s*<input type="hidden" name="csrf_token" value="([^"]+)"', page.text
+    )
+    assert post({**simple, "X-CSRF-Token": token.group(1)}) == 200
+    # A key in a header is not something a page can make a browser send: unaffected.
+    assert post({**bearer(ADMIN), "Content-Type": "text/plain", "Origin": "http://127.0.0.1:3000"}) == 200
+    # Reads with the cookie need no Origin.
+    assert server.client.get("/api/sessions", headers=cookie).status_code == 200
+
+
+def _login_cookies(server: RunningServer, headers: dict[str, str]) -> tuple[str, str]:
+    """(the login form's CSRF cookie, the session cookie) as set for a request with `headers`."""
+    client = server.client
+    client.cookies.clear()
+    form = client.get("/login", headers=headers)
     token = csrf(form)
-    csrf_cookie = form.headers["set-cookie"].lower()
-    assert "secure" in csrf_cookie and "samesite=strict" in csrf_cookie
     response = client.post(
         "/login",
         data={"key": READ, "csrf_token": token, "next": "/"},
-        headers={**proxied, "Cookie": f"spanloom_login_csrf={token}"},
+        headers={**headers, "Cookie": f"spanloom_login_csrf={token}"},
         follow_redirects=False,
     )
     assert response.status_code == 303
-    cookie = next(h for h in response.headers.get_list("set-cookie") if h.startswith("spanloom_session="))
-    assert "secure" in {part.strip().lower() for part in cookie.split(";")}
+    session = next(h for h in response.headers.get_list("set-cookie") if h.startswith("spanloom_session="))
     client.cookies.clear()
+    return form.headers["set-cookie"].lower(), session.lower()
+
+
+def _flags(cookie: str) -> set[str]:
+    return {part.strip() for part in cookie.split(";")}
+
+
+def test_session_cookie_is_secure_behind_a_trusted_tls_proxy(tmp_path: Path):
+    # The proxy on this host is named with --forwarded-allow-ips: its X-Forwarded-Proto is believed.
+    with run_server(
+        tmp_path / "proxied.db",
+        keys_file=write_keys(tmp_path / "keys.json"),
+        limits=ServeLimits(forwarded_allow_ips="127.0.0.1"),
+    ) as server:
+        csrf_cookie, session = _login_cookies(server, {"X-Forwarded-Proto": "https"})
+        assert {"secure", "samesite=strict"} <= _flags(csrf_cookie)
+        assert "secure" in _flags(session)
+
+
+def test_forwarded_headers_are_ignored_unless_a_proxy_is_configured(
+    keyed: tuple[RunningServer, dict[str, bytes]],
+):
+    server, _ = keyed
+    # By default nobody's X-Forwarded-Proto is believed: the request came over plain http on
+    # loopback, and the cookies say so.
+    csrf_cookie, session = _login_cookies(server, {"X-Forwarded-Proto": "https"})
+    assert "secure" not in _flags(csrf_cookie) and "secure" not in _flags(session)
+
+
+def test_made_up_forwarded_addresses_do_not_escape_the_throttle(tmp_path: Path):
+    with run_server(tmp_path / "xff.db", keys_file=write_keys(tmp_path / "keys.json")) as server:
+        statuses = [
+            server.client.get(
+                "/api/sessions", headers={**bearer("wrong-key-0123456789"), "X-Forwarded-For": f"10.1.0.{n}"}
+            ).status_code
+            for n in range(40)
+        ]
+        # Thirty wrong keys from this connection's address, whatever the header claimed; then 429.
+        assert statuses[:30] == [401] * 30 and set(statuses[30:]) == {429}
+
+
+def test_nobody_on_loopback_can_lock_out_a_chosen_address(tmp_path: Path):
+    with run_server(tmp_path / "lockout.db", keys_file=write_keys(tmp_path / "keys.json")) as server:
+        for _ in range(40):
+            server.client.get(
+                "/api/sessions", headers={**bearer("wrong-key-0123456789"), "X-Forwarded-For": "203.0.113.7"}
+            )
+        throttle = server.app.state.auth.throttle
+        # The failures were counted against the real peer, never against the named victim.
+        assert throttle.retry_after("203.0.113.7") is None
+        assert throttle.retry_after("127.0.0.1") is not None
+
+
+def test_a_configured_proxy_names_the_client(tmp_path: Path):
+    with run_server(
+        tmp_path / "trusted.db",
+        keys_file=write_keys(tmp_path / "keys.json"),
+        limits=ServeLimits(forwarded_allow_ips="127.0.0.1"),
+    ) as server:
+        for n in range(40):
+            response = server.client.get(
+                "/api/sessions", headers={**bearer("wrong-key-0123456789"), "X-Forwarded-For": f"10.1.0.{n}"}
+            )
+            assert response.status_code == 401  # forty clients behind the proxy, one failure each
+        throttle = server.app.state.auth.throttle
+        assert throttle.retry_after("10.1.0.1") is None and throttle.retry_after("127.0.0.1") is None
 
 
 @pytest.mark.parametrize(

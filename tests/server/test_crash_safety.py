@@ -5,52 +5,16 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import sqlite3
-import subprocess
-import sys
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
-from _server_kit import PROTOBUF, make_request, make_turn, wait_for
+from _server_kit import PROTOBUF, free_port, make_request, make_turn, server_process, wait_for
 
 SPANS_PER_TURN = 3  # root, LLM child and a tool span
 TURNS_PER_BATCH = 20
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@contextmanager
-def server_process(store: str, port: int) -> Iterator[subprocess.Popen]:
-    command = [sys.executable, "-m", "spanloom.cli", "serve", "--port", str(port), "--store", store]
-    process = subprocess.Popen(
-        [*command, "--log-level", "warning"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    try:
-
-        def ready() -> bool:
-            assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
-            try:
-                return httpx.get(f"http://127.0.0.1:{port}/api/projects", timeout=1).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        wait_for(ready, timeout=30, what="spanloom serve to answer")
-        yield process
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=30)
-        if process.stderr:
-            process.stderr.close()
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "chdb"])

@@ -6,7 +6,12 @@ import json
 
 import pytest
 
-from spanloom.server.evaluators.builtin import BUILTIN_EVALUATORS, EvaluatorOptionError
+from spanloom.server.evaluators.builtin import (
+    BUILTIN_EVALUATORS,
+    MAX_JUDGED_CHARS,
+    EvaluatorOptionError,
+    check_pattern_speed,
+)
 from spanloom.server.evaluators.config import (
     EvaluatorConfig,
     evaluate,
@@ -137,3 +142,36 @@ def test_every_builtin_is_described():
         "contains_pii",
     }
     assert all(evaluator.description for evaluator in BUILTIN_EVALUATORS.values())
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [r"(a+)+$", r"(a|aa)+$", r"(\w+\s?)*$", r"(x+x+)+y", r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[a-z]{2,}"],
+)
+def test_catastrophic_patterns_are_refused_where_detectable(pattern):
+    with pytest.raises(EvaluatorOptionError, match="backtracks catastrophically"):
+        check_pattern_speed(pattern)
+
+
+@pytest.mark.parametrize(
+    "pattern", [r"order #\d+", r"(?i)password", r"^\s*\{.*\}\s*$", r"\bsk-[A-Za-z0-9]{20,}\b"]
+)
+def test_ordinary_patterns_pass_the_speed_check(pattern):
+    check_pattern_speed(pattern)
+
+
+def test_a_pattern_that_runs_out_of_time_gives_no_verdict(caplog):
+    # Configured by hand (the CLI would refuse it): the time limit still holds. A pattern no other
+    # test uses: the warning is logged once per pattern and process.
+    config = EvaluatorConfig(name="shape", kind="regex", options={"pattern": "(q|qq)+$"})
+    with caplog.at_level("WARNING"):
+        assert config.judge(span("q" * 5000 + "!")) is None
+    assert "(q|qq)+$" in caplog.text
+    assert config.judge(span("qqqq")).label == "pass"  # short outputs are still judged
+
+
+def test_text_evaluators_read_a_bounded_prefix():
+    late = "x" * MAX_JUDGED_CHARS + " write to ann@example.com"
+    assert judge("contains_pii", span(late)).label == "pass"  # past the bound: not read
+    assert judge("contains_pii", span(late[-40:])).label == "fail"
+    assert judge("length", span(late), max_chars=MAX_JUDGED_CHARS).label == "fail"  # length is exact

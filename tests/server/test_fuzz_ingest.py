@@ -10,6 +10,7 @@ render (trace page and API). The default budget is small; ``-m slow`` runs the l
 from __future__ import annotations
 
 import base64
+import gzip
 import json
 import os
 from collections import Counter
@@ -35,6 +36,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 from spanloom.server.ingest.normalize import MAX_TOKENS
 
 JSON = {"Content-Type": "application/json"}
+GZIP = {"Content-Encoding": "gzip"}
 FAST_EXAMPLES = int(os.environ.get("SPANLOOM_FUZZ_EXAMPLES", "60"))
 SLOW_EXAMPLES = 1000
 _COMMON = {
@@ -258,6 +260,26 @@ def json_bodies(draw: st.DrawFn) -> tuple[str, dict[str, str], bytes]:
     return f"json:{kind}", JSON, body
 
 
+@st.composite
+def gzip_bodies(draw: st.DrawFn) -> tuple[str, dict[str, str], bytes]:
+    """A body (valid or not) as one or more gzip members, maybe cut short or with bytes after it."""
+    kind, content_type, plain = draw(st.one_of(st.just(("valid", PROTOBUF, _VALID_BODY)), protobuf_bodies()))
+    # Positions are drawn in a fixed range and scaled: some bodies hold random ids, so their
+    # lengths (compressed, at least) vary between runs, and hypothesis must draw the same way.
+    cuts = sorted(n * len(plain) // 1024 for n in draw(st.lists(st.integers(0, 1024), max_size=3)))
+    pieces = [plain[start:end] for start, end in zip([0, *cuts], [*cuts, len(plain)], strict=True)]
+    levels = draw(st.lists(st.integers(0, 9), min_size=len(pieces), max_size=len(pieces)))
+    body = b"".join(gzip.compress(piece, level, mtime=0) for piece, level in zip(pieces, levels, strict=True))
+    ending = draw(st.sampled_from(["whole", "garbage", "zeros", "cut"]))
+    if ending == "garbage":
+        body += draw(st.binary(min_size=1, max_size=40))
+    elif ending == "zeros":
+        body += bytes(draw(st.integers(1, 16)))
+    elif ending == "cut":
+        body = body[: draw(st.integers(0, 1023)) * len(body) // 1024]
+    return f"gzip:{len(pieces)}-members:{ending}:{kind.split(':')[-1]}", {**content_type, **GZIP}, body
+
+
 def _valid_batch_survives(server: RunningServer) -> None:
     request, trace_id, span_ids = _valid_request()
     response = server.post_spans(request)
@@ -301,13 +323,17 @@ def _one_case(server: RunningServer, case: tuple[str, dict[str, str], bytes]) ->
         "application/x-protobuf",
     )
     if response.status_code == 200:
+        if content_type.get("Content-Encoding") == "gzip":
+            # Accepted: every member was decoded (gzip.decompress reads them all, as the server must).
+            body = gzip.decompress(body)
+            content_type = PROTOBUF
         _stored_traces_render(server, content_type, body)
     _valid_batch_survives(server)
 
 
 FAST = settings(max_examples=FAST_EXAMPLES, **_COMMON)
 SLOW = settings(max_examples=SLOW_EXAMPLES, **_COMMON)
-bodies = st.one_of(protobuf_bodies(), json_bodies())
+bodies = st.one_of(protobuf_bodies(), json_bodies(), gzip_bodies())
 
 
 @FAST
@@ -319,6 +345,12 @@ def test_protobuf_bodies_never_break_ingest(server: RunningServer, case: tuple[s
 @FAST
 @given(case=json_bodies())
 def test_json_bodies_never_break_ingest(server: RunningServer, case: tuple[str, dict[str, str], bytes]):
+    _one_case(server, case)
+
+
+@FAST
+@given(case=gzip_bodies())
+def test_gzip_bodies_never_break_ingest(server: RunningServer, case: tuple[str, dict[str, str], bytes]):
     _one_case(server, case)
 
 

@@ -232,3 +232,42 @@ def test_a_failing_evaluation_marks_a_turn_too(store: Store):
     judged = store.get_session("p1", "judged", limit=2)
     assert judged is not None and judged.first_failing is not None
     assert (judged.first_failing.index, judged.first_failing.reason) == (3, "evaluation")
+
+
+def test_long_texts_several_spans_share_read_back_whole(store: Store):
+    """An agent's answer is its model call's answer, a tool's input its caller's: a store may keep
+    such a text once, but every read gives every span its own."""
+    question, answer = "q " * 300, "the answer " * 200
+    first = [
+        span(1, 1, start_ms=0, session_id="s", input=question, output=answer),
+        span(1, 2, parent=1, start_ms=1, input=question, output=answer, span_kind="LLM"),
+        span(1, 3, parent=1, start_ms=2, input=question, output="short", span_kind="TOOL"),
+    ]
+    write(store, first)
+    # A retry of part of it with a new span carrying the same texts, and the same again.
+    later = span(1, 4, parent=1, start_ms=3, input=question, output=answer, span_kind="TOOL")
+    write(store, [first[1], later])
+    write(store, [first[2], later])
+    detail = store.get_trace(trace_id(1))
+    assert detail is not None
+    assert [(s.input, s.output) for s in detail.spans] == [
+        (question, answer),
+        (question, answer),
+        (question, "short"),
+        (question, answer),
+    ]
+    assert [(s.input, s.output) for s in store.get_spans(trace_id(1), [later.span_id, first[1].span_id])] == [
+        (question, answer),
+        (question, answer),
+    ]
+    for page in (store.get_trace(trace_id(1), limit=1), store.list_spans(ListQuery(limit=1))):
+        assert (
+            page is not None and (page.items if hasattr(page, "items") else page.spans)[0].output is not None
+        )
+    assert all(s.output in (answer, "short") for s in every(store.list_spans, limit=1))
+    session = store.get_session("p1", "s")
+    assert session is not None
+    assert (session.summary.first_input, session.summary.last_output) == (question, answer)
+    assert [t.output for t in session.turns] == [answer]
+    assert session.tool_calls[trace_id(1)][-1].input == question
+    assert [s.session_id for s in every(store.list_sessions, ListQuery(q="the answer the"))] == ["s"]

@@ -24,7 +24,9 @@ REDACTED_VALUE = semconv.REDACTED_VALUE
 
 # Built-in patterns, by the name used in `redact_patterns` and SPANLOOM_REDACT_PATTERNS.
 BUILTIN_PATTERNS: dict[str, str] = {
-    "email": r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}",
+    # Bounded parts (RFC 5321: local part 64, domain 255, label 63): an unbounded `+` tried every
+    # start in a long run of letters to its end, so 64 KB of text took seconds (quadratic).
+    "email": r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9.-]{1,255}\.[A-Za-z]{2,63}",
     # an optional +country code, then 9-15 digits in groups split by spaces, dots or dashes
     "phone": r"(?<![\w+])\+?\d{1,3}?[ .-]?\(?\d{2,4}\)?(?:[ .-]?\d{2,4}){2,4}(?!\w)",
     # 13-19 digits, optionally grouped by spaces or dashes (Visa, Mastercard, Amex...)

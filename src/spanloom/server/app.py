@@ -31,6 +31,7 @@ from spanloom.server.settings import Settings
 from spanloom.server.store.base import Store
 from spanloom.server.web import login_router
 from spanloom.server.web import router as web_router
+from spanloom.server.web.api_docs import router as api_docs_router
 from spanloom.server.web.evaluation_pages import router as evaluation_pages_router
 
 
@@ -68,6 +69,9 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
         title="spanloom",
         summary="OpenTelemetry-native tracing for LLM apps, grouped by session and user",
         version="0.1.0",
+        # /docs is served by web/api_docs.py (local files, the pages' CSP); no ReDoc.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.store = store
@@ -92,6 +96,7 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
 
     # The dashboard's pages ("/" redirects to /sessions) and its sign-in.
     app.include_router(login_router)
+    app.include_router(api_docs_router)
     # Before web_router: /users/compare must not be taken for the user named "compare".
     app.include_router(evaluation_pages_router)
     app.include_router(web_router)

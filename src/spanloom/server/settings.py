@@ -92,6 +92,9 @@ class Settings:
     retention_by_project: the same per project, winning over retention_days
         (SPANLOOM_RETENTION="shop=7,support=30").
     retention_interval_seconds: how often retention runs (SPANLOOM_RETENTION_INTERVAL, 600).
+    max_values_per_request: protobuf messages other than spans (attributes, values, array and
+        map elements, events, links), or JSON values, one OTLP body may hold; counted before it is
+        decoded, past it 413 (SPANLOOM_MAX_VALUES_PER_REQUEST, default 1,000,000).
     """
 
     db_path: Path = field(default_factory=default_db_path)
@@ -119,6 +122,8 @@ class Settings:
     def store(self) -> str:
         """The store's URL: `store_url`, else the SQLite file `db_path`."""
         return self.store_url or f"sqlite:///{self.db_path}"
+
+    max_values_per_request: int = 1_000_000
 
     @property
     def evaluators_path(self) -> Path:
@@ -160,5 +165,6 @@ class Settings:
             retention_interval_seconds=_int(
                 env, "SPANLOOM_RETENTION_INTERVAL", cls.retention_interval_seconds
             ),
+            max_values_per_request=_int(env, "SPANLOOM_MAX_VALUES_PER_REQUEST", cls.max_values_per_request),
         )
         return replace(settings, **{key: value for key, value in overrides.items() if value is not None})

@@ -15,7 +15,8 @@ case it is:
 - 207: some were stored, those in ``rejected`` were not (an unknown span, a malformed item);
 - 422: none was stored.
 
-A body that is not JSON, or not a list of objects, is a 400 error; over MAX_ITEMS items, 413.
+A body that is not JSON, or not a list of objects, is a 400 error; over MAX_ITEMS items or
+MAX_BODY_BYTES bytes (also after gzip decompression), 413.
 Results sent again with the same (span, name) replace the earlier ones (the source is ``api``).
 """
 
@@ -33,6 +34,7 @@ from spanloom.server.auth.scope import ProjectNotVisibleError, principal_of, res
 from spanloom.server.errors import HttpError
 from spanloom.server.json_text import parse_json
 from spanloom.server.list_params import BadParameterError, parse_time
+from spanloom.server.request_body import check_declared_length, check_encoding, read_limited
 from spanloom.server.store.base import (
     ListQuery,
     Store,
@@ -115,17 +117,19 @@ def parse_item(item: object) -> EvaluationInput:
     summary="Store evaluation results on spans (200 all stored, 207 some, 422 none)",
     responses={
         207: {"description": "Some results were stored; `rejected` lists the others and why"},
-        400: {"description": "The body is not a JSON list of objects"},
-        413: {"description": f"More than {MAX_ITEMS} results in one request"},
+        400: {"description": "The body is not a JSON list of objects (or not valid gzip)"},
+        413: {"description": f"More than {MAX_ITEMS} results, or a body over {MAX_BODY_BYTES} bytes"},
+        415: {"description": "A content encoding other than gzip or identity"},
         422: {"description": "No result was stored; `rejected` says why for each"},
         503: {"description": "The writer is saturated; retry after Retry-After seconds"},
     },
 )
 async def post_evaluations(request: Request) -> JSONResponse:
     store: Store = request.app.state.store
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        raise HttpError(413, "too_large", f"the body is over {MAX_BODY_BYTES} bytes")
+    # Refused on Content-Length, and while streaming: a huge body is never held whole.
+    encoding = check_encoding(request.headers.get("content-encoding"))
+    check_declared_length(request.headers.get("content-length"), MAX_BODY_BYTES)
+    body = await read_limited(request.stream(), encoding, MAX_BODY_BYTES)
     try:
         data = parse_json(body)
     except ValueError as error:

@@ -2,9 +2,11 @@
 
 - ``POST /v1/traces`` needs a key with the ingest role, as ``Authorization: Bearer KEY`` or ``X-API-Key``.
 - ``/api/...`` needs a read key, by header or by the dashboard's login cookie; writes there
-  (``POST /api/evaluations``) need the ingest role, like ``/v1/traces``.
+  (``POST /api/evaluations``) need the ingest role, like ``/v1/traces``, and, when they rest on
+  the cookie, must come from this server's own origin (see csrf.py).
 - Pages need the same; a browser without either is sent to ``/login?next=...``.
-- The docs, ``/openapi.json``, ``/login``, ``/logout`` and ``/static/...`` are open: they hold no data.
+- The docs (``/docs`` and its files), ``/openapi.json``, ``/login``, ``/logout`` and ``/static/...`` are
+  open: they hold no data.
 
 A missing or wrong key answers the same 401 whatever the path or its parameters, so a caller
 without a key learns nothing about which projects, traces or sessions exist. An address that sent
@@ -20,13 +22,14 @@ from starlette.requests import HTTPConnection
 from starlette.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from spanloom.server.auth.csrf import cookie_write_allowed
 from spanloom.server.auth.keys import KeyRing, Principal
 from spanloom.server.auth.sessions import SESSION_COOKIE, LoginSession, LoginSessions
 from spanloom.server.auth.throttle import FailedKeyThrottle
 from spanloom.server.errors import error_response
 
-OPEN_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/login", "/logout"})
-OPEN_PREFIXES = ("/static/",)
+OPEN_PATHS = frozenset({"/openapi.json", "/docs", "/login", "/logout"})
+OPEN_PREFIXES = ("/static/", "/docs/assets/")
 INGEST_PATH = "/v1/traces"
 API_PREFIX = "/api/"
 
@@ -127,6 +130,15 @@ class AuthMiddleware:
             response = _forbidden("send spans")
         elif is_api_write and not principal.can_ingest:
             response = _forbidden("write")
+        elif (
+            is_api_write and login_session is not None and not cookie_write_allowed(connection, login_session)
+        ):
+            response = error_response(
+                403,
+                "cross_site_write",
+                "a write signed in with the dashboard's cookie must come from this server's own pages "
+                "(a matching Origin header, or the session's X-CSRF-Token); API clients send a key",
+            )
         elif not is_ingest and not is_api_write and not principal.can_read:
             response = _forbidden("read traces")
         if response is not None:

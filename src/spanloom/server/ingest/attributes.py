@@ -9,15 +9,23 @@ from typing import Any
 from spanloom.server.ingest.limits import Cuts, truncate_text
 
 # Nesting deeper than this is cut: a hostile body could otherwise recurse without end.
-_MAX_DEPTH = 16
+MAX_DEPTH = 16
+# Elements of one attribute value, over all its nesting (an embedding vector has a few thousand).
+MAX_ELEMENTS_PER_VALUE = 10_000
 _NO_LIMIT = 1 << 62
 
 
 def any_value(value: Any, depth: int = 0, max_bytes: int = _NO_LIMIT, cuts: Cuts | None = None) -> Any:
     """One OTLP AnyValue as str, bool, int, float, list, dict, base64 str (bytes) or None.
 
-    Every string inside (also in lists and maps) is cut to `max_bytes`, counted in `cuts`.
+    Every string inside (also in lists and maps) is cut to `max_bytes`, counted in `cuts`; lists
+    and maps nested past MAX_DEPTH levels become None, and elements past MAX_ELEMENTS_PER_VALUE
+    (over the whole nested value) are left out, also counted in `cuts`.
     """
+    return _any_value(value, depth, max_bytes, cuts, [MAX_ELEMENTS_PER_VALUE])
+
+
+def _any_value(value: Any, depth: int, max_bytes: int, cuts: Cuts | None, remaining: list[int]) -> Any:
     kind = value.WhichOneof("value")
     if kind == "string_value":
         return truncate_text(value.string_value, max_bytes, cuts)
@@ -27,17 +35,25 @@ def any_value(value: Any, depth: int = 0, max_bytes: int = _NO_LIMIT, cuts: Cuts
         return value.double_value
     if kind == "bool_value":
         return value.bool_value
-    if depth >= _MAX_DEPTH:
-        return None
-    if kind == "array_value":
-        return [any_value(item, depth + 1, max_bytes, cuts) for item in value.array_value.values]
-    if kind == "kvlist_value":
-        return {
-            item.key: any_value(item.value, depth + 1, max_bytes, cuts) for item in value.kvlist_value.values
-        }
     if kind == "bytes_value":
         return truncate_text(base64.b64encode(value.bytes_value).decode(), max_bytes, cuts)
-    return None
+    if kind not in ("array_value", "kvlist_value"):
+        return None
+    if depth >= MAX_DEPTH:
+        if cuts is not None:
+            cuts.values += 1
+        return None
+    items = value.array_value.values if kind == "array_value" else value.kvlist_value.values
+    taken = min(len(items), remaining[0])
+    remaining[0] -= taken
+    if taken < len(items) and cuts is not None:
+        cuts.values += 1
+    if kind == "array_value":
+        return [_any_value(items[index], depth + 1, max_bytes, cuts, remaining) for index in range(taken)]
+    return {
+        items[index].key: _any_value(items[index].value, depth + 1, max_bytes, cuts, remaining)
+        for index in range(taken)
+    }
 
 
 def key_values(

@@ -27,6 +27,7 @@ class IngestLimits:
     max_attribute_value_bytes: int = 64 * 1024
     max_attributes_per_span: int = 1024
     max_spans_per_trace: int = 100_000
+    max_values_per_request: int = 1_000_000
 
     @classmethod
     def from_settings(cls, settings: Any) -> IngestLimits:
@@ -36,6 +37,7 @@ class IngestLimits:
             max_attribute_value_bytes=settings.max_attribute_value_bytes,
             max_attributes_per_span=settings.max_attributes_per_span,
             max_spans_per_trace=settings.max_spans_per_trace,
+            max_values_per_request=settings.max_values_per_request,
         )
 
 

@@ -1,10 +1,11 @@
 """``POST /v1/traces``: OTLP/HTTP ingest, protobuf or JSON, answered only after commit.
 
 Checks happen before the store is touched: 415 for a content type or encoding it does not
-speak, 413 for a body over the limit (also after decompression) or more spans than allowed in one
-request, 400 for a body that does not decode. A full write queue answers 503 with Retry-After,
-which OTLP exporters retry; so does a write the storage failed (a full disk, an I/O error), which
-was rolled back whole: nothing is acknowledged that was not committed.
+speak, 413 for a body over the limit (also after decompression) or more spans or values than
+allowed in one request (counted before decoding: see value_budget.py), 400 for a body that does
+not decode. A full write queue answers 503 with Retry-After, which OTLP exporters retry; so does
+a write the storage failed (a full disk, an I/O error), which was rolled back whole: nothing is
+acknowledged that was not committed.
 
 Spans accepted in part are reported in `partial_success` (rejected count and why): invalid ids,
 a span id repeated in the request, a trace over its span limit, and, with a per-project key,
@@ -15,6 +16,7 @@ that, at commit). The rest of the batch is stored.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any
@@ -24,12 +26,13 @@ from starlette.concurrency import run_in_threadpool
 
 from spanloom.server.auth.scope import principal_of
 from spanloom.server.errors import HttpError
-from spanloom.server.ingest.body import ACCEPTED_ENCODINGS, check_declared_length, read_limited
 from spanloom.server.ingest.decode import UndecodableBodyError, decode_json, decode_protobuf, encode_response
 from spanloom.server.ingest.limits import IngestLimits, TooManySpansError
 from spanloom.server.ingest.normalize import NormalizedBatch, normalize_request
 from spanloom.server.ingest.trace_budget import TraceBudget
+from spanloom.server.ingest.value_budget import TooManyValuesError, check_json_budget, check_protobuf_budget
 from spanloom.server.pricing import PriceTable
+from spanloom.server.request_body import check_declared_length, check_encoding, read_limited
 from spanloom.server.store.base import (
     InsertResult,
     SpanRecord,
@@ -86,13 +89,23 @@ def create_ingest_router(
     busy_headers = {"Retry-After": str(retry_after_seconds)}
     max_body_bytes = limits.max_body_bytes
     budget = TraceBudget(store, limits.max_spans_per_trace)
+    decoding = threading.Lock()
 
     def _accept(
         body: bytes, as_json: bool, projects: frozenset[str] | None
     ) -> tuple[NormalizedBatch, Future[Any]]:
         """Blocking: decode, normalize, apply the key's scope and the trace budget, queue the write."""
-        request = decode_json(body) if as_json else decode_protobuf(body)
-        batch = normalize_request(request, prices, limits)
+        if as_json:
+            check_json_budget(body, limits.max_values_per_request)
+        else:
+            check_protobuf_budget(body, limits.max_values_per_request, limits.max_spans_per_request)
+        # One decoded request at a time: decoding holds the GIL, so concurrent requests gain
+        # nothing from overlapping here, and each decoded tree (up to the values budget) is
+        # freed before the next one is built.
+        with decoding:
+            request = decode_json(body) if as_json else decode_protobuf(body)
+            batch = normalize_request(request, prices, limits)
+            del request
         _scope_and_budget(batch, projects, budget)
         return batch, store.insert_spans(batch.spans, projects)
 
@@ -107,7 +120,7 @@ def create_ingest_router(
             403: {"description": "The key may not send spans (a read key)"},
             413: {
                 "description": "The body is over the size limit (also after decompression), or holds "
-                "more spans than one request may"
+                "more spans or values than one request may"
             },
             415: {"description": "Unsupported content type or content encoding"},
             503: {
@@ -129,11 +142,7 @@ def create_ingest_router(
                 f"content type {content_type or '(none)'!r} is not OTLP; send application/x-protobuf "
                 "or application/json",
             )
-        encoding = request.headers.get("content-encoding", "").strip().lower()
-        if encoding not in ACCEPTED_ENCODINGS:
-            raise HttpError(
-                415, "unsupported_encoding", f"content encoding {encoding!r} is not supported; use gzip"
-            )
+        encoding = check_encoding(request.headers.get("content-encoding"))
         check_declared_length(request.headers.get("content-length"), max_body_bytes)
         body = await read_limited(request.stream(), encoding, max_body_bytes)
         principal = principal_of(request)
@@ -147,6 +156,8 @@ def create_ingest_router(
             raise HttpError(400, "undecodable", str(error)) from None
         except TooManySpansError as error:
             raise HttpError(413, "too_many_spans", str(error)) from None
+        except TooManyValuesError as error:
+            raise HttpError(413, "too_many_values", str(error)) from None
         except StoreBusyError:
             raise HttpError(503, "busy", "the writer is saturated; retry later", busy_headers) from None
         except StoreClosedError:

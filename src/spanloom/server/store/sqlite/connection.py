@@ -8,6 +8,7 @@ from pathlib import Path
 # How long a connection waits for a lock held by another process (a second server on the same
 # file, a backup tool) before failing. In-process readers never take write locks (WAL).
 BUSY_TIMEOUT_MS = 10_000
+PAGE_SIZE = 32_768
 
 
 def _apply_common(connection: sqlite3.Connection, cache_kib: int) -> None:
@@ -27,6 +28,10 @@ def connect_writer(path: Path) -> sqlite3.Connection:
     # check_same_thread=False: opened (and migrated) by the constructing thread, then handed to
     # the writer thread, which is its only user from then on.
     connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    # 32 KiB pages for a new file (an existing one keeps its own): a span row of an LLM call is a
+    # few KiB, and at SQLite's default 4 KiB most pages held one row and a gap it could not use
+    # (1.5x the bytes received; 1.25x at 32 KiB). Larger pages gained nothing more.
+    connection.execute(f"PRAGMA page_size = {PAGE_SIZE}")
     # WAL: readers see the last committed state and never wait for the writer, and a commit is
     # one sequential append to the log. The mode is stored in the file, so it persists.
     connection.execute("PRAGMA journal_mode = WAL")

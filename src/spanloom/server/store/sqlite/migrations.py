@@ -63,6 +63,7 @@ _VERSIONS: tuple[tuple[str, Callable[[sqlite3.Connection, Progress | None], None
     (schema.V1, None),
     (schema.V2, _rebuild_v2),
     (schema.V3, lambda connection, progress: project_writes.rebuild(connection)),
+    (schema.V4, None),
 )
 SCHEMA_VERSION = len(_VERSIONS)
 

@@ -307,3 +307,32 @@ CREATE TABLE projects (
 -- by sessions_by_end): only such traces are in this index.
 CREATE INDEX traces_without_session ON traces (end_ns, project) WHERE session_id IS NULL;
 """
+
+# Version 4. A long text that several spans of one trace carry (an agent's answer is its model
+# call's answer, a tool's input its caller's) is stored once: the other spans name the span that
+# holds it (span_rows.share_texts).
+V4 = """
+ALTER TABLE spans ADD COLUMN input_from TEXT;
+ALTER TABLE spans ADD COLUMN output_from TEXT;
+
+-- Every sort key of every list has an index in its order (then the row's key): a page reads
+-- its rows and stops, whatever the sort. Filtered lists use them too, or a filter's own index,
+-- as the statistics the writer keeps (store.py, PRAGMA optimize) tell the planner.
+CREATE INDEX sessions_by_turns ON sessions (trace_count, project, session_id);
+CREATE INDEX sessions_by_tokens ON sessions (total_tokens, project, session_id);
+CREATE INDEX sessions_by_cost ON sessions (cost, project, session_id);
+CREATE INDEX sessions_by_latency ON sessions (latency_p50_ms, project, session_id);
+CREATE INDEX sessions_by_errors ON sessions (error_count, project, session_id);
+CREATE INDEX users_by_first_seen ON users (first_seen_ns, project, user_id);
+CREATE INDEX users_by_sessions ON users (session_count, project, user_id);
+CREATE INDEX users_by_traces ON users (trace_count, project, user_id);
+CREATE INDEX users_by_tokens ON users (total_tokens, project, user_id);
+CREATE INDEX users_by_cost ON users (cost, project, user_id);
+CREATE INDEX users_by_errors ON users (error_count, project, user_id);
+CREATE INDEX users_by_error_rate ON users ((error_count * 1.0 / MAX(trace_count, 1)), project, user_id);
+CREATE INDEX traces_by_latency ON traces (latency_ms, trace_id);
+CREATE INDEX traces_by_tokens ON traces (total_tokens, trace_id);
+CREATE INDEX traces_by_cost ON traces (cost, trace_id);
+CREATE INDEX traces_by_errors ON traces (error_count, trace_id);
+CREATE INDEX traces_by_spans ON traces (span_count, trace_id);
+"""

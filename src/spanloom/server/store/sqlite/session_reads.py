@@ -10,16 +10,17 @@ from typing import Any
 from spanloom.server.store.base import ListQuery, Page, SessionSummary
 from spanloom.server.store.sqlite import evaluation_reads
 from spanloom.server.store.sqlite.list_paging import Conditions, ListShape, Sort, eval_sort, like, page
-from spanloom.server.store.sqlite.trace_reads import TRACE_INPUT, TRACE_OUTPUT
+from spanloom.server.store.sqlite.trace_reads import TRACE_INPUT, TRACE_OUTPUT, span_text
 
+_FIRST_INPUT = span_text("input", "t.input_span_id")
+_LAST_OUTPUT = span_text("output", "t.output_span_id")
 _COLUMNS = (
     "s.project, s.session_id, s.user_id, s.trace_count,"
     # The texts live once, on the spans they came from (through the trace's input/output span):
     # session and trace rows stay small, so rewriting them as turns arrive stays cheap.
-    " (SELECT sp.input FROM traces ft JOIN spans sp ON sp.trace_id = ft.trace_id"
-    " AND sp.span_id = ft.input_span_id WHERE ft.trace_id = s.first_input_trace),"
-    " (SELECT sp.output FROM traces lt JOIN spans sp ON sp.trace_id = lt.trace_id"
-    " AND sp.span_id = lt.output_span_id WHERE lt.trace_id = s.last_output_trace), s.start_ns, s.end_ns,"
+    f" (SELECT {_FIRST_INPUT} FROM traces t WHERE t.trace_id = s.first_input_trace),"
+    f" (SELECT {_LAST_OUTPUT} FROM traces t WHERE t.trace_id = s.last_output_trace),"
+    " s.start_ns, s.end_ns,"
     " s.total_tokens, s.cost, s.error_count, s.latency_p50_ms, s.latency_p95_ms, s.tags, s.metadata"
 )
 

@@ -21,7 +21,7 @@ _OUTLINE_COLUMNS = (
 )
 _COLUMNS = (
     f"{_OUTLINE_COLUMNS}, input, output, metadata, tags, attributes, events, resource, input_key, input_at,"
-    " output_key, output_at"
+    " output_key, output_at, input_from, output_from"
 )
 # The cursor "sort key" of list_spans.
 SPANS_CURSOR = "spans"
@@ -70,32 +70,64 @@ def _outline(row: Sequence[Any]) -> SpanRecord:
     )
 
 
-def span_of(row: Sequence[Any]) -> SpanRecord:
-    """A whole span from a row of _COLUMNS."""
-    (
-        input_text,
-        output_text,
-        metadata,
-        tags,
-        attributes,
-        events,
-        resource,
-        input_key,
-        input_at,
-        output_key,
-        output_at,
-    ) = row[18:]
-    span = _outline(row[:18])
-    span.input = input_text
-    span.output = output_text
-    span.metadata = json.loads(metadata)
-    span.tags = json.loads(tags)
-    span.attributes = restore_attributes(
-        json.loads(attributes), ((input_key, input_at, input_text), (output_key, output_at, output_text))
-    )
-    span.events = json.loads(events)
-    span.resource = json.loads(resource)
-    return span
+def _shared_texts(
+    connection: sqlite3.Connection, rows: Sequence[Sequence[Any]]
+) -> dict[tuple[str, str], tuple[Any, Any]]:
+    """(trace id, span id) -> (input, output) of the spans that hold texts these rows share
+    (span_rows.share_texts), read in one query, skipping holders among the rows themselves."""
+    here = {(row[0], row[1]): (row[18], row[19]) for row in rows}
+    wanted = {
+        (row[0], holder)
+        for row in rows
+        for holder in (row[29], row[30])
+        if holder and (row[0], holder) not in here
+    }
+    if wanted:
+        for trace_id, span_id, input_text, output_text in connection.execute(
+            "SELECT trace_id, span_id, input, output FROM spans WHERE (trace_id, span_id) IN"
+            " (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?))",
+            (to_json([list(key) for key in wanted]),),
+        ):
+            here[(trace_id, span_id)] = (input_text, output_text)
+    return here
+
+
+def spans_of(connection: sqlite3.Connection, rows: Sequence[Sequence[Any]]) -> list[SpanRecord]:
+    """Whole spans from rows of _COLUMNS, with the texts they share with another span put back."""
+    shared = _shared_texts(connection, rows) if any(row[29] or row[30] for row in rows) else {}
+    spans = []
+    for row in rows:
+        (
+            input_text,
+            output_text,
+            metadata,
+            tags,
+            attributes,
+            events,
+            resource,
+            input_key,
+            input_at,
+            output_key,
+            output_at,
+            input_from,
+            output_from,
+        ) = row[18:]
+        if input_from:
+            input_text = shared.get((row[0], input_from), (None, None))[0]
+        if output_from:
+            output_text = shared.get((row[0], output_from), (None, None))[1]
+        span = _outline(row[:18])
+        span.input = input_text
+        span.output = output_text
+        span.metadata = json.loads(metadata)
+        span.tags = json.loads(tags)
+        span.attributes = restore_attributes(
+            json.loads(attributes), ((input_key, input_at, input_text), (output_key, output_at, output_text))
+        )
+        span.events = json.loads(events)
+        span.resource = json.loads(resource)
+        spans.append(span)
+    return spans
 
 
 def select_trace_spans(connection: sqlite3.Connection, trace_id: str) -> list[SpanRecord]:
@@ -103,7 +135,7 @@ def select_trace_spans(connection: sqlite3.Connection, trace_id: str) -> list[Sp
     rows = connection.execute(
         f"SELECT {_COLUMNS} FROM spans WHERE trace_id = ? ORDER BY start_ns, span_id", (trace_id,)
     ).fetchall()
-    return [span_of(row) for row in rows]
+    return spans_of(connection, rows)
 
 
 def select_trace_span_page(
@@ -118,7 +150,7 @@ def select_trace_span_page(
         (trace_id, after_span_id, limit + 1),
     ).fetchall()
     more = len(rows) > limit
-    spans = [span_of(row) for row in rows[:limit]]
+    spans = spans_of(connection, rows[:limit])
     next_after = spans[-1].span_id if more else None
     spans.sort(key=lambda span: (span.start_time_ns, span.span_id))
     return spans, next_after
@@ -140,7 +172,7 @@ def select_spans(connection: sqlite3.Connection, trace_id: str, span_ids: Sequen
         " ORDER BY start_ns, span_id",
         (trace_id, to_json(list(span_ids))),
     ).fetchall()
-    return [span_of(row) for row in rows]
+    return spans_of(connection, rows)
 
 
 def select_tool_spans(
@@ -154,8 +186,7 @@ def select_tool_spans(
         (to_json(list(trace_ids)),),
     ).fetchall()
     by_trace: dict[str, list[SpanRecord]] = {}
-    for row in rows:
-        span = span_of(row)
+    for span in spans_of(connection, rows):
         by_trace.setdefault(span.trace_id, []).append(span)
     return by_trace
 
@@ -189,7 +220,7 @@ def list_spans(connection: sqlite3.Connection, query: ListQuery) -> Page[SpanRec
         " ORDER BY project, start_ns, trace_id, span_id LIMIT ?"
     )
     rows = connection.execute(text, (*params, query.limit + 1)).fetchall()
-    items = [span_of(row) for row in rows[: query.limit]]
+    items = spans_of(connection, rows[: query.limit])
     next_cursor = None
     if len(rows) > query.limit:
         last = items[-1]

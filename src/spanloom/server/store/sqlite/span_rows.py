@@ -52,6 +52,8 @@ def span_row(span: SpanRecord, json_cache: dict[int, str]) -> tuple[Any, ...]:
         to_json(attributes),
         to_json(span.events) if span.events else "[]",
         resource_json,
+        None,  # input_from, output_from: see share_texts
+        None,
     )
 
 
@@ -82,13 +84,47 @@ def by_trace(spans: Iterable[SpanRecord]) -> dict[str, dict[str, SpanRecord]]:
     return grouped
 
 
+# Texts shorter than this are stored where they are: a reference would save little.
+SHARED_TEXT_MIN = 256
+_INPUT, _OUTPUT, _INPUT_FROM, _OUTPUT_FROM = 26, 27, 31, 32  # positions in a span_row
+
+
+def share_texts(
+    spans: list[SpanRecord], rows: list[tuple[Any, ...]], by_trace: dict[str, dict[str, SpanRecord]]
+) -> None:
+    """Store a long text once per trace of the batch: the earliest span carrying it (by start,
+    then span id) keeps it, and the others' rows name that span instead (input_from /
+    output_from). An agent's answer is usually its model call's answer, a tool's input its
+    caller's: text that would otherwise be most of the bytes written twice or three times."""
+    position = {id(span): index for index, span in enumerate(spans)}
+    for records in by_trace.values():
+        if len(records) < 2:
+            continue
+        holders: dict[tuple[int, str], str] = {}  # (column, text) -> the span id that keeps it
+        for span in sorted(records.values(), key=lambda record: (record.start_time_ns, record.span_id)):
+            for column, reference, text in (
+                (_INPUT, _INPUT_FROM, span.input),
+                (_OUTPUT, _OUTPUT_FROM, span.output),
+            ):
+                if text is None or len(text) < SHARED_TEXT_MIN:
+                    continue
+                holder = holders.setdefault((column, text), span.span_id)
+                if holder != span.span_id:
+                    index = position[id(span)]
+                    row = list(rows[index])
+                    row[column], row[reference] = None, holder
+                    rows[index] = tuple(row)
+
+
 def prepare(spans: Iterable[SpanRecord]) -> PreparedSpans:
     """The spans with their rows, per-trace rollups and projects: computed in the caller's
     thread, so the writer only checks that a trace had no stored span and writes it."""
     json_cache: dict[int, str] = {}
     prepared = PreparedSpans(spans)
     prepared.rows = [span_row(span, json_cache) for span in prepared]
-    for trace_id, records in by_trace(prepared).items():
+    grouped = by_trace(prepared)
+    share_texts(prepared, prepared.rows, grouped)
+    for trace_id, records in grouped.items():
         prepared.rollups[trace_id] = compute_trace(trace_id, map(facts_of, records.values()))
         projects = {span.project for span in records.values()}
         prepared.trace_projects[trace_id] = projects.pop() if len(projects) == 1 else None

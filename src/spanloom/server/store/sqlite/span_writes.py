@@ -19,16 +19,34 @@ SPAN_ROW_COLUMNS = (
     "trace_id, span_id, parent_span_id, project, session_id, user_id, name, otel_kind, span_kind,"
     " start_ns, end_ns, status_code, status_message, model, prompt_tokens, completion_tokens,"
     " total_tokens, cost, has_input, has_output, input_key, input_at, output_key, output_at, tags,"
-    " metadata, input, output, attributes, events, resource"
+    " metadata, input, output, attributes, events, resource, input_from, output_from"
 )
 _INSERT_SPANS = f"INSERT OR IGNORE INTO spans ({SPAN_ROW_COLUMNS})"
+
+
+_INPUT_FROM, _OUTPUT_FROM = -2, -1  # the last two columns of a row
+# A reference to a span that is itself a reference (its row was stored by an earlier batch that
+# shared the text with another span) is pointed at the span that holds the text: so every
+# reference is one step, which the reads (and their SQL) follow.
+_ONE_STEP = (
+    "UPDATE spans SET {ref} = (SELECT h.{ref} FROM spans h WHERE h.trace_id = spans.trace_id"
+    " AND h.span_id = spans.{ref}) WHERE trace_id IN (SELECT value FROM json_each(?)) AND {ref} IS NOT NULL"
+    " AND (SELECT h.{ref} FROM spans h WHERE h.trace_id = spans.trace_id AND h.span_id = spans.{ref})"
+    " IS NOT NULL"
+)
 
 
 def insert_spans(connection: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
     """Insert spans; one already stored under (trace_id, span_id) is kept as it is (a retry, or
     a second copy in the same batch: rows go in in order)."""
-    if rows:
-        execute_values(connection, _INSERT_SPANS, len(rows[0]), rows)
+    if not rows:
+        return
+    execute_values(connection, _INSERT_SPANS, len(rows[0]), rows)
+    sharing = {row[0] for row in rows if row[_INPUT_FROM] is not None or row[_OUTPUT_FROM] is not None}
+    if sharing:
+        for column in ("input_from", "output_from"):
+            # A fixed column name from this module.
+            connection.execute(_ONE_STEP.format(ref=column), (to_json(list(sharing)),))
 
 
 def select_span_facts(connection: sqlite3.Connection, trace_ids: Sequence[str]) -> dict[str, list[SpanFacts]]:

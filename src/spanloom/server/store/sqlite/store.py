@@ -24,6 +24,7 @@ import logging
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, InvalidStateError
 from contextlib import contextmanager
@@ -153,6 +154,12 @@ def _is_data_error(error: BaseException) -> bool:
     return isinstance(error, (ValueError, OverflowError, UnicodeError))
 
 
+# How often the writer refreshes the planner's statistics (a few milliseconds each time).
+STATISTICS_INTERVAL_SECONDS = 300.0
+# Rows ANALYZE samples per index: enough to tell a filter that matches most rows from one that
+# matches few, and quick on any size of file.
+ANALYSIS_LIMIT = 400
+
 # Pause between background checkpoints: each copies whatever the commits since the last one
 # wrote, so a page rewritten by several commits (an index leaf, a session row) is copied once.
 CHECKPOINT_INTERVAL_SECONDS = 0.25
@@ -186,6 +193,14 @@ class SqliteStore:
         except (sqlite3.Error, OSError, SchemaTooNewError) as error:
             self._writer.close()
             raise StoreOpenError(f"cannot open {self.path} as a spanloom database: {error}") from error
+        try:
+            self._writer.execute(f"PRAGMA analysis_limit = {ANALYSIS_LIMIT}")
+            # Statistics for whatever has none yet (a new or just upgraded file).
+            self._writer.execute("PRAGMA optimize = 0x10002")
+        except sqlite3.Error as error:
+            self._writer.close()
+            raise StoreOpenError(f"cannot open {self.path} as a spanloom database: {error}") from error
+        self._next_statistics = time.monotonic() + STATISTICS_INTERVAL_SECONDS
         self._max_db_pages: int | None = None
         self._applied_max_pages: int | None = None
         self.set_max_db_pages(max_db_pages)
@@ -277,10 +292,22 @@ class SqliteStore:
                 for request in batch:
                     _settle(request.future, error=error)
             self._committed.set()
+            if time.monotonic() >= self._next_statistics:
+                self._refresh_statistics()
         self._writer.close()
         self._writer_done = True
         self._writer_stopped.set()
         self._committed.set()  # wakes the checkpointer, which sees the writer has stopped
+
+    def _refresh_statistics(self) -> None:
+        """Keep the planner's statistics current (PRAGMA optimize: ANALYZE where the tables grew,
+        on a sample), so it picks a filter's index or a sort's index by what the data is like: a
+        project filter matching most rows reads the sort's index in order, a user filter its own."""
+        self._next_statistics = time.monotonic() + STATISTICS_INTERVAL_SECONDS
+        try:
+            self._writer.execute("PRAGMA optimize")
+        except sqlite3.Error:
+            logger.warning("spanloom: refreshing the planner's statistics failed", exc_info=True)
 
     def _run_checkpointer(self, connection: sqlite3.Connection) -> None:
         try:
