@@ -37,7 +37,7 @@ def by_project(keys: Iterable[Key]) -> dict[str, list[str]]:
 
 
 _SESSION_TOTALS = """
-SELECT session_id, count(), min(start_ns), max(end_ns), sum(toInt128(total_tokens)),
+SELECT session_id, count(), sum(span_count), min(start_ns), max(end_ns), sum(toInt128(total_tokens)),
     sum(toInt128(cost_nanos)), countIf(error_count > 0),
     argMinIf(user_id, (start_ns, trace_id), user_id != ''),
     argMinIf(trace_id, (start_ns, trace_id), has_input = 1),
@@ -62,6 +62,7 @@ def session_rows(
         for (
             session_id,
             count,
+            spans,
             start_ns,
             end_ns,
             tokens,
@@ -86,6 +87,7 @@ def session_rows(
                     session_id,
                     user_id,
                     count,
+                    spans,
                     start_ns,
                     end_ns,
                     saturated(tokens),

@@ -180,6 +180,7 @@ SESSIONS = Table(
         ("session_id", "String"),
         ("user_id", "String"),
         ("trace_count", "Int64"),
+        ("span_count", "Int64"),  # the project list adds these up: it never reads the traces
         ("start_ns", "Int64"),
         ("end_ns", "Int64"),
         ("total_tokens", "Int64"),

@@ -152,26 +152,19 @@ def count_turns_before(client: Any, project: str, session_id: str, turn: tuple[i
 
 def select_first_failing_turn(client: Any, project: str, session_id: str) -> tuple[int, str, bool] | None:
     """(start, trace id, has a failed span) of the session's first turn that failed: with a
-    failed span, or a result that did not pass."""
-    parameters = {"p": project, "s": session_id}
-    by_error = client.query(
-        f"SELECT t.start_ns, t.trace_id {_IN_SESSION} AND t.error_count > 0"
+    failed span, or a result that did not pass. One query over the session's key range."""
+    rows = client.query(
+        f"SELECT t.start_ns, t.trace_id, t.error_count > 0 {_IN_SESSION} AND (t.error_count > 0"
+        " OR t.trace_id IN (SELECT trace_id FROM evaluations FINAL WHERE project = {p:String}"
+        " AND passed = 0 AND trace_id IN"
+        " (SELECT trace_id FROM traces FINAL WHERE project = {p:String} AND session_id = {s:String})))"
         " ORDER BY t.start_ns, t.trace_id LIMIT 1",
-        parameters=parameters,
+        parameters={"p": project, "s": session_id},
     ).result_rows
-    by_result = client.query(
-        f"SELECT t.start_ns, t.trace_id {_IN_SESSION}"
-        " AND t.trace_id IN (SELECT trace_id FROM evaluations FINAL"
-        " WHERE project = {p:String} AND passed = 0 AND trace_id IN"
-        " (SELECT trace_id FROM traces FINAL WHERE project = {p:String} AND session_id = {s:String}))"
-        " ORDER BY t.start_ns, t.trace_id LIMIT 1",
-        parameters=parameters,
-    ).result_rows
-    found = [tuple(rows[0]) for rows in (by_error, by_result) if rows]
-    if not found:
+    if not rows:
         return None
-    start_ns, trace_id = min(found)
-    return start_ns, trace_id, bool(by_error) and tuple(by_error[0]) == (start_ns, trace_id)
+    start_ns, trace_id, by_error = rows[0]
+    return start_ns, trace_id, bool(by_error)
 
 
 def select_trace_span_counts(client: Any, trace_ids: Sequence[str]) -> dict[str, int]:
