@@ -1,7 +1,10 @@
-"""What spanloom's OpenAI instrumentor adds to a call, beside the floor and OpenInference, in one run.
+"""What spanloom's instrumentors add to a call, beside the floor and OpenInference, in one run.
 
-Run: ``python benchmarks/instrumentation_overhead.py [--rounds 30] [--calls 200] [--streams 100]``
+Run: ``python benchmarks/instrumentation_overhead.py [--rounds 30] [--calls 200] [--streams 100]
+[--invokes 100]``
 
+Three cases: OpenAI's ``chat.completions.create``, a consumed 50-chunk stream, and LangChain's
+``ChatOpenAI.invoke`` (``langchain-openai``, which calls the SDK through ``with_raw_response``).
 Every call goes through the real ``openai`` client to an httpx2 MockTransport whose responses
 are prebuilt bytes, so the transport costs little and the same for every side. Each round runs
 every side once, in an order that rotates round by round, so drift in machine load hits all:
@@ -16,6 +19,10 @@ every side once, in an order that rotates round by round, so drift in machine lo
 - OpenInference: the call with ``openinference-instrumentation-openai``'s instrumentor, when
   installed (``pip install -e ".[bench]"``).
 
+In the LangChain case "spanloom" is ``LangChainInstrumentor`` alone, "spanloom + OpenAI" adds
+the OpenAI instrumentor (the model call still one span: LangChain's, with the provider's
+details), and "OpenInference" is ``openinference-instrumentation-langchain``'s instrumentor.
+
 Times are the thread's CPU time (``time.thread_time_ns``: on a shared machine, time spent
 descheduled would otherwise swamp differences of a few percent of the call). "Added" is each
 round's side minus that round's bare call (per call, or per consumed 50-chunk stream), then
@@ -26,8 +33,9 @@ spans: in production a BatchSpanProcessor only queues the span on the caller's t
 this stands for (``--simple`` uses a SimpleSpanProcessor with a dropping exporter instead).
 
 The targets: spanloom's added cost per call within 1.25x the floor's (a stream's floor is one
-span around it that records no chunk: printed, not held to), and at least 3x below
-OpenInference's per call, 4x per stream.
+span around it that records no chunk, and LangChain's does no run bookkeeping: printed, not
+held to), and at least 3x below OpenInference's per call, 4x per stream, 2x per LangChain
+invoke.
 
 Not a test: pytest never collects this directory.
 """
@@ -41,6 +49,7 @@ import os
 import statistics
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import httpx2
 import openai
@@ -51,6 +60,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, set_span_in_context
 
 from spanloom import SessionSpanProcessor, using_attributes
+from spanloom.instrumentation.langchain import LangChainInstrumentor
 from spanloom.instrumentation.openai import OpenAIInstrumentor
 
 CHUNKS = 50
@@ -132,6 +142,21 @@ def mocked_client() -> openai.OpenAI:
     )
 
 
+def mocked_chat_model() -> Any:
+    """LangChain's ChatOpenAI on the same mocked transport."""
+    from langchain_openai import ChatOpenAI
+
+    return ChatOpenAI(
+        model="gpt-4o-mini",
+        api_key="x",
+        base_url="http://test/v1",
+        max_retries=0,
+        max_tokens=50,
+        temperature=0.7,
+        http_client=httpx2.Client(transport=httpx2.MockTransport(_handler)),
+    )
+
+
 def _provider(last: SpanProcessor) -> TracerProvider:
     provider = TracerProvider()
     provider.add_span_processor(SessionSpanProcessor())
@@ -151,6 +176,13 @@ def _stream(client: openai.OpenAI) -> None:
         pass
 
 
+_LANGCHAIN_MESSAGES = [(message["role"], message["content"]) for message in MESSAGES]
+
+
+def _invoke(model: Any) -> None:
+    model.invoke(_LANGCHAIN_MESSAGES)
+
+
 def _timed(fn: Callable[[], None], calls: int) -> float:
     """CPU microseconds of this thread per call of `fn`, over `calls` calls: time the thread
     spends descheduled by the other processes of a shared machine does not count."""
@@ -160,12 +192,11 @@ def _timed(fn: Callable[[], None], calls: int) -> float:
     return (time.thread_time_ns() - start) / calls / 1000
 
 
-def _recorded_attributes(client: openai.OpenAI, fn: Callable[[openai.OpenAI], None]) -> int:
+def _recorded_attributes(target: Any, fn: Callable[[Any], None], instrumentor: Any) -> int:
     exporter = InMemorySpanExporter()
-    instrumentor = OpenAIInstrumentor()
     instrumentor.instrument(tracer_provider=_provider(SimpleSpanProcessor(exporter)))
     with using_attributes(session_id="session-1", user_id="user-1"):
-        fn(client)
+        fn(target)
     instrumentor.uninstrument()
     (span,) = exporter.get_finished_spans()
     return len(span.attributes or {})
@@ -197,25 +228,62 @@ def _floor(provider: TracerProvider, count: int, fn: Callable[[], None]) -> Call
 Side = tuple[Callable[[], None], Callable[[], None], Callable[[], None]]
 
 
-def _sides(
+def _nothing() -> None:
+    pass
+
+
+def _turn(provider: TracerProvider, *instrumentors: Any) -> tuple[Callable[[], None], Callable[[], None]]:
+    """(set up, tear down) of a side instrumented by `instrumentors` for its turn."""
+
+    def set_up() -> None:
+        for instrumentor in instrumentors:
+            instrumentor.instrument(tracer_provider=provider)
+
+    def tear_down() -> None:
+        for instrumentor in reversed(instrumentors):
+            instrumentor.uninstrument()
+
+    return set_up, tear_down
+
+
+def _side(turn: tuple[Callable[[], None], Callable[[], None]], body: Callable[[], None]) -> Side:
+    return turn[0], body, turn[1]
+
+
+def _openai_sides(
     client: openai.OpenAI, provider: TracerProvider, fn: Callable[[openai.OpenAI], None], count: int
 ) -> dict[str, Side]:
     def call() -> None:
         fn(client)
 
-    nothing = lambda: None  # noqa: E731
-    ours = OpenAIInstrumentor()
     sides: dict[str, Side] = {
-        "bare": (nothing, call, nothing),
-        "spanloom": (lambda: ours.instrument(tracer_provider=provider), call, ours.uninstrument),
-        "floor, in situ": (nothing, _floor(provider, count, call), nothing),
+        "bare": (_nothing, call, _nothing),
+        "spanloom": _side(_turn(provider, OpenAIInstrumentor()), call),
+        "floor, in situ": (_nothing, _floor(provider, count, call), _nothing),
     }
     try:
         from openinference.instrumentation.openai import OpenAIInstrumentor as OpenInferenceInstrumentor
     except ImportError:
         return sides
-    theirs = OpenInferenceInstrumentor()
-    sides["OpenInference"] = (lambda: theirs.instrument(tracer_provider=provider), call, theirs.uninstrument)
+    sides["OpenInference"] = _side(_turn(provider, OpenInferenceInstrumentor()), call)
+    return sides
+
+
+def _langchain_sides(model: Any, provider: TracerProvider, count: int) -> dict[str, Side]:
+    def call() -> None:
+        _invoke(model)
+
+    sides: dict[str, Side] = {
+        "bare": (_nothing, call, _nothing),
+        "spanloom": _side(_turn(provider, LangChainInstrumentor()), call),
+        "spanloom + OpenAI": _side(_turn(provider, LangChainInstrumentor(), OpenAIInstrumentor()), call),
+        "floor, in situ": (_nothing, _floor(provider, count, call), _nothing),
+    }
+    try:
+        from openinference.instrumentation.langchain import LangChainInstrumentor as OpenInferenceLangChain
+    except ImportError:
+        return sides
+    sides["OpenInference"] = _side(_turn(provider, OpenInferenceLangChain()), call)
     return sides
 
 
@@ -241,24 +309,75 @@ def _measure(sides: dict[str, Side], rounds: int, calls: int) -> dict[str, list[
     return times
 
 
+def _row(name: str, times: dict[str, list[float]], ours_side: str, count: int, target: float) -> tuple:
+    """A table row and its verdicts: each side's median added µs per call (fastest rounds)."""
+    bare = times["bare"]
+
+    def added(side: str) -> float:
+        return statistics.median(t - b for t, b in zip(times[side], bare, strict=True))
+
+    def fastest(side: str) -> float:
+        return min(times[side]) - min(bare)
+
+    ours, floor = added(ours_side), added("floor, in situ")
+    cells = [
+        f"{statistics.median(bare):.1f}",
+        f"**{ours:.1f}** ({fastest(ours_side):.1f})",
+        f"{floor:.1f} ({fastest('floor, in situ'):.1f}), {count} attributes",
+    ]
+    verdicts = []
+    if "OpenInference" in times:
+        theirs = added("OpenInference")
+        cells.append(f"{theirs:.1f} ({fastest('OpenInference'):.1f})")
+        cells.append(f"{ours / floor:.2f}")
+        cells.append(f"**{theirs / ours:.1f}x** (>= {target:.0f}x)" if target else f"{theirs / ours:.1f}x")
+        if target:
+            verdicts.append(("OpenInference / spanloom", name, theirs / ours, theirs / ours >= target))
+    else:
+        cells += ["not installed", f"{ours / floor:.2f}", ""]
+    return f"| {name} | " + " | ".join(cells) + " |", ours / floor, verdicts
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--calls", type=int, default=200, help="non-streamed calls per round")
     parser.add_argument("--streams", type=int, default=100, help="streams per round")
+    parser.add_argument("--invokes", type=int, default=100, help="LangChain invokes per round")
     parser.add_argument("--simple", action="store_true", help="SimpleSpanProcessor + dropping exporter")
     args = parser.parse_args()
 
     client = mocked_client()
     provider = _provider(SimpleSpanProcessor(_DropExporter()) if args.simple else _DropProcessor())
-    results = []
+    rows = []
+    verdicts = []
     for name, fn, per_round, openinference_target in (
         ("`chat.completions.create`", _call, args.calls, 3.0),
         (f"{CHUNKS}-chunk stream, consumed", _stream, args.streams, 4.0),
     ):
-        count = _recorded_attributes(client, fn)
-        times = _measure(_sides(client, provider, fn, count), args.rounds, per_round)
-        results.append((name, fn, count, openinference_target, times))
+        count = _recorded_attributes(client, fn, OpenAIInstrumentor())
+        times = _measure(_openai_sides(client, provider, fn, count), args.rounds, per_round)
+        row, to_floor, found = _row(name, times, "spanloom", count, openinference_target)
+        rows.append(row)
+        verdicts += found
+        if fn is _call:
+            # A stream's floor is one span around it and records no chunk, so only a call's
+            # added cost has a floor to be held to.
+            verdicts.append(("spanloom / floor", name, to_floor, to_floor <= 1.25))
+
+    try:
+        model = mocked_chat_model()
+    except ImportError:
+        rows.append("| LangChain `ChatOpenAI.invoke` | langchain-openai not installed |")
+    else:
+        count = _recorded_attributes(model, _invoke, LangChainInstrumentor())
+        times = _measure(_langchain_sides(model, provider, count), args.rounds, args.invokes)
+        name = "LangChain `ChatOpenAI.invoke`"
+        row, _, found = _row(name, times, "spanloom", count, 2.0)
+        rows.append(row)
+        verdicts += found
+        combined = _row(f"{name}, with the OpenAI instrumentor too", times, "spanloom + OpenAI", count, 0.0)
+        rows.append(combined[0])
 
     processor = "SimpleSpanProcessor + dropping exporter" if args.simple else "a processor that drops"
     load = os.getloadavg()
@@ -271,38 +390,8 @@ def main() -> None:
         "| spanloom / floor (target <= 1.25 per call) | OpenInference / spanloom (target) |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|")
-    verdicts = []
-    for name, fn, count, openinference_target, times in results:
-        bare = times["bare"]
-
-        def added(side: str, times: dict[str, list[float]] = times, bare: list[float] = bare) -> float:
-            return statistics.median(t - b for t, b in zip(times[side], bare, strict=True))
-
-        def fastest(side: str, times: dict[str, list[float]] = times, bare: list[float] = bare) -> float:
-            return min(times[side]) - min(bare)
-
-        ours, floor = added("spanloom"), added("floor, in situ")
-        to_floor = ours / floor
-        if fn is _call:
-            # A stream's floor is one span around it and records no chunk, so only a call's
-            # added cost has a floor to be held to.
-            verdicts.append(("spanloom / floor", name, to_floor, to_floor <= 1.25))
-        cells = [
-            f"{statistics.median(bare):.1f}",
-            f"**{ours:.1f}** ({fastest('spanloom'):.1f})",
-            f"{floor:.1f} ({fastest('floor, in situ'):.1f}), {count} attributes",
-        ]
-        if "OpenInference" in times:
-            theirs = added("OpenInference")
-            cells.append(f"{theirs:.1f} ({fastest('OpenInference'):.1f})")
-            cells.append(f"{to_floor:.2f}")
-            cells.append(f"**{theirs / ours:.1f}x** (>= {openinference_target:.0f}x)")
-            verdicts.append(
-                ("OpenInference / spanloom", name, theirs / ours, theirs / ours >= openinference_target)
-            )
-        else:
-            cells += ["not installed", f"{to_floor:.2f}", ""]
-        print(f"| {name} | " + " | ".join(cells) + " |")
+    for row in rows:
+        print(row)
     print("\n(in brackets: from the fastest rounds)\n")
     for what, name, value, met in verdicts:
         print(f"{what}, {name}: {value:.2f}: {'met' if met else 'NOT MET'}")

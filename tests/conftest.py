@@ -25,6 +25,27 @@ def store_backend(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--screenshots",
+        metavar="DIR",
+        default=None,
+        help="save the browser tests' screenshots in DIR (docs/screenshots refreshes the README's);"
+        " by default they go to a temporary folder, so running the tests changes no tracked file",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The long fuzz and load runs (`slow`) run only when the -m expression names them (`-m slow`),
+    so that `-m "not browser"` leaves out the browser tests and nothing else."""
+    if "slow" in config.getoption("markexpr"):
+        return
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if not item.get_closest_marker("slow")]
+
+
 @pytest.fixture
 def exporter() -> InMemorySpanExporter:
     return InMemorySpanExporter()

@@ -10,9 +10,10 @@ back end extracts them and records its LLM span with spanloom's Python SDK (`reg
 `SessionSpanProcessor` reads the ids from baggage). The session must then show both turns, each
 with the Node span and the Python LLM span, all in the same session and user.
 
-Needs Node and `js/node_modules` (`cd js && npm ci`): skipped without them, except in CI
-(`CI` set), where `.ci/run` installs them and a missing install is a failure. A missing or stale
-`js/dist` is rebuilt with `npm run build`.
+Needs Node and `js/node_modules` (`cd js && npm ci`): without them these tests fail, saying so;
+`-m "not js"` leaves them out. `SPANLOOM_TEST_NODE` names another node executable to run them
+with (`.ci/run` uses it for the oldest Node the package declares). A missing or stale `js/dist`
+is rebuilt with `npm run build`.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ USER_ID = "js-e2e-user"
 # What the front end sends: trace context and baggage, as the W3C propagators write them.
 PROPAGATOR = CompositePropagator([TraceContextTextMapPropagator(), W3CBaggagePropagator()])
 
+pytestmark = pytest.mark.js
+
 
 def _load_server_kit() -> ModuleType:
     """tests/server/_server_kit.py, the module the server tests import as `_server_kit`."""
@@ -64,17 +67,20 @@ def _load_server_kit() -> ModuleType:
 
 
 def _node() -> str:
-    """The node executable, or skip (fail in CI) when Node or the JS install is missing."""
-    node = shutil.which("node")
-    in_ci = bool(os.environ.get("CI"))
+    """The node executable (SPANLOOM_TEST_NODE, else the one on PATH); fails when it or the JS
+    install is missing."""
+    node = os.environ.get("SPANLOOM_TEST_NODE") or shutil.which("node")
     if node is None:
-        if in_ci:
-            pytest.fail("node is not on PATH; CI needs Node 20+ for the JavaScript end-to-end test")
-        pytest.skip("node is not installed: the JavaScript end-to-end test needs Node 20+")
+        pytest.fail(
+            'node is not on PATH: run .ci/prerequisites, or leave the JavaScript tests out with -m "not js"',
+            pytrace=False,
+        )
     if not (JS_DIR / "node_modules").is_dir():
-        if in_ci:
-            pytest.fail("js/node_modules is missing: run `(cd js && npm ci && npm run build)` before pytest")
-        pytest.skip("js/node_modules is missing: run `(cd js && npm ci)` to enable the JavaScript e2e test")
+        pytest.fail(
+            "js/node_modules is missing: run `(cd js && npm ci && npm run build)`, or leave the"
+            ' JavaScript tests out with -m "not js"',
+            pytrace=False,
+        )
     return node
 
 

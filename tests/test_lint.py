@@ -43,3 +43,23 @@ def test_mypy():
     # The type checker over src/ ([tool.mypy] in pyproject.toml); each remaining ignore says why.
     result = run(tool("mypy"))
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.js
+def test_js_lint_and_format():
+    # Biome, as the package's `npm run lint` runs it: its recommended rules and its formatter.
+    biome = ROOT / "js" / "node_modules" / ".bin" / "biome"
+    if not biome.exists():
+        pytest.fail(
+            "js/node_modules is missing: run `(cd js && npm ci)`, or leave the JavaScript tests out"
+            ' with -m "not js"',
+            pytrace=False,
+        )
+    result = subprocess.run(
+        [str(biome), "ci", "--colors=off", "."],
+        cwd=ROOT / "js",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]

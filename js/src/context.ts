@@ -226,7 +226,11 @@ export function usingSession<T>(
 /** Run `fn` with a user id: every span started inside carries `user.id`. Same forms as `usingSession`. */
 export function usingUser<T>(userId: string, fn: () => T): T;
 export function usingUser<T>(userId: string, options: PropagationOptions, fn: () => T): T;
-export function usingUser<T>(userId: string, optionsOrFn: PropagationOptions | (() => T), maybeFn?: () => T): T {
+export function usingUser<T>(
+  userId: string,
+  optionsOrFn: PropagationOptions | (() => T),
+  maybeFn?: () => T,
+): T {
   const [propagate, fn] = optionsAndFn(optionsOrFn, maybeFn, "usingUser");
   return usingId(USER_ID_KEY, BAGGAGE_USER_ID, "userId", userId, propagate, fn);
 }

@@ -18,7 +18,11 @@ export {
   type PropagationOptions,
   type SpanloomAttributes,
 } from "./context.js";
-export { MAX_BAGGAGE_ID_LENGTH, SessionSpanProcessor, type SessionSpanProcessorOptions } from "./processor.js";
+export {
+  MAX_BAGGAGE_ID_LENGTH,
+  SessionSpanProcessor,
+  type SessionSpanProcessorOptions,
+} from "./processor.js";
 export {
   DEFAULT_ENDPOINT,
   DEFAULT_PROJECT,

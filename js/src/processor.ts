@@ -12,7 +12,14 @@
 import { context, propagation, type Context } from "@opentelemetry/api";
 import type { ReadableSpan, Span, SpanProcessor } from "@opentelemetry/sdk-trace-base";
 
-import { BAGGAGE_SESSION_ID, BAGGAGE_USER_ID, METADATA_KEY, SESSION_ID_KEY, TAGS_KEY, USER_ID_KEY } from "./context.js";
+import {
+  BAGGAGE_SESSION_ID,
+  BAGGAGE_USER_ID,
+  METADATA_KEY,
+  SESSION_ID_KEY,
+  TAGS_KEY,
+  USER_ID_KEY,
+} from "./context.js";
 import { GEN_AI_CONVERSATION_ID, METADATA, SESSION_ID, TAG_TAGS, USER_ID } from "./semconv.js";
 import { logFailure } from "./warn.js";
 
@@ -34,7 +41,9 @@ function stringValue(value: unknown): string | undefined {
 
 function baggageId(ctx: Context, key: string): string | undefined {
   const value = propagation.getBaggage(ctx)?.getEntry(key)?.value;
-  return typeof value === "string" && value !== "" && value.length <= MAX_BAGGAGE_ID_LENGTH ? value : undefined;
+  return typeof value === "string" && value !== "" && value.length <= MAX_BAGGAGE_ID_LENGTH
+    ? value
+    : undefined;
 }
 
 export class SessionSpanProcessor implements SpanProcessor {

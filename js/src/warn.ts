@@ -43,7 +43,8 @@ export function logFailure(site: string, failure: unknown): void {
 /** A short, safe description of a bad value for a message. */
 export function describe(value: unknown): string {
   if (value === null) return "null";
-  if (typeof value === "string") return JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}...` : value);
+  if (typeof value === "string")
+    return JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}...` : value);
   if (typeof value === "object") return Array.isArray(value) ? "an array" : "an object";
   return `${typeof value} ${String(value).slice(0, 80)}`;
 }

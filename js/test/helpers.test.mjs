@@ -125,7 +125,12 @@ test("the ids stay out of baggage unless propagate: true, and stay on spans eith
     });
   }
   usingAttributes({ sessionId: "shared", userId: "you", metadata: { a: 1 }, tags: ["t"], propagate: true }, () => {
-    const entries = Object.fromEntries(propagation.getActiveBaggage().getAllEntries().map(([k, v]) => [k, v.value]));
+    const entries = Object.fromEntries(
+      propagation
+        .getActiveBaggage()
+        .getAllEntries()
+        .map(([k, v]) => [k, v.value]),
+    );
     assert.deepEqual(entries, { "session.id": "shared", "user.id": "you" }); // ids only, never metadata or tags
     work();
   });
@@ -151,10 +156,7 @@ test("the ids stay out of baggage unless propagate: true, and stay on spans eith
 });
 
 test("with propagate: true the ids travel in the W3C headers, merged with baggage already there", () => {
-  const withTeam = propagation.setBaggage(
-    context.active(),
-    propagation.createBaggage({ team: { value: "search" } }),
-  );
+  const withTeam = propagation.setBaggage(context.active(), propagation.createBaggage({ team: { value: "search" } }));
   context.with(withTeam, () =>
     usingAttributes({ sessionId: "s h/1", userId: "alice", propagate: true }, () =>
       tracer.startActiveSpan("client", (span) => {
@@ -250,7 +252,10 @@ test("SPANLOOM_STRICT=1 throws instead of warning, before fn runs", () => {
     ran = true;
   };
   assert.throws(() => usingSession(42, run), TypeError);
-  assert.throws(() => usingSession("", run), (error) => error instanceof Error && /sessionId/.test(error.message));
+  assert.throws(
+    () => usingSession("", run),
+    (error) => error instanceof Error && /sessionId/.test(error.message),
+  );
   assert.throws(() => usingUser(undefined, run), TypeError);
   assert.throws(() => usingAttributes({ userId: "  " }, run), /userId/);
   assert.throws(() => usingAttributes({ tags: [1] }, run), TypeError);

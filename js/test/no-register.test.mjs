@@ -8,7 +8,10 @@ test("without a context manager the helpers warn once and still run fn", async (
   const originalWarn = console.warn;
   console.warn = (...args) => warnings.push(args.join(" "));
   try {
-    assert.equal(usingSession("s", () => 1), 1);
+    assert.equal(
+      usingSession("s", () => 1),
+      1,
+    );
     assert.equal(await usingSession("s", async () => 2), 2);
   } finally {
     console.warn = originalWarn;

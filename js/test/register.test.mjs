@@ -58,10 +58,12 @@ test("register() installs the provider, the async context manager and the W3C pr
   assert.equal(helper.resource.attributes["project.name"], "from-env");
 
   const carrier = {};
-  usingSession("s-1", { propagate: true }, () => tracer.startActiveSpan("out", (span) => {
-    propagation.inject(context.active(), carrier);
-    span.end();
-  }));
+  usingSession("s-1", { propagate: true }, () =>
+    tracer.startActiveSpan("out", (span) => {
+      propagation.inject(context.active(), carrier);
+      span.end();
+    }),
+  );
   assert.ok(carrier.traceparent);
   assert.equal(carrier.baggage, "session.id=s-1");
   await provider.shutdown();

@@ -11,6 +11,8 @@ from enum import Enum
 
 # --- context attributes (also the OpenTelemetry context keys, see sdk/context.py) ---
 SESSION_ID = "session.id"
+# true on a span: its session has ended (the conversation is over; its session evaluators may run).
+SESSION_ENDED = "session.ended"
 USER_ID = "user.id"
 METADATA = "metadata"
 TAG_TAGS = "tag.tags"
@@ -72,6 +74,9 @@ LLM_FINISH_REASON = "llm.finish_reason"
 # values of llm.provider / llm.system / gen_ai.system
 PROVIDER_OPENAI = "openai"
 PROVIDER_ANTHROPIC = "anthropic"
+PROVIDER_GOOGLE = "google"
+SYSTEM_GEMINI = "gemini"
+GEN_AI_SYSTEM_GEMINI = "gcp.gemini"  # the OpenTelemetry GenAI value for the Gemini API
 
 # suffixes under llm.input_messages.{i}. / llm.output_messages.{i}.
 MESSAGE_ROLE = "message.role"
@@ -94,6 +99,13 @@ EMBEDDING_EMBEDDINGS = "embedding.embeddings"
 EMBEDDING_TEXT = "embedding.text"
 EMBEDDING_VECTOR = "embedding.vector"
 
+# --- retrievers ---
+RETRIEVAL_DOCUMENTS = "retrieval.documents"  # retrieval.documents.{i}.document.*
+DOCUMENT_ID = "document.id"
+DOCUMENT_CONTENT = "document.content"
+DOCUMENT_METADATA = "document.metadata"
+DOCUMENT_SCORE = "document.score"
+
 # --- tools (the @tool decorator) ---
 TOOL_NAME = "tool.name"
 TOOL_DESCRIPTION = "tool.description"
@@ -111,6 +123,7 @@ GEN_AI_USAGE_INPUT_TOKENS = "gen_ai.usage.input_tokens"
 GEN_AI_USAGE_OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
 GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS = "gen_ai.usage.cache_read.input_tokens"
 GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS = "gen_ai.usage.cache_creation.input_tokens"
+GEN_AI_USAGE_REASONING_OUTPUT_TOKENS = "gen_ai.usage.reasoning.output_tokens"
 GEN_AI_REQUEST_MAX_TOKENS = "gen_ai.request.max_tokens"
 GEN_AI_REQUEST_TEMPERATURE = "gen_ai.request.temperature"
 GEN_AI_REQUEST_TOP_P = "gen_ai.request.top_p"

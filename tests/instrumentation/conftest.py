@@ -1,11 +1,11 @@
-"""Fixtures: provider clients on a mocked transport, instrumentors set up and torn down per test."""
+"""Fixtures: provider clients on a mocked transport (of the HTTP library each SDK is built on),
+instrumentors set up and torn down per test."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import anthropic
-import httpx2
 import openai
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
@@ -13,7 +13,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from spanloom.instrumentation.anthropic import AnthropicInstrumentor
 from spanloom.instrumentation.openai import OpenAIInstrumentor
 
-from .fakes import FakeAPI
+from .fakes import FakeAPI, http_library
+
+OPENAI_HTTP = http_library(openai)
+ANTHROPIC_HTTP = http_library(anthropic)
 
 
 @pytest.fixture
@@ -27,7 +30,7 @@ def openai_client(api: FakeAPI) -> Iterator[openai.OpenAI]:
         api_key="x",
         base_url="http://test/v1",
         max_retries=0,
-        http_client=httpx2.Client(transport=httpx2.MockTransport(api)),
+        http_client=OPENAI_HTTP.Client(transport=OPENAI_HTTP.MockTransport(api)),
     )
     yield client
     client.close()
@@ -39,7 +42,7 @@ def async_openai_client(api: FakeAPI) -> openai.AsyncOpenAI:
         api_key="x",
         base_url="http://test/v1",
         max_retries=0,
-        http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(api)),
+        http_client=OPENAI_HTTP.AsyncClient(transport=OPENAI_HTTP.MockTransport(api)),
     )
 
 
@@ -49,7 +52,7 @@ def anthropic_client(api: FakeAPI) -> Iterator[anthropic.Anthropic]:
         api_key="x",
         base_url="http://test",
         max_retries=0,
-        http_client=httpx2.Client(transport=httpx2.MockTransport(api)),
+        http_client=ANTHROPIC_HTTP.Client(transport=ANTHROPIC_HTTP.MockTransport(api)),
     )
     yield client
     client.close()
@@ -61,7 +64,7 @@ def async_anthropic_client(api: FakeAPI) -> anthropic.AsyncAnthropic:
         api_key="x",
         base_url="http://test",
         max_retries=0,
-        http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(api)),
+        http_client=ANTHROPIC_HTTP.AsyncClient(transport=ANTHROPIC_HTTP.MockTransport(api)),
     )
 
 

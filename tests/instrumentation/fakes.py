@@ -1,52 +1,79 @@
-"""Fakes for the provider SDKs at the transport level: an httpx2 MockTransport answering canned
-JSON or SSE bodies. The SDKs themselves run unpatched, apart from the instrumentor under test."""
+"""Fakes for the provider SDKs at the transport level: a MockTransport answering canned JSON or
+SSE bodies. The SDKs themselves run unpatched, apart from the instrumentor under test.
+
+The transport and its responses come from the HTTP library the installed SDK is built on:
+`httpx` up to openai 1.x and anthropic 0.x, `httpx2` after (see `http_library`), so the same
+tests run against the oldest and the newest releases we support."""
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
-import httpx2
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-Handler = Callable[[httpx2.Request], httpx2.Response]
+
+def http_library(sdk: ModuleType) -> ModuleType:
+    """The HTTP library (`httpx` or `httpx2`) whose client the provider SDK sends with."""
+    client_class = sdk.DefaultHttpxClient.__mro__[1]  # the library's own Client
+    return importlib.import_module(client_class.__module__.partition(".")[0])
 
 
-def json_response(body: Any, status: int = 200) -> httpx2.Response:
-    return httpx2.Response(
-        status, content=json.dumps(body).encode(), headers={"content-type": "application/json"}
-    )
+@dataclass(frozen=True)
+class Canned:
+    """A provider's answer, made into a response of the library the request came in."""
+
+    status: int
+    content: bytes
+    content_type: str
 
 
-def openai_sse(chunks: Iterable[Any]) -> httpx2.Response:
+Handler = Callable[[Any], Canned]
+
+
+def json_response(body: Any, status: int = 200) -> Canned:
+    return Canned(status, json.dumps(body).encode(), "application/json")
+
+
+def openai_sse(chunks: Iterable[Any]) -> Canned:
     body = (
         b"".join(b"data: " + json.dumps(chunk).encode() + b"\n\n" for chunk in chunks) + b"data: [DONE]\n\n"
     )
-    return httpx2.Response(200, content=body, headers={"content-type": "text/event-stream"})
+    return Canned(200, body, "text/event-stream")
 
 
-def anthropic_sse(events: Iterable[dict[str, Any]]) -> httpx2.Response:
+def anthropic_sse(events: Iterable[dict[str, Any]]) -> Canned:
     body = b"".join(f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode() for event in events)
-    return httpx2.Response(200, content=body, headers={"content-type": "text/event-stream"})
+    return Canned(200, body, "text/event-stream")
 
 
 class FakeAPI:
-    """Answers each request with the next queued response (or the default); keeps the requests."""
+    """Answers each request with the next queued answer (or what a queued handler returns); keeps
+    the requests' JSON bodies. A MockTransport handler for `httpx` and `httpx2` alike."""
 
     def __init__(self) -> None:
-        self.queue: list[httpx2.Response | Handler] = []
+        self.queue: list[Any] = []  # Canned answers, handlers, or responses built by a test
         self.requests: list[dict[str, Any]] = []
 
-    def reply(self, *responses: httpx2.Response | Handler) -> FakeAPI:
-        self.queue.extend(responses)
+    def reply(self, *answers: Any) -> FakeAPI:
+        self.queue.extend(answers)
         return self
 
-    def __call__(self, request: httpx2.Request) -> httpx2.Response:
+    def __call__(self, request: Any) -> Any:
         self.requests.append(json.loads(request.content or b"{}"))
-        response = self.queue.pop(0)
-        return response if isinstance(response, httpx2.Response) else response(request)
+        answer = self.queue.pop(0)
+        result = answer(request) if callable(answer) else answer
+        if not isinstance(result, Canned):
+            return result  # a response the test built itself, for an SDK of one library only
+        library = importlib.import_module(type(request).__module__.partition(".")[0])
+        return library.Response(
+            result.status, content=result.content, headers={"content-type": result.content_type}
+        )
 
 
 def only_span(exporter: InMemorySpanExporter) -> ReadableSpan:

@@ -204,10 +204,16 @@ def test_ids_survive_the_attribute_limit(bare_provider, instrumentor, api, opena
 
 def test_importing_without_the_provider_sdks():
     code = (
-        "import sys; sys.modules['openai'] = None; sys.modules['anthropic'] = None\n"
+        "import sys\n"
+        "for name in ('openai', 'anthropic', 'langchain_core', 'google.genai'):\n"
+        "    sys.modules[name] = None\n"
         "from spanloom.instrumentation.openai import OpenAIInstrumentor\n"
         "from spanloom.instrumentation.anthropic import AnthropicInstrumentor\n"
-        "for cls in (OpenAIInstrumentor, AnthropicInstrumentor):\n"
+        "from spanloom.instrumentation.langchain import LangChainInstrumentor\n"
+        "from spanloom.instrumentation.google_genai import GoogleGenAIInstrumentor\n"
+        "instrumentors = (OpenAIInstrumentor, AnthropicInstrumentor, LangChainInstrumentor,\n"
+        "                 GoogleGenAIInstrumentor)\n"
+        "for cls in instrumentors:\n"
         "    try:\n"
         "        cls().instrument()\n"
         "    except ImportError:\n"
@@ -216,3 +222,17 @@ def test_importing_without_the_provider_sdks():
         "        raise SystemExit('instrument() without the SDK should raise ImportError')\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_importing_an_instrumentor_imports_no_framework_or_sdk():
+    code = (
+        "import sys\n"
+        "import spanloom.instrumentation.openai, spanloom.instrumentation.anthropic\n"
+        "import spanloom.instrumentation.langchain, spanloom.instrumentation.google_genai\n"
+        "heavy = ('openai', 'anthropic', 'langchain_core', 'langgraph', 'google')\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], check=True, timeout=60, capture_output=True, text=True
+    )
+    assert result.stdout.strip() == "[]"

@@ -140,7 +140,6 @@ def test_anthropic_images_and_inputs_masked(instrument, api, anthropic_client, e
     assert attributes["llm.output_messages.0.message.content"] == REDACTED_VALUE
 
 
-@pytest.mark.skipif(not hasattr(TraceConfig, "mask_image"), reason="needs TraceConfig.mask_image")
 def test_over_long_inline_images_are_cut_with_nothing_configured(instrument, api, openai_client, exporter):
     instrument(TraceConfig())
     limit = TraceConfig().base64_image_max_length

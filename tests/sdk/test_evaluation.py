@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import pytest
 
@@ -63,5 +64,13 @@ def test_strict_mode_raises(monkeypatch):
         log_evaluation("x")
 
 
-def test_outside_any_span_is_a_quiet_no_op():
-    log_evaluation("helpfulness", score=1.0)
+def test_outside_any_span_is_a_quiet_no_op(provider, exporter, monkeypatch, caplog):
+    monkeypatch.setenv("SPANLOOM_STRICT", "1")  # even strict mode has nothing to complain about
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert log_evaluation("helpfulness", score=1.0) is None
+    assert caught == [] and caplog.records == []
+    # Nothing was kept for later: the next span carries no evaluation.
+    with provider.get_tracer("t").start_as_current_span("answer"):
+        pass
+    assert evaluation_events(exporter) == []

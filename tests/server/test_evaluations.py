@@ -133,6 +133,34 @@ def test_api_accepts_known_spans_and_reports_the_rest(server: RunningServer):
     assert server.client.post("/api/evaluations", content=b"{nope").status_code == 400
 
 
+def test_api_judges_whole_sessions(server: RunningServer):
+    post_turn(server, "s-whole", "bob")
+    post_turn(server, "s-whole", "bob", 100)
+    answer = server.client.post(
+        "/api/evaluations",
+        json=[
+            {
+                "session_id": "s-whole",
+                "name": "resolved",
+                "label": "fail",
+                "explanation": "asked twice",
+                "details": {"turns": [1, 2]},
+            },
+            {"session_id": "nobody", "name": "resolved", "label": "pass"},
+            {"session_id": "s-whole", "trace_id": "ab" * 16, "name": "x", "score": 1},  # two targets
+            {"span_id": "ab" * 8, "name": "x", "score": 1, "details": {"turns": [1]}},  # not a session's
+            {"session_id": "s-whole", "name": "x", "score": 1, "details": {"big": "x" * 20_000}},
+        ],
+    )
+    assert answer.status_code == 207, answer.text
+    assert [item["index"] for item in answer.json()["rejected"]] == [1, 2, 3, 4]
+    session = server.get_json("/api/sessions/s-whole")
+    assert [(r["name"], r["label"], r["details"]) for r in session["results"]] == [
+        ("resolved", "fail", {"turns": [1, 2]})
+    ]
+    assert session["evaluations"]["resolved"]["pass_rate"] == 0
+
+
 def test_scores_past_the_aggregates_range_are_refused_not_a_500(server: RunningServer):
     """Aggregates add scores up as integer micro-units: 1e308 once overflowed that and failed
     the write with a 500. Past ±1,000,000 the API refuses a score; an SDK event's is dropped."""

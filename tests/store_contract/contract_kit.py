@@ -205,7 +205,10 @@ def _nanos(cost: float) -> int:
     return round(cost * 1e9)
 
 
-def recount_session(project: str, session: str, turns: list[TraceSummary]) -> SessionSummary:
+def recount_session(
+    project: str, session: str, turns: list[TraceSummary], own: Sequence[EvaluationRecord] = ()
+) -> SessionSummary:
+    """`own`: the results on the session itself."""
     turns = sorted(turns, key=lambda turn: (turn.start_time_ns, turn.trace_id))
     latencies = sorted(turn.latency_ms for turn in turns)
     tags, metadata = merged_labels(turns)
@@ -226,11 +229,14 @@ def recount_session(project: str, session: str, turns: list[TraceSummary]) -> Se
         latency_p95_ms=percentile(latencies, 0.95),
         tags=tags,
         metadata=metadata,
-        evaluations=aggregates(result for turn in turns for result in turn.evaluations),
+        evaluations=aggregates([*(result for turn in turns for result in turn.evaluations), *own]),
     )
 
 
-def recount_user(project: str, user: str, traces: list[TraceSummary]) -> UserSummary:
+def recount_user(
+    project: str, user: str, traces: list[TraceSummary], own: Sequence[EvaluationRecord] = ()
+) -> UserSummary:
+    """`own`: the results on the sessions whose user this is."""
     nanos = sum(_nanos(trace.cost) for trace in traces)
     return UserSummary(
         user_id=user,
@@ -242,7 +248,7 @@ def recount_user(project: str, user: str, traces: list[TraceSummary]) -> UserSum
         error_count=sum(trace.error_count > 0 for trace in traces),
         first_seen_ns=min(trace.start_time_ns for trace in traces),
         last_seen_ns=max(trace.end_time_ns for trace in traces),
-        evaluations=aggregates(result for trace in traces for result in trace.evaluations),
+        evaluations=aggregates([*(result for trace in traces for result in trace.evaluations), *own]),
     )
 
 
@@ -266,10 +272,18 @@ def recount(store: Store) -> Recount:
             sessions.setdefault((trace.project, trace.session_id), []).append(trace)
         if trace.user_id:
             users.setdefault((trace.project, trace.user_id), []).append(trace)
+    recounted = {}
+    own: dict[tuple[str, str], list[EvaluationRecord]] = {}  # results on sessions, by their user
+    for key, turns in sessions.items():
+        detail = store.get_session(*key, limit=1)
+        assert detail is not None, f"session {key} has traces but get_session does not know it"
+        session = recounted[key] = recount_session(*key, turns, detail.results)
+        if session.user_id:
+            own.setdefault((key[0], session.user_id), []).extend(detail.results)
     return Recount(
         traces=traces,
-        sessions={key: recount_session(*key, turns) for key, turns in sessions.items()},
-        users={key: recount_user(*key, members) for key, members in users.items()},
+        sessions=recounted,
+        users={key: recount_user(*key, members, own.get(key, ())) for key, members in users.items()},
         spans=spans,
     )
 

@@ -9,6 +9,8 @@ by hand (no wrapt); importing them never imports the SDK. What both share lives 
   once at the end), the only place the "never break the host" rule is applied to a call;
 - ``_streams``: hooks on the SDK's own stream object, so the span ends when the stream is
   exhausted, closed or collected;
+- ``_raw``: ``with_raw_response`` / ``with_streaming_response`` results, recorded like the
+  plain call's (parsed when that needs no I/O, else when the caller parses or closes);
 - ``_messages``: flattening messages, tools and request parameters into attributes;
 - ``_wrappers``: the sync/async functions installed in place of the SDK's methods.
 

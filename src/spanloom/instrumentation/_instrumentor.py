@@ -54,6 +54,10 @@ class BaseInstrumentor(OTelBaseInstrumentor):
     dependencies: tuple[str, ...] = ()
 
     _tracing: Tracing | None = None
+    # One Tracing for the instrumentor's lifetime, switched on and off: wrappers that clients
+    # cached (the SDKs' with_raw_response binds the method it wraps on first use) trace again
+    # when the instrumentor is instrumented again, with the new provider and config.
+    _lifetime_tracing: Tracing | None = None
     _patches: list[tuple[type, str, Any, Any]] | None = None
 
     def instrumentation_dependencies(self) -> Collection[str]:
@@ -95,7 +99,11 @@ class BaseInstrumentor(OTelBaseInstrumentor):
             f"spanloom.instrumentation.{self.provider_package}", __version__, tracer_provider=provider
         )
         targets = list(self._targets())  # imports the SDK: fails before anything is patched
-        tracing = Tracing(tracer, resolved)
+        tracing = self._lifetime_tracing
+        if tracing is None:
+            tracing = self._lifetime_tracing = Tracing(tracer, resolved)
+        else:
+            tracing.tracer, tracing.config, tracing.active = tracer, resolved, True
         patches = []
         for owner, name, make in targets:
             current = owner.__dict__.get(name)

@@ -31,7 +31,9 @@ from opentelemetry.trace.propagation import _SPAN_KEY
 
 from spanloom import semconv
 from spanloom.instrumentation._messages import materialize
-from spanloom.instrumentation._streams import record_stream
+from spanloom.instrumentation._model_run import MODEL_RUN_KEY, ModelRun
+from spanloom.instrumentation._raw import has_async_parse, hook_unread, is_raw, parses_now
+from spanloom.instrumentation._streams import record_stream, wrap_stream
 from spanloom.sdk._guard import log_failure
 from spanloom.sdk._runtime import attach_fast, current_context, detach_fast
 from spanloom.sdk.context import is_tracing_suppressed, span_attributes_from_context
@@ -59,6 +61,7 @@ class Operation:
         "response_types",
         "static",
         "stream_types",
+        "wraps_streams",
     )
 
     def __init__(
@@ -72,6 +75,8 @@ class Operation:
         stream_types: tuple[type, ...] = (),
         accumulator: Callable[[TraceConfig, dict[str, Any]], Any] | None = None,
         iterables: tuple[str, ...] = (),
+        systems: tuple[str, str] | None = None,
+        wraps_streams: bool = False,
     ) -> None:
         self.name = name
         self.request = request
@@ -80,17 +85,21 @@ class Operation:
         self.stream_types = stream_types
         self.accumulator = accumulator
         self.iterables = iterables
+        # A plain generator takes no hooks: the caller gets it back wrapped (see finish_call).
+        self.wraps_streams = wraps_streams
+        # (llm.system, gen_ai.system) where they differ from the provider's name
+        llm_system, gen_ai_system = systems or (provider, provider)
         self.static: dict[str, Any] = {
             semconv.OPENINFERENCE_SPAN_KIND: kind.value,
             semconv.GEN_AI_SPAN_KIND: kind.value,
             semconv.LLM_PROVIDER: provider,
-            semconv.LLM_SYSTEM: provider,
-            semconv.GEN_AI_SYSTEM: provider,
+            semconv.LLM_SYSTEM: llm_system,
+            semconv.GEN_AI_SYSTEM: gen_ai_system,
         }
 
 
 class Tracing:
-    """An instrumentor's tracer and config; `active` turns false at uninstrument()."""
+    """An instrumentor's tracer and config; `active`: between instrument() and uninstrument()."""
 
     __slots__ = ("active", "config", "tracer")
 
@@ -148,10 +157,16 @@ def write_attributes(span: Any, attributes: dict[str, Any]) -> None:
 class Call:
     """One started span and what it needs to be ended. `end` is idempotent and never raises."""
 
-    __slots__ = ("config", "context", "inputs", "operation", "request", "span")
+    __slots__ = ("config", "context", "inputs", "model_run", "operation", "request", "span")
 
     def __init__(
-        self, span: Any, operation: Operation, config: TraceConfig, request: dict[str, Any], context: Any
+        self,
+        span: Any,
+        operation: Operation,
+        config: TraceConfig,
+        request: dict[str, Any],
+        context: Any,
+        model_run: ModelRun | None = None,
     ) -> None:
         self.span = span
         self.operation = operation
@@ -159,6 +174,8 @@ class Call:
         self.request = request
         self.context = context
         self.inputs: dict[str, Any] | None = None  # request attributes, once built
+        # Set when the span is a framework's model run: written to, never ended, here.
+        self.model_run = model_run
 
     def build_inputs(self) -> dict[str, Any]:
         """The request's attributes, built once; a failing builder leaves them empty."""
@@ -191,11 +208,18 @@ class Call:
                 if not config.is_noop:
                     attributes = config.mask_attributes(attributes)
                 write_attributes(span, attributes)
+            model_run = self.model_run
+            if model_run is not None:
+                # The framework records the error and ends its span.
+                model_run.recorded = model_run.recorded or bool(outputs)
+                return
             if error is not None:
                 span.record_exception(error)
                 span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
         except Exception:
             log_failure("instrumentation span end")
+            if self.model_run is not None:
+                return
         try:
             span.end()
         except Exception:
@@ -210,8 +234,13 @@ def start_call(tracing: Tracing, operation: Operation, request: dict[str, Any], 
     try:
         if operation.iterables:
             materialize(request, operation.iterables)
-        span = tracing.tracer.start_span(operation.name, context, kind=_CLIENT)
-        call = Call(span, operation, tracing.config, request, context)
+        run = context.get(MODEL_RUN_KEY)
+        if run is not None and run.claim():
+            span = run.span  # a framework's model run (LangChain): its span records this call
+        else:
+            run = None
+            span = tracing.tracer.start_span(operation.name, context, kind=_CLIENT)
+        call = Call(span, operation, tracing.config, request, context, run)
         # What `set_span_in_context` + `attach` do, without their layers.
         return call, attach_fast(Context({**context, _SPAN_KEY: span}))
     except Exception:
@@ -228,14 +257,59 @@ def finish_call(call: Call, operation: Operation, result: Any) -> Any:
             outputs = operation.response(result, call.config)
         elif operation.stream_types and isinstance(result, operation.stream_types):
             call.build_inputs()  # now, before the caller's code runs and may change the request
-            if record_stream(result, call, operation.accumulator(call.config, call.request)):  # type: ignore[misc]  # accumulator is set for streaming operations
+            accumulator = operation.accumulator(call.config, call.request)  # type: ignore[misc]  # set for streaming operations
+            if operation.wraps_streams:
+                return wrap_stream(result, call, accumulator)
+            if record_stream(result, call, accumulator):
                 return result
-        # Anything else is a raw-response wrapper (`with_raw_response`): its body is the caller's
-        # to read, so the span keeps the request side only.
+        elif is_raw(result) and _record_raw(call, operation, result):
+            return result
     except Exception:
         log_failure(f"{operation.name} response attributes")
     call.end(outputs)
     return result
+
+
+def _settle(call: Call, operation: Operation) -> Callable[[Any], None]:
+    """What a raw response's parsed value goes to: the plain call's end (a stream: its hooks)."""
+    return lambda parsed: finish_call(call, operation, parsed)
+
+
+def _record_raw(call: Call, operation: Operation, result: Any) -> bool:
+    """Record a raw response (``with_raw_response``, ``with_streaming_response``): True when
+    its span is taken care of, False to end it now with the request side only."""
+    call.build_inputs()  # now, before the caller's code runs and may change the request
+    if not parses_now(call.request):
+        return hook_unread(result, _settle(call, operation), call.fail, call.end)
+    if has_async_parse(result):
+        return False  # only in a sync wrapper, which never gets one; see `finish_call_async`
+    try:
+        parsed = result.parse()  # cached on the response: the caller's parse() returns it
+    except Exception as error:
+        call.fail(error)
+        return True
+    finish_call(call, operation, parsed)
+    return True
+
+
+async def finish_call_async(call: Call, operation: Operation, result: Any) -> Any:
+    """`finish_call` for an async wrapper: a raw response whose ``parse`` is a coroutine is
+    parsed here, when parsing needs no I/O."""
+    if (
+        type(result) not in operation.response_types
+        and is_raw(result)
+        and has_async_parse(result)
+        and parses_now(call.request)
+    ):
+        try:
+            call.build_inputs()
+            parsed = await result.parse()
+        except Exception as error:
+            call.fail(error)
+            return result
+        finish_call(call, operation, parsed)
+        return result
+    return finish_call(call, operation, result)
 
 
 def sync_wrapper(tracing: Tracing, operation: Operation, fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -285,7 +359,7 @@ def async_wrapper(
             call.fail(error)
             raise
         detach_fast(token)
-        return finish_call(call, operation, result)
+        return await finish_call_async(call, operation, result)
 
     return wrapper
 

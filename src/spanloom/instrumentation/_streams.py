@@ -194,3 +194,25 @@ def record_stream(stream: Any, call: Call, accumulator: Accumulator) -> bool:
         state["_iterator"] = _traced_iterator(iterator, recorder)
         state["close"] = _Close(close, stream, recorder)
     return True
+
+
+class _DroppedRecorder(StreamRecorder):
+    """Also ends the span when dropped: a generator closed before its first step never runs
+    the `finally` of its body, so only its frame's release (which frees this) tells."""
+
+    __slots__ = ()
+
+    def __del__(self) -> None:
+        try:
+            self.finish()
+        except Exception:  # at interpreter exit the modules finish needs may be gone
+            pass
+
+
+def wrap_stream(stream: Any, call: Call, accumulator: Accumulator) -> Any:
+    """A generator yielding what `stream` (an SDK's plain generator or async generator) yields,
+    recording into `call`: for SDKs whose stream is a bare generator, which takes no hooks."""
+    recorder = _DroppedRecorder(call, accumulator)
+    if hasattr(stream, "__anext__"):
+        return _traced_async_iterator(stream, recorder)
+    return _traced_iterator(stream, recorder)

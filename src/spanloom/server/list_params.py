@@ -38,7 +38,7 @@ from spanloom.server.store.cursor import (
     decode_cursor,
     decode_turns_cursor,
 )
-from spanloom.server.store.evaluation_types import EVAL_SORT_PREFIX, MAX_EVALUATION_NAME
+from spanloom.server.store.evaluation_types import EVAL_SORT_PREFIX, FEEDBACK, MAX_EVALUATION_NAME
 
 DEFAULT_PAGE_SIZE = 50
 # Spans of one trace per page of GET /api/traces/{id}: most traces fit in one.
@@ -140,7 +140,7 @@ Order = Annotated[Literal["asc", "desc"], BeforeValidator(_lower)]
 
 
 def _sort_schema(sort_keys: Sequence[str], eval_sort: bool) -> WithJsonSchema:
-    keys = "|".join(sort_keys)
+    keys = "|".join([*sort_keys, FEEDBACK] if eval_sort else sort_keys)
     pattern = f"^({keys}|{EVAL_SORT_PREFIX}.+)$" if eval_sort else f"^({keys})$"
     return WithJsonSchema({"type": "string", "pattern": pattern})
 
@@ -159,6 +159,9 @@ class _ListParams(BaseModel):
     start: Time = Field(None, description="ISO 8601 or Unix seconds: rows active at or after.")
     end: Time = Field(None, description="ISO 8601 or Unix seconds: rows active at or before.")
     has_error: bool | None = Field(None, description="true: only rows with errors; false: only without.")
+    has_negative_feedback: bool | None = Field(
+        None, description="true: only rows with an end user's negative feedback; false: only without."
+    )
     q: Text = Field(None, description="Case-insensitive text search over ids, inputs and outputs.")
     order: Order = Field("desc", description="asc or desc.")
     limit: int = Field(DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE, description="Page size.")
@@ -186,6 +189,8 @@ class _ListParams(BaseModel):
     @model_validator(mode="after")
     def _sort_and_cursor(self) -> _ListParams:
         sort = self.sort or self.SORT_KEYS[0]
+        if sort == FEEDBACK and self.SORT_KEYS in (SESSION_SORT_KEYS, USER_SORT_KEYS):
+            sort = EVAL_SORT_PREFIX + FEEDBACK  # end users' feedback: its mean score
         if sort.startswith(EVAL_SORT_PREFIX) and self.SORT_KEYS in (SESSION_SORT_KEYS, USER_SORT_KEYS):
             name = sort[len(EVAL_SORT_PREFIX) :]
             if not name.strip() or len(name) > MAX_EVALUATION_NAME or not name.isprintable():
@@ -208,6 +213,7 @@ class _ListParams(BaseModel):
             start_ns=self.start,
             end_ns=self.end,
             has_error=self.has_error,
+            has_negative_feedback=self.has_negative_feedback,
             q=self.q,
             tags=list(getattr(self, "tag", ())),
             metadata=list(metadata),
@@ -226,9 +232,21 @@ class SessionListParams(_ListParams):
     KEY_LENGTH = 2
 
     sort: Annotated[str | None, BeforeValidator(_blank_to_none), _sort_schema(SESSION_SORT_KEYS, True)] = (
-        Field(None, description=f"One of {', '.join(SESSION_SORT_KEYS)}, or eval:NAME (default start_time).")
+        Field(
+            None,
+            description=f"One of {', '.join(SESSION_SORT_KEYS)}, feedback or eval:NAME (default start_time).",
+        )
     )
     tag: Tags = Field([], description="Keep rows carrying this tag (repeatable).")
+    status: Annotated[Literal["active", "idle", "ended"] | None, BeforeValidator(_lower)] = Field(
+        None, description="active, idle (no new turn for a while) or ended."
+    )
+
+    def to_query(self, metadata: Sequence[tuple[str, str]] = ()) -> ListQuery:
+        query = super().to_query(metadata)
+        query.status = None  # the field names the session's status here, not a trace's
+        query.session_status = self.status
+        return query
 
 
 class UserListParams(_ListParams):

@@ -7,7 +7,9 @@ The POST body is a JSON list of results (or ``{"evaluations": [...]}``), each::
      "time": "ISO 8601 or Unix seconds (optional, default now)"}
 
 An item names its span by ``span_id`` (with ``trace_id`` when known: span ids are only unique
-within a trace) or by ``trace_id`` alone, meaning that trace's root span. The answer is always
+within a trace) or by ``trace_id`` alone, meaning that trace's root span; or it judges a whole
+conversation: ``"session_id"`` (with ``"project"`` when the id is in several projects), and
+optionally ``"details": {"turns": [1-based turn numbers it points at], ...}``. The answer is always
 ``{"accepted": N, "rejected": [{"index": I, "reason": "..."}]}`` with the status saying which
 case it is:
 
@@ -23,7 +25,9 @@ Results sent again with the same (span, name) replace the earlier ones (the sour
 from __future__ import annotations
 
 import asyncio
+import json
 import math
+from collections.abc import Callable
 from typing import Any, cast
 
 from fastapi import APIRouter, Query, Request
@@ -56,6 +60,8 @@ MAX_ITEMS = 10_000
 MAX_BODY_BYTES = 16 * 1024 * 1024
 MAX_LABEL = 200
 MAX_EXPLANATION = 10_000
+MAX_ID = 256  # session ids and project names
+MAX_DETAILS = 16 * 1024  # stored with the result and shown on the session page
 _HEX = frozenset("0123456789abcdef")
 _GROUPS = ("session", "user", "project")
 
@@ -92,8 +98,17 @@ def parse_item(item: object) -> EvaluationInput:
     if explanation is not None and not isinstance(explanation, str):
         raise ValueError("explanation must be a string")
     span_id, trace_id = _hex_id(item, "span_id", 16), _hex_id(item, "trace_id", 32)
-    if span_id is None and trace_id is None:
-        raise ValueError("give span_id (and trace_id if known) or trace_id (its root span)")
+    session_id, project = _text(item, "session_id", MAX_ID), _text(item, "project", MAX_ID)
+    if (span_id is None and trace_id is None) == (session_id is None):
+        raise ValueError(
+            "give span_id (and trace_id if known), trace_id (its root span) or session_id (the whole"
+            " conversation), one of them"
+        )
+    details = item.get("details")
+    if details is not None and not (isinstance(details, dict) and session_id is not None):
+        raise ValueError("details must be an object, on a session's result")
+    if details and len(json.dumps(details, ensure_ascii=False)) > MAX_DETAILS:
+        raise ValueError(f"details must be at most {MAX_DETAILS} characters of JSON")
     time_ns = None
     if item.get("time") is not None:
         try:
@@ -109,7 +124,19 @@ def parse_item(item: object) -> EvaluationInput:
         label=label,
         explanation=explanation[:MAX_EXPLANATION] if explanation else None,
         time_ns=time_ns,
+        session_id=session_id,
+        project=project,
+        details=details or {},
     )
+
+
+def _text(item: dict[str, Any], key: str, limit: int) -> str | None:
+    value = item.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not value.strip() or len(value) > limit:
+        raise ValueError(f"{key} must be a non-empty string of at most {limit} characters")
+    return value
 
 
 @router.post(
@@ -125,34 +152,49 @@ def parse_item(item: object) -> EvaluationInput:
     },
 )
 async def post_evaluations(request: Request) -> JSONResponse:
-    store: Store = request.app.state.store
-    # Refused on Content-Length, and while streaming: a huge body is never held whole.
+    items = await read_json_items(request, "evaluations", MAX_BODY_BYTES, MAX_ITEMS)
+    return await store_results(request, items, parse_item)
+
+
+async def read_json_items(request: Request, field: str, max_bytes: int, max_items: int) -> list[Any]:
+    """A JSON list (or ``{field: [...]}``) from the body, refused on Content-Length and while
+    streaming past `max_bytes` (a huge body is never held whole), or past `max_items` items."""
     encoding = check_encoding(request.headers.get("content-encoding"))
-    check_declared_length(request.headers.get("content-length"), MAX_BODY_BYTES)
-    body = await read_limited(request.stream(), encoding, MAX_BODY_BYTES)
+    check_declared_length(request.headers.get("content-length"), max_bytes)
+    body = await read_limited(request.stream(), encoding, max_bytes)
     try:
         data = parse_json(body)
     except ValueError as error:
         raise HttpError(400, "bad_body", f"the body is not JSON we can take: {error}") from None
-    if isinstance(data, dict) and isinstance(data.get("evaluations"), list):
-        data = data["evaluations"]
+    if isinstance(data, dict) and isinstance(data.get(field), list):
+        data = data[field]
+    elif isinstance(data, dict) and field == "feedback":
+        data = [data]  # one feedback, as an object
     if not isinstance(data, list):
-        raise HttpError(400, "bad_body", 'send a JSON list of results (or {"evaluations": [...]})')
-    if len(data) > MAX_ITEMS:
-        raise HttpError(413, "too_many_items", f"at most {MAX_ITEMS} results per request")
+        raise HttpError(400, "bad_body", f'send a JSON list (or {{"{field}": [...]}})')
+    if len(data) > max_items:
+        raise HttpError(413, "too_many_items", f"at most {max_items} items per request")
+    return data
+
+
+async def store_results(
+    request: Request, data: list[Any], parse: Callable[[object], EvaluationInput]
+) -> JSONResponse:
+    """Parse each item, store those that parse (a scoped key judges only its projects' targets:
+    others answer as unknown ones do), and answer 200 (all stored), 207 (some) or 422 (none)."""
+    store: Store = request.app.state.store
     rejected: list[EvaluationRejection] = []
     items: list[EvaluationInput] = []
     positions: list[int] = []  # index in the body of each item passed to the store
     for index, raw in enumerate(data):
         try:
-            items.append(parse_item(raw))
+            items.append(parse(raw))
             positions.append(index)
         except ValueError as error:
             rejected.append(EvaluationRejection(index, str(error)))
     headers = {"Retry-After": "1"}
     principal = principal_of(request)
     try:
-        # A scoped key judges only its projects' spans: others answer as unknown spans do.
         future = store.insert_evaluations(items, principal.projects if principal is not None else None)
     except StoreBusyError:
         raise HttpError(503, "busy", "the writer is saturated; retry later", headers) from None

@@ -33,6 +33,7 @@ from spanloom.server.list_params import (
     UserListParams,
     metadata_filters,
 )
+from spanloom.server.settings import Settings
 from spanloom.server.store.base import ListQuery, Store
 
 router = APIRouter(prefix="/api", tags=["api"])
@@ -61,7 +62,14 @@ def _list_query(request: Request, params: SessionListParams | UserListParams | T
         metadata = metadata_filters(request.query_params)
     except BadParameterError as error:
         raise HttpError(400, "bad_parameter", str(error)) from None
-    return _scoped(request, params.to_query(metadata))
+    query = params.to_query(metadata)
+    query.idle_before_ns = _idle_before(request)
+    return _scoped(request, query)
+
+
+def _idle_before(request: Request) -> int:
+    settings: Settings = request.app.state.settings
+    return settings.idle_before_ns()
 
 
 def _not_found(kind: str, identifier: str) -> HttpError:
@@ -102,7 +110,9 @@ def list_sessions(
     request: Request, params: Annotated[SessionListParams, Query()], store: Store = Depends(get_store)
 ) -> dict[str, Any]:
     page = store.list_sessions(_list_query(request, params))
-    return _page([serialize.session_json(session) for session in page.items], page.next_cursor)
+    return _page(
+        [serialize.session_json(session, _idle_before(request)) for session in page.items], page.next_cursor
+    )
 
 
 @router.get(
@@ -127,7 +137,7 @@ def get_session(
     detail = store.get_session(chosen, session_id, params.limit, params.cursor)
     if detail is None:
         raise _not_found("session", session_id)
-    return serialize.session_detail_json(detail)
+    return serialize.session_detail_json(detail, _idle_before(request))
 
 
 @router.get("/users", summary="Users, filtered, sorted and paged")
@@ -155,7 +165,7 @@ def get_user(
     detail = store.get_user(chosen, user_id, sessions)
     if detail is None:
         raise _not_found("user", user_id)
-    return serialize.user_detail_json(detail)
+    return serialize.user_detail_json(detail, _idle_before(request))
 
 
 @router.get("/traces", summary="Traces, filtered, sorted and paged", description=_METADATA_HELP)

@@ -41,11 +41,13 @@ def project_json(project: ProjectSummary) -> dict[str, Any]:
     }
 
 
-def session_json(session: SessionSummary) -> dict[str, Any]:
+def session_json(session: SessionSummary, idle_before_ns: int) -> dict[str, Any]:
+    """`idle_before_ns`: sessions whose last turn ended before it are idle."""
     return {
         "session_id": session.session_id,
         "user_id": session.user_id,
         "project": session.project,
+        "status": session.status(idle_before_ns),
         "trace_count": session.trace_count,
         "first_input": session.first_input,
         "last_output": session.last_output,
@@ -73,14 +75,17 @@ def aggregates_json(aggregates: dict[str, EvaluationAggregate]) -> dict[str, Any
 
 def evaluation_json(result: EvaluationRecord) -> dict[str, Any]:
     return {
+        "id": result.key or None,  # a feedback's id
         "name": result.name,
         "score": result.score,
         "label": result.label,
         "explanation": result.explanation,
         "passed": result.passed,
         "source": result.source,
-        "trace_id": result.trace_id,
-        "span_id": result.span_id,
+        "trace_id": result.trace_id or None,
+        "span_id": result.span_id or None,
+        "session_id": result.session_id,
+        "details": result.details,
         "time": iso_time(result.time_ns),
     }
 
@@ -149,10 +154,12 @@ def turn_json(trace: TraceSummary) -> dict[str, Any]:
     }
 
 
-def session_detail_json(detail: SessionDetail) -> dict[str, Any]:
+def session_detail_json(detail: SessionDetail, idle_before_ns: int) -> dict[str, Any]:
     failing = detail.first_failing
     return {
-        **session_json(detail.summary),
+        **session_json(detail.summary, idle_before_ns),
+        # Results on the whole conversation (session evaluators, feedback on the session).
+        "results": [evaluation_json(result) for result in detail.results],
         "turns": [turn_json(turn) for turn in detail.turns],
         "turns_offset": detail.first_turn_index,
         "next_cursor": detail.next_cursor,
@@ -186,11 +193,11 @@ def user_json(user: UserSummary) -> dict[str, Any]:
     }
 
 
-def user_detail_json(detail: UserDetail) -> dict[str, Any]:
+def user_detail_json(detail: UserDetail, idle_before_ns: int) -> dict[str, Any]:
     return {
         **user_json(detail.summary),
         "sessions": {
-            "items": [session_json(session) for session in detail.sessions.items],
+            "items": [session_json(session, idle_before_ns) for session in detail.sessions.items],
             "next_cursor": detail.sessions.next_cursor,
         },
     }

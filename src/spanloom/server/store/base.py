@@ -28,6 +28,7 @@ from spanloom.server.store.evaluation_types import (
 _T = TypeVar("_T")
 
 StatusCode = Literal["UNSET", "OK", "ERROR"]
+SessionStatus = Literal["active", "idle", "ended"]
 # Told what a long operation (a schema upgrade) is doing, a line at a time.
 Progress = Callable[[str], None]
 SortOrder = Literal["asc", "desc"]
@@ -126,6 +127,27 @@ class RetentionResult:
     more: bool = False  # it stopped at its limit: call again
 
 
+@dataclass(frozen=True, slots=True)
+class Readiness:
+    """Whether the store accepts a write now (`GET /readyz`). `reason` says what is wrong when it
+    does not, for an operator ("storage is full ...", "the writer has not taken a write for 2 s")."""
+
+    ready: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStats:
+    """What `GET /metrics` shows of the store; read without scanning anything."""
+
+    size_bytes: int  # what the store takes on disk (its files, or its tables' parts)
+    queued_writes: int  # write requests waiting for the writer
+
+
+# Told, after each committed write that stored spans or evaluation results, how many it stored.
+WriteObserver = Callable[[int], None]
+
+
 @dataclass(slots=True)
 class TraceSummary:
     trace_id: str
@@ -168,11 +190,19 @@ class SessionSummary:
     latency_p95_ms: float
     tags: list[str]
     metadata: dict[str, Any]
-    evaluations: dict[str, EvaluationAggregate] = field(default_factory=dict)  # by evaluation name
+    # by evaluation name: the results on its turns' spans and on the session itself, together
+    evaluations: dict[str, EvaluationAggregate] = field(default_factory=dict)
+    ended: bool = False  # ended (end_session, or a span marked session.ended) with no turn since
 
     @property
     def duration_ms(self) -> float:
         return max(0, self.end_time_ns - self.start_time_ns) / 1e6
+
+    def status(self, idle_before_ns: int) -> SessionStatus:
+        """ended; else idle when its last turn ended before `idle_before_ns`; else active."""
+        if self.ended:
+            return "ended"
+        return "idle" if self.end_time_ns < idle_before_ns else "active"
 
 
 @dataclass(slots=True)
@@ -229,6 +259,8 @@ class SessionDetail:
     # each turn's TOOL spans, by trace id, in time order: the transcript folds them in
     tool_calls: dict[str, list[SpanRecord]] = field(default_factory=dict)
     first_turn_index: int = 0  # the position of turns[0] in the session
+    # Results on the whole session (session evaluators, feedback on the session), by name.
+    results: list[EvaluationRecord] = field(default_factory=list)
     next_cursor: str | None = None  # the page of newer turns, when there is one
     previous_cursor: str | None = None  # the page of older turns, when there is one
     first_failing: FailingTurn | None = None  # over the whole session, not just this page
@@ -272,6 +304,11 @@ class ListQuery:
     span_kind: str | None = None
     model: str | None = None
     status: StatusCode | None = None
+    # Sessions: their status, idle meaning a last turn that ended before `idle_before_ns`.
+    session_status: SessionStatus | None = None
+    idle_before_ns: int | None = None
+    # Rows with (True) or without (False) an end user's negative feedback.
+    has_negative_feedback: bool | None = None
     sort: str | None = None  # None: the list's default (start_time; last_seen for users)
     order: SortOrder = "desc"
     limit: int = 50
@@ -384,6 +421,22 @@ class Store(Protocol):
         recount of what is left. Call again while the result says `more`."""
         ...
 
+    def end_session(self, project: str, session_id: str, ended_ns: int) -> Future[None]:
+        """Mark the session ended as of `ended_ns` (also before its spans have arrived): it stays
+        ended until a turn ends after that."""
+        ...
+
+    def sessions_to_judge(self, idle_before_ns: int, limit: int = 100) -> list[tuple[str, str, int]]:
+        """(project, session id, end_ns) of up to `limit` sessions that are ended or idle (their
+        last turn ended before `idle_before_ns`) and not judged since their last turn, oldest
+        first."""
+        ...
+
+    def mark_judged(self, project: str, session_id: str, judged_end_ns: int) -> Future[None]:
+        """The session's evaluators ran on it as of its end_ns `judged_end_ns`: it is not due again
+        until a later turn."""
+        ...
+
     def list_spans(self, query: ListQuery) -> Page[SpanRecord]:
         """Spans by (start time, trace id, span id), oldest first, filtered by project, span kind
         and start time (`start_ns`/`end_ns` bound the span's start). Pages partition the spans
@@ -401,6 +454,25 @@ class Store(Protocol):
     ) -> list[EvaluationGroup]:
         """Per (group, evaluation name): count, mean score, pass rate and the worst result, worst
         mean score first."""
+        ...
+
+    def check_ready(self, timeout: float) -> Readiness:
+        """Whether a write would be accepted now: the writer takes a request within `timeout`
+        seconds (it is not stuck, nor its queue full all that time) and the storage has room for
+        a write (neither the disk nor a configured size limit is full). Writes nothing that stays.
+        Blocks up to about `timeout`: call it off the event loop. Never raises: a closed store is
+        not ready, and says so."""
+        ...
+
+    def stats(self) -> StoreStats:
+        """Size and writer queue depth, cheap enough for every metrics scrape."""
+        ...
+
+    def observe_writes(self, observer: WriteObserver) -> None:
+        """From now on, call `observer` after each committed write that accepted spans or
+        evaluation results, with how many (their `accepted` counts: the writer's batch sizes, for
+        /metrics), before the futures of that write resolve. It runs on the writer's thread: it
+        must be quick."""
         ...
 
     def close(self) -> None: ...

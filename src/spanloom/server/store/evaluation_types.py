@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 GroupBy = Literal["session", "user", "project"]
-EvaluationSource = Literal["sdk", "api", "server"]
+EvaluationSource = Literal["sdk", "api", "server", "feedback"]
+# End users' feedback is stored as results of this name, source "feedback", one per feedback id.
+FEEDBACK = "feedback"
 # Labels that mean "passed" (compared lower-cased). Any other label is a failure; a result with
 # no label passes when its score is at least PASS_SCORE. Scores are read as "higher is better".
 PASS_LABELS = frozenset(
@@ -43,8 +45,12 @@ MAX_EVALUATION_NAME = 200
 MAX_ABS_SCORE = 1_000_000.0
 
 
-def evaluation_passed(score: float | None, label: str | None) -> bool:
-    """The pass rule: a label decides when there is one, else the score against PASS_SCORE."""
+def evaluation_passed(score: float | None, label: str | None, source: str = "") -> bool:
+    """The pass rule: a label decides when there is one, else the score against PASS_SCORE.
+    End users' feedback with a score is a thumb: its score decides, and its label ("thanks",
+    "wrong answer") says what it is about."""
+    if source == "feedback" and score is not None:
+        return score >= PASS_SCORE
     if label is not None:
         return label.strip().lower() in PASS_LABELS
     return score is not None and score >= PASS_SCORE
@@ -52,8 +58,15 @@ def evaluation_passed(score: float | None, label: str | None) -> bool:
 
 @dataclass(slots=True)
 class EvaluationInput:
-    """One result to store. `span_id` names the span (with `trace_id` if known); `trace_id` alone
-    names that trace's root span. At least one of `score` and `label`."""
+    """One result to store, on a span, a trace or a session. `span_id` names the span (with
+    `trace_id` if known); `trace_id` alone names that trace's root span; `session_id` (with
+    `project`, or the only project holding it) names a session: a judgement of the whole
+    conversation. At least one of `score` and `label`.
+
+    Feedback (source "feedback") judges a turn (`trace_id`) or a session, and may arrive before
+    the spans it judges (a web handler answers before the exporter sends): it is kept, with its
+    `project`, and counts once they arrive. `key` tells apart several results of one name and
+    source on one target (each feedback's own id); a result with the same key replaces it."""
 
     name: str
     source: EvaluationSource
@@ -63,10 +76,17 @@ class EvaluationInput:
     label: str | None = None
     explanation: str | None = None
     time_ns: int | None = None  # default: when it is written
+    session_id: str | None = None
+    project: str | None = None
+    key: str = ""
+    details: dict[str, object] = field(default_factory=dict)  # e.g. the turns a judgement points at
 
 
 @dataclass(slots=True)
 class EvaluationRecord:
+    """A stored result. On a session, `trace_id` and `span_id` are empty; on a whole trace
+    (feedback on a turn), `span_id` is."""
+
     trace_id: str
     span_id: str
     name: str
@@ -75,10 +95,13 @@ class EvaluationRecord:
     label: str | None
     explanation: str | None
     time_ns: int
+    key: str = ""
+    session_id: str | None = None
+    details: dict[str, object] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
-        return evaluation_passed(self.score, self.label)
+        return evaluation_passed(self.score, self.label, self.source)
 
 
 @dataclass(slots=True)

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from spanloom.server.store.base import ListQuery
-from spanloom.server.store.evaluation_types import EVAL_SORT_PREFIX, EvaluationAggregate
+from spanloom.server.store.evaluation_types import EVAL_SORT_PREFIX, FEEDBACK, EvaluationAggregate
 
 BAR_WIDTH = 100  # viewBox units of a full score bar on the comparison page
 
@@ -23,11 +23,12 @@ def score(value: float | None) -> str:
 
 def eval_names(items: Iterable[Any], query: ListQuery | None = None) -> list[str]:
     """The evaluation names present on a page's rows (sessions or users), plus the one it is
-    sorted by, in name order: one column each."""
+    sorted by, in name order: one column each. Feedback has a column of its own (thumbs)."""
     names = {name for item in items for name in item.evaluations}
     sort = query.sort if query is not None else None
     if sort and sort.startswith(EVAL_SORT_PREFIX):
         names.add(sort[len(EVAL_SORT_PREFIX) :])
+    names.discard(FEEDBACK)
     return sorted(names)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from spanloom.server.web.evaluation_view import EVALUATION_FILTERS
+from spanloom.server.web.feedback_view import FEEDBACK_FILTERS
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
@@ -121,3 +122,4 @@ def kind_class(kind: str | None) -> str:
 
 FILTERS.update(role_class=role_class, kind_class=kind_class)
 FILTERS.update(EVALUATION_FILTERS)
+FILTERS.update(FEEDBACK_FILTERS)

@@ -83,6 +83,8 @@ def filter_form(params: QueryParams, query: ListQuery, filter_names: Sequence[st
         for key, value in params.multi_items()
         if key.startswith(METADATA_PREFIX)
     ]
+    # The sort the list is in, as the form's choices name it (sort=feedback reads eval:feedback).
+    values["sort"] = query.sort or values["sort"]
     form = FilterForm(values=values, tags=list(query.tags), metadata=metadata)
     if values["range"] not in RANGE_PRESETS:
         # Shown as the input expects it, whatever form the URL used (ISO, Unix seconds).

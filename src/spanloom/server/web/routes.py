@@ -32,18 +32,30 @@ from spanloom.server.list_params import (
     validate_list,
     validate_turns,
 )
-from spanloom.server.store.base import SESSION_SORT_KEYS, ListQuery, Page, Store
+from spanloom.server.store.base import SESSION_SORT_KEYS, ListQuery, Page, Store, accepts_eval_sort
+from spanloom.server.store.evaluation_types import EVAL_SORT_PREFIX, FEEDBACK
 from spanloom.server.web.chrome import ambiguous, bad_request, chrome, not_found
+from spanloom.server.web.feedback_view import feedback_of
 from spanloom.server.web.forms import RANGE_LABELS, SPAN_KINDS, STATUSES, filter_form, shared_params
 from spanloom.server.web.render import STATIC_FILES, Links, render, static_response
-from spanloom.server.web.session_view import turn_chart, turn_views, where_it_breaks
+from spanloom.server.web.session_view import session_results, turn_chart, turn_views, where_it_breaks
 from spanloom.server.web.trace_view import page_offset, trace_view
 
 router = APIRouter(include_in_schema=False)
 
-SESSION_FILTERS = ("user_id", "q", "has_error")
-USER_FILTERS = ("q", "has_error")
-TRACE_FILTERS = ("session_id", "user_id", "span_kind", "model", "status", "q", "has_error")
+SESSION_FILTERS = ("user_id", "q", "has_error", "status", "has_negative_feedback")
+USER_FILTERS = ("q", "has_error", "has_negative_feedback")
+TRACE_FILTERS = (
+    "session_id",
+    "user_id",
+    "span_kind",
+    "model",
+    "status",
+    "q",
+    "has_error",
+    "has_negative_feedback",
+)
+FEEDBACK_SORT = EVAL_SORT_PREFIX + FEEDBACK
 # Column headings of each list's sort keys.
 SORT_LABELS = {
     "start_time": "Start",
@@ -59,6 +71,7 @@ SORT_LABELS = {
     "traces": "Traces",
     "spans": "Spans",
     "error_rate": "Error rate",
+    FEEDBACK_SORT: "Feedback (thumbs-up share)",
 }
 
 
@@ -78,6 +91,7 @@ def _list_page(
     store = _store(request)
     try:
         query = restrict_query(request, validate_list(params, shared_params(request.query_params)))
+        query.idle_before_ns = request.app.state.settings.idle_before_ns()
         form = filter_form(request.query_params, query, filter_names)
     except BadParameterError as error:
         return bad_request(request, store, section, error)
@@ -89,13 +103,19 @@ def _list_page(
         "page": page,
         "query": query,
         "form": form,
-        "sort_keys": params.SORT_KEYS,
+        "sort_keys": _sort_keys(params.SORT_KEYS),
         "sort_labels": SORT_LABELS,
+        "idle_before_ns": query.idle_before_ns,
         "range_labels": RANGE_LABELS,
         "span_kinds": SPAN_KINDS,
         "statuses": STATUSES,
     }
     return render(request, template, context)
+
+
+def _sort_keys(keys: tuple[str, ...]) -> tuple[str, ...]:
+    """The sort choices of a list's form: sessions and users also sort by their feedback."""
+    return (*keys, FEEDBACK_SORT) if accepts_eval_sort(keys) else keys
 
 
 def _project_of(
@@ -145,10 +165,14 @@ def session_page(request: Request, session_id: str) -> Response:
     detail = store.get_session(project, session_id, page.limit, page.cursor)
     if detail is None:
         return not_found(request, store, "sessions", "session", session_id)
+    links = Links(request)
     context = {
-        **chrome(request, store, "sessions", Links(request).path("web_sessions")),
+        **chrome(request, store, "sessions", links.path("web_sessions")),
         "detail": detail,
         "session": detail.summary,
+        "status": detail.summary.status(request.app.state.settings.idle_before_ns()),
+        "results": session_results(detail, links.trace),
+        "session_feedback": feedback_of(detail.results),
         "turns": turn_views(detail),
         "chart": turn_chart(detail.turns, detail.first_turn_index + 1),
         "breaks": where_it_breaks(detail),
@@ -180,6 +204,7 @@ def user_page(request: Request, user_id: str) -> Response:
         sessions = validate_list(SessionListParams, shared_params(request.query_params), {"project": project})
     except BadParameterError as error:
         return bad_request(request, store, "users", error)
+    sessions.idle_before_ns = request.app.state.settings.idle_before_ns()
     detail = store.get_user(project, user_id, sessions)
     if detail is None:
         return not_found(request, store, "users", "user", user_id)
@@ -188,8 +213,9 @@ def user_page(request: Request, user_id: str) -> Response:
         "user": detail.summary,
         "page": detail.sessions,
         "query": sessions,
-        "sort_keys": SESSION_SORT_KEYS,
+        "sort_keys": _sort_keys(SESSION_SORT_KEYS),
         "sort_labels": SORT_LABELS,
+        "idle_before_ns": sessions.idle_before_ns,
     }
     return render(request, "user.html", context)
 

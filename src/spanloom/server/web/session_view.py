@@ -6,13 +6,17 @@ template writes only these numbers and fixed labels into it, never text from a s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from spanloom.server.store.base import SessionDetail, SpanRecord, TraceSummary, turn_failed
+from spanloom.server.store.evaluation_types import EvaluationRecord
+from spanloom.server.web.feedback_view import is_feedback
 
 CHART_HEIGHT = 100  # viewBox units for the tallest bar
 SLOT = 24  # viewBox units per turn: two bars and a gap
 BAR = 9
+MAX_TURN_LINKS = 50  # turns a session result links to; a judge may name many more
 
 
 @dataclass
@@ -96,3 +100,49 @@ def where_it_breaks(detail: SessionDetail) -> Breaks | None:
         return None
     on_this_page = detail.first_turn_index <= failing.index < detail.first_turn_index + len(detail.turns)
     return Breaks(failing.index + 1, failing.reason == "evaluation", None if on_this_page else failing.cursor)
+
+
+@dataclass
+class TurnLink:
+    number: int  # 1-based, as the transcript numbers turns
+    href: str | None  # this page's anchor, else the turn's trace; None when neither is known
+
+
+@dataclass
+class SessionResult:
+    """A judgement of the whole conversation, with the turns it points at."""
+
+    record: EvaluationRecord
+    turns: list[TurnLink]
+
+
+def _turn_numbers(details: dict[str, object]) -> list[int]:
+    raw = details.get("turns")
+    if not isinstance(raw, list):
+        return []
+    return [n for n in raw if isinstance(n, int) and not isinstance(n, bool) and n > 0]
+
+
+def session_results(detail: SessionDetail, trace_link: Callable[[str], str]) -> list[SessionResult]:
+    """The session's results other than feedback. Their `details` may name turns (1-based
+    numbers under "turns", their trace ids in the same order under "trace_ids"): a turn on this
+    page links to its anchor, another to its trace."""
+    on_page = range(detail.first_turn_index + 1, detail.first_turn_index + len(detail.turns) + 1)
+    views = []
+    for record in detail.results:
+        if is_feedback(record):
+            continue
+        trace_ids = record.details.get("trace_ids")
+        trace_ids = trace_ids if isinstance(trace_ids, list) else []
+        links = []
+        for position, number in enumerate(_turn_numbers(record.details)[:MAX_TURN_LINKS]):
+            trace_id = trace_ids[position] if position < len(trace_ids) else None
+            if number in on_page:
+                href: str | None = f"#turn-{number}"
+            elif isinstance(trace_id, str) and trace_id:
+                href = trace_link(trace_id)
+            else:
+                href = None
+            links.append(TurnLink(number, href))
+        views.append(SessionResult(record, links))
+    return views

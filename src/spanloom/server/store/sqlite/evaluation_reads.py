@@ -3,6 +3,7 @@ sessions and users, the names in use, and the summary by session, user or projec
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
@@ -16,11 +17,14 @@ from spanloom.server.store.evaluation_types import (
 from spanloom.server.store.json_values import to_json
 from spanloom.server.store.sqlite.statements import by_project
 
-_RECORD_COLUMNS = "e.trace_id, e.span_id, e.name, e.source, e.score, e.label, e.explanation, e.time_ns"
+_RECORD_COLUMNS = (
+    "e.trace_id, e.span_id, e.name, e.source, e.score, e.label, e.explanation, e.time_ns, e.result_key,"
+    " e.details"
+)
 
 
 def _record(row: Sequence[Any]) -> EvaluationRecord:
-    trace_id, span_id, name, source, score, label, explanation, time_ns = row
+    trace_id, span_id, name, source, score, label, explanation, time_ns, key, details = row
     return EvaluationRecord(
         trace_id=trace_id,
         span_id=span_id,
@@ -30,7 +34,40 @@ def _record(row: Sequence[Any]) -> EvaluationRecord:
         label=label,
         explanation=explanation,
         time_ns=time_ns,
+        key=key,
+        details=_details(details),
     )
+
+
+def _details(text: str) -> dict[str, Any]:
+    # "{}" for most results: skip the parse.
+    return json.loads(text) if text != "{}" else {}
+
+
+def select_session_results(
+    connection: sqlite3.Connection, project: str, session_id: str
+) -> list[EvaluationRecord]:
+    """The results on the session itself, by name, then source and key."""
+    return [
+        EvaluationRecord(
+            trace_id="",
+            span_id="",
+            name=name,
+            source=source,
+            score=score,
+            label=label,
+            explanation=explanation,
+            time_ns=time_ns,
+            key=key,
+            session_id=session_id,
+            details=_details(details),
+        )
+        for name, source, score, label, explanation, time_ns, key, details in connection.execute(
+            "SELECT name, source, score, label, explanation, time_ns, result_key, details"
+            " FROM session_results WHERE project = ? AND session_id = ? ORDER BY name, source, result_key",
+            (project, session_id),
+        )
+    ]
 
 
 def _aggregate(count: int, scored: int, score_micros: int, passed: int) -> EvaluationAggregate:
@@ -75,7 +112,7 @@ def select_trace_results(
     found: dict[str, list[EvaluationRecord]] = {}
     for row in connection.execute(
         f"SELECT {_RECORD_COLUMNS} FROM evaluations e WHERE e.trace_id IN (SELECT value FROM json_each(?))"
-        " ORDER BY e.trace_id, e.name, e.source, e.span_id",
+        " ORDER BY e.trace_id, e.name, e.source, e.span_id, e.result_key",
         (to_json(list(trace_ids)),),
     ):
         found.setdefault(row[0], []).append(_record(row))

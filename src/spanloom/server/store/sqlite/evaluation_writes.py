@@ -20,20 +20,40 @@ class TraceOwner(NamedTuple):
 
 class EvaluationRow(NamedTuple):
     trace_id: str
-    span_id: str
+    span_id: str  # '' for a result on the whole trace (feedback on a turn)
     name: str
     source: str
+    result_key: str
     project: str
     score: float | None
     label: str | None
     passed: int
     time_ns: int
     explanation: str | None
+    details: str  # JSON: e.g. who gave a feedback
 
     @property
-    def key(self) -> tuple[str, str, str, str]:
-        """What a result replaces a stored one by: (trace, span, name, source)."""
-        return self.trace_id, self.span_id, self.name, self.source
+    def key(self) -> tuple[str, str, str, str, str]:
+        """What a result replaces a stored one by: (trace, span, name, source, key)."""
+        return self.trace_id, self.span_id, self.name, self.source, self.result_key
+
+
+class SessionResultRow(NamedTuple):
+    project: str
+    session_id: str
+    name: str
+    source: str
+    result_key: str
+    score: float | None
+    label: str | None
+    passed: int
+    time_ns: int
+    explanation: str | None
+    details: str  # JSON
+
+    @property
+    def key(self) -> tuple[str, str, str, str, str]:
+        return self.project, self.session_id, self.name, self.source, self.result_key
 
 
 class SessionAggregateRow(NamedTuple):
@@ -96,10 +116,10 @@ def select_traces_of_span_ids(
 
 # --- results ---
 _UPSERT_EVALUATION = (
-    f"INSERT INTO evaluations ({', '.join(EvaluationRow._fields)}) VALUES ({', '.join('?' * 10)})"
-    " ON CONFLICT (trace_id, span_id, name, source) DO UPDATE SET project = excluded.project,"
+    f"INSERT INTO evaluations ({', '.join(EvaluationRow._fields)}) VALUES ({', '.join('?' * 12)})"
+    " ON CONFLICT (trace_id, span_id, name, source, result_key) DO UPDATE SET project = excluded.project,"
     " score = excluded.score, label = excluded.label, passed = excluded.passed,"
-    " time_ns = excluded.time_ns, explanation = excluded.explanation"
+    " time_ns = excluded.time_ns, explanation = excluded.explanation, details = excluded.details"
 )
 
 
@@ -122,10 +142,13 @@ def upsert_evaluations(connection: sqlite3.Connection, rows: Iterable[Evaluation
 def select_session_results(
     connection: sqlite3.Connection, project: str, session_id: str
 ) -> list[tuple[str, str, str, float | None, int]]:
-    """(trace_id, span_id, name, score, passed) of every result on the session's traces."""
+    """(trace_id, span_id, name, score, passed) of every result on the session's traces, and on
+    the session itself (with empty trace and span ids)."""
     return connection.execute(
         "SELECT e.trace_id, e.span_id, e.name, e.score, e.passed FROM traces t INDEXED BY traces_by_session"
-        " JOIN evaluations e ON e.trace_id = t.trace_id WHERE t.project = ? AND t.session_id = ?",
+        " JOIN evaluations e ON e.trace_id = t.trace_id WHERE t.project = ?1 AND t.session_id = ?2"
+        " UNION ALL SELECT '', '', name, score, passed FROM session_results"
+        " WHERE project = ?1 AND session_id = ?2",
         (project, session_id),
     ).fetchall()
 
@@ -176,16 +199,26 @@ def delete_user_aggregates(connection: sqlite3.Connection, keys: Iterable[tuple[
 def select_results_of_user(
     connection: sqlite3.Connection, project: str, user_id: str
 ) -> list[tuple[str, float | None, int]]:
-    """(name, score, passed) of every result on the user's traces."""
+    """(name, score, passed) of every result on the user's traces and on their sessions."""
     return connection.execute(
         "SELECT e.name, e.score, e.passed FROM traces t INDEXED BY traces_by_user"
-        " JOIN evaluations e ON e.trace_id = t.trace_id WHERE t.project = ? AND t.user_id = ?",
+        " JOIN evaluations e ON e.trace_id = t.trace_id WHERE t.project = ?1 AND t.user_id = ?2"
+        " UNION ALL SELECT r.name, r.score, r.passed FROM sessions s INDEXED BY sessions_by_user"
+        " JOIN session_results r ON r.project = s.project AND r.session_id = s.session_id"
+        " WHERE s.project = ?1 AND s.user_id = ?2",
         (project, user_id),
     ).fetchall()
 
 
 def delete_user_aggregates_of(connection: sqlite3.Connection, project: str, user_id: str) -> None:
     connection.execute("DELETE FROM user_evaluations WHERE project = ? AND user_id = ?", (project, user_id))
+
+
+def select_session_projects(connection: sqlite3.Connection, session_id: str) -> list[str]:
+    return [
+        row[0]
+        for row in connection.execute("SELECT project FROM sessions WHERE session_id = ?", (session_id,))
+    ]
 
 
 def select_user_results(connection: sqlite3.Connection) -> Iterable[tuple[str, str, str, float | None, int]]:
@@ -208,3 +241,93 @@ def select_evaluated_session_keys(connection: sqlite3.Connection) -> list[tuple[
 def clear_aggregates(connection: sqlite3.Connection) -> None:
     connection.execute("DELETE FROM session_evaluations")
     connection.execute("DELETE FROM user_evaluations")
+
+
+# --- results on sessions ---
+_UPSERT_SESSION_RESULT = (
+    f"INSERT INTO session_results ({', '.join(SessionResultRow._fields)}) VALUES ({', '.join('?' * 11)})"
+    " ON CONFLICT (project, session_id, name, source, result_key) DO UPDATE SET score = excluded.score,"
+    " label = excluded.label, passed = excluded.passed, time_ns = excluded.time_ns,"
+    " explanation = excluded.explanation, details = excluded.details"
+)
+
+
+def select_session_result_rows(
+    connection: sqlite3.Connection, keys: Iterable[tuple[str, str]]
+) -> list[SessionResultRow]:
+    """Every result on these (project, session id)."""
+    rows = connection.execute(
+        f"SELECT {', '.join(SessionResultRow._fields)} FROM session_results WHERE (project, session_id) IN"
+        " (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?))",
+        (to_json([list(key) for key in keys]),),
+    ).fetchall()
+    return [SessionResultRow._make(row) for row in rows]
+
+
+def upsert_session_results(connection: sqlite3.Connection, rows: Iterable[SessionResultRow]) -> None:
+    connection.executemany(_UPSERT_SESSION_RESULT, rows)
+
+
+def select_judged_sessions(
+    connection: sqlite3.Connection, keys: Iterable[tuple[str, str]]
+) -> set[tuple[str, str]]:
+    """Those of these (project, session id) that have results of their own."""
+    rows = connection.execute(
+        "SELECT DISTINCT project, session_id FROM session_results WHERE (project, session_id) IN"
+        " (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?))",
+        (to_json([list(key) for key in keys]),),
+    ).fetchall()
+    return {(project, session_id) for project, session_id in rows}
+
+
+def select_session_users(
+    connection: sqlite3.Connection, keys: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], str | None]:
+    """(project, session id) -> the session's user, for those of these sessions stored."""
+    rows = connection.execute(
+        "SELECT project, session_id, user_id FROM sessions WHERE (project, session_id) IN"
+        " (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?))",
+        (to_json([list(key) for key in keys]),),
+    ).fetchall()
+    return {(project, session_id): user_id for project, session_id, user_id in rows}
+
+
+def select_pending_trace_ids(connection: sqlite3.Connection) -> set[str]:
+    """Traces with results (feedback) that arrived before any of their spans."""
+    rows = connection.execute(
+        "SELECT DISTINCT e.trace_id FROM evaluations e WHERE NOT EXISTS"
+        " (SELECT 1 FROM traces t WHERE t.trace_id = e.trace_id)"
+    ).fetchall()
+    return {row[0] for row in rows}
+
+
+def delete_evaluations(connection: sqlite3.Connection, rows: Iterable[EvaluationRow]) -> None:
+    connection.executemany(
+        "DELETE FROM evaluations WHERE trace_id = ? AND span_id = ? AND name = ? AND source = ?"
+        " AND result_key = ?",
+        [row.key for row in rows],
+    )
+
+
+# --- session marks ---
+def mark_ended(connection: sqlite3.Connection, marks: Iterable[tuple[str, str, int]]) -> None:
+    """(project, session id, when): the session was ended then (the latest end wins)."""
+    connection.executemany(
+        "INSERT INTO session_marks (project, session_id, ended_ns) VALUES (?, ?, ?)"
+        " ON CONFLICT (project, session_id)"
+        " DO UPDATE SET ended_ns = MAX(COALESCE(ended_ns, 0), excluded.ended_ns)",
+        marks,
+    )
+
+
+def mark_judged(connection: sqlite3.Connection, marks: Iterable[tuple[str, str, int]]) -> None:
+    """(project, session id, the session's end_ns when judged)."""
+    connection.executemany(
+        "INSERT INTO session_marks (project, session_id, judged_end_ns) VALUES (?, ?, ?)"
+        " ON CONFLICT (project, session_id) DO UPDATE SET judged_end_ns = excluded.judged_end_ns",
+        marks,
+    )
+
+
+def any_session_results(connection: sqlite3.Connection) -> bool:
+    return connection.execute("SELECT 1 FROM session_results LIMIT 1").fetchone() is not None

@@ -64,33 +64,42 @@ _VERSIONS: tuple[tuple[str, Callable[[sqlite3.Connection, Progress | None], None
     (schema.V2, _rebuild_v2),
     (schema.V3, lambda connection, progress: project_writes.rebuild(connection)),
     (schema.V4, None),
+    (schema.V5, None),
 )
 SCHEMA_VERSION = len(_VERSIONS)
 
 
 def migrate(connection: sqlite3.Connection, progress: Progress | None = None) -> int:
-    """Bring the file up to `SCHEMA_VERSION`; returns the version it was at."""
+    """Bring the file up to `SCHEMA_VERSION`; returns the version it was at.
+
+    One transaction for the whole upgrade: every version's DDL in order, then the data steps,
+    which rebuild rollups with today's code and so need today's tables. A failure anywhere leaves
+    the file exactly as it was."""
     (version,) = connection.execute("PRAGMA user_version").fetchone()
     if version > SCHEMA_VERSION:
         raise SchemaTooNewError(
             f"the database has schema version {version}, from a newer spanloom; this one knows up to "
             f"{SCHEMA_VERSION}. Nothing was changed: upgrade spanloom to open it"
         )
-    for number in range(version + 1, SCHEMA_VERSION + 1):
-        ddl, data_step = _VERSIONS[number - 1]
-        connection.execute("BEGIN IMMEDIATE")
-        try:
+    if version == SCHEMA_VERSION:
+        return version
+    pending = _VERSIONS[version:]
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        for ddl, _ in pending:
             for statement in ddl.split(";"):
                 if statement.strip():
                     connection.execute(statement)
-            if data_step is not None and version > 0:  # a new file has no data to carry over
-                data_step(connection, progress)
-            # PRAGMA takes no parameters; `number` is an int from range(), not input.
-            connection.execute(f"PRAGMA user_version = {int(number)}")
-            connection.execute("COMMIT")
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
-        if progress is not None and version > 0:
-            progress(f"upgraded the database to schema {number}")
+        if version > 0:  # a new file has no data to carry over
+            for _, data_step in pending:
+                if data_step is not None:
+                    data_step(connection, progress)
+        # PRAGMA takes no parameters; SCHEMA_VERSION is a constant of this module.
+        connection.execute(f"PRAGMA user_version = {int(SCHEMA_VERSION)}")
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    if progress is not None and version > 0:
+        progress(f"upgraded the database to schema {SCHEMA_VERSION}")
     return version

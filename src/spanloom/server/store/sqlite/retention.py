@@ -94,7 +94,7 @@ def delete_expired(connection: sqlite3.Connection, retention: Retention, limit: 
     connection.execute("DELETE FROM evaluations WHERE trace_id IN (SELECT value FROM json_each(?))", (ids,))
     connection.execute("DELETE FROM traces WHERE trace_id IN (SELECT value FROM json_each(?))", (ids,))
     keys = to_json([list(key) for key in sessions])
-    for table in ("sessions", "session_evaluations"):
+    for table in ("sessions", "session_evaluations", "session_results", "session_marks"):
         # Fixed table names from this module.
         connection.execute(
             f"DELETE FROM {table} WHERE (project, session_id) IN"

@@ -20,13 +20,15 @@ import json
 import sqlite3
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from spanloom import semconv
 from spanloom.server.store.base import SpanRecord
 from spanloom.server.store.evaluation_events import evaluations_of_spans
 from spanloom.server.store.json_values import to_json
 from spanloom.server.store.sqlite import (
     evaluation_rollups,
+    evaluation_writes,
     project_writes,
     session_writes,
     span_rows,
@@ -61,26 +63,101 @@ class TraceChange:
     output_span_id: str | None
 
 
-def write_batch(connection: sqlite3.Connection, spans: Sequence[SpanRecord]) -> None:
+@dataclass(slots=True)
+class Waiting:
+    """What the writer remembers between transactions so that the hot path asks nothing when
+    nothing waits: traces with results written before their spans, and whether any session has
+    results of its own (whose aggregates must follow a session to its user)."""
+
+    traces: set[str] = field(default_factory=set)
+    sessions_have_results: bool = False
+
+
+def write_batch(
+    connection: sqlite3.Connection, spans: Sequence[SpanRecord], waiting: Waiting | None = None
+) -> set[str]:
     """Insert spans and update every rollup they touch. The caller owns the transaction, and has
     given every span its trace's project (ownership.py). `spans` may come prepared
-    (`span_rows.prepare`): their rows and new traces' rollups are then not built here."""
+    (`span_rows.prepare`): their rows and new traces' rollups are then not built here. Returns
+    the traces of `waiting` whose results now count (for the caller to forget once committed)."""
+    waiting = waiting or Waiting()
     before = connection.total_changes
     span_writes.insert_spans(connection, span_rows.rows_of(spans))
+    _mark_ended(connection, spans)
     if connection.total_changes == before:
-        return  # every span was already stored (a retried batch): no rollup changes
+        return set()  # every span was already stored (a retried batch): no rollup changes
     changes = _write_traces(connection, spans)
     deltas = _trace_deltas(changes)
+    judged: dict[Key, tuple[bool, str | None]] = {}
+    if waiting.sessions_have_results:
+        # Sessions with results of their own: their users before this transaction.
+        touched = {
+            (row.project, row.session_id)
+            for change in changes.values()
+            for row in (change.old, change.new)
+            if row is not None and row.session_id
+        }
+        keys = evaluation_writes.select_judged_sessions(connection, touched) if touched else set()
+        if keys:
+            judged = _session_users(connection, keys)
     session_counts = _write_sessions(connection, changes, deltas)
     _write_users(connection, changes, session_counts, deltas)
     project_writes.add_deltas(connection, deltas)
     # Evaluation aggregates follow their traces: first carry stored results along with traces that
-    # changed session or user, then add the results this batch's spans carry (as `evaluation`
-    # events), so they count once, under the trace's owners as of this commit.
+    # changed session or user (or that had results waiting for them), then add the results this
+    # batch's spans carry (as `evaluation` events), so they count once, under the trace's owners
+    # as of this commit.
     evaluation_rollups.move_traces(connection, _moves(changes))
+    arrived = {
+        trace_id: evaluation_rollups.Move(
+            change.new.project, None, None, change.new.session_id, change.new.user_id
+        )
+        for trace_id, change in changes.items()
+        if change.old is None and trace_id in waiting.traces
+    }
+    if arrived:
+        evaluation_rollups.adopt_pending(connection, arrived)
+    if judged:
+        _follow_session_results(connection, judged)
     from_events = evaluations_of_spans(spans)
     if from_events:
-        evaluation_rollups.write_rows(connection, evaluation_rollups.resolve(connection, from_events)[0])
+        evaluation_rollups.write_rows(
+            connection, evaluation_rollups.resolve(connection, from_events).trace_rows
+        )
+    return set(arrived)
+
+
+def _mark_ended(connection: sqlite3.Connection, spans: Sequence[SpanRecord]) -> None:
+    """A span with ``session.ended`` true ends its session, as of the span's end."""
+    marks = [
+        (span.project, span.session_id, span.end_time_ns)
+        for span in spans
+        if span.session_id and span.attributes.get(semconv.SESSION_ENDED) in (True, "true")
+    ]
+    if marks:
+        evaluation_writes.mark_ended(connection, marks)
+
+
+def _session_users(connection: sqlite3.Connection, keys: set[Key]) -> dict[Key, tuple[bool, str | None]]:
+    """(session stored, its user) of each of these sessions."""
+    users = evaluation_writes.select_session_users(connection, keys)
+    return {key: (key in users, users.get(key)) for key in keys}
+
+
+def _follow_session_results(
+    connection: sqlite3.Connection, before: dict[Key, tuple[bool, str | None]]
+) -> None:
+    """Sessions with results of their own that appeared, went or changed user in this
+    transaction: their aggregates, and their users' before and after, are recounted."""
+    after = _session_users(connection, set(before))
+    changed = {key for key in before if after[key] != before[key]}
+    if not changed:
+        return
+    evaluation_rollups.recount_sessions_and_users(connection, changed)
+    for key in changed:
+        previous_user = before[key][1]
+        if previous_user and previous_user != after[key][1]:
+            evaluation_rollups.recount_user(connection, key[0], previous_user)
 
 
 def _moves(changes: dict[str, TraceChange]) -> dict[str, evaluation_rollups.Move]:

@@ -136,8 +136,8 @@ CREATE TABLE users (
 CREATE INDEX users_by_last_seen ON users (last_seen_ns, user_id);
 
 -- Evaluation results: one per (span, name, source): the same key again replaces it. `passed` is
--- base.evaluation_passed(score, label), stored so aggregates never re-derive it. A result's
--- session and user are those of its trace *now* (read through traces), so a trace moving to
+-- evaluation_types.evaluation_passed(score, label, source), stored so aggregates never re-derive
+-- it. A result's session and user are those of its trace *now* (read through traces), so a trace moving to
 -- another session carries its results along.
 CREATE TABLE evaluations (
     trace_id TEXT NOT NULL,
@@ -335,4 +335,59 @@ CREATE INDEX traces_by_tokens ON traces (total_tokens, trace_id);
 CREATE INDEX traces_by_cost ON traces (cost, trace_id);
 CREATE INDEX traces_by_errors ON traces (error_count, trace_id);
 CREATE INDEX traces_by_spans ON traces (span_count, trace_id);
+"""
+
+# Version 5. Conversations judged as conversations: results on a whole session (session
+# evaluators, end users' feedback on a session), several results of one name and source on one
+# target told apart by a key (each feedback's id), feedback on a whole turn (span_id ''), and
+# marks that say a session was ended and up to which turn its evaluators have judged it.
+V5 = """
+CREATE TABLE evaluations_v5 (
+    trace_id TEXT NOT NULL,
+    span_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    source TEXT NOT NULL,
+    result_key TEXT NOT NULL,
+    project TEXT NOT NULL,
+    score REAL,
+    label TEXT,
+    passed INTEGER NOT NULL,
+    time_ns INTEGER NOT NULL,
+    explanation TEXT,
+    details TEXT NOT NULL,
+    PRIMARY KEY (trace_id, span_id, name, source, result_key)
+);
+INSERT INTO evaluations_v5 (trace_id, span_id, name, source, result_key, project, score, label, passed,
+    time_ns, explanation, details)
+SELECT trace_id, span_id, name, source, '', project, score, label, passed, time_ns, explanation, '{}'
+FROM evaluations;
+DROP TABLE evaluations;
+ALTER TABLE evaluations_v5 RENAME TO evaluations;
+CREATE INDEX evaluations_by_project ON evaluations (project, name);
+
+CREATE TABLE session_results (
+    project TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    source TEXT NOT NULL,
+    result_key TEXT NOT NULL,
+    score REAL,
+    label TEXT,
+    passed INTEGER NOT NULL,
+    time_ns INTEGER NOT NULL,
+    explanation TEXT,
+    details TEXT NOT NULL,
+    PRIMARY KEY (project, session_id, name, source, result_key)
+);
+
+-- ended_ns: when the session was ended (the end call, or the end of a span marked
+-- session.ended). A turn after it reopens the session. judged_end_ns: the session's end_ns when
+-- its session evaluators last judged it. A new turn makes it due again.
+CREATE TABLE session_marks (
+    project TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    ended_ns INTEGER,
+    judged_end_ns INTEGER,
+    PRIMARY KEY (project, session_id)
+);
 """

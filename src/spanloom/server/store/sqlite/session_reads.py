@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from spanloom.server.store.base import ListQuery, Page, SessionSummary
+from spanloom.server.store.evaluation_types import FEEDBACK
 from spanloom.server.store.sqlite import evaluation_reads
 from spanloom.server.store.sqlite.list_paging import Conditions, ListShape, Sort, eval_sort, like, page
 from spanloom.server.store.sqlite.trace_reads import TRACE_INPUT, TRACE_OUTPUT, span_text
@@ -21,8 +22,11 @@ _COLUMNS = (
     f" (SELECT {_FIRST_INPUT} FROM traces t WHERE t.trace_id = s.first_input_trace),"
     f" (SELECT {_LAST_OUTPUT} FROM traces t WHERE t.trace_id = s.last_output_trace),"
     " s.start_ns, s.end_ns,"
-    " s.total_tokens, s.cost, s.error_count, s.latency_p50_ms, s.latency_p95_ms, s.tags, s.metadata"
+    " s.total_tokens, s.cost, s.error_count, s.latency_p50_ms, s.latency_p95_ms, s.tags, s.metadata,"
+    # Ended with no turn since (a turn that ends after the end mark reopens the session).
+    " COALESCE(m.ended_ns >= s.end_ns, 0)"
 )
+_MARKS = " LEFT JOIN session_marks m ON m.project = s.project AND m.session_id = s.session_id"
 
 
 def _session(row: tuple[Any, ...]) -> SessionSummary:
@@ -42,6 +46,7 @@ def _session(row: tuple[Any, ...]) -> SessionSummary:
         latency_p95_ms,
         tags,
         metadata,
+        ended,
     ) = row
     return SessionSummary(
         session_id=session_id,
@@ -59,11 +64,12 @@ def _session(row: tuple[Any, ...]) -> SessionSummary:
         latency_p95_ms=latency_p95_ms,
         tags=json.loads(tags),
         metadata=json.loads(metadata),
+        ended=bool(ended),
     )
 
 
 SESSIONS = ListShape(
-    select=f"SELECT {_COLUMNS} FROM sessions s",
+    select=f"SELECT {_COLUMNS} FROM sessions s{_MARKS}",
     sorts={
         "start_time": Sort("s.start_ns", "start_time_ns"),
         "last_activity": Sort("s.end_ns", "end_time_ns"),
@@ -103,6 +109,14 @@ def list_sessions(connection: sqlite3.Connection, query: ListQuery) -> Page[Sess
         )
     )
     conditions.add_common("s", query)
+    _status_conditions(conditions, query)
+    if query.has_negative_feedback is not None:
+        conditions.add(
+            ("" if query.has_negative_feedback else "NOT ")
+            + "EXISTS (SELECT 1 FROM session_evaluations nf WHERE nf.project = s.project"
+            " AND nf.session_id = s.session_id AND nf.name = ? AND nf.passed < nf.result_count)",
+            FEEDBACK,
+        )
     if query.q:
         conditions.add(
             "(s.session_id LIKE ? ESCAPE '\\' OR s.user_id LIKE ? ESCAPE '\\'"
@@ -116,6 +130,40 @@ def list_sessions(connection: sqlite3.Connection, query: ListQuery) -> Page[Sess
     return page(
         connection, SESSIONS, conditions, query, sorts, join, join_params, with_evaluations(connection)
     )
+
+
+_OPEN = "(m.ended_ns IS NULL OR m.ended_ns < s.end_ns)"
+
+
+def _status_conditions(conditions: Conditions, query: ListQuery) -> None:
+    if query.session_status == "ended":
+        conditions.add("m.ended_ns >= s.end_ns")
+    elif query.session_status is not None:
+        idle_before = query.idle_before_ns if query.idle_before_ns is not None else 0
+        if query.session_status == "idle":
+            conditions.add(f"{_OPEN} AND s.end_ns < ?", idle_before)
+        else:
+            conditions.add(f"{_OPEN} AND s.end_ns >= ?", idle_before)
+
+
+def select_sessions_to_judge(
+    connection: sqlite3.Connection, idle_before_ns: int, limit: int
+) -> list[tuple[str, str, int]]:
+    """(project, session id, end_ns) of ended or idle sessions not judged since their last turn."""
+    rows = connection.execute(
+        "SELECT * FROM ("
+        # Idle: through the sessions' end index.
+        "SELECT s.project, s.session_id, s.end_ns FROM sessions s INDEXED BY sessions_by_end"
+        f"{_MARKS} WHERE s.end_ns < ?1 AND (m.judged_end_ns IS NULL OR m.judged_end_ns < s.end_ns)"
+        " UNION "
+        # Ended, however recently: through the marks.
+        "SELECT s.project, s.session_id, s.end_ns FROM session_marks m JOIN sessions s"
+        " ON s.project = m.project AND s.session_id = m.session_id"
+        " WHERE m.ended_ns >= s.end_ns AND (m.judged_end_ns IS NULL OR m.judged_end_ns < s.end_ns)"
+        ") ORDER BY 3, 1, 2 LIMIT ?2",
+        (idle_before_ns, limit),
+    ).fetchall()
+    return [(project, session_id, end_ns) for project, session_id, end_ns in rows]
 
 
 def select_session(connection: sqlite3.Connection, project: str, session_id: str) -> SessionSummary | None:

@@ -25,7 +25,8 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent import futures
 from concurrent.futures import Future, InvalidStateError
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -39,6 +40,7 @@ from spanloom.server.store.base import (
     Page,
     Progress,
     ProjectSummary,
+    Readiness,
     Retention,
     RetentionResult,
     SessionDetail,
@@ -47,11 +49,13 @@ from spanloom.server.store.base import (
     StoreBusyError,
     StoreClosedError,
     StoreOpenError,
+    StoreStats,
     StoreUnavailableError,
     TraceDetail,
     TraceSummary,
     UserDetail,
     UserSummary,
+    WriteObserver,
 )
 from spanloom.server.store.cursor import (
     TRACE_SPANS_CURSOR,
@@ -69,8 +73,10 @@ from spanloom.server.store.evaluation_types import (
 )
 from spanloom.server.store.sqlite import (
     evaluation_reads,
+    evaluation_writes,
     ownership,
     project_reads,
+    readiness,
     retention,
     session_reads,
     span_reads,
@@ -81,7 +87,7 @@ from spanloom.server.store.sqlite import (
 from spanloom.server.store.sqlite.connection import connect_checkpointer, connect_reader, connect_writer
 from spanloom.server.store.sqlite.evaluation_rollups import insert_evaluations
 from spanloom.server.store.sqlite.migrations import SchemaTooNewError, migrate
-from spanloom.server.store.sqlite.rollups import write_batch
+from spanloom.server.store.sqlite.rollups import Waiting, write_batch
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +103,9 @@ class _Request:
     projects: frozenset[str] | None = None
     # A retention batch instead: (what to delete, how many sessions and traces at most).
     retention: tuple[Retention, int] | None = None
+    # Or session marks to write (ended, judged): a write of its own, run by the writer.
+    marks: Callable[[sqlite3.Connection], Any] | None = None
+    probe: bool = False  # a readiness probe (check_ready): answered, never committed
     result: Any = field(default=None)
 
     @property
@@ -194,6 +203,10 @@ class SqliteStore:
             self._writer.close()
             raise StoreOpenError(f"cannot open {self.path} as a spanloom database: {error}") from error
         try:
+            self._waiting = Waiting(
+                traces=evaluation_writes.select_pending_trace_ids(self._writer),
+                sessions_have_results=evaluation_writes.any_session_results(self._writer),
+            )
             self._writer.execute(f"PRAGMA analysis_limit = {ANALYSIS_LIMIT}")
             # Statistics for whatever has none yet (a new or just upgraded file).
             self._writer.execute("PRAGMA optimize = 0x10002")
@@ -208,6 +221,9 @@ class SqliteStore:
         self._queue: queue.Queue[_Request | None] = queue.Queue(maxsize=max(1, queue_size))
         self._max_batch_spans = max_batch_spans
         self._closed = False
+        self._observers: list[WriteObserver] = []
+        self._probe: Future[None] | None = None  # the readiness probe on the queue, if any
+        self._probe_lock = threading.Lock()
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
@@ -258,6 +274,37 @@ class SqliteStore:
         self._enqueue(_Request(future, retention=(retention, limit)))
         return future
 
+    def end_session(self, project: str, session_id: str, ended_ns: int) -> Future[None]:
+        if self._closed:
+            raise StoreClosedError("the store is closed")
+        future: Future[None] = Future()
+        self._enqueue(
+            _Request(
+                future,
+                marks=lambda connection: evaluation_writes.mark_ended(
+                    connection, [(project, session_id, ended_ns)]
+                ),
+            )
+        )
+        return future
+
+    def mark_judged(self, project: str, session_id: str, judged_end_ns: int) -> Future[None]:
+        if self._closed:
+            raise StoreClosedError("the store is closed")
+        future: Future[None] = Future()
+        self._enqueue(
+            _Request(
+                future,
+                marks=lambda connection: evaluation_writes.mark_judged(
+                    connection, [(project, session_id, judged_end_ns)]
+                ),
+            )
+        )
+        return future
+
+    def sessions_to_judge(self, idle_before_ns: int, limit: int = 100) -> list[tuple[str, str, int]]:
+        return session_reads.select_sessions_to_judge(self._reader(), idle_before_ns, limit)
+
     def _enqueue(self, request: _Request) -> None:
         try:
             self._queue.put_nowait(request)
@@ -284,13 +331,19 @@ class SqliteStore:
                     break
                 batch.append(item)
                 count += item.size
+            probes = [request for request in batch if request.probe]
+            if probes:
+                batch = [request for request in batch if not request.probe]
             try:
-                self._write(batch)
+                if batch:
+                    self._write(batch)
             except Exception as error:
                 # Never let the writer thread die: every later write would wait forever.
                 logger.exception("spanloom: the writer failed on %d requests", len(batch))
                 for request in batch:
                     _settle(request.future, error=error)
+            for probe in probes:
+                self._answer_probe(probe)
             self._committed.set()
             if time.monotonic() >= self._next_statistics:
                 self._refresh_statistics()
@@ -298,6 +351,25 @@ class SqliteStore:
         self._writer_done = True
         self._writer_stopped.set()
         self._committed.set()  # wakes the checkpointer, which sees the writer has stopped
+
+    def _answer_probe(self, probe: _Request) -> None:
+        """After the writes taken with it: would the next write find room?"""
+        try:
+            self._apply_page_limit()
+            readiness.probe_room(self._writer)
+        except Exception as error:
+            _settle(probe.future, error=_storage_error(error))
+        else:
+            _settle(probe.future, None)
+
+    def _observe(self, records: int) -> None:
+        if not records:
+            return
+        for observer in self._observers:
+            try:
+                observer(records)
+            except Exception:
+                logger.exception("spanloom: a write observer failed")
 
     def _refresh_statistics(self) -> None:
         """Keep the planner's statistics current (PRAGMA optimize: ANALYZE where the tables grew,
@@ -353,14 +425,30 @@ class SqliteStore:
             )
             for request, claim in zip(writing, claimed, strict=True):
                 request.result = InsertResult(len(claim.spans), claim.rejected, claim.reasons, claim.spans)
-            write_batch(self._writer, span_rows.concatenate(claim.spans for claim in claimed))
+            adopted = write_batch(
+                self._writer, span_rows.concatenate(claim.spans for claim in claimed), self._waiting
+            )
             # Results after spans: a result may judge a span of the same commit.
+            pending: set[str] = set()
+            judged_sessions = False
             for request in requests:
                 if request.evaluations:
-                    request.result = insert_evaluations(self._writer, request.evaluations, request.projects)
+                    request.result, waiting = insert_evaluations(
+                        self._writer, request.evaluations, request.projects
+                    )
+                    pending |= waiting
+                    judged_sessions |= any(
+                        item.session_id and not item.trace_id for item in request.evaluations
+                    )
                 elif request.retention is not None:
                     request.result = retention.delete_expired(self._writer, *request.retention)
+                elif request.marks is not None:
+                    request.result = request.marks(self._writer)
             self._writer.execute("COMMIT")
+            # What waits for spans changes only with what was committed.
+            self._waiting.traces.difference_update(adopted)
+            self._waiting.traces.update(pending)
+            self._waiting.sessions_have_results |= judged_sessions
         except BaseException:
             self._rollback()
             raise
@@ -381,7 +469,9 @@ class SqliteStore:
             if len(requests) == 1 and len(requests[0].spans) > 0 and _is_data_error(error):
                 # Something in these spans cannot be stored (the storage itself works): store
                 # the others, and reject only what fails alone.
-                _settle(requests[0].future, self._write_apart(requests[0]))
+                result = self._write_apart(requests[0])
+                self._observe(result.accepted)
+                _settle(requests[0].future, result)
                 return
             if len(requests) == 1:
                 failure = _storage_error(error)
@@ -394,6 +484,7 @@ class SqliteStore:
             for request in requests:
                 self._write([request])
             return
+        self._observe(sum(getattr(request.result, "accepted", 0) for request in requests))
         for request in requests:
             _settle(request.future, request.result)
 
@@ -497,6 +588,7 @@ class SqliteStore:
                 turns,
                 span_reads.select_tool_spans(connection, [turn.trace_id for turn in turns]),
                 first_turn_index=offset,
+                results=evaluation_reads.select_session_results(connection, project, session_id),
                 next_cursor=encode_cursor(TURNS_FROM, next_turn_key[0], (next_turn_key[1],))
                 if next_turn_key
                 else None,
@@ -574,6 +666,49 @@ class SqliteStore:
     ) -> list[EvaluationGroup]:
         with self._snapshot() as connection:
             return evaluation_reads.summarize(connection, group_by, name, project, limit)
+
+    # --- operating ---
+    def check_ready(self, timeout: float) -> Readiness:
+        if self._closed:
+            return Readiness(False, "the store is closed: the server is shutting down")
+        shortage = readiness.disk_shortage(self.path)
+        if shortage is not None:
+            return Readiness(False, shortage)
+        deadline = time.monotonic() + timeout
+        with self._probe_lock:
+            # One probe on the queue at a time: callers while it waits share its answer, and a
+            # stuck writer does not collect a probe per call.
+            probe = self._probe
+            if probe is None or probe.done():
+                probe = Future()
+                try:
+                    self._queue.put(_Request(probe, probe=True), timeout=timeout)
+                except queue.Full:
+                    return Readiness(False, f"the writer's queue stayed full for {timeout:g} s")
+                self._probe = probe
+        try:
+            probe.result(timeout=max(0.0, deadline - time.monotonic()))
+        except futures.TimeoutError:
+            return Readiness(False, f"the writer has not taken a write for {timeout:g} s")
+        except StoreUnavailableError as error:
+            if error.full:
+                return Readiness(False, "storage is full: the database or its disk has no room for a write")
+            return Readiness(False, f"a write would fail: {error.__cause__ or error}")
+        except Exception as error:
+            return Readiness(False, f"a write would fail: {error}")
+        return Readiness(True)
+
+    def stats(self) -> StoreStats:
+        size = 0
+        for suffix in ("", "-wal", "-shm"):
+            try:
+                size += (self.path.parent / (self.path.name + suffix)).stat().st_size
+            except OSError:
+                pass  # no WAL file yet, or just checkpointed away
+        return StoreStats(size_bytes=size, queued_writes=self._queue.qsize())
+
+    def observe_writes(self, observer: WriteObserver) -> None:
+        self._observers.append(observer)
 
     # --- lifecycle ---
     def close(self) -> None:

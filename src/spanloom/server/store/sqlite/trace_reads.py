@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from spanloom.server.store.base import ListQuery, Page, TraceSummary
+from spanloom.server.store.evaluation_types import FEEDBACK
 from spanloom.server.store.json_values import to_json
 from spanloom.server.store.sqlite import evaluation_reads
 from spanloom.server.store.sqlite.list_paging import Conditions, ListShape, Sort, like, page
@@ -120,6 +121,13 @@ def list_traces(connection: sqlite3.Connection, query: ListQuery) -> Page[TraceS
         )
     )
     conditions.add_common("t", query)
+    if query.has_negative_feedback is not None:
+        conditions.add(
+            ("" if query.has_negative_feedback else "NOT ")
+            + "EXISTS (SELECT 1 FROM evaluations nf WHERE nf.trace_id = t.trace_id AND nf.source = ?"
+            " AND NOT nf.passed)",
+            FEEDBACK,
+        )
     if query.q:
         conditions.add(
             f"(t.trace_id LIKE ? ESCAPE '\\' OR t.name LIKE ? ESCAPE '\\'"

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from spanloom.server.store.base import ListQuery, Page, UserSummary
+from spanloom.server.store.evaluation_types import FEEDBACK
 from spanloom.server.store.sqlite import evaluation_reads
 from spanloom.server.store.sqlite.list_paging import Conditions, ListShape, Sort, eval_sort, like, page
 
@@ -86,6 +87,13 @@ def list_users(connection: sqlite3.Connection, query: ListQuery) -> Page[UserSum
         )
     )
     conditions.add_common("u", query, labeled=False)
+    if query.has_negative_feedback is not None:
+        conditions.add(
+            ("" if query.has_negative_feedback else "NOT ")
+            + "EXISTS (SELECT 1 FROM user_evaluations nf WHERE nf.project = u.project"
+            " AND nf.user_id = u.user_id AND nf.name = ? AND nf.passed < nf.result_count)",
+            FEEDBACK,
+        )
     if query.q:
         conditions.add("u.user_id LIKE ? ESCAPE '\\'", like(query.q))
     sorts, join, join_params = eval_sort(
