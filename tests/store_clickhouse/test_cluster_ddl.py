@@ -26,7 +26,7 @@ def test_cluster_ddl_parses_with_replicated_engines_and_distributed_tables(parse
     statements = all_statements("spanloom", cluster="analytics")
     formatted = [parser(statement) for statement in statements]
     assert all(" ON CLUSTER analytics" in text for text in formatted)
-    tables = [*schema.V1_TABLES, schema.MIGRATIONS]
+    tables = [*schema.V1_TABLES, *schema.V2_TABLES, schema.MIGRATIONS]
     for table in tables:
         local = next(text for text in formatted if f"spanloom.{table.name}_local ON CLUSTER" in text)
         assert "ENGINE = Replicated" in local
@@ -35,6 +35,11 @@ def test_cluster_ddl_parses_with_replicated_engines_and_distributed_tables(parse
             text for text in formatted if f"TABLE IF NOT EXISTS spanloom.{table.name} ON CLUSTER" in text
         )
         assert f"Distributed(analytics, spanloom, {table.name}_local, {table.shard_by})" in distributed
+    # Version 2 extends the results' key on every node, and their columns on the Distributed table.
+    altered = [text for text in formatted if text.startswith("ALTER TABLE spanloom.evaluations")]
+    assert len(altered) == 2
+    assert "MODIFY ORDER BY" in altered[0] and "evaluations_local ON CLUSTER analytics" in altered[0]
+    assert "MODIFY ORDER BY" not in altered[1] and "ADD COLUMN IF NOT EXISTS `result_key`" in altered[1]
     replacing = next(text for text in formatted if "spanloom.traces_local" in text)
     engine = "ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/spanloom/traces', '{replica}'"
     assert f"{engine}, version, deleted)" in replacing
@@ -50,7 +55,7 @@ def test_versions_of_one_key_land_on_one_shard():
     """FINAL is exact on a Distributed table only when every version of a row's key is on one
     shard: each table shards by a function of its key's leading columns (or of the trace id,
     which its key holds and which never changes)."""
-    for table in (*schema.V1_TABLES, schema.MIGRATIONS):
+    for table in (*schema.V1_TABLES, *schema.V2_TABLES, schema.MIGRATIONS):
         if table.replacing:
             columns = table.shard_by.removeprefix("cityHash64(").removesuffix(")").split(", ")
             assert all(column in table.order_by for column in columns), table.name

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from spanloom.server.store.clickhouse.evaluation_writes import details_of
 from spanloom.server.store.clickhouse.rollups import by_project
 from spanloom.server.store.evaluation_types import (
     EvaluationAggregate,
@@ -14,11 +15,52 @@ from spanloom.server.store.evaluation_types import (
     GroupBy,
 )
 
-_RECORD_COLUMNS = "e.trace_id, e.span_id, e.name, e.source, e.score, e.label, e.explanation, e.time_ns"
+_RECORD_COLUMNS = (
+    "e.trace_id, e.span_id, e.name, e.source, e.score, e.label, e.explanation, e.time_ns, e.result_key,"
+    " e.details"
+)
 
 
 def _record(row: Sequence[Any]) -> EvaluationRecord:
-    return EvaluationRecord(*row)
+    trace_id, span_id, name, source, score, label, explanation, time_ns, key, details = row
+    return EvaluationRecord(
+        trace_id=trace_id,
+        span_id=span_id,
+        name=name,
+        source=source,
+        score=score,
+        label=label,
+        explanation=explanation,
+        time_ns=time_ns,
+        key=key,
+        details=details_of(details),
+    )
+
+
+def select_session_results(client: Any, project: str, session_id: str) -> list[EvaluationRecord]:
+    """The results on the session itself, by name, then source and key."""
+    rows = client.query(
+        "SELECT name, source, score, label, explanation, time_ns, result_key, details"
+        " FROM session_results FINAL WHERE project = {p:String} AND session_id = {s:String}"
+        " ORDER BY name, source, result_key",
+        parameters={"p": project, "s": session_id},
+    ).result_rows
+    return [
+        EvaluationRecord(
+            trace_id="",
+            span_id="",
+            name=name,
+            source=source,
+            score=score,
+            label=label,
+            explanation=explanation,
+            time_ns=time_ns,
+            key=key,
+            session_id=session_id,
+            details=details_of(details),
+        )
+        for name, source, score, label, explanation, time_ns, key, details in rows
+    ]
 
 
 def _aggregate(count: int, scored: int, score_micros: int, passed: int) -> EvaluationAggregate:
@@ -48,7 +90,7 @@ def select_trace_results(client: Any, trace_ids: Sequence[str]) -> dict[str, lis
         return found
     for row in client.query(
         f"SELECT {_RECORD_COLUMNS} FROM evaluations AS e FINAL WHERE e.trace_id IN {{ids:Array(String)}}"
-        " ORDER BY e.trace_id, e.name, e.source, e.span_id",
+        " ORDER BY e.trace_id, e.name, e.source, e.span_id, e.result_key",
         parameters={"ids": list(trace_ids)},
     ).result_rows:
         found.setdefault(row[0], []).append(_record(row))

@@ -27,8 +27,21 @@ def _version_1(database: str, cluster: str | None) -> list[str]:
     ]
 
 
+def _version_2(database: str, cluster: str | None) -> list[str]:
+    """Conversations judged as conversations: keyed results with details, feedback ahead of its
+    spans, results on sessions, ended and judged marks."""
+    return [
+        *schema.evaluations_v2_statements(database, cluster),
+        *(
+            statement
+            for table in schema.V2_TABLES
+            for statement in schema.create_statements(table, database, cluster)
+        ),
+    ]
+
+
 # The statements of each version, in order.
-VERSIONS: tuple[Callable[[str, str | None], list[str]], ...] = (_version_1,)
+VERSIONS: tuple[Callable[[str, str | None], list[str]], ...] = (_version_1, _version_2)
 SCHEMA_VERSION = len(VERSIONS)
 
 

@@ -105,6 +105,11 @@ def delete(client: Any, traces: list[tuple[str, str, str, str]], sessions: list[
         ],
     )
     if sessions:
+        for table in ("session_results", "session_marks"):  # fixed names
+            client.command(
+                f"DELETE FROM {table} WHERE (project, session_id) IN {{keys:Array(Tuple(String, String))}}",
+                parameters={"keys": sessions},
+            )
         schema.insert(
             client,
             schema.SESSIONS,

@@ -22,7 +22,6 @@ from typing import Any
 
 from spanloom.server.store.clickhouse import schema
 from spanloom.server.store.clickhouse.rows import tombstone
-from spanloom.server.store.evaluation_types import evaluation_passed
 from spanloom.server.store.json_values import to_json
 from spanloom.server.store.trace_rollup import merge_labels, percentile, saturated
 
@@ -159,16 +158,39 @@ def micros(score: float | None) -> int:
     return round(score * 1_000_000) if score is not None else 0
 
 
-# Every result on the traces of these sessions (users): (owner id, trace, span, name, score, label).
-_RESULTS_OF = """
-SELECT t.{column}, e.trace_id, e.span_id, e.name, e.score, e.label
+# Every result on the traces of these sessions (users), and on the sessions themselves (on the
+# sessions whose user they are), with empty trace and span ids: (owner id, trace, span, name,
+# score, passed).
+_RESULTS_OF = {
+    "session_id": """
+SELECT t.session_id, e.trace_id, e.span_id, e.name, e.score, e.passed
 FROM evaluations AS e FINAL
 INNER JOIN (
-    SELECT trace_id, {column} FROM traces FINAL
-    WHERE project = {{project:String}} AND {column} IN {{ids:Array(String)}}
+    SELECT trace_id, session_id FROM traces FINAL
+    WHERE project = {project:String} AND session_id IN {ids:Array(String)}
 ) AS t ON t.trace_id = e.trace_id
-WHERE e.project = {{project:String}}
-"""
+WHERE e.project = {project:String}
+UNION ALL
+SELECT session_id, '', '', name, score, passed FROM session_results FINAL
+WHERE project = {project:String} AND session_id IN {ids:Array(String)}
+""",
+    "user_id": """
+SELECT t.user_id, e.trace_id, e.span_id, e.name, e.score, e.passed
+FROM evaluations AS e FINAL
+INNER JOIN (
+    SELECT trace_id, user_id FROM traces FINAL
+    WHERE project = {project:String} AND user_id IN {ids:Array(String)}
+) AS t ON t.trace_id = e.trace_id
+WHERE e.project = {project:String}
+UNION ALL
+SELECT s.user_id, '', '', r.name, r.score, r.passed FROM session_results AS r FINAL
+INNER JOIN (
+    SELECT session_id, user_id FROM sessions FINAL
+    WHERE project = {project:String} AND user_id IN {ids:Array(String)}
+) AS s ON s.session_id = r.session_id
+WHERE r.project = {project:String}
+""",
+}
 _STORED_AGGREGATES = """
 SELECT {column}, name FROM {table} FINAL
 WHERE project = {{project:String}} AND {column} IN {{ids:Array(String)}}
@@ -186,10 +208,9 @@ def evaluation_aggregate_rows(
     for project, ids in by_project(keys).items():
         parameters = {"project": project, "ids": ids}
         by_key: dict[tuple[str, str], list[Any]] = {}
-        results = client.query(_RESULTS_OF.format(column=column), parameters=parameters).result_rows
-        for owner, trace_id, span_id, name, score, label in results:
+        results = client.query(_RESULTS_OF[column], parameters=parameters).result_rows
+        for owner, trace_id, span_id, name, score, passed in results:
             entry = by_key.setdefault((owner, name), [0, 0, 0, 0, None])
-            passed = evaluation_passed(score, label)
             entry[0] += 1
             entry[1] += score is not None
             entry[2] += micros(score)

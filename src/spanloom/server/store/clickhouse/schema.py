@@ -222,7 +222,9 @@ USERS = Table(
     shard_by="cityHash64(project, user_id)",
 )
 
-EVALUATIONS = Table(
+# Version 1's results table; version 2 adds `result_key` (several results of one name and source
+# on one target, each feedback's id) to its key, and `details` (ALTERs in migrations.py).
+EVALUATIONS_V1 = Table(
     "evaluations",
     (
         ("project", "LowCardinality(String)"),
@@ -241,6 +243,88 @@ EVALUATIONS = Table(
     replacing=True,
     deletable=False,
     shard_by="cityHash64(trace_id)",
+)
+# Results on spans, and feedback on a whole turn (span_id ''), of stored traces. `passed` is
+# evaluation_types.evaluation_passed(score, label, source), stored so aggregates never re-derive it.
+_RESULT_COLUMNS = (
+    ("project", "LowCardinality(String)"),
+    ("trace_id", "String"),
+    ("span_id", "String"),
+    ("name", "LowCardinality(String)"),
+    ("source", "LowCardinality(String)"),
+    ("result_key", "String"),
+    ("score", "Nullable(Float64)"),
+    ("label", "Nullable(String)"),
+    ("passed", "UInt8"),
+    ("time_ns", "Int64"),
+    ("explanation", NULLABLE_TEXT),
+    ("details", TEXT),  # JSON
+)
+EVALUATIONS = Table(
+    "evaluations",
+    (*_RESULT_COLUMNS, *_VERSION),
+    order_by="(project, trace_id, span_id, name, source, result_key)",
+    replacing=True,
+    deletable=False,
+    shard_by="cityHash64(trace_id)",
+)
+EVALUATIONS_V2_ALTER = (
+    "ADD COLUMN IF NOT EXISTS result_key String AFTER source,"
+    " ADD COLUMN IF NOT EXISTS details String CODEC(ZSTD(3)) AFTER explanation"
+)
+EVALUATIONS_V2_KEY = f"MODIFY ORDER BY {EVALUATIONS.order_by}"
+
+# Feedback on a turn whose spans have not arrived (a web handler answers before the exporter
+# sends), in the project it was given for: moved into `evaluations` when the trace's first spans
+# arrive in that project, and dropped when they arrive in another.
+WAITING_RESULTS = Table(
+    "waiting_results",
+    (*_RESULT_COLUMNS, *_VERSION, *_DELETED),
+    order_by="(trace_id, span_id, name, source, result_key)",
+    replacing=True,
+    shard_by="cityHash64(trace_id)",
+)
+
+# Results on a whole session (session evaluators, end users' feedback on a session), also before
+# the session's spans arrive.
+SESSION_RESULTS = Table(
+    "session_results",
+    (
+        ("project", "LowCardinality(String)"),
+        ("session_id", "String"),
+        ("name", "LowCardinality(String)"),
+        ("source", "LowCardinality(String)"),
+        ("result_key", "String"),
+        ("score", "Nullable(Float64)"),
+        ("label", "Nullable(String)"),
+        ("passed", "UInt8"),
+        ("time_ns", "Int64"),
+        ("explanation", NULLABLE_TEXT),
+        ("details", TEXT),
+        *_VERSION,
+        *_DELETED,
+    ),
+    order_by="(project, session_id, name, source, result_key)",
+    replacing=True,
+    shard_by="cityHash64(project, session_id)",
+)
+
+# ended_ns: when the session was ended (end_session, or the end of a span marked session.ended);
+# a turn ending after it reopens the session. judged_end_ns: the session's end_ns when its session
+# evaluators last judged it; a later turn makes it due again. 0: never.
+SESSION_MARKS = Table(
+    "session_marks",
+    (
+        ("project", "LowCardinality(String)"),
+        ("session_id", "String"),
+        ("ended_ns", "Int64"),
+        ("judged_end_ns", "Int64"),
+        *_VERSION,
+        *_DELETED,
+    ),
+    order_by="(project, session_id)",
+    replacing=True,
+    shard_by="cityHash64(project, session_id)",
 )
 
 _AGGREGATE = (
@@ -302,11 +386,13 @@ V1_TABLES = (
     TRACES,
     SESSIONS,
     USERS,
-    EVALUATIONS,
+    EVALUATIONS_V1,
     SESSION_EVALUATIONS,
     USER_EVALUATIONS,
     WRITE_LOG,
 )
+# Version 2: results on sessions, feedback (keyed results, also ahead of its spans), session marks.
+V2_TABLES = (WAITING_RESULTS, SESSION_RESULTS, SESSION_MARKS)
 
 
 def _engine(table: Table, cluster: str | None, database: str) -> str:
@@ -345,6 +431,20 @@ def create_statements(table: Table, database: str, cluster: str | None = None) -
             f"\nENGINE = Distributed({cluster}, {database}, {local}, {table.shard_by})"
         )
     return statements
+
+
+def evaluations_v2_statements(database: str, cluster: str | None = None) -> list[str]:
+    """Version 2's change of `evaluations`: two columns, and `result_key` at the end of its key
+    (ClickHouse extends a sorting key only by columns added in the same ALTER; running it again
+    changes nothing). On a cluster: the local tables on every node, and the columns of the
+    Distributed table over them."""
+    if not cluster:
+        return [f"ALTER TABLE {database}.evaluations {EVALUATIONS_V2_ALTER}, {EVALUATIONS_V2_KEY}"]
+    on = f"ON CLUSTER {cluster}"
+    return [
+        f"ALTER TABLE {database}.evaluations_local {on} {EVALUATIONS_V2_ALTER}, {EVALUATIONS_V2_KEY}",
+        f"ALTER TABLE {database}.evaluations {on} {EVALUATIONS_V2_ALTER}",
+    ]
 
 
 def create_database(database: str, cluster: str | None = None) -> str:

@@ -9,10 +9,18 @@ from typing import Any
 from spanloom.server.store.base import ListQuery, Page, SessionSummary
 from spanloom.server.store.clickhouse import evaluation_reads
 from spanloom.server.store.clickhouse.paging import Conditions, ListShape, Params, Sort, eval_sort, like, page
+from spanloom.server.store.evaluation_types import FEEDBACK
 
+_ENDED = "(m.ended_ns > 0 AND m.ended_ns >= s.end_ns)"
 _COLUMNS = (
     "s.project, s.session_id, s.user_id, s.trace_count, s.first_input_trace, s.last_output_trace, s.start_ns,"
-    " s.end_ns, s.total_tokens, s.cost, s.error_count, s.latency_p50_ms, s.latency_p95_ms, s.tags, s.metadata"
+    " s.end_ns, s.total_tokens, s.cost, s.error_count, s.latency_p50_ms, s.latency_p95_ms, s.tags,"
+    f" s.metadata, {_ENDED}"
+)
+# The sessions' end marks (a LEFT JOIN leaves 0 where there is none): ended, with no turn since.
+_MARKS = (
+    " LEFT JOIN (SELECT project, session_id, ended_ns FROM session_marks FINAL WHERE ended_ns > 0) AS m"
+    " ON m.project = s.project AND m.session_id = s.session_id"
 )
 
 
@@ -33,12 +41,13 @@ def _session(row: tuple[Any, ...]) -> SessionSummary:
         latency_p95_ms=row[12],
         tags=json.loads(row[13]),
         metadata=json.loads(row[14]),
+        ended=bool(row[15]),
     )
     return summary
 
 
 SESSIONS = ListShape(
-    select=f"SELECT {_COLUMNS} FROM sessions AS s FINAL",
+    select=f"SELECT {_COLUMNS} FROM sessions AS s FINAL{_MARKS}",
     sorts={
         "start_time": Sort("s.start_ns", "Int64", "start_time_ns"),
         "last_activity": Sort("s.end_ns", "Int64", "end_time_ns"),
@@ -103,6 +112,19 @@ def list_sessions(client: Any, query: ListQuery) -> Page[SessionSummary]:
         )
     )
     conditions.add_common("s", query)
+    if query.session_status == "ended":
+        conditions.add(_ENDED)
+    elif query.session_status is not None:
+        idle_before = query.idle_before_ns if query.idle_before_ns is not None else 0
+        compare = "<" if query.session_status == "idle" else ">="
+        conditions.add(f"NOT {_ENDED} AND s.end_ns {compare} ?", (idle_before, "Int64"))
+    if query.has_negative_feedback is not None:
+        conditions.add(
+            ("" if query.has_negative_feedback else "NOT ")
+            + "((s.project, s.session_id) IN (SELECT project, session_id FROM session_evaluations FINAL"
+            " WHERE name = ? AND passed < result_count))",
+            (FEEDBACK, "String"),
+        )
     if query.q:
         pattern = (like(query.q), "String")
         conditions.add(
@@ -124,6 +146,20 @@ def select_session(client: Any, project: str, session_id: str) -> SessionSummary
     summary = _session(rows[0])
     enrich(client)([summary])
     return summary
+
+
+def select_sessions_to_judge(client: Any, idle_before_ns: int, limit: int) -> list[tuple[str, str, int]]:
+    """(project, session id, end_ns) of ended or idle sessions not judged since their last turn,
+    oldest first."""
+    rows = client.query(
+        "SELECT s.project, s.session_id, s.end_ns FROM sessions AS s FINAL"
+        " LEFT JOIN (SELECT project, session_id, ended_ns, judged_end_ns FROM session_marks FINAL) AS m"
+        " ON m.project = s.project AND m.session_id = s.session_id"
+        f" WHERE (s.end_ns < {{idle:Int64}} OR {_ENDED}) AND m.judged_end_ns < s.end_ns"
+        " ORDER BY s.end_ns, s.project, s.session_id LIMIT {n:UInt32}",
+        parameters={"idle": idle_before_ns, "n": limit},
+    ).result_rows
+    return [(project, session_id, end_ns) for project, session_id, end_ns in rows]
 
 
 def select_session_projects(client: Any, session_id: str) -> list[str]:

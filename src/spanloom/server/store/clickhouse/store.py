@@ -16,9 +16,13 @@ are read with FINAL).
 from __future__ import annotations
 
 import logging
+import os
 import queue
+import shutil
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from concurrent import futures
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -31,6 +35,7 @@ from spanloom.server.store.base import (
     Page,
     Progress,
     ProjectSummary,
+    Readiness,
     Retention,
     RetentionResult,
     SessionDetail,
@@ -39,11 +44,13 @@ from spanloom.server.store.base import (
     StoreBusyError,
     StoreClosedError,
     StoreOpenError,
+    StoreStats,
     StoreUnavailableError,
     TraceDetail,
     TraceSummary,
     UserDetail,
     UserSummary,
+    WriteObserver,
 )
 from spanloom.server.store.clickhouse import (
     evaluation_reads,
@@ -81,6 +88,9 @@ class _Request:
     evaluations: Sequence[EvaluationInput] = ()
     projects: frozenset[str] | None = None
     retention: tuple[Retention, int] | None = None  # a retention batch: what, how many at most
+    # Or session marks to write (ended, judged), given the writer.
+    marks: Callable[[Writer], None] | None = None
+    probe: bool = False  # a readiness probe (check_ready): answered, writes nothing
 
     @property
     def size(self) -> int:
@@ -88,6 +98,8 @@ class _Request:
 
 
 _STOP = None
+# The room a write needs to be likely to succeed: some batches of LLM spans, with their parts.
+ROOM_BYTES = 64 * 1024 * 1024
 
 
 def _settle(future: Future[Any], result: Any = None, error: BaseException | None = None) -> None:
@@ -167,6 +179,9 @@ class ClickHouseStore:
             self._close_clients()
             raise StoreOpenError(f"cannot open {location.url} as a spanloom store: {error}") from error
         self._needs_recovery = False
+        self._observers: list[WriteObserver] = []
+        self._probe: Future[None] | None = None  # the readiness probe on the queue, if any
+        self._probe_lock = threading.Lock()
         self._queue: queue.Queue[_Request | None] = queue.Queue(maxsize=max(1, queue_size))
         self._max_batch_spans = max_batch_spans
         self._closed = False
@@ -223,6 +238,22 @@ class ClickHouseStore:
         self._enqueue(_Request(future, retention=(retention, limit)))
         return future
 
+    def end_session(self, project: str, session_id: str, ended_ns: int) -> Future[None]:
+        return self._mark(lambda writer: writer.end_session(project, session_id, ended_ns))
+
+    def mark_judged(self, project: str, session_id: str, judged_end_ns: int) -> Future[None]:
+        return self._mark(lambda writer: writer.mark_judged(project, session_id, judged_end_ns))
+
+    def _mark(self, marks: Callable[[Writer], None]) -> Future[None]:
+        if self._closed:
+            raise StoreClosedError("the store is closed")
+        future: Future[None] = Future()
+        self._enqueue(_Request(future, marks=marks))
+        return future
+
+    def sessions_to_judge(self, idle_before_ns: int, limit: int = 100) -> list[tuple[str, str, int]]:
+        return session_reads.select_sessions_to_judge(self._reader(), idle_before_ns, limit)
+
     def _enqueue(self, request: _Request) -> None:
         try:
             self._queue.put_nowait(request)
@@ -264,19 +295,19 @@ class ClickHouseStore:
                     _settle(request.future, error=_unavailable(error))
                 return
         spans = [request for request in requests if request.spans]
-        try:
-            results = self._writer.write_spans([(request.spans, request.projects) for request in spans])
-            for request, result in zip(spans, results, strict=True):
-                _settle(request.future, result)
-        except Exception as error:
-            self._needs_recovery = True
-            if len(spans) == 1:
-                logger.error("spanloom: writing %d spans failed: %s", spans[0].size, error)
-                _settle(spans[0].future, error=_unavailable(error))
-            else:
-                for request in spans:
-                    self._write([request])
+        if spans:
+            self._write_spans(spans)
         for request in requests:
+            if request.probe:
+                self._answer_probe(request)
+            if request.marks is not None:
+                try:
+                    request.marks(self._writer)
+                except Exception as error:
+                    logger.error("spanloom: writing a session mark failed: %s", error)
+                    _settle(request.future, error=_unavailable(error))
+                else:
+                    _settle(request.future, None)
             if request.retention is not None:
                 try:
                     _settle(request.future, self._writer.delete_expired(*request.retention))
@@ -286,13 +317,60 @@ class ClickHouseStore:
                     _settle(request.future, error=_unavailable(error))
             if request.evaluations:
                 try:
-                    _settle(
-                        request.future, self._writer.write_evaluations(request.evaluations, request.projects)
-                    )
+                    result = self._writer.write_evaluations(request.evaluations, request.projects)
+                    self._observe(result.accepted)
+                    _settle(request.future, result)
                 except Exception as error:
                     self._needs_recovery = True
                     logger.error("spanloom: writing %d results failed: %s", request.size, error)
                     _settle(request.future, error=_unavailable(error))
+
+    def _write_spans(self, requests: list[_Request]) -> None:
+        try:
+            results = self._writer.write_spans([(request.spans, request.projects) for request in requests])
+        except Exception as error:
+            self._needs_recovery = True
+            if len(requests) == 1:
+                logger.error("spanloom: writing %d spans failed: %s", requests[0].size, error)
+                _settle(requests[0].future, error=_unavailable(error))
+            else:
+                for request in requests:
+                    self._write([request])
+            return
+        self._observe(sum(result.accepted for result in results))
+        for request, result in zip(requests, results, strict=True):
+            _settle(request.future, result)
+
+    def _observe(self, records: int) -> None:
+        if not records:
+            return
+        for observer in self._observers:
+            try:
+                observer(records)
+            except Exception:
+                logger.exception("spanloom: a write observer failed")
+
+    def _answer_probe(self, probe: _Request) -> None:
+        """After the writes taken with it: would the next write find room?"""
+        try:
+            shortage = self._disk_shortage(self._writer_client)
+        except Exception as error:
+            _settle(probe.future, error=_unavailable(error))
+        else:
+            _settle(probe.future, error=StoreUnavailableError(shortage, full=True) if shortage else None)
+
+    def _disk_shortage(self, client: Any) -> str | None:
+        """Why the disk holding the data cannot take a write, or None when it has room: the
+        directory's filesystem (chDB), the server's disks' free space as it reports it."""
+        if self.location.path is not None:
+            free = shutil.disk_usage(self.location.path).free
+            where = f"the disk holding {self.location.path}"
+        else:
+            free = int(client.query("SELECT min(unreserved_space) FROM system.disks").result_rows[0][0])
+            where = "the ClickHouse server's disks"
+        if free < ROOM_BYTES:
+            return f"storage is full: {free} bytes free on {where}"
+        return None
 
     # --- reading ---
     def _reader(self) -> Any:
@@ -358,6 +436,7 @@ class ClickHouseStore:
             next_cursor=encode_cursor(TURNS_FROM, next_key[0], (next_key[1],)) if next_key else None,
             previous_cursor=encode_cursor(TURNS_BEFORE, first[0], (first[1],)) if first and offset else None,
             first_failing=first_failing,
+            results=evaluation_reads.select_session_results(client, project, session_id),
         )
 
     def find_session_projects(self, session_id: str) -> list[str]:
@@ -428,6 +507,60 @@ class ClickHouseStore:
         self, group_by: GroupBy, name: str | None = None, project: str | None = None, limit: int = 50
     ) -> list[EvaluationGroup]:
         return evaluation_reads.summarize(self._reader(), group_by, name, project, limit)
+
+    # --- operating ---
+    def check_ready(self, timeout: float) -> Readiness:
+        if self._closed:
+            return Readiness(False, "the store is closed: the server is shutting down")
+        deadline = time.monotonic() + timeout
+        with self._probe_lock:
+            # One probe on the queue at a time: callers while it waits share its answer, and a
+            # stuck writer does not collect a probe per call.
+            probe = self._probe
+            if probe is None or probe.done():
+                probe = Future()
+                try:
+                    self._queue.put(_Request(probe, probe=True), timeout=timeout)
+                except queue.Full:
+                    return Readiness(False, f"the writer's queue stayed full for {timeout:g} s")
+                self._probe = probe
+        try:
+            probe.result(timeout=max(0.0, deadline - time.monotonic()))
+        except futures.TimeoutError:
+            return Readiness(False, f"the writer has not taken a write for {timeout:g} s")
+        except StoreUnavailableError as error:
+            return Readiness(False, str(error))
+        except Exception as error:
+            return Readiness(False, f"a write would fail: {error}")
+        return Readiness(True)
+
+    def stats(self) -> StoreStats:
+        return StoreStats(size_bytes=self._size_bytes(), queued_writes=self._queue.qsize())
+
+    def _size_bytes(self) -> int:
+        """chDB: its directory's files (a walk of a few thousand at most: parts are merged); a
+        server: the database's active parts, as the server counts them."""
+        if self.location.path is not None:
+            total = 0
+            for directory, _, names in os.walk(self.location.path):
+                for name in names:
+                    try:
+                        total += os.stat(os.path.join(directory, name)).st_size
+                    except OSError:
+                        pass  # a part merged away while we walked
+            return total
+        rows = (
+            self._reader()
+            .query(
+                "SELECT sum(bytes_on_disk) FROM system.parts WHERE active AND database = {db:String}",
+                parameters={"db": self.location.database},
+            )
+            .result_rows
+        )
+        return int(rows[0][0] or 0)
+
+    def observe_writes(self, observer: WriteObserver) -> None:
+        self._observers.append(observer)
 
     # --- lifecycle ---
     def close(self) -> None:

@@ -10,6 +10,7 @@ from spanloom.server.store.base import ListQuery, Page, TraceSummary
 from spanloom.server.store.clickhouse import evaluation_reads
 from spanloom.server.store.clickhouse.paging import Conditions, ListShape, Sort, like, page
 from spanloom.server.store.clickhouse.trace_lookup import select_trace_keys
+from spanloom.server.store.evaluation_types import FEEDBACK
 
 _COLUMNS = (
     "t.trace_id, t.project, t.session_id, t.user_id, t.root_span_id, t.name, t.span_kind, t.start_ns,"
@@ -79,6 +80,12 @@ def list_traces(client: Any, query: ListQuery) -> Page[TraceSummary]:
         )
     )
     conditions.add_common("t", query)
+    if query.has_negative_feedback is not None:
+        conditions.add(
+            ("" if query.has_negative_feedback else "NOT ")
+            + "(t.trace_id IN (SELECT trace_id FROM evaluations FINAL WHERE source = ? AND passed = 0))",
+            (FEEDBACK, "String"),
+        )
     if query.q:
         conditions.add(
             "(t.trace_id ILIKE ? OR t.name ILIKE ? OR t.input ILIKE ? OR t.output ILIKE ?)",

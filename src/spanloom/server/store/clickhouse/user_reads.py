@@ -8,6 +8,7 @@ from typing import Any
 from spanloom.server.store.base import ListQuery, Page, UserSummary
 from spanloom.server.store.clickhouse import evaluation_reads
 from spanloom.server.store.clickhouse.paging import Conditions, ListShape, Params, Sort, eval_sort, like, page
+from spanloom.server.store.evaluation_types import FEEDBACK
 
 _COLUMNS = (
     "u.project, u.user_id, u.session_count, u.trace_count, u.total_tokens, u.cost, u.error_count,"
@@ -74,6 +75,13 @@ def list_users(client: Any, query: ListQuery) -> Page[UserSummary]:
         )
     )
     conditions.add_common("u", query, labeled=False)
+    if query.has_negative_feedback is not None:
+        conditions.add(
+            ("" if query.has_negative_feedback else "NOT ")
+            + "((u.project, u.user_id) IN (SELECT project, user_id FROM user_evaluations FINAL"
+            " WHERE name = ? AND passed < result_count))",
+            (FEEDBACK, "String"),
+        )
     if query.q:
         conditions.add("u.user_id ILIKE ?", (like(query.q), "String"))
     return page(client, USERS, conditions, query, sorts, join, enrich(client))

@@ -35,8 +35,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from spanloom import semconv
 from spanloom.server.store.base import InsertResult, Retention, RetentionResult, SpanRecord
-from spanloom.server.store.clickhouse import evaluation_writes, rollups, schema, user_deltas
+from spanloom.server.store.clickhouse import evaluation_writes, rollups, schema, session_marks, user_deltas
 from spanloom.server.store.clickhouse import retention as expiry
 from spanloom.server.store.clickhouse.claims import claim
 from spanloom.server.store.clickhouse.rows import (
@@ -90,6 +91,14 @@ class Writer:
         self.clock = Clock(log.last_batch())
         self.trace_filter = TraceFilter(client) if embedded else None
         self.user_cache: dict[Key, tuple[Any, ...]] | None = {} if embedded else None
+        # So that the hot path asks nothing when nothing waits: traces with feedback waiting for
+        # their spans, and whether any session has results of its own (whose aggregates follow
+        # the session to its user). Only the embedded writer is alone in knowing (None, True:
+        # ask every time).
+        self.waiting: set[str] | None = (
+            evaluation_writes.select_waiting_trace_ids(client) if embedded else None
+        )
+        self.sessions_have_results = evaluation_writes.any_session_results(client) if embedded else True
 
     # --- spans ---
     def write_spans(
@@ -134,24 +143,48 @@ class Writer:
         self._write_trace_keys(changes, version)
         if new_spans:
             schema.insert(self.client, schema.SPANS, span_rows(new_spans))
+            _mark_ended(self.client, new_spans, version)
         self._write_traces(changes, version)
+        # Sessions with results of their own: their users before this batch.
+        judged: dict[Key, str | None] = {}
+        if sessions and self.sessions_have_results:
+            with_results = evaluation_writes.select_judged_sessions(self.client, sessions)
+            before = evaluation_writes.select_session_users(self.client, with_results)
+            judged = {key: before.get(key) for key in with_results}
         session_users: Counter[tuple[str, str, str]] = Counter()
+        after: dict[Key, str | None] = {}
         if sessions:
             rows = rollups.session_rows(self.client, sessions, version, session_users)
             schema.insert(self.client, schema.SESSIONS, rows)
+            after = {(row[0], row[1]): None if row[-1] else row[2] for row in rows}
         if users:
             changed = ((c.old, c.new) for c in changes.values())
             rows = user_deltas.user_rows(self.client, changed, version, session_users, self.user_cache)
             schema.insert(self.client, schema.USERS, rows)
         # Results after the rollups: they count under their trace's session and user as of now.
         moved = _moved_owners(changes.values())
+        arrived = self._arrived(changes)
+        if arrived:
+            gained = evaluation_writes.adopt(self.client, arrived, version)
+            moved = _union(moved, _owners(changes[trace_id] for trace_id in gained))
+        moved = _union(moved, _followed(judged, after))
         if events:
-            result_sessions, result_users = evaluation_writes.write_results(
-                self.client, events, None, version
-            )
-            moved = (moved[0] | result_sessions, moved[1] | result_users)
+            moved = _union(moved, evaluation_writes.write_results(self.client, events, None, version))
         self._write_evaluation_aggregates(*moved, version)
         self._end(version)
+        if self.waiting is not None:
+            self.waiting.difference_update(arrived)
+
+    def _arrived(self, changes: dict[str, TraceChange]) -> dict[str, str]:
+        """New traces that may have feedback waiting for them -> the project they came in."""
+        new = {
+            trace_id: change.new.row.project
+            for trace_id, change in changes.items()
+            if change.old is None and change.new is not None
+        }
+        if self.waiting is None:
+            return new
+        return {trace_id: project for trace_id, project in new.items() if trace_id in self.waiting}
 
     def _stored_facts(self, traces: Sequence[StoredTrace] | Any) -> dict[str, dict[str, StoredFacts]]:
         """Every stored span of these traces (trace id -> span id -> facts): per project, one key
@@ -274,14 +307,40 @@ class Writer:
     ) -> EvaluationInsertResult:
         version = self.clock.next()
         resolved = evaluation_writes.resolve(self.client, items, projects)
-        if not resolved.rows:
-            return EvaluationInsertResult(0, resolved.rejected)
+        answer = EvaluationInsertResult(resolved.accepted, resolved.rejected)
+        if not (resolved.rows or resolved.waiting or resolved.session_rows):
+            return answer
         sessions, users = resolved.owners()
-        self._begin(version, sorted({row[1] for row in resolved.rows}), sessions, users)
+        # Results on sessions count once the session is stored, for it and its user.
+        session_users = evaluation_writes.select_session_users(
+            self.client, {(row.project, row.session_id) for row in resolved.session_rows}
+        )
+        sessions |= set(session_users)
+        users |= {(project, user) for (project, _), user in session_users.items() if user}
+        trace_ids = sorted({row.trace_id for row in resolved.rows})
+        self._begin(version, trace_ids, sessions, users)
         changed_sessions, changed_users = evaluation_writes.write_rows(self.client, resolved, version)
+        judged = evaluation_writes.write_session_rows(self.client, resolved.session_rows, version)
+        self.sessions_have_results |= bool(resolved.session_rows)
+        for key in judged & set(session_users):
+            changed_sessions.add(key)
+            if session_users[key]:
+                changed_users.add((key[0], session_users[key]))
+        waiting = evaluation_writes.write_waiting(self.client, resolved.waiting, version)
+        if self.waiting is not None:
+            self.waiting |= waiting
         self._write_evaluation_aggregates(changed_sessions, changed_users, version)
         self._end(version)
-        return EvaluationInsertResult(len(resolved.rows), resolved.rejected)
+        return answer
+
+    # --- session marks ---
+    def end_session(self, project: str, session_id: str, ended_ns: int) -> None:
+        session_marks.write_marks(self.client, self.clock.next(), ended=[(project, session_id, ended_ns)])
+
+    def mark_judged(self, project: str, session_id: str, judged_end_ns: int) -> None:
+        session_marks.write_marks(
+            self.client, self.clock.next(), judged=[(project, session_id, judged_end_ns)]
+        )
 
     # --- retention ---
     def delete_expired(self, retention: Retention, limit: int) -> RetentionResult:
@@ -333,6 +392,9 @@ class Writer:
         users |= more_users
         self._write_trace_keys(changes, version)
         self._write_traces(changes, version)
+        # Feedback that waited for these traces, if the batch stopped before moving it.
+        stored = {trace_id: change.new.row.project for trace_id, change in changes.items() if change.new}
+        evaluation_writes.adopt(self.client, stored, version)
         self._write_rollups(sessions, users, version)
         self._write_evaluation_aggregates(sessions, users, version)
 
@@ -350,6 +412,35 @@ def _owners(changes: Any) -> tuple[set[Key], set[Key]]:
             if trace.row.user_id:
                 users.add((trace.row.project, trace.row.user_id))
     return sessions, users
+
+
+def _union(*owners: tuple[set[Key], set[Key]]) -> tuple[set[Key], set[Key]]:
+    return set().union(*(pair[0] for pair in owners)), set().union(*(pair[1] for pair in owners))
+
+
+def _followed(before: dict[Key, str | None], after: dict[Key, str | None]) -> tuple[set[Key], set[Key]]:
+    """Sessions with results of their own that appeared, went or changed user in this batch
+    (`before`: their users before it, None when not stored): those sessions, and their users
+    before and after, whose aggregates count the session's results."""
+    sessions: set[Key] = set()
+    users: set[Key] = set()
+    for key, user in before.items():
+        now = after.get(key, user)
+        if now != user:
+            sessions.add(key)
+            users.update((key[0], who) for who in (user, now) if who)
+    return sessions, users
+
+
+def _mark_ended(client: Any, spans: Sequence[SpanRecord], version: int) -> None:
+    """A span with ``session.ended`` true ends its session, as of the span's end."""
+    ended = [
+        (span.project, span.session_id, span.end_time_ns)
+        for span in spans
+        if span.session_id and span.attributes.get(semconv.SESSION_ENDED) in (True, "true")
+    ]
+    if ended:
+        session_marks.write_marks(client, version, ended=ended)
 
 
 def _moved_owners(changes: Any) -> tuple[set[Key], set[Key]]:
