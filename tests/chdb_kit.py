@@ -16,12 +16,48 @@ from __future__ import annotations
 
 import atexit
 import hashlib
+import importlib.util
+import os
 import shutil
 import tempfile
 from pathlib import Path
 
+import pytest
+
 _engine: Path | None = None
 _keeper: object = None
+
+
+KNOWN_BACKENDS = ("sqlite", "chdb")
+
+
+def test_stores() -> tuple[str, ...]:
+    """SPANLOOM_TEST_STORE: the backends the server, API, page, browser and JS end-to-end tests
+    run on, comma-separated: "sqlite" by default, "chdb" in CI's chDB stage, "sqlite,chdb" both."""
+    names = tuple(
+        name.strip() for name in os.environ.get("SPANLOOM_TEST_STORE", "sqlite").split(",") if name.strip()
+    )
+    unknown = sorted(set(names) - set(KNOWN_BACKENDS))
+    if unknown or not names:
+        given = os.environ.get("SPANLOOM_TEST_STORE")
+        raise pytest.UsageError(f"SPANLOOM_TEST_STORE={given!r}: name some of {', '.join(KNOWN_BACKENDS)}")
+    return names
+
+
+def chdb_installed() -> bool:
+    return all(importlib.util.find_spec(name) is not None for name in ("clickhouse_connect", "chdb"))
+
+
+def require_chdb() -> None:
+    """Skip a chDB test where the extra is not installed (the README's `.[dev]`), unless
+    SPANLOOM_TEST_STORE names chDB: then its absence fails the run instead of hiding it."""
+    if chdb_installed():
+        return
+    if "chdb" in test_stores():
+        pytest.fail(
+            "SPANLOOM_TEST_STORE names chdb, but chDB is not installed: pip install -e '.[clickhouse]'"
+        )
+    pytest.skip("chDB is not installed (pip install -e '.[clickhouse]'; CI's chDB stage runs these)")
 
 
 def engine_directory() -> Path:

@@ -17,6 +17,7 @@ from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from tests.chdb_kit import require_chdb
 
 from spanloom import SessionSpanProcessor, using_session, using_user
 
@@ -145,6 +146,8 @@ def every_item(client: httpx.Client, path: str) -> list[dict]:
 
 @pytest.mark.parametrize(("backend", "protocol"), [("sqlite", "http"), ("sqlite", "grpc"), ("chdb", "http")])
 def test_sigkill_mid_stream_loses_no_acknowledged_span(tmp_path: Path, backend: str, protocol: str):
+    if backend == "chdb":
+        require_chdb()
     # The server is a process of its own: its chDB engine is its own, in a directory of its own.
     store: Path | str = tmp_path / "crash.db" if backend == "sqlite" else f"chdb://{tmp_path / 'crash-chdb'}"
     port, grpc_port = free_port(), free_port()
