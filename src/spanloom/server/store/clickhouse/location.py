@@ -96,11 +96,17 @@ CLIENT_SETTINGS = {
 }
 
 
-def connect(location: Location, database: str | None = None) -> Any:
-    """A new clickhouse-connect client (one per thread: a client runs one query at a time)."""
+# The writer's session: its statements are small (a batch's keys, a few hundred rows), and on a
+# machine of a few busy cores a pipeline of one thread answers them sooner than one of several.
+WRITER_SETTINGS = {"max_threads": 1}
+
+
+def connect(location: Location, database: str | None = None, extra: dict[str, Any] | None = None) -> Any:
+    """A new clickhouse-connect client (one per thread: a client runs one query at a time), with
+    `extra` settings beside CLIENT_SETTINGS."""
     import clickhouse_connect
 
-    settings = dict(CLIENT_SETTINGS)
+    settings = {**CLIENT_SETTINGS, **(extra or {})}
     if location.cluster is None:
         settings.pop("distributed_foreground_insert")
     if location.embedded:

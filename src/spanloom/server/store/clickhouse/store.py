@@ -59,7 +59,7 @@ from spanloom.server.store.clickhouse import (
     trace_reads,
     user_reads,
 )
-from spanloom.server.store.clickhouse.location import Location, connect
+from spanloom.server.store.clickhouse.location import WRITER_SETTINGS, Location, connect
 from spanloom.server.store.clickhouse.migrations import SchemaTooNewError, migrate
 from spanloom.server.store.clickhouse.write_log import FileLog, TableLog, WriteLog
 from spanloom.server.store.clickhouse.writer import Writer
@@ -162,7 +162,7 @@ class ClickHouseStore:
                 migrate(admin, location.database, location.cluster, progress)
             finally:
                 admin.close()
-            self._writer_client = self._connect()
+            self._writer_client = self._connect(WRITER_SETTINGS)
             self._log: WriteLog = (
                 FileLog(Path(location.path) / "spanloom-write-log.jsonl")
                 if location.path is not None
@@ -190,8 +190,8 @@ class ClickHouseStore:
         )
         self._thread.start()
 
-    def _connect(self) -> Any:
-        client = connect(self.location, self.location.database)
+    def _connect(self, extra: dict[str, Any] | None = None) -> Any:
+        client = connect(self.location, self.location.database, extra)
         with self._clients_lock:
             self._clients.append(client)
         return client
