@@ -45,18 +45,37 @@ def test_migrate_copies_every_span_result_and_rollup(tmp_path: Path):
     source.insert_spans(spans).result(timeout=30)
     source.insert_evaluations(
         [
-            EvaluationInput(name="helpful", source="api", trace_id=f"{trace:032x}", score=trace / 30)
-            for trace in (1, 2, 7)
+            *(
+                EvaluationInput(name="helpful", source="api", trace_id=f"{trace:032x}", score=trace / 30)
+                for trace in (1, 2, 7)
+            ),
+            # End users' feedback on a turn and on a session, a session evaluator's judgement.
+            EvaluationInput(name="feedback", source="feedback", key="f1", score=-1, trace_id=f"{3:032x}"),
+            EvaluationInput(
+                name="feedback", source="feedback", key="f2", score=1, session_id="s1", project="shop"
+            ),
+            EvaluationInput(
+                name="resolved",
+                source="server",
+                session_id="s2",
+                project="shop",
+                score=0,
+                details={"turn": 2},
+            ),
         ]
     ).result(timeout=30)
+    source.end_session("shop", "s1", T0 + 10**12).result(timeout=30)
+    source.mark_judged("shop", "s2", source.get_session("shop", "s2").summary.end_time_ns).result(timeout=30)
     expected_sessions = source.list_sessions(ListQuery(limit=100)).items
+    expected_due = source.sessions_to_judge(2**63 - 1)
+    expected_results = {key: source.get_session(*key).results for key in (("shop", "s1"), ("shop", "s2"))}
     source.close()
 
     destination_url = chdb_url(tmp_path)
     result = CliRunner().invoke(cli, ["migrate", source_url, destination_url], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert "every count matches in 2 project(s)" in result.output
-    assert "copied 3 evaluation results" in result.output
+    assert "copied 6 evaluation results" in result.output
 
     destination = open_store(destination_url)
     try:
@@ -65,6 +84,12 @@ def test_migrate_copies_every_span_result_and_rollup(tmp_path: Path):
         assert copied == expected_sessions
         detail = destination.get_trace(f"{7:032x}")
         assert detail is not None and [r.score for r in detail.summary.evaluations] == [7 / 30]
+        turn = destination.get_trace(f"{3:032x}")
+        assert turn is not None and [(r.key, r.span_id) for r in turn.summary.evaluations] == [("f1", "")]
+        for key, results in expected_results.items():
+            session = destination.get_session(*key)
+            assert session is not None and session.results == results
+        assert destination.sessions_to_judge(2**63 - 1) == expected_due
     finally:
         destination.close()
 
