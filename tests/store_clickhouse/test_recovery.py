@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 from tests.chdb_kit import chdb_url
-from tests.store_contract.contract_kit import assert_lists_match_recount, every, span, write
+from tests.store_contract.contract_kit import assert_lists_match_recount, every, span, trace_id, write
 
 from spanloom.server.store.base import StoreUnavailableError
 from spanloom.server.store.clickhouse import rollups
+from spanloom.server.store.evaluation_types import FEEDBACK, EvaluationInput
 from spanloom.server.store.url import open_store
 
 
@@ -49,6 +50,34 @@ def test_a_batch_cut_short_is_recounted(tmp_path: Path, monkeypatch: pytest.Monk
         expected = {"new": 2} if repair == "restart" else {"new": 2, "other": 1}
         assert sessions == expected
         assert {u.user_id for u in every(store.list_users)} == {"u-new"}
+        assert_lists_match_recount(store)
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("repair", ["next write", "restart"])
+def test_feedback_waiting_for_a_batch_cut_short_counts_once_it_is_recounted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, repair: str
+):
+    url = chdb_url(tmp_path)
+    store = open_store(url)
+    feedback = EvaluationInput(
+        name=FEEDBACK, source="feedback", key="f1", score=-1, trace_id=trace_id(1), project="p1"
+    )
+    assert store.insert_evaluations([feedback]).result(timeout=30).accepted == 1  # before its spans
+    _fail_rollups_once(monkeypatch)
+    # The trace's spans and rows are written, then the batch dies before the feedback moves in.
+    with pytest.raises(StoreUnavailableError):
+        write(store, [span(1, 1, session_id="s", user_id="u")])
+    if repair == "restart":
+        store.close()
+        store = open_store(url)
+    else:
+        write(store, [span(2, 1, session_id="other")])
+    try:
+        session = store.get_session("p1", "s")
+        assert session is not None and session.summary.evaluations[FEEDBACK].count == 1
+        assert [(r.key, r.span_id) for r in session.turns[0].evaluations] == [("f1", "")]
         assert_lists_match_recount(store)
     finally:
         store.close()

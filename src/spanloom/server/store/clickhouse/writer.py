@@ -392,9 +392,13 @@ class Writer:
         users |= more_users
         self._write_trace_keys(changes, version)
         self._write_traces(changes, version)
-        # Feedback that waited for these traces, if the batch stopped before moving it.
-        stored = {trace_id: change.new.row.project for trace_id, change in changes.items() if change.new}
+        # Feedback that waited for these traces, if the batch stopped before moving it (their
+        # rows may be written already, and unchanged by this recount).
+        stored = {trace_id: keys[trace_id][0] for trace_id in facts if trace_id in keys}
+        stored.update((tid, change.new.row.project) for tid, change in changes.items() if change.new)
         evaluation_writes.adopt(self.client, stored, version)
+        if self.waiting is not None:
+            self.waiting.difference_update(stored)
         self._write_rollups(sessions, users, version)
         self._write_evaluation_aggregates(sessions, users, version)
 
