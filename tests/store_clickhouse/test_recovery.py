@@ -81,3 +81,31 @@ def test_feedback_waiting_for_a_batch_cut_short_counts_once_it_is_recounted(
         assert_lists_match_recount(store)
     finally:
         store.close()
+
+
+def test_session_rows_of_schema_version_1_read_their_texts_from_the_traces(tmp_path: Path):
+    """Version 2 keeps a session's first input and last output on its row; rows written before
+    have none, and the lists read those texts from the trace rows instead."""
+    store = open_store(chdb_url(tmp_path))
+    try:
+        write(
+            store,
+            [
+                span(1, 1, start_ms=0, session_id="s", input="the first question", output="an answer"),
+                span(2, 1, start_ms=100, session_id="s", input="again", output="the last answer"),
+            ],
+        )
+        fresh = store.get_session("p1", "s")
+        assert fresh is not None
+        expected = ("the first question", "the last answer")
+        assert (fresh.summary.first_input, fresh.summary.last_output) == expected
+        # A newer version of the row without the texts, as version 1 wrote them.
+        store._writer_client.command(
+            "INSERT INTO sessions SELECT * REPLACE (NULL AS first_input, NULL AS last_output,"
+            " version + 1 AS version) FROM sessions FINAL"
+        )
+        [listed] = every(store.list_sessions)
+        assert (listed.first_input, listed.last_output) == expected
+        assert_lists_match_recount(store)
+    finally:
+        store.close()

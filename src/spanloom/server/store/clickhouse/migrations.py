@@ -32,6 +32,7 @@ def _version_2(database: str, cluster: str | None) -> list[str]:
     spans, results on sessions, ended and judged marks."""
     return [
         *schema.evaluations_v2_statements(database, cluster),
+        *schema.sessions_v2_statements(database, cluster),
         *(
             statement
             for table in schema.V2_TABLES

@@ -50,14 +50,64 @@ GROUP BY session_id
 """
 
 
+Texts = dict[str, tuple[str | None, str | None]]  # trace id -> (input, output)
+
+
+def _session_texts(
+    client: Any, project: str, wanted: dict[str, tuple[str | None, str | None]], known: Texts
+) -> dict[str, tuple[str | None, str | None]]:
+    """session id -> (first input, last output) for these sessions' (first input trace, last
+    output trace): from the traces just written (`known`), else from the session's stored row
+    when it names the same trace, else (rarely: an earlier turn arrived late, or a row of schema
+    version 1) from the trace rows."""
+    previous = {
+        session_id: (first_trace, first, last_trace, last)
+        for session_id, first_trace, first, last_trace, last in client.query(
+            "SELECT session_id, first_input_trace, first_input, last_output_trace, last_output"
+            " FROM sessions FINAL WHERE project = {project:String} AND session_id IN {ids:Array(String)}",
+            parameters={"project": project, "ids": sorted(wanted)},
+        ).result_rows
+    }
+    found: dict[str, list[str | None]] = {}
+    missing: dict[tuple[str, str], tuple[str, int]] = {}  # (session, trace) -> (session, which)
+    for session_id, ids in wanted.items():
+        texts: list[str | None] = [None, None]
+        stored = previous.get(session_id, (None, None, None, None))
+        for which, trace_id in enumerate(ids):
+            if trace_id is None:
+                continue
+            if trace_id in known:
+                texts[which] = known[trace_id][which]
+            elif stored[2 * which] == trace_id and stored[2 * which + 1] is not None:
+                texts[which] = stored[2 * which + 1]
+            else:
+                missing[(session_id, trace_id)] = (session_id, which)
+        found[session_id] = texts
+    if missing:
+        for session_id, trace_id, input_text, output_text in client.query(
+            "SELECT session_id, trace_id, input, output FROM traces FINAL WHERE project = {project:String}"
+            " AND (session_id, trace_id) IN {keys:Array(Tuple(String, String))}",
+            parameters={"project": project, "keys": sorted(missing)},
+        ).result_rows:
+            _, which = missing[(session_id, trace_id)]
+            found[session_id][which] = (input_text, output_text)[which]
+    return {session_id: (texts[0], texts[1]) for session_id, texts in found.items()}
+
+
 def session_rows(
-    client: Any, keys: Iterable[Key], version: int, user_counts: Counter[tuple[str, str, str]] | None = None
+    client: Any,
+    keys: Iterable[Key],
+    version: int,
+    user_counts: Counter[tuple[str, str, str]] | None = None,
+    known: Texts | None = None,
 ) -> list[tuple[Any, ...]]:
     """New rows (SESSIONS order) for these sessions: recounted, or tombstones for the empty.
-    `user_counts` is given each (project, session, user)'s traces, for user_deltas."""
-    rows = []
+    `user_counts` is given each (project, session, user)'s traces, for user_deltas; `known`, the
+    texts of the traces just written."""
+    rows: list[tuple[Any, ...]] = []
     for project, session_ids in by_project(keys).items():
         found = set()
+        counted: list[tuple[Any, ...]] = []
         for (
             session_id,
             count,
@@ -80,7 +130,7 @@ def session_rows(
                     user_counts[(project, session_id, user)] += 1
             tags, metadata = merge_labels((json.loads(tags), json.loads(meta)) for _, _, tags, meta in labels)
             nanos = saturated(nanos)
-            rows.append(
+            counted.append(
                 (
                     project,
                     session_id,
@@ -99,10 +149,10 @@ def session_rows(
                     last_output or None,
                     to_json(tags) if tags else "[]",
                     to_json(metadata) if metadata else "{}",
-                    version,
-                    0,
                 )
             )
+        texts = _session_texts(client, project, {row[1]: (row[13], row[14]) for row in counted}, known or {})
+        rows.extend((*row, *texts[row[1]], version, 0) for row in counted)
         rows.extend(
             tombstone(schema.SESSIONS, {"project": project, "session_id": gone}, version)
             for gone in session_ids

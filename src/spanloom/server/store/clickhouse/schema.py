@@ -193,12 +193,18 @@ SESSIONS = Table(
         ("last_output_trace", "Nullable(String)"),
         ("tags", TEXT),
         ("metadata", TEXT),
+        # The texts of those two traces (version 2), kept with the session: a page of the list
+        # reads 50 sessions' texts here, in small granules, rather than from 50 places of the
+        # traces table, each a granule of hundreds of long texts to decompress.
+        ("first_input", NULLABLE_TEXT),
+        ("last_output", NULLABLE_TEXT),
         *_VERSION,
         *_DELETED,
     ),
     order_by="(project, session_id)",
     replacing=True,
     shard_by="cityHash64(project, session_id)",
+    settings="index_granularity = 32",
 )
 
 USERS = Table(
@@ -431,6 +437,23 @@ def create_statements(table: Table, database: str, cluster: str | None = None) -
             f"\nENGINE = Distributed({cluster}, {database}, {local}, {table.shard_by})"
         )
     return statements
+
+
+SESSIONS_V2_ALTER = (
+    "ADD COLUMN IF NOT EXISTS first_input Nullable(String) CODEC(ZSTD(3)) AFTER metadata,"
+    " ADD COLUMN IF NOT EXISTS last_output Nullable(String) CODEC(ZSTD(3)) AFTER first_input"
+)
+
+
+def sessions_v2_statements(database: str, cluster: str | None = None) -> list[str]:
+    """Version 2's columns of `sessions` (on a cluster: the local tables and the Distributed one)."""
+    if not cluster:
+        return [f"ALTER TABLE {database}.sessions {SESSIONS_V2_ALTER}"]
+    on = f"ON CLUSTER {cluster}"
+    return [
+        f"ALTER TABLE {database}.sessions_local {on} {SESSIONS_V2_ALTER}",
+        f"ALTER TABLE {database}.sessions {on} {SESSIONS_V2_ALTER}",
+    ]
 
 
 def evaluations_v2_statements(database: str, cluster: str | None = None) -> list[str]:

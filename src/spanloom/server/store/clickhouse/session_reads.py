@@ -64,25 +64,49 @@ SESSIONS = ListShape(
 
 
 def _with_texts(client: Any, items: list[SessionSummary]) -> None:
-    """Replace each session's first input and last output trace ids by those traces' texts: the
-    texts are kept once, on the trace rows, read here for one page by key."""
+    """Replace each session's first input and last output trace ids by those traces' texts, kept
+    on the session rows (small granules: one page's texts are a little to decompress). Rows of
+    schema version 1 have none: their texts come from the trace rows."""
+    keys = sorted({(item.project, item.session_id) for item in items})
+    texts = {
+        (project, session_id): (first, last)
+        for project, session_id, first, last in client.query(
+            "SELECT project, session_id, first_input, last_output FROM sessions FINAL"
+            " WHERE (project, session_id) IN {keys:Array(Tuple(String, String))}",
+            parameters={"keys": keys},
+        ).result_rows
+    }
+    older = [
+        item
+        for item in items
+        if (item.first_input and texts.get((item.project, item.session_id), (None, None))[0] is None)
+        or (item.last_output and texts.get((item.project, item.session_id), (None, None))[1] is None)
+    ]
+    from_traces = _trace_texts(client, older) if older else {}
+    for item in items:
+        first, last = texts.get((item.project, item.session_id), (None, None))
+        if item.first_input and first is None:
+            first = from_traces.get(item.first_input, (None, None))[0]
+        if item.last_output and last is None:
+            last = from_traces.get(item.last_output, (None, None))[1]
+        item.first_input = first if item.first_input else None
+        item.last_output = last if item.last_output else None
+
+
+def _trace_texts(client: Any, items: list[SessionSummary]) -> dict[str, tuple[str | None, str | None]]:
+    """trace id -> (input, output) of these sessions' first input and last output traces."""
     wanted = {item.first_input for item in items if item.first_input} | {
         item.last_output for item in items if item.last_output
     }
-    texts: dict[str, tuple[str | None, str | None]] = {}
-    if wanted:
-        rows = client.query(
-            "SELECT trace_id, input, output FROM traces FINAL WHERE (project, session_id) IN"
-            " {keys:Array(Tuple(String, String))} AND trace_id IN {ids:Array(String)}",
-            parameters={
-                "keys": sorted({(item.project, item.session_id) for item in items}),
-                "ids": sorted(wanted),
-            },
-        ).result_rows
-        texts = {trace_id: (input_text, output_text) for trace_id, input_text, output_text in rows}
-    for item in items:
-        item.first_input = texts.get(item.first_input, (None, None))[0] if item.first_input else None
-        item.last_output = texts.get(item.last_output, (None, None))[1] if item.last_output else None
+    rows = client.query(
+        "SELECT trace_id, input, output FROM traces FINAL WHERE (project, session_id) IN"
+        " {keys:Array(Tuple(String, String))} AND trace_id IN {ids:Array(String)}",
+        parameters={
+            "keys": sorted({(item.project, item.session_id) for item in items}),
+            "ids": sorted(wanted),
+        },
+    ).result_rows
+    return {trace_id: (input_text, output_text) for trace_id, input_text, output_text in rows}
 
 
 def enrich(client: Any) -> Callable[[list[SessionSummary]], None]:

@@ -154,7 +154,10 @@ class Writer:
         session_users: Counter[tuple[str, str, str]] = Counter()
         after: dict[Key, str | None] = {}
         if sessions:
-            rows = rollups.session_rows(self.client, sessions, version, session_users)
+            known = {
+                tid: (change.new.input, change.new.output) for tid, change in changes.items() if change.new
+            }
+            rows = rollups.session_rows(self.client, sessions, version, session_users, known)
             schema.insert(self.client, schema.SESSIONS, rows)
             after = {(row[0], row[1]): None if row[-1] else row[2] for row in rows}
         if users:
