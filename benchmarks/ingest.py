@@ -1,30 +1,45 @@
-"""Ingest benchmark: 100,000 realistic LLM spans into `spanloom serve`, against a plain-SQLite floor.
+"""Ingest benchmark: realistic LLM spans into `spanloom serve` on one or more stores, in the same run,
+against a plain-SQLite floor.
 
 Two projects ("shop" and "support") use the same session and user ids, as two apps (or staging
 and production) do: every other pass over the conversations goes to the other project, so each
 id is a session (and a user) in both, which the store keeps apart.
 
-Run: ``python benchmarks/ingest.py [--spans 100000] [--evaluators] [--protocol http|grpc]
-[--rounds N]``. With ``--evaluators`` the server runs latency, contains_pii and refusal on every LLM
-span of the project as it arrives (off the ingest path): compare the sustained rate with and
-without. Prints a markdown table: sustained spans/s (counted once the last batch is answered, i.e.
-committed and queryable), the server's peak RSS, the database size, median latencies of API calls
-over 20 requests (each detail call for a different id, so no cache serves them), and the floor:
-decoding the same payloads and inserting plain rows into SQLite without rollups.
+Run: ``python benchmarks/ingest.py [--spans 100000] [--store URL ...] [--migrate] [--evaluators]``,
+e.g. ``--store sqlite:///tmp/b/spans.db --store chdb:///tmp/b/ch --spans 1000000 --migrate``
+(each URL must name a new, empty store; default: a temporary SQLite file). Texts are sentences
+drawn at random from the docstrings of Python's standard library (tens of thousands of distinct
+English sentences), so every answer differs and compresses as real text does; sessions have
+about 30 turns, the same ids in two projects. For each store: the sustained rate (until the last
+batch is answered, i.e. stored and queryable), peak RSS, bytes on disk per span next to the OTLP
+bytes received per span, median latencies of 20 reads after warm-up, and the first page of turns
+of one session of 20,000 traces. ``--migrate`` then copies the first (SQLite) store into a new
+chDB store with ``spanloom migrate`` and reports its time and count check. With ``--evaluators`` the
+server runs latency, contains_pii and refusal on every LLM span of the project as it arrives (off
+the ingest path): compare the sustained rate with and without. Prints a markdown table: sustained
+spans/s (counted once the last batch is answered, i.e. committed and queryable), the server's
+peak RSS, the database size, median latencies of API calls over 20 requests (each detail call
+for a different id, so no cache serves them), and the floor: decoding the same payloads and
+inserting plain rows into SQLite without rollups.
 
-``--protocol grpc`` sends the same payloads to TraceService/Export on the server's OTLP/gRPC port
-(two senders, a channel each) and prints the same table, plus OTLP/HTTP measured in the same run:
-every round starts a fresh server per protocol, the two in alternating order, and the rates are
-given as min / median over the rounds (``--rounds``, 3 by default with gRPC), with the gRPC/HTTP
-ratio of each round. The reads are measured on the last round's server of the chosen protocol.
+``--protocol grpc [--rounds N]`` (on a temporary SQLite store, not with ``--store``) sends the
+same payloads to TraceService/Export on the server's OTLP/gRPC port (two senders, a channel each)
+and prints the same table, plus OTLP/HTTP measured in the same run: every round starts a fresh
+server per protocol, the two in alternating order, and the rates are given as min / median over
+the rounds (``--rounds``, 3 by default with gRPC), with the gRPC/HTTP ratio of each round. The
+reads are measured on the last round's server of the chosen protocol.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
+import dataclasses
 import json
 import os
 import random
+import re
+import shutil
 import socket
 import sqlite3
 import statistics
@@ -35,6 +50,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
 import httpx
@@ -64,11 +80,33 @@ def _kv(attributes: dict) -> list[KeyValue]:
     return out
 
 
-def build_payloads(total_spans: int, sessions: int, users: int) -> tuple[list[bytes], list[str], list[str]]:
+def text_corpus() -> list[str]:
+    """Distinct English sentences from the docstrings of Python's standard library: real prose
+    of every length, the same on every machine with this Python."""
+    library = Path(ast.__file__).parent
+    sentences: set[str] = set()
+    for path in sorted(library.glob("*.py")):
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+        except (SyntaxError, UnicodeDecodeError):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Module, ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef)):
+                doc = ast.get_docstring(node)
+                for sentence in re.split(r"(?<=[.!?])\s+", " ".join((doc or "").split())):
+                    if 30 <= len(sentence) <= 240 and sentence[0].isupper():
+                        sentences.add(sentence)
+    return sorted(sentences)
+
+
+def build_payloads(
+    total_spans: int, sessions: int, users: int
+) -> tuple[list[bytes], list[str], list[str], list[str]]:
     """Serialized OTLP requests of BATCH spans each, in the demo's shape (agent, tool, LLM spans),
-    and the session and user ids (each in both projects)."""
+    the session and user ids (each in both projects), and the trace ids of one session's turns."""
     rng = random.Random(1)
-    conversations = build_conversations(sessions=sessions, users=users, seed=1, answer_sentences=(20, 40))
+    corpus = text_corpus()
+    conversations = build_conversations(sessions=sessions, users=users, seed=1, answer_sentences=(1, 1))
     spans: list[tuple[str, Span]] = []
     now = time.time_ns() - 86_400 * 10**9
     index = 0
@@ -76,54 +114,83 @@ def build_payloads(total_spans: int, sessions: int, users: int) -> tuple[list[by
         for conversation in conversations:
             if len(spans) >= total_spans:
                 break
-            turn = conversation.turns[index % len(conversation.turns)]
-            trace_id, root_id, tool_id, llm_id = (
-                rng.randbytes(16),
-                rng.randbytes(8),
-                rng.randbytes(8),
-                rng.randbytes(8),
+            template = conversation.turns[index % len(conversation.turns)]
+            # Every turn its own texts: a question, a tool result and an answer of 20-40 sentences.
+            turn = dataclasses.replace(
+                template,
+                question=rng.choice(corpus).rstrip(".") + "?",
+                answer=" ".join(rng.sample(corpus, rng.randint(20, 40))),
             )
-            start = now + index * 60 * 10**9
-            ids = {"session.id": conversation.session_id, "user.id": conversation.user_id}
-            agent = {
-                "openinference.span.kind": "AGENT",
-                "input.value": turn.question,
-                "output.value": turn.answer,
-                **ids,
-            }
-            tool = {
-                "openinference.span.kind": "TOOL",
-                "tool.name": "search_docs",
-                "input.value": turn.question,
-                "output.value": turn.answer,
-                **ids,
-            }
-            history = conversation.turns[
-                max(0, index % len(conversation.turns) - 1) : index % len(conversation.turns)
-            ]
-            llm = {**llm_span_attributes(turn, history), **ids}
-            latency = turn.latency_ms * 10**6
-            for span_id, parent, name, attributes, offset, duration in (
-                (root_id, b"", "assistant", agent, 0, latency + 50_000_000),
-                (tool_id, root_id, "search_docs", tool, 1_000_000, 40_000_000),
-                (llm_id, root_id, "ChatCompletion", llm, 45_000_000, latency),
-            ):
-                spans.append(
-                    (
-                        PROJECTS[index % len(PROJECTS)],
-                        Span(
-                            trace_id=trace_id,
-                            span_id=span_id,
-                            parent_span_id=parent,
-                            name=name,
-                            start_time_unix_nano=start + offset,
-                            end_time_unix_nano=start + offset + duration,
-                            attributes=_kv(attributes),
-                        ),
-                    )
+            tool_result = " ".join(rng.sample(corpus, rng.randint(3, 8)))
+            spans.extend(
+                turn_spans(
+                    rng,
+                    PROJECTS[index % len(PROJECTS)],
+                    conversation,
+                    turn,
+                    tool_result,
+                    now + index * 60 * 10**9,
                 )
+            )
         index += 1
     del spans[total_spans:]  # the last trace may be cut short: spans arrive in any shape
+    return (
+        pack(spans),
+        [c.session_id for c in conversations],
+        sorted({c.user_id for c in conversations}),
+        [],
+    )
+
+
+def turn_spans(
+    rng: random.Random, project: str, conversation: Any, turn: Any, tool_result: str, start: int
+) -> list[tuple[str, Span]]:
+    """The agent, tool and LLM spans of one turn."""
+    trace_id, root_id, tool_id, llm_id = (
+        rng.randbytes(16),
+        rng.randbytes(8),
+        rng.randbytes(8),
+        rng.randbytes(8),
+    )
+    ids = {"session.id": conversation.session_id, "user.id": conversation.user_id}
+    agent = {
+        "openinference.span.kind": "AGENT",
+        "input.value": turn.question,
+        "output.value": turn.answer,
+        **ids,
+    }
+    tool = {
+        "openinference.span.kind": "TOOL",
+        "tool.name": "search_docs",
+        "input.value": turn.question,
+        "output.value": tool_result,
+        **ids,
+    }
+    llm = {**llm_span_attributes(turn, []), **ids}
+    latency = turn.latency_ms * 10**6
+    return [
+        (
+            project,
+            Span(
+                trace_id=trace_id,
+                span_id=span_id,
+                parent_span_id=parent,
+                name=name,
+                start_time_unix_nano=start + offset,
+                end_time_unix_nano=start + offset + duration,
+                attributes=_kv(attributes),
+            ),
+        )
+        for span_id, parent, name, attributes, offset, duration in (
+            (root_id, b"", "assistant", agent, 0, latency + 50_000_000),
+            (tool_id, root_id, "search_docs", tool, 1_000_000, 40_000_000),
+            (llm_id, root_id, "ChatCompletion", llm, 45_000_000, latency),
+        )
+    ]
+
+
+def pack(spans: list[tuple[str, Span]]) -> list[bytes]:
+    """Requests of BATCH spans, each project's under its own resource."""
     payloads = []
     for first in range(0, len(spans), BATCH):
         request = ExportTraceServiceRequest()
@@ -136,7 +203,23 @@ def build_payloads(total_spans: int, sessions: int, users: int) -> tuple[list[by
                 )
                 resource_spans.scope_spans.add().spans.extend(mine)
         payloads.append(request.SerializeToString())
-    return payloads, [c.session_id for c in conversations], sorted({c.user_id for c in conversations})
+    return payloads
+
+
+def huge_session_payloads(traces: int) -> list[bytes]:
+    """One session of `traces` turns (project "shop", session "huge-session"), short texts."""
+    rng = random.Random(2)
+    corpus = text_corpus()
+    conversation = build_conversations(sessions=1, users=1, seed=2, answer_sentences=(1, 1))[0]
+    conversation.session_id, conversation.user_id = "huge-session", "huge-user"
+    start = time.time_ns() - 3 * 86_400 * 10**9
+    spans: list[tuple[str, Span]] = []
+    for index in range(traces):
+        turn = dataclasses.replace(
+            conversation.turns[0], question=rng.choice(corpus), answer=" ".join(rng.sample(corpus, 3))
+        )
+        spans.extend(turn_spans(rng, "shop", conversation, turn, rng.choice(corpus), start + index * 10**9))
+    return pack(spans)
 
 
 def free_port() -> int:
@@ -293,6 +376,121 @@ def wait_for_results(client: httpx.Client, expected: int, timeout: float = 120) 
     return count
 
 
+def store_disk_bytes(url: str) -> int:
+    """Bytes the store takes on disk: the SQLite file with its -wal/-shm, or chDB's directory."""
+    if url.startswith("sqlite:///"):
+        db = Path(url.removeprefix("sqlite:///"))
+        return sum(p.stat().st_size for p in db.parent.glob(db.name + "*"))
+    directory = Path(url.removeprefix("chdb://").split("?")[0])
+    return sum(p.stat().st_size for p in directory.rglob("*") if p.is_file())
+
+
+def chdb_active_bytes(url: str) -> int | None:
+    """The bytes of chDB's active parts (without the merged-away parts it keeps for a while), read
+    after the server stopped."""
+    if not url.startswith("chdb://"):
+        return None
+    import clickhouse_connect
+
+    client = clickhouse_connect.get_client(dsn=url.split("?")[0])
+    try:
+        return int(
+            client.query(
+                "SELECT sum(bytes_on_disk) FROM system.parts WHERE active AND database = 'spanloom'"
+            ).result_rows[0][0]
+        )
+    finally:
+        client.close()
+
+
+def start_server(url: str, environment: dict[str, str]) -> tuple[subprocess.Popen, str, str]:
+    """`spanloom serve` on the store at `url`: (process, HTTP base URL, gRPC target)."""
+    port, grpc_port = free_port(), free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "spanloom.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--grpc-port",
+            str(grpc_port),
+            "--store",
+            url,
+            "--log-level",
+            "warning",
+        ],
+        stdout=subprocess.DEVNULL,
+        env=environment,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{base}/api/projects").status_code == 200:
+                return server, base, f"127.0.0.1:{grpc_port}"
+        except httpx.TransportError:
+            if time.monotonic() > deadline or server.poll() is not None:
+                server.kill()
+                raise
+            time.sleep(0.05)
+
+
+def warm_median_ms(client: httpx.Client, requests: list[tuple[str, dict[str, str]]]) -> float:
+    """The median of these GETs after the first three of them once as a warm-up."""
+    median_ms(client, requests[:3])
+    return median_ms(client, requests)
+
+
+def run_store(
+    url: str, payloads: list[bytes], huge: list[bytes], args: argparse.Namespace, ids: tuple
+) -> dict:
+    session_ids, user_ids = ids
+    environment = dict(os.environ)
+    if args.evaluators:
+        environment["SPANLOOM_EVALUATORS_FILE"] = str(
+            write_evaluators(Path(tempfile.mkdtemp()) / "evaluators.json")
+        )
+    server, base, _ = start_server(url, environment)
+    figures: dict[str, Any] = {"url": url}
+    try:
+        start, cpu_before = time.perf_counter(), cpu_seconds(server.pid)
+        send_all(f"{base}/v1/traces", payloads, args.senders)
+        figures["elapsed"] = time.perf_counter() - start
+        figures["rate"] = args.spans / figures["elapsed"]
+        figures["cpu_us"] = (cpu_seconds(server.pid) - cpu_before) / args.spans * 1e6
+        with httpx.Client(base_url=base, timeout=60) as client:
+            projects = client.get("/api/projects").json()["items"]
+            assert sum(project["span_count"] for project in projects) == args.spans, projects
+            assert [p["session_count"] for p in projects] == [len(session_ids)] * len(PROJECTS), projects
+            figures["sessions_ms"] = warm_median_ms(client, [("/api/sessions", {})] * 20)
+            figures["sessions_user_ms"] = warm_median_ms(
+                client, [("/api/sessions", {"user_id": user_ids[i % len(user_ids)]}) for i in range(20)]
+            )
+            figures["sessions_cost_ms"] = warm_median_ms(client, [("/api/sessions", {"sort": "cost"})] * 20)
+            figures["session_ms"] = warm_median_ms(client, distinct(session_ids, "/api/sessions"))
+            path, params = distinct(session_ids, "/api/sessions", 1)[0]
+            turns = client.get(path, params=params).json()["trace_count"]
+            figures["session_turns"] = turns
+            figures["users_ms"] = warm_median_ms(client, [("/api/users", {})] * 20)
+            figures["projects_ms"] = warm_median_ms(client, [("/api/projects", {})] * 20)
+            if args.evaluators:
+                figures["judged"] = wait_for_results(client, args.spans // 3 * 3)
+            # One session of 20,000 turns, sent after everything else.
+            send_all(f"{base}/v1/traces", huge)
+            figures["huge_ms"] = warm_median_ms(
+                client, [("/api/sessions/huge-session", {"project": "shop"})] * 20
+            )
+        figures["rss"] = peak_rss_mib(server.pid)
+    finally:
+        server.terminate()
+        server.wait(timeout=120)
+    figures["disk"] = store_disk_bytes(url)
+    figures["active"] = chdb_active_bytes(url)
+    return figures
+
+
 @dataclass
 class Round:
     """One fresh server fed every payload over one protocol."""
@@ -307,27 +505,13 @@ class Round:
     judged_at: float = 0.0
 
 
-def start_server(directory: Path, environment: dict[str, str]) -> tuple[subprocess.Popen, str, str, Path]:
-    """`spanloom serve` over a fresh database: (process, HTTP base URL, gRPC target, database)."""
+def start_round_server(
+    directory: Path, environment: dict[str, str]
+) -> tuple[subprocess.Popen, str, str, Path]:
+    """`spanloom serve` over a fresh SQLite database: (process, HTTP base URL, gRPC target, file)."""
     db = directory / f"bench-{time.monotonic_ns()}.db"
-    port, grpc_port = free_port(), free_port()
-    base = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "spanloom.cli", "serve", "--port", str(port), "--db", str(db)]
-    server = subprocess.Popen(
-        [*command, "--grpc-port", str(grpc_port), "--log-level", "warning"],
-        stdout=subprocess.DEVNULL,
-        env=environment,
-    )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{base}/api/projects").status_code == 200:
-                return server, base, f"127.0.0.1:{grpc_port}", db
-        except httpx.TransportError:
-            if time.monotonic() > deadline:
-                server.kill()
-                raise
-            time.sleep(0.05)
+    server, base, target = start_server(f"sqlite:///{db}", environment)
+    return server, base, target, db
 
 
 def run_round(
@@ -340,7 +524,7 @@ def run_round(
     measure_reads: bool,
 ) -> Round:
     session_ids, user_ids = ids
-    server, base, target, db = start_server(directory, environment)
+    server, base, target, db = start_round_server(directory, environment)
     try:
         start, cpu_before = time.perf_counter(), cpu_seconds(server.pid)
         if protocol == "grpc":
@@ -394,19 +578,25 @@ def spread(values: list[float], unit: str, digits: int = 0) -> str:
     return f"{min(values):,.{digits}f} / {statistics.median(values):,.{digits}f} {unit} (min / median)"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--spans", type=int, default=100_000)
-    parser.add_argument("--sessions", type=int, default=1000)
-    parser.add_argument("--users", type=int, default=100)
-    parser.add_argument(
-        "--evaluators", action="store_true", help="configure latency + contains_pii + refusal for the project"
+def migrate(source: str, destination: str, spans: int) -> tuple[float, str]:
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "spanloom.cli", "migrate", source, destination],
+        capture_output=True,
+        text=True,
+        check=False,
     )
-    parser.add_argument("--protocol", choices=("http", "grpc"), default="http", help="how the spans are sent")
-    parser.add_argument("--rounds", type=int, default=None, help="ingest rounds (default 1; 3 with grpc)")
-    args = parser.parse_args()
+    elapsed = time.perf_counter() - start
+    last = (done.stdout.strip().splitlines() or ["(no output)"])[-1]
+    if done.returncode != 0:
+        last = f"FAILED ({done.returncode}): {done.stdout[-2000:]} {done.stderr[-2000:]}"
+    return elapsed, last
+
+
+def protocol_rounds(args: argparse.Namespace) -> None:
+    """--protocol grpc: OTLP/gRPC and OTLP/HTTP in alternating rounds, each on a fresh SQLite store."""
     rounds = args.rounds or (3 if args.protocol == "grpc" else 1)
-    payloads, session_ids, user_ids = build_payloads(args.spans, args.sessions, args.users)
+    payloads, session_ids, user_ids, _ = build_payloads(args.spans, args.sessions, args.users)
     average = sum(map(len, payloads)) / args.spans
     # With gRPC, OTLP/HTTP runs in the same rounds, the two in alternating order, so that whatever
     # else the machine does weighs on both alike.
@@ -466,6 +656,114 @@ def main() -> None:
         # Less sensitive to the machine's other load than the rates: what each span cost the server.
         cheaper = [h.cpu_per_span_us / g.cpu_per_span_us for g, h in zip(mine, http, strict=True)]
         print(f"| HTTP / gRPC server CPU per span, per round | {spread(cheaper, 'x', 2)} | >= 1x |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--spans", type=int, default=100_000)
+    parser.add_argument("--sessions", type=int, default=None, help="default: about 30 turns per session")
+    parser.add_argument("--users", type=int, default=None, help="default: sessions / 10")
+    parser.add_argument(
+        "--store", action="append", default=[], metavar="URL", help="a new store (repeatable)"
+    )
+    parser.add_argument("--senders", type=int, default=2, help="concurrent OTLP exporters")
+    parser.add_argument("--huge-session", type=int, default=20_000, metavar="TRACES")
+    parser.add_argument("--migrate", action="store_true", help="copy the first store into a new chDB store")
+    parser.add_argument(
+        "--evaluators", action="store_true", help="configure latency + contains_pii + refusal for the project"
+    )
+    parser.add_argument(
+        "--protocol",
+        choices=("http", "grpc"),
+        default="http",
+        help="how the spans are sent (grpc: against OTLP/HTTP in the same rounds, on SQLite)",
+    )
+    parser.add_argument("--rounds", type=int, default=None, help="with --protocol grpc: rounds (default 3)")
+    args = parser.parse_args()
+    if args.protocol == "grpc" and (args.store or args.migrate):
+        parser.error("--protocol grpc compares the transports on SQLite: give no --store or --migrate")
+    # Each conversation id is a session in both projects, a turn per pass: 60 traces per id make
+    # sessions of about 30 turns.
+    args.sessions = args.sessions or max(1, args.spans // 3 // 60)
+    args.users = args.users or max(1, args.sessions // 10)
+    if args.protocol == "grpc":
+        protocol_rounds(args)
+        return
+    load_before = os.getloadavg()
+    started = time.perf_counter()
+    payloads, session_ids, user_ids, _ = build_payloads(args.spans, args.sessions, args.users)
+    huge = huge_session_payloads(args.huge_session)
+    built = time.perf_counter() - started
+    otlp_per_span = sum(map(len, payloads)) / args.spans
+    with tempfile.TemporaryDirectory() as tmp:
+        stores = args.store or [f"sqlite:///{Path(tmp) / 'bench.db'}"]
+        results = [run_store(url, payloads, huge, args, (session_ids, user_ids)) for url in stores]
+        floor = floor_spans_per_second(payloads, Path(tmp))
+        moved = None
+        if args.migrate:
+            destination = f"chdb://{Path(tmp) / 'migrated'}"
+            moved = migrate(stores[0], destination, args.spans)
+            shutil.rmtree(Path(tmp) / "migrated", ignore_errors=True)
+    print(
+        f"{args.spans:,} spans ({otlp_per_span / 1024:.2f} KiB each on the wire),"
+        f" {args.sessions:,} sessions per project of ~{results[0]['session_turns']} turns,"
+        f" {args.users:,} users, 2 projects, {args.senders} senders,"
+        f" {os.cpu_count()} CPUs; payloads built in {built:.0f} s; load average before"
+        f" {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f}\n"
+    )
+    names = [result["url"].split(":")[0] for result in results]
+    print(f"| measure | {' | '.join(names)} | target (chdb) |")
+    print(f"|---|{'---|' * len(names)}---|")
+
+    def row(label: str, values: list[str], target: str = "") -> None:
+        print(f"| {label} | {' | '.join(values)} | {target} |")
+
+    row(
+        "sustained ingest, spans/s (until the last batch is answered)", [f"{r['rate']:,.0f}" for r in results]
+    )
+    if len(results) > 1:
+        row(
+            f"ingest rate / {names[0]}'s",
+            [f"{r['rate'] / results[0]['rate']:.2f}x" for r in results],
+            ">= 1.5x sqlite",
+        )
+    row("server CPU per span (all threads)", [f"{r['cpu_us']:.0f} µs" for r in results])
+    row("server peak RSS", [f"{r['rss']:,.0f} MiB" for r in results], "< 1 GiB")
+    row("OTLP bytes received per span", [f"{otlp_per_span:,.0f}"] * len(results))
+    row("bytes on disk per span (files)", [f"{r['disk'] / args.spans:,.0f}" for r in results])
+    row(
+        "bytes on disk per span (active parts)",
+        [f"{r['active'] / args.spans:,.0f}" if r["active"] else "-" for r in results],
+    )
+    row(
+        "disk / OTLP bytes",
+        [f"{(r['active'] or r['disk']) / args.spans / otlp_per_span:.2f}" for r in results],
+        "<= 0.33",
+    )
+    for key, label in (
+        ("sessions_ms", "GET /api/sessions (default sort)"),
+        ("sessions_user_ms", "GET /api/sessions?user_id=U (20 users)"),
+        ("sessions_cost_ms", "GET /api/sessions?sort=cost"),
+        ("session_ms", "GET /api/sessions/{id}?project=P (20 sessions)"),
+        ("users_ms", "GET /api/users"),
+        ("projects_ms", "GET /api/projects"),
+    ):
+        row(f"{label}, median of 20", [f"{r[key]:.1f} ms" for r in results], "< 50 ms")
+    row(
+        f"first page of turns of a {args.huge_session:,}-trace session, median of 20",
+        [f"{r['huge_ms']:.1f} ms" for r in results],
+        "< 300 ms",
+    )
+    row("floor (decode + plain SQLite rows), spans/s", [f"{floor:,.0f}"] * len(results))
+    if args.evaluators:
+        row("server evaluator results (3 per LLM span)", [f"{r['judged']:,}" for r in results])
+    if moved is not None:
+        print(
+            f"\nspanloom migrate {stores[0]} -> chdb: {moved[0]:.0f} s"
+            f" ({args.spans / moved[0]:,.0f} spans/s); {moved[1]}"
+        )
 
 
 if __name__ == "__main__":

@@ -13,6 +13,20 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from spanloom import SessionSpanProcessor
+from tests.chdb_kit import require_chdb, test_stores
+
+# The store backends the server, API, page and browser tests run on (tests/server/_server_kit.py):
+# SQLite by default; SPANLOOM_TEST_STORE=chdb (CI's chDB stage) or sqlite,chdb.
+STORE_BACKENDS = test_stores()
+
+
+@pytest.fixture(scope="module", params=STORE_BACKENDS)
+def store_backend(request: pytest.FixtureRequest) -> str:
+    """The store backend of a test that runs on each (module-scoped: a module's shared server is
+    built once per backend)."""
+    if request.param == "chdb":
+        require_chdb()
+    return request.param
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

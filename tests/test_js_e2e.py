@@ -98,13 +98,13 @@ def python_backend(traces_endpoint: str) -> Iterator[str]:
         provider.shutdown()
 
 
-def test_js_session_reaches_python_backend_through_baggage(tmp_path: Path) -> None:
+def test_js_session_reaches_python_backend_through_baggage(tmp_path: Path, store_backend: str) -> None:
     node = node_executable()
     ensure_built()
     kit = load_server_kit()
 
     with (
-        kit.run_server(tmp_path / "spanloom.db") as server,
+        kit.run_server(tmp_path / "spanloom.db", backend=store_backend) as server,
         python_backend(server.traces_endpoint) as backend,
     ):
         run = subprocess.run(

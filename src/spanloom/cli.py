@@ -88,8 +88,17 @@ def _terminated(signum: int, frame: object) -> None:
     "store_url",
     default=None,
     metavar="URL",
-    help="Where spans are stored, as a URL: sqlite:///path.db (relative) or sqlite:////abs/path.db. "
+    help="Where spans are stored, as a URL: sqlite:///path.db (relative) or sqlite:////abs/path.db; "
+    "chdb:///abs/dir (ClickHouse embedded, needs spanloom[clickhouse]); "
+    "clickhouse://user:password@host:8123/database (a ClickHouse server or cluster). "
     "Default: $SPANLOOM_STORE, else the --db file.",
+)
+@click.option(
+    "--cluster",
+    default=None,
+    metavar="NAME",
+    help="With a clickhouse:// store: create the tables ON CLUSTER NAME, replicated, with "
+    "Distributed tables over them (see docs/clickhouse.md).",
 )
 @click.option(
     "--retention-days",
@@ -165,6 +174,7 @@ def serve(
     grpc_port: int | None,
     db: Path | None,
     store_url: str | None,
+    cluster: str | None,
     retention_days: int | None,
     retention_by_project: tuple[str, ...],
     insecure: bool,
@@ -250,6 +260,7 @@ def serve(
             max_batch_spans=settings.max_batch_spans,
             max_db_pages=settings.max_db_pages,
             progress=lambda line: say(line, err=True),
+            cluster=cluster,
         )
     except StoreOpenError as error:
         raise click.ClickException(str(error)) from None
@@ -334,6 +345,55 @@ def demo(endpoint: str | None, sessions: int, users: int, seed: int) -> None:
     click.echo(
         f"spanloom: sent {sent} spans in {len(conversations)} sessions of {users} users (project 'demo')"
     )
+
+
+@cli.command()
+@click.argument("source", metavar="FROM")
+@click.argument("destination", metavar="TO")
+@click.option(
+    "--cluster", default=None, metavar="NAME", help="TO is a ClickHouse cluster: see serve --cluster."
+)
+def migrate(source: str, destination: str, cluster: str | None) -> None:
+    """Copy a whole store into another, e.g. sqlite:///spans.db to chdb:///data.
+
+    Spans (with the results they carry) and evaluation results go over through the store
+    protocol; TO computes every rollup itself. At the end the span, trace, session and user counts
+    of every project are compared, and the command fails if any differs. Safe to run again: what
+    TO holds already is left as it is. Stop `spanloom serve` on FROM first.
+    """
+    from spanloom.server.store.base import ListQuery, StoreOpenError
+    from spanloom.server.store.copy import check_projects, copy_evaluations, copy_spans
+    from spanloom.server.store.url import open_store
+
+    try:
+        from_store = open_store(source)
+    except StoreOpenError as error:
+        raise click.ClickException(str(error)) from None
+    try:
+        try:
+            to_store = open_store(destination, cluster=cluster)
+        except StoreOpenError as error:
+            raise click.ClickException(str(error)) from None
+        try:
+            total = from_store.count_spans(ListQuery())
+            with click.progressbar(
+                length=total, label=f"spanloom: copying {total:,} spans", file=sys.stderr
+            ) as bar:
+                copy_spans(from_store, to_store, bar.update)
+            results = copy_evaluations(from_store, to_store)
+            click.echo(f"spanloom: copied {results:,} evaluation results")
+            checks = check_projects(from_store, to_store)
+        finally:
+            to_store.close()
+    finally:
+        from_store.close()
+    click.echo("project: spans, traces, sessions, users in FROM -> TO")
+    for check in checks:
+        figures = " ".join(f"{a:,}->{b:,}" for a, b in zip(check.source, check.copied, strict=True))
+        click.echo(f"  {check.project}: {figures} {'ok' if check.matches else 'DIFFERENT'}")
+    if not all(check.matches for check in checks):
+        raise click.ClickException("the counts differ: see the projects marked DIFFERENT")
+    click.echo(f"spanloom: every count matches in {len(checks)} project(s)")
 
 
 # `evaluators add/list/remove` and `eval run` live in their own module (imported here: click only).

@@ -27,8 +27,8 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture(scope="module")
-def filled_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    with run_server(tmp_path_factory.mktemp("dashboard") / "spanloom.db") as server:
+def filled_server(tmp_path_factory: pytest.TempPathFactory, store_backend: str) -> Iterator[RunningServer]:
+    with run_server(tmp_path_factory.mktemp("dashboard") / "spanloom.db", backend=store_backend) as server:
         fill(server.traces_endpoint)
         yield server
 

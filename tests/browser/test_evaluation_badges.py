@@ -20,8 +20,8 @@ SESSION = "recipe-chat"  # bob's two turns, neither fails with an error
 
 
 @pytest.fixture(scope="module")
-def judged_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    with run_server(tmp_path_factory.mktemp("evaluations") / "spanloom.db") as server:
+def judged_server(tmp_path_factory: pytest.TempPathFactory, store_backend: str) -> Iterator[RunningServer]:
+    with run_server(tmp_path_factory.mktemp("evaluations") / "spanloom.db", backend=store_backend) as server:
         fill(server.traces_endpoint, xss=False)
         turns = server.get_json(f"/api/sessions/{SESSION}")["turns"]
         client = SpanloomClient(server.url)

@@ -19,11 +19,13 @@ import uvicorn
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+from tests.chdb_kit import chdb_url
 
 from spanloom.server.app import create_app
 from spanloom.server.serving import ServeLimits, uvicorn_config
 from spanloom.server.settings import Settings
-from spanloom.server.store.sqlite import SqliteStore
+from spanloom.server.store.base import Store
+from spanloom.server.store.url import open_store
 
 _T = TypeVar("_T")
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
@@ -33,7 +35,7 @@ BASE_TIME_NS = 1_750_000_000 * 10**9
 @dataclass
 class RunningServer:
     url: str
-    store: SqliteStore
+    store: Store
     settings: Settings
     client: httpx.Client
     app: Any = None
@@ -64,18 +66,21 @@ def run_server(
     db_path: Path,
     *,
     log_level: str = "warning",
+    backend: str = "sqlite",
     limits: ServeLimits | None = None,
     app_options: dict[str, Any] | None = None,
     grpc: bool = False,
     **overrides: Any,
 ) -> Iterator[RunningServer]:
-    """A real uvicorn on 127.0.0.1, port 0, in a background thread, over a fresh SqliteStore,
-    configured as `spanloom serve` configures it (timeouts, connection limit, proxy trust); with
-    `grpc`, OTLP/gRPC too, on another free port, as `serve` runs it. `app_options` go to
-    create_app (a fake clock, a MockTransport for the LLM judge)."""
+    """A real uvicorn on 127.0.0.1, port 0, in a background thread, over a fresh store (the SQLite
+    file `db_path`, or with backend "chdb" a chDB store of `db_path`'s directory), configured as
+    `spanloom serve` configures it (timeouts, connection limit, proxy trust); with `grpc`,
+    OTLP/gRPC too, on another free port, as `serve` runs it. `app_options` go to create_app (a
+    fake clock, a MockTransport for the LLM judge)."""
     settings = Settings(db_path=db_path, **overrides)
-    store = SqliteStore(
-        db_path,
+    url = f"sqlite:///{db_path}" if backend == "sqlite" else chdb_url(db_path.parent)
+    store = open_store(
+        url,
         queue_size=settings.write_queue_size,
         max_batch_spans=settings.max_batch_spans,
         max_db_pages=settings.max_db_pages,
@@ -107,10 +112,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def server_process(db: Path, port: int, grpc_port: int = 0) -> Iterator[subprocess.Popen]:
-    """`spanloom serve` in a process of its own (for crashes and for measuring its memory); OTLP/gRPC
-    on `grpc_port`, none by default (4317 may be taken by anything on the machine)."""
-    command = [sys.executable, "-m", "spanloom.cli", "serve", "--port", str(port), "--db", str(db)]
+def server_process(db: Path | str, port: int, grpc_port: int = 0) -> Iterator[subprocess.Popen]:
+    """`spanloom serve` in a process of its own (for crashes and for measuring its memory), on the
+    SQLite file `db` or the store URL `db`; OTLP/gRPC on `grpc_port`, none by default (4317 may be
+    taken by anything on the machine)."""
+    store = ["--store", db] if isinstance(db, str) else ["--db", str(db)]
+    command = [sys.executable, "-m", "spanloom.cli", "serve", "--port", str(port), *store]
     command += ["--grpc-port", str(grpc_port)]
     process = subprocess.Popen(
         [*command, "--log-level", "warning"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE

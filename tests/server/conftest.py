@@ -10,6 +10,6 @@ from _server_kit import RunningServer, run_server
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[RunningServer]:
-    with run_server(tmp_path / "spanloom.db") as running:
+def server(tmp_path: Path, store_backend: str) -> Iterator[RunningServer]:
+    with run_server(tmp_path / "spanloom.db", backend=store_backend) as running:
         yield running

@@ -55,9 +55,9 @@ def session_spec(index: int) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+def server(tmp_path_factory: pytest.TempPathFactory, store_backend: str) -> Iterator[RunningServer]:
     db: Path = tmp_path_factory.mktemp("lists") / "spanloom.db"
-    with run_server(db) as running:
+    with run_server(db, backend=store_backend) as running:
         for index in range(SESSIONS):
             spec = session_spec(index)
             spans = []
@@ -147,8 +147,8 @@ def check_sorted_and_paged(server: RunningServer, path: str, id_key: str, field:
     ]
 
 
-def test_pages_stay_exact_while_new_sessions_arrive(tmp_path: Path):
-    with run_server(tmp_path / "paging.db") as server:
+def test_pages_stay_exact_while_new_sessions_arrive(tmp_path: Path, store_backend: str):
+    with run_server(tmp_path / "paging.db", backend=store_backend) as server:
         for index in range(12):
             _, spans = make_turn(f"s{index:02d}", "u", index * 1000)
             assert server.post_spans(make_request(spans)).status_code == 200

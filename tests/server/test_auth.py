@@ -48,10 +48,13 @@ def write_keys(path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def keyed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningServer, dict[str, bytes]]]:
+def keyed(
+    tmp_path_factory: pytest.TempPathFactory, store_backend: str
+) -> Iterator[tuple[RunningServer, dict[str, bytes]]]:
     """A server with the keys file, one trace in project p1 and one in p2."""
     directory = tmp_path_factory.mktemp("auth")
-    with run_server(directory / "auth.db", keys_file=write_keys(directory / "keys.json")) as server:
+    keys_file = write_keys(directory / "keys.json")
+    with run_server(directory / "auth.db", keys_file=keys_file, backend=store_backend) as server:
         traces = {}
         for project in ("p1", "p2"):
             trace_id, spans = make_turn(f"session-{project}", f"user-{project}")

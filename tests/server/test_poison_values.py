@@ -22,6 +22,13 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from spanloom.server.ingest.normalize import MAX_TOKENS
 from spanloom.server.store.sqlite import span_writes
 
+
+@pytest.fixture(scope="module")
+def store_backend() -> str:
+    """SQLite only: these tests reach into the SQLite writer to make a value it cannot take."""
+    return "sqlite"
+
+
 LONE = "\\ud83d"  # as JSON.stringify writes half an emoji: six characters of JSON text
 INT64_MAX = 2**63 - 1
 

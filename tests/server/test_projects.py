@@ -27,7 +27,9 @@ def bearer(key: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningServer, dict[str, bytes]]]:
+def shared(
+    tmp_path_factory: pytest.TempPathFactory, store_backend: str
+) -> Iterator[tuple[RunningServer, dict[str, bytes]]]:
     """Session shared-2 and user alice in shop (two turns) and in support (one failing turn)."""
     directory = tmp_path_factory.mktemp("projects")
     keys = directory / "keys.json"
@@ -44,7 +46,7 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningSe
             }
         )
     )
-    with run_server(directory / "projects.db", keys_file=keys) as server:
+    with run_server(directory / "projects.db", keys_file=keys, backend=store_backend) as server:
         traces = {}
         for project, key, turns in (("shop", SHOP_INGEST, 2), ("support", SUPPORT_INGEST, 1)):
             spans = []
@@ -195,8 +197,8 @@ def test_a_key_cannot_write_into_another_projects_trace(shared: tuple[RunningSer
     assert "sneaky" not in support["evaluations"]
 
 
-def test_without_keys_the_id_resolves_when_one_project_holds_it(tmp_path: Path):
-    with run_server(tmp_path / "open.db") as server:
+def test_without_keys_the_id_resolves_when_one_project_holds_it(tmp_path: Path, store_backend: str):
+    with run_server(tmp_path / "open.db", backend=store_backend) as server:
         for project in ("a", "b"):
             _, spans = make_turn("only-in-a" if project == "a" else "only-in-b", "u")
             assert server.post_spans(make_request(spans, {"project.name": project})).status_code == 200

@@ -18,12 +18,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from spanloom.server.store.base import SpanRecord
+from spanloom.server.store.json_values import to_json
 from spanloom.server.store.sqlite import SqliteStore, statements, user_writes
 from spanloom.server.store.sqlite.migrations import migrate
 from spanloom.server.store.sqlite.rollups import write_batch
 from spanloom.server.store.sqlite.span_rows import concatenate, prepare
-from spanloom.server.store.sqlite.statements import to_json
-from spanloom.server.store.sqlite.trace_rollup import merge_labels, percentile
+from spanloom.server.store.trace_rollup import merge_labels, percentile
 
 SESSIONS = st.sampled_from([None, "s1", "s2", "s3"])
 USERS = st.sampled_from([None, "u1", "u2"])

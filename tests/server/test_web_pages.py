@@ -130,8 +130,8 @@ def llm_turn(
 
 
 @pytest.fixture(scope="module")
-def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    with run_server(tmp_path_factory.mktemp("pages") / "spanloom.db") as server:
+def story(tmp_path_factory: pytest.TempPathFactory, store_backend: str) -> Iterator[RunningServer]:
+    with run_server(tmp_path_factory.mktemp("pages") / "spanloom.db", backend=store_backend) as server:
         for index in range(12):
             spec = story_spec(index)
             spans = []
@@ -156,9 +156,9 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
 
 
 @pytest.fixture(scope="module")
-def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+def hostile(tmp_path_factory: pytest.TempPathFactory, store_backend: str) -> Iterator[RunningServer]:
     """Every field a person or a model can fill, filled with markup, script and template syntax."""
-    with run_server(tmp_path_factory.mktemp("hostile") / "spanloom.db") as server:
+    with run_server(tmp_path_factory.mktemp("hostile") / "spanloom.db", backend=store_backend) as server:
         spans = []
         for index, session_id in enumerate(HOSTILE_SESSIONS):
             _, turn = make_turn(
@@ -259,8 +259,8 @@ def test_root_redirects_to_sessions(story: RunningServer):
     assert response.headers["location"] == "/sessions"
 
 
-def test_empty_server_tells_what_to_do(tmp_path: Path):
-    with run_server(tmp_path / "spanloom.db") as server:
+def test_empty_server_tells_what_to_do(tmp_path: Path, store_backend: str):
+    with run_server(tmp_path / "spanloom.db", backend=store_backend) as server:
         for url in ("/sessions", "/users", "/traces"):
             text = page(server, url)
             assert "spanloom.register(" in text

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from contract_kit import BACKENDS, store_url
+from tests.chdb_kit import require_chdb
 
 from spanloom.server.store.base import Store
 from spanloom.server.store.url import open_store
@@ -15,6 +16,8 @@ from spanloom.server.store.url import open_store
 
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
+    if request.param == "chdb":
+        require_chdb()
     return request.param
 
 

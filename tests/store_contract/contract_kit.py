@@ -15,6 +15,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
+from tests.chdb_kit import chdb_url
+
 from spanloom.server.store.base import (
     InsertResult,
     ListQuery,
@@ -32,7 +34,7 @@ from spanloom.server.store.url import open_store
 _T = TypeVar("_T")
 # Every backend the contract runs against. To add one, name it here and say in `store_url` how a
 # test opens a fresh store of it: a backend is done when the whole suite passes on it.
-BACKENDS = ("sqlite",)
+BACKENDS = ("sqlite", "chdb")
 WAIT_SECONDS = 30
 T0 = 1_760_000_000_000_000_000  # a moment in 2025, in nanoseconds
 
@@ -40,6 +42,8 @@ T0 = 1_760_000_000_000_000_000  # a moment in 2025, in nanoseconds
 def store_url(backend: str, directory: Path) -> str:
     if backend == "sqlite":
         return f"sqlite:///{directory / 'contract.db'}"
+    if backend == "chdb":
+        return chdb_url(directory)
     raise AssertionError(f"no way to open a {backend} store in the contract tests")
 
 

@@ -1,7 +1,9 @@
 """Store URLs: which backend a URL names, and opening it.
 
 ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db`` or a plain path (the default
-backend, an embedded SQLite file). Only the backend's own package imports its driver, so this
+backend, an embedded SQLite file); ``chdb:///dir`` (ClickHouse embedded through chDB) or
+``clickhouse://user:password@host:8123/database`` (a ClickHouse server or cluster; see
+store/clickhouse/location.py). Only the backend's own package imports its driver, so this
 imports it when a URL names it.
 """
 
@@ -13,6 +15,7 @@ from urllib.parse import unquote, urlsplit
 from spanloom.server.store.base import Progress, Store, StoreOpenError
 
 SQLITE_SCHEME = "sqlite"
+CLICKHOUSE_SCHEMES = ("chdb", "clickhouse", "clickhouses")
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -44,14 +47,16 @@ def open_store(
     max_batch_spans: int = 8192,
     max_db_pages: int | None = None,
     progress: Progress | None = None,
+    cluster: str | None = None,
 ) -> Store:
     """The store a URL names, opened (and its schema brought up to date). Raises StoreOpenError,
     having changed nothing, when the URL names no backend this spanloom has or a store it cannot
-    open."""
+    open. `cluster`: a ClickHouse cluster to create the tables on (clickhouse:// only)."""
     path = sqlite_path(url)
     if path is None:
-        scheme = urlsplit(url).scheme
-        raise StoreOpenError(f"{scheme}:// is not a store this spanloom can open; use sqlite:///path.db")
+        return _open_clickhouse(url, queue_size, max_batch_spans, progress, cluster)
+    if cluster is not None:
+        raise StoreOpenError("--cluster applies to a clickhouse:// store only")
     from spanloom.server.store.sqlite import SqliteStore
 
     return SqliteStore(
@@ -60,4 +65,27 @@ def open_store(
         max_batch_spans=max_batch_spans,
         max_db_pages=max_db_pages,
         progress=progress,
+    )
+
+
+def _open_clickhouse(
+    url: str, queue_size: int, max_batch_spans: int, progress: Progress | None, cluster: str | None
+) -> Store:
+    scheme = urlsplit(url).scheme
+    if scheme not in CLICKHOUSE_SCHEMES:
+        raise StoreOpenError(
+            f"{scheme}:// is not a store this spanloom can open; use sqlite:///path.db, chdb:///dir"
+            " or clickhouse://host:8123/database"
+        )
+    try:
+        from spanloom.server.store.clickhouse import ClickHouseStore
+        from spanloom.server.store.clickhouse.location import parse_location
+    except ImportError as error:
+        raise StoreOpenError(
+            f"{scheme}:// needs the ClickHouse extra: pip install 'spanloom[clickhouse]' ({error})"
+        ) from error
+    location = parse_location(url, cluster)
+    assert location is not None  # the scheme is one of ClickHouse's
+    return ClickHouseStore(
+        location, queue_size=queue_size, max_batch_spans=max_batch_spans, progress=progress
     )

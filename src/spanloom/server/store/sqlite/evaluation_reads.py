@@ -14,7 +14,8 @@ from spanloom.server.store.evaluation_types import (
     EvaluationRecord,
     GroupBy,
 )
-from spanloom.server.store.sqlite.statements import by_project, to_json
+from spanloom.server.store.json_values import to_json
+from spanloom.server.store.sqlite.statements import by_project
 
 _RECORD_COLUMNS = (
     "e.trace_id, e.span_id, e.name, e.source, e.score, e.label, e.explanation, e.time_ns, e.result_key,"

@@ -30,6 +30,7 @@ from spanloom.server.store.evaluation_types import (
     EvaluationRejection,
     evaluation_passed,
 )
+from spanloom.server.store.json_values import to_json
 from spanloom.server.store.sqlite import evaluation_writes as sql
 from spanloom.server.store.sqlite.evaluation_writes import (
     EvaluationRow,
@@ -38,8 +39,7 @@ from spanloom.server.store.sqlite.evaluation_writes import (
     TraceOwner,
     UserAggregateRow,
 )
-from spanloom.server.store.sqlite.statements import to_json
-from spanloom.server.store.sqlite.trace_rollup import saturated
+from spanloom.server.store.trace_rollup import saturated
 
 # (project, user, name) -> [count, scored, score_micros, passed]
 _UserDeltas = dict[tuple[str, str, str], list[int]]

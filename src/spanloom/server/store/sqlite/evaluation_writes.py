@@ -8,7 +8,7 @@ import sqlite3
 from collections.abc import Iterable
 from typing import NamedTuple
 
-from spanloom.server.store.sqlite.statements import to_json
+from spanloom.server.store.json_values import to_json
 
 
 class TraceOwner(NamedTuple):

@@ -13,8 +13,8 @@ import sqlite3
 from collections.abc import Iterable
 
 from spanloom.server.store.base import Retention, RetentionResult
+from spanloom.server.store.json_values import to_json
 from spanloom.server.store.sqlite import evaluation_rollups, project_writes, user_writes
-from spanloom.server.store.sqlite.statements import to_json
 
 
 def _expired_sessions(

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from spanloom import semconv
 from spanloom.server.store.base import SpanRecord
 from spanloom.server.store.evaluation_events import evaluations_of_spans
+from spanloom.server.store.json_values import to_json
 from spanloom.server.store.sqlite import (
     evaluation_rollups,
     evaluation_writes,
@@ -37,8 +38,9 @@ from spanloom.server.store.sqlite import (
 from spanloom.server.store.sqlite import trace_writes as traces_sql
 from spanloom.server.store.sqlite.project_writes import ProjectDelta
 from spanloom.server.store.sqlite.session_writes import SessionFirsts, SessionRow, SessionTotals
-from spanloom.server.store.sqlite.statements import by_project, to_json
-from spanloom.server.store.sqlite.trace_rollup import (
+from spanloom.server.store.sqlite.statements import by_project
+from spanloom.server.store.sqlite.user_writes import UserRow
+from spanloom.server.store.trace_rollup import (
     TraceRow,
     compute_trace,
     facts_of,
@@ -46,7 +48,6 @@ from spanloom.server.store.sqlite.trace_rollup import (
     percentile,
     saturated,
 )
-from spanloom.server.store.sqlite.user_writes import UserRow
 
 # (project, session or user id)
 Key = tuple[str, str]

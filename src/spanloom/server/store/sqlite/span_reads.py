@@ -10,7 +10,8 @@ from typing import Any
 
 from spanloom.server.store.base import ListQuery, Page, SpanRecord
 from spanloom.server.store.cursor import decode_cursor, encode_cursor
-from spanloom.server.store.sqlite.statements import to_json
+from spanloom.server.store.json_values import to_json
+from spanloom.server.store.span_texts import restore_attributes
 
 # What a trace's outline reads of each span: everything but the texts, attributes and events,
 # which are most of a span's bytes (a trace may hold up to 100,000 spans).
@@ -69,23 +70,6 @@ def _outline(row: Sequence[Any]) -> SpanRecord:
     )
 
 
-def _restore_attributes(
-    attributes: dict[str, Any], moved: Sequence[tuple[str | None, int | None, str | None]]
-) -> dict[str, Any]:
-    """Put back the attributes that input/output were read from (the writer left them out of the
-    attributes JSON because the input/output columns hold the same text), at their positions.
-    `moved`: (attribute key, position, text) of the input and the output."""
-    found = sorted(
-        (position, key, text) for key, position, text in moved if key is not None and position is not None
-    )
-    if not found:
-        return attributes
-    items = list(attributes.items())
-    for position, key, text in found:
-        items.insert(position, (key, text))
-    return dict(items)
-
-
 def _shared_texts(
     connection: sqlite3.Connection, rows: Sequence[Sequence[Any]]
 ) -> dict[tuple[str, str], tuple[Any, Any]]:
@@ -137,7 +121,7 @@ def spans_of(connection: sqlite3.Connection, rows: Sequence[Sequence[Any]]) -> l
         span.output = output_text
         span.metadata = json.loads(metadata)
         span.tags = json.loads(tags)
-        span.attributes = _restore_attributes(
+        span.attributes = restore_attributes(
             json.loads(attributes), ((input_key, input_at, input_text), (output_key, output_at, output_text))
         )
         span.events = json.loads(events)

@@ -7,37 +7,16 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from spanloom.server.store.base import SpanRecord
-from spanloom.server.store.sqlite.statements import to_json
-from spanloom.server.store.sqlite.trace_rollup import TraceRollup, compute_trace, facts_of
-
-INPUT_VALUE_KEY = "input.value"
-OUTPUT_VALUE_KEY = "output.value"
-
-
-def _source_key(attributes: dict[str, Any], text: str | None, preferred: str) -> tuple[str, int] | None:
-    """The attribute (and its position) that holds exactly `text`, if any."""
-    if text is None:
-        return None
-    # Normalization hands over the attribute's own string object, so identity finds it without
-    # comparing kilobytes of text; input.value/output.value are also matched by equality.
-    for position, (key, value) in enumerate(attributes.items()):
-        if value is text or (key == preferred and value == text):
-            return key, position
-    return None
+from spanloom.server.store.json_values import to_json
+from spanloom.server.store.span_texts import split_attributes
+from spanloom.server.store.trace_rollup import TraceRollup, compute_trace, facts_of
 
 
 def span_row(span: SpanRecord, json_cache: dict[int, str]) -> tuple[Any, ...]:
     """The spans row of one record. The input/output attribute is left out of `attributes` (the
     input/output columns already hold that text, and it is the bulk of an LLM span): this halves
     what is written per span. `json_cache` serializes a resource shared by many spans once."""
-    attributes = span.attributes
-    moved_input = _source_key(attributes, span.input, INPUT_VALUE_KEY)
-    moved_output = _source_key(attributes, span.output, OUTPUT_VALUE_KEY)
-    if moved_output and moved_input and moved_output[0] == moved_input[0]:
-        moved_output = None
-    if moved_input or moved_output:
-        dropped = {moved[0] for moved in (moved_input, moved_output) if moved}
-        attributes = {key: value for key, value in attributes.items() if key not in dropped}
+    attributes, moved_input, moved_output = split_attributes(span.attributes, span.input, span.output)
     resource_json = json_cache.get(id(span.resource))
     if resource_json is None:
         resource_json = json_cache[id(span.resource)] = to_json(span.resource)

@@ -10,8 +10,9 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from spanloom.server.store.sqlite.statements import execute_values, to_json
-from spanloom.server.store.sqlite.trace_rollup import SPAN_FACT_COLUMNS, SpanFacts, facts_of_row
+from spanloom.server.store.json_values import to_json
+from spanloom.server.store.sqlite.statements import execute_values
+from spanloom.server.store.trace_rollup import SPAN_FACT_COLUMNS, SpanFacts, facts_of_row
 
 # The columns of a spans row, in the order span_rows.span_row builds it.
 SPAN_ROW_COLUMNS = (

@@ -9,9 +9,9 @@ from typing import Any
 
 from spanloom.server.store.base import ListQuery, Page, TraceSummary
 from spanloom.server.store.evaluation_types import FEEDBACK
+from spanloom.server.store.json_values import to_json
 from spanloom.server.store.sqlite import evaluation_reads
 from spanloom.server.store.sqlite.list_paging import Conditions, ListShape, Sort, like, page
-from spanloom.server.store.sqlite.statements import to_json
 
 
 # A trace's input/output text (for a query over `traces t`): read from the span it came from,

@@ -6,8 +6,9 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from spanloom.server.store.sqlite.statements import execute_values, to_json, upsert_statement
-from spanloom.server.store.sqlite.trace_rollup import TRACE_COLUMNS, TraceRow
+from spanloom.server.store.json_values import to_json
+from spanloom.server.store.sqlite.statements import execute_values, upsert_statement
+from spanloom.server.store.trace_rollup import TRACE_COLUMNS, TraceRow
 
 _UPSERT_TRACE = upsert_statement("traces", (*TRACE_COLUMNS, "input_span_id", "output_span_id"))
 

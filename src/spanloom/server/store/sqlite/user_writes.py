@@ -6,11 +6,11 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
+from spanloom.server.store.json_values import to_json
 from spanloom.server.store.sqlite.statements import (
     execute_values,
     fetch_in_one_step,
     saturated_sum,
-    to_json,
     upsert_statement,
 )
 

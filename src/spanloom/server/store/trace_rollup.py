@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
 from spanloom.server.store.base import SpanRecord
-from spanloom.server.store.sqlite.statements import to_json
+from spanloom.server.store.json_values import to_json
 
 
 class SpanFacts(NamedTuple):

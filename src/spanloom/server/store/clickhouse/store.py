@@ -1,0 +1,579 @@
+"""`ClickHouseStore`: the `Store` protocol over ClickHouse, embedded (chDB) or a server.
+
+One writer thread fed by a bounded queue, as in the SQLite store: `insert_spans` puts a request
+on the queue and returns a future (or raises `StoreBusyError` when the queue is full); the writer
+takes everything waiting, up to `max_batch_spans`, writes it as one batch (writer.py) and only
+then resolves the futures: a 200 means the inserts returned from ClickHouse. If a batch fails,
+each request is tried alone, so one bad request cannot fail the others; a request that still
+fails gets `StoreUnavailableError` (503), the half-written batch is recounted (writer.recover)
+before the next write, and the writer goes on.
+
+Reads: each reading thread has its own client (a client runs one query at a time); they read the
+rows as the last insert left them, never a duplicate (no insert is ever repeated, and rollup rows
+are read with FINAL).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import shutil
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent import futures
+from concurrent.futures import Future, InvalidStateError
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from spanloom.server.store.base import (
+    FailingTurn,
+    InsertResult,
+    ListQuery,
+    Page,
+    Progress,
+    ProjectSummary,
+    Readiness,
+    Retention,
+    RetentionResult,
+    SessionDetail,
+    SessionSummary,
+    SpanRecord,
+    StoreBusyError,
+    StoreClosedError,
+    StoreOpenError,
+    StoreStats,
+    StoreUnavailableError,
+    TraceDetail,
+    TraceSummary,
+    UserDetail,
+    UserSummary,
+    WriteObserver,
+)
+from spanloom.server.store.clickhouse import (
+    evaluation_reads,
+    session_reads,
+    span_reads,
+    trace_reads,
+    user_reads,
+)
+from spanloom.server.store.clickhouse.location import WRITER_SETTINGS, Location, connect
+from spanloom.server.store.clickhouse.migrations import SchemaTooNewError, migrate
+from spanloom.server.store.clickhouse.write_log import FileLog, TableLog, WriteLog
+from spanloom.server.store.clickhouse.writer import Writer
+from spanloom.server.store.cursor import (
+    TRACE_SPANS_CURSOR,
+    TURNS_BEFORE,
+    TURNS_FROM,
+    decode_cursor,
+    decode_turns_cursor,
+    encode_cursor,
+)
+from spanloom.server.store.evaluation_types import (
+    EvaluationGroup,
+    EvaluationInput,
+    EvaluationInsertResult,
+    GroupBy,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _Request:
+    future: Future[Any]
+    spans: Sequence[SpanRecord] = ()
+    evaluations: Sequence[EvaluationInput] = ()
+    projects: frozenset[str] | None = None
+    retention: tuple[Retention, int] | None = None  # a retention batch: what, how many at most
+    # Or session marks to write (ended, judged), given the writer.
+    marks: Callable[[Writer], None] | None = None
+    probe: bool = False  # a readiness probe (check_ready): answered, writes nothing
+
+    @property
+    def size(self) -> int:
+        return len(self.spans) + len(self.evaluations)
+
+
+_STOP = None
+# The room a write needs to be likely to succeed: some batches of LLM spans, with their parts.
+ROOM_BYTES = 64 * 1024 * 1024
+
+
+def _settle(future: Future[Any], result: Any = None, error: BaseException | None = None) -> None:
+    """Resolve a caller's future unless it is done (cancelled when its client went away)."""
+    if future.done():
+        return
+    try:
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+    except InvalidStateError:
+        pass
+
+
+def _unavailable(error: Exception) -> StoreUnavailableError:
+    full = "NOT_ENOUGH_SPACE" in str(error) or "No space left" in str(error)
+    message = (
+        f"storage is full ({error}): nothing more was stored; retry once space is freed"
+        if full
+        else f"storage failed ({type(error).__name__}: {error}): retry later"
+    )
+    unavailable = StoreUnavailableError(message[:2000], full=full)
+    unavailable.__cause__ = error
+    return unavailable
+
+
+_PROJECT_FIGURES = """
+SELECT project, sum(spans), sum(traces), sum(sessions), min(first), max(last) FROM (
+    SELECT project, toInt64(sum(span_count)) AS spans, toInt64(sum(trace_count)) AS traces,
+        toInt64(count()) AS sessions, min(start_ns) AS first, max(end_ns) AS last
+    FROM sessions FINAL GROUP BY project
+    UNION ALL
+    SELECT project, toInt64(sum(span_count)), toInt64(count()), toInt64(0), min(start_ns), max(end_ns)
+    FROM traces FINAL WHERE session_id = '' GROUP BY project
+) GROUP BY project ORDER BY project
+"""
+
+
+class ClickHouseStore:
+    """Spans in ClickHouse: chDB in this process, or a server or cluster over HTTP."""
+
+    def __init__(
+        self,
+        location: Location,
+        *,
+        queue_size: int = 16,
+        max_batch_spans: int = 8192,
+        progress: Progress | None = None,
+    ) -> None:
+        """Opens (creating or upgrading) the database and repairs any batch a crash cut short.
+        Raises StoreOpenError, having changed nothing, for a database it cannot use."""
+        self.location = location
+        self._clients: list[Any] = []
+        self._clients_lock = threading.Lock()
+        self._local = threading.local()
+        try:
+            admin = connect(location)
+            try:
+                migrate(admin, location.database, location.cluster, progress)
+            finally:
+                admin.close()
+            self._writer_client = self._connect(WRITER_SETTINGS)
+            self._log: WriteLog = (
+                FileLog(Path(location.path) / "spanloom-write-log.jsonl")
+                if location.path is not None
+                else TableLog(self._writer_client)
+            )
+            self._writer = Writer(self._writer_client, self._log, embedded=location.embedded)
+            repaired = self._writer.recover()
+            if repaired and progress is not None:
+                progress(f"recounted {repaired} batch(es) a stop cut short")
+        except SchemaTooNewError as error:
+            self._close_clients()
+            raise StoreOpenError(f"cannot open {location.url}: {error}") from error
+        except Exception as error:
+            self._close_clients()
+            raise StoreOpenError(f"cannot open {location.url} as a spanloom store: {error}") from error
+        self._needs_recovery = False
+        self._observers: list[WriteObserver] = []
+        self._probe: Future[None] | None = None  # the readiness probe on the queue, if any
+        self._probe_lock = threading.Lock()
+        self._queue: queue.Queue[_Request | None] = queue.Queue(maxsize=max(1, queue_size))
+        self._max_batch_spans = max_batch_spans
+        self._closed = False
+        self._thread = threading.Thread(
+            target=self._run_writer, name="spanloom-clickhouse-writer", daemon=True
+        )
+        self._thread.start()
+
+    def _connect(self, extra: dict[str, Any] | None = None) -> Any:
+        client = connect(self.location, self.location.database, extra)
+        with self._clients_lock:
+            self._clients.append(client)
+        return client
+
+    def _close_clients(self) -> None:
+        with self._clients_lock:
+            for client in self._clients:
+                try:
+                    client.close()
+                except Exception:  # closing is best effort: the engine goes with the process
+                    logger.debug("spanloom: closing a ClickHouse client failed", exc_info=True)
+            self._clients.clear()
+
+    # --- writing ---
+    def insert_spans(
+        self, spans: Sequence[SpanRecord], projects: frozenset[str] | None = None
+    ) -> Future[InsertResult]:
+        if self._closed:
+            raise StoreClosedError("the store is closed")
+        future: Future[InsertResult] = Future()
+        if not spans:
+            future.set_result(InsertResult(accepted=0))
+            return future
+        self._enqueue(_Request(future, spans=list(spans), projects=projects))
+        return future
+
+    def insert_evaluations(
+        self, evaluations: Sequence[EvaluationInput], projects: frozenset[str] | None = None
+    ) -> Future[EvaluationInsertResult]:
+        if self._closed:
+            raise StoreClosedError("the store is closed")
+        future: Future[EvaluationInsertResult] = Future()
+        if not evaluations:
+            future.set_result(EvaluationInsertResult(accepted=0))
+            return future
+        self._enqueue(_Request(future, evaluations=list(evaluations), projects=projects))
+        return future
+
+    def delete_expired(self, retention: Retention, limit: int = 200) -> Future[RetentionResult]:
+        if self._closed:
+            raise StoreClosedError("the store is closed")
+        future: Future[RetentionResult] = Future()
+        # Through the writer's queue: a batch is written between ingest's, never beside them.
+        self._enqueue(_Request(future, retention=(retention, limit)))
+        return future
+
+    def end_session(self, project: str, session_id: str, ended_ns: int) -> Future[None]:
+        return self._mark(lambda writer: writer.end_session(project, session_id, ended_ns))
+
+    def mark_judged(self, project: str, session_id: str, judged_end_ns: int) -> Future[None]:
+        return self._mark(lambda writer: writer.mark_judged(project, session_id, judged_end_ns))
+
+    def mark_judged_many(self, marks: Sequence[tuple[str, str, int]]) -> Future[None]:
+        rows = list(marks)  # a copy: the caller's list is theirs
+        return self._mark(lambda writer: writer.mark_judged_many(rows))
+
+    def _mark(self, marks: Callable[[Writer], None]) -> Future[None]:
+        if self._closed:
+            raise StoreClosedError("the store is closed")
+        future: Future[None] = Future()
+        self._enqueue(_Request(future, marks=marks))
+        return future
+
+    def sessions_to_judge(self, idle_before_ns: int, limit: int = 100) -> list[tuple[str, str, int]]:
+        return session_reads.select_sessions_to_judge(self._reader(), idle_before_ns, limit)
+
+    def _enqueue(self, request: _Request) -> None:
+        try:
+            self._queue.put_nowait(request)
+        except queue.Full:
+            raise StoreBusyError("the write queue is full") from None
+
+    def _run_writer(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is _STOP:
+                break
+            batch = [first]
+            count = first.size
+            while count < self._max_batch_spans:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stopping = True
+                    break
+                batch.append(item)
+                count += item.size
+            try:
+                self._write(batch)
+            except Exception as error:  # never let the writer die: every later write would wait
+                logger.exception("spanloom: the writer failed on %d requests", len(batch))
+                for request in batch:
+                    _settle(request.future, error=error)
+
+    def _write(self, requests: list[_Request]) -> None:
+        if self._needs_recovery:
+            try:
+                self._writer.recover()
+                self._needs_recovery = False
+            except Exception as error:
+                for request in requests:
+                    _settle(request.future, error=_unavailable(error))
+                return
+        spans = [request for request in requests if request.spans]
+        if spans:
+            self._write_spans(spans)
+        for request in requests:
+            if request.probe:
+                self._answer_probe(request)
+            if request.marks is not None:
+                try:
+                    request.marks(self._writer)
+                except Exception as error:
+                    logger.error("spanloom: writing a session mark failed: %s", error)
+                    _settle(request.future, error=_unavailable(error))
+                else:
+                    _settle(request.future, None)
+            if request.retention is not None:
+                try:
+                    _settle(request.future, self._writer.delete_expired(*request.retention))
+                except Exception as error:
+                    self._needs_recovery = True
+                    logger.error("spanloom: deleting expired sessions failed: %s", error)
+                    _settle(request.future, error=_unavailable(error))
+            if request.evaluations:
+                try:
+                    result = self._writer.write_evaluations(request.evaluations, request.projects)
+                    self._observe(result.accepted)
+                    _settle(request.future, result)
+                except Exception as error:
+                    self._needs_recovery = True
+                    logger.error("spanloom: writing %d results failed: %s", request.size, error)
+                    _settle(request.future, error=_unavailable(error))
+
+    def _write_spans(self, requests: list[_Request]) -> None:
+        try:
+            results = self._writer.write_spans([(request.spans, request.projects) for request in requests])
+        except Exception as error:
+            self._needs_recovery = True
+            if len(requests) == 1:
+                logger.error("spanloom: writing %d spans failed: %s", requests[0].size, error)
+                _settle(requests[0].future, error=_unavailable(error))
+            else:
+                for request in requests:
+                    self._write([request])
+            return
+        self._observe(sum(result.accepted for result in results))
+        for request, result in zip(requests, results, strict=True):
+            _settle(request.future, result)
+
+    def _observe(self, records: int) -> None:
+        if not records:
+            return
+        for observer in self._observers:
+            try:
+                observer(records)
+            except Exception:
+                logger.exception("spanloom: a write observer failed")
+
+    def _answer_probe(self, probe: _Request) -> None:
+        """After the writes taken with it: would the next write find room?"""
+        try:
+            shortage = self._disk_shortage(self._writer_client)
+        except Exception as error:
+            _settle(probe.future, error=_unavailable(error))
+        else:
+            _settle(probe.future, error=StoreUnavailableError(shortage, full=True) if shortage else None)
+
+    def _disk_shortage(self, client: Any) -> str | None:
+        """Why the disk holding the data cannot take a write, or None when it has room: the
+        directory's filesystem (chDB), the server's disks' free space as it reports it."""
+        if self.location.path is not None:
+            free = shutil.disk_usage(self.location.path).free
+            where = f"the disk holding {self.location.path}"
+        else:
+            free = int(client.query("SELECT min(unreserved_space) FROM system.disks").result_rows[0][0])
+            where = "the ClickHouse server's disks"
+        if free < ROOM_BYTES:
+            return f"storage is full: {free} bytes free on {where}"
+        return None
+
+    # --- reading ---
+    def _reader(self) -> Any:
+        client = getattr(self._local, "client", None)
+        if client is None:
+            if self._closed:
+                raise StoreClosedError("the store is closed")
+            client = self._local.client = self._connect()
+        return client
+
+    def list_projects(self) -> list[ProjectSummary]:
+        """Each project's figures from its session rows and its traces without a session (a key
+        range of `traces`): never a pass over every trace."""
+        client = self._reader()
+        rows = client.query(_PROJECT_FIGURES).result_rows
+        users = dict(client.query("SELECT project, count() FROM users FINAL GROUP BY project").result_rows)
+        return [
+            ProjectSummary(project, spans, traces, sessions, users.get(project, 0), first, last)
+            for project, spans, traces, sessions, first, last in rows
+        ]
+
+    def list_sessions(self, query: ListQuery) -> Page[SessionSummary]:
+        return session_reads.list_sessions(self._reader(), query)
+
+    def get_session(
+        self, project: str, session_id: str, limit: int | None = None, cursor: str | None = None
+    ) -> SessionDetail | None:
+        after: tuple[int, str] | None = None
+        before: tuple[int, str] | None = None
+        if cursor:
+            kind, start_ns, trace_id = decode_turns_cursor(cursor)
+            after, before = (
+                ((start_ns, trace_id), None) if kind == TURNS_FROM else (None, (start_ns, trace_id))
+            )
+        client = self._reader()
+        summary = session_reads.select_session(client, project, session_id)
+        if summary is None:
+            return None
+        fetch = None if limit is None else limit + (before is None)  # one more: is there a next page?
+        turns = trace_reads.select_session_turns(client, project, session_id, fetch, after, before)
+        next_turn = turns.pop() if limit is not None and before is None and len(turns) > limit else None
+        if next_turn is None and before is not None:
+            next_key: tuple[int, str] | None = before
+        else:
+            next_key = (next_turn.start_time_ns, next_turn.trace_id) if next_turn else None
+        first = (turns[0].start_time_ns, turns[0].trace_id) if turns else None
+        offset = trace_reads.count_turns_before(client, project, session_id, first) if first and cursor else 0
+        failing = trace_reads.select_first_failing_turn(client, project, session_id)
+        first_failing = None
+        if failing is not None:
+            failing_start, failing_trace, by_error = failing
+            first_failing = FailingTurn(
+                index=trace_reads.count_turns_before(client, project, session_id, failing[:2]),
+                trace_id=failing_trace,
+                reason="error" if by_error else "evaluation",
+                cursor=encode_cursor(TURNS_FROM, failing_start, (failing_trace,)),
+            )
+        return SessionDetail(
+            summary,
+            turns,
+            span_reads.select_session_tool_spans(client, turns),
+            first_turn_index=offset,
+            next_cursor=encode_cursor(TURNS_FROM, next_key[0], (next_key[1],)) if next_key else None,
+            previous_cursor=encode_cursor(TURNS_BEFORE, first[0], (first[1],)) if first and offset else None,
+            first_failing=first_failing,
+            results=evaluation_reads.select_session_results(client, project, session_id),
+        )
+
+    def find_session_projects(self, session_id: str) -> list[str]:
+        return session_reads.select_session_projects(self._reader(), session_id)
+
+    def list_users(self, query: ListQuery) -> Page[UserSummary]:
+        return user_reads.list_users(self._reader(), query)
+
+    def get_user(self, project: str, user_id: str, sessions: ListQuery | None = None) -> UserDetail | None:
+        client = self._reader()
+        summary = user_reads.select_user(client, project, user_id)
+        if summary is None:
+            return None
+        session_query = replace(sessions or ListQuery(), project=project, user_id=user_id)
+        return UserDetail(summary, session_reads.list_sessions(client, session_query))
+
+    def find_user_projects(self, user_id: str) -> list[str]:
+        return user_reads.select_user_projects(self._reader(), user_id)
+
+    def list_traces(self, query: ListQuery) -> Page[TraceSummary]:
+        return trace_reads.list_traces(self._reader(), query)
+
+    def get_trace(
+        self, trace_id: str, limit: int | None = None, cursor: str | None = None
+    ) -> TraceDetail | None:
+        after = decode_cursor(cursor, TRACE_SPANS_CURSOR)[1][0] if cursor else ""
+        client = self._reader()
+        summary = trace_reads.select_trace(client, trace_id)
+        if summary is None:
+            return None
+        if limit is None and not cursor:
+            return TraceDetail(summary, span_reads.select_trace_spans(client, summary))
+        spans, next_after = span_reads.select_trace_span_page(
+            client, summary, limit or summary.span_count or 1, after
+        )
+        next_cursor = encode_cursor(TRACE_SPANS_CURSOR, 0, (next_after,)) if next_after else None
+        return TraceDetail(summary, spans, next_cursor)
+
+    def get_trace_outline(self, trace_id: str) -> TraceDetail | None:
+        client = self._reader()
+        summary = trace_reads.select_trace(client, trace_id)
+        if summary is None:
+            return None
+        return TraceDetail(summary, span_reads.select_trace_outline(client, summary))
+
+    def get_spans(self, trace_id: str, span_ids: Sequence[str]) -> list[SpanRecord]:
+        client = self._reader()
+        summary = trace_reads.select_trace(client, trace_id)
+        if summary is None or not span_ids:
+            return []
+        return span_reads.select_spans(client, summary, span_ids)
+
+    def count_trace_spans(self, trace_ids: Sequence[str]) -> dict[str, int]:
+        counts = dict.fromkeys(trace_ids, 0)
+        counts.update(trace_reads.select_trace_span_counts(self._reader(), list(counts)))
+        return counts
+
+    def list_spans(self, query: ListQuery) -> Page[SpanRecord]:
+        return span_reads.list_spans(self._reader(), query)
+
+    def count_spans(self, query: ListQuery) -> int:
+        return span_reads.count_spans(self._reader(), query)
+
+    def list_evaluation_names(self, project: str | None = None) -> list[str]:
+        return evaluation_reads.list_evaluation_names(self._reader(), project)
+
+    def summarize_evaluations(
+        self, group_by: GroupBy, name: str | None = None, project: str | None = None, limit: int = 50
+    ) -> list[EvaluationGroup]:
+        return evaluation_reads.summarize(self._reader(), group_by, name, project, limit)
+
+    # --- operating ---
+    def check_ready(self, timeout: float) -> Readiness:
+        if self._closed:
+            return Readiness(False, "the store is closed: the server is shutting down")
+        deadline = time.monotonic() + timeout
+        with self._probe_lock:
+            # One probe on the queue at a time: callers while it waits share its answer, and a
+            # stuck writer does not collect a probe per call.
+            probe = self._probe
+            if probe is None or probe.done():
+                probe = Future()
+                try:
+                    self._queue.put(_Request(probe, probe=True), timeout=timeout)
+                except queue.Full:
+                    return Readiness(False, f"the writer's queue stayed full for {timeout:g} s")
+                self._probe = probe
+        try:
+            probe.result(timeout=max(0.0, deadline - time.monotonic()))
+        except futures.TimeoutError:
+            return Readiness(False, f"the writer has not taken a write for {timeout:g} s")
+        except StoreUnavailableError as error:
+            return Readiness(False, str(error))
+        except Exception as error:
+            return Readiness(False, f"a write would fail: {error}")
+        return Readiness(True)
+
+    def stats(self) -> StoreStats:
+        return StoreStats(size_bytes=self._size_bytes(), queued_writes=self._queue.qsize())
+
+    def _size_bytes(self) -> int:
+        """chDB: its directory's files (a walk of a few thousand at most: parts are merged); a
+        server: the database's active parts, as the server counts them."""
+        if self.location.path is not None:
+            total = 0
+            for directory, _, names in os.walk(self.location.path):
+                for name in names:
+                    try:
+                        total += os.stat(os.path.join(directory, name)).st_size
+                    except OSError:
+                        pass  # a part merged away while we walked
+            return total
+        rows = (
+            self._reader()
+            .query(
+                "SELECT sum(bytes_on_disk) FROM system.parts WHERE active AND database = {db:String}",
+                parameters={"db": self.location.database},
+            )
+            .result_rows
+        )
+        return int(rows[0][0] or 0)
+
+    def observe_writes(self, observer: WriteObserver) -> None:
+        self._observers.append(observer)
+
+    # --- lifecycle ---
+    def close(self) -> None:
+        """Finish queued writes, stop the writer, close every client. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(_STOP)
+        self._thread.join()
+        self._close_clients()
+        if isinstance(self._log, FileLog):
+            self._log.close()
