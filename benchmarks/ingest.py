@@ -38,6 +38,7 @@ from pathlib import Path
 
 import grpc
 import httpx
+import reader_load  # benchmarks/, beside this script
 from google.rpc import error_details_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
@@ -404,9 +405,18 @@ def main() -> None:
     )
     parser.add_argument("--protocol", choices=("http", "grpc"), default="http", help="how the spans are sent")
     parser.add_argument("--rounds", type=int, default=None, help="ingest rounds (default 1; 3 with grpc)")
+    parser.add_argument(
+        "--with-readers",
+        action="store_true",
+        help="ingest alone vs while one client reads (reader_load.py); --rounds each, default 2",
+    )
     args = parser.parse_args()
     rounds = args.rounds or (3 if args.protocol == "grpc" else 1)
     payloads, session_ids, user_ids = build_payloads(args.spans, args.sessions, args.users)
+    if args.with_readers:
+        start = lambda directory: start_server(directory, dict(os.environ))[:2]  # noqa: E731
+        reader_load.compare(payloads, args.spans, args.rounds or 2, start, send_all)
+        return
     average = sum(map(len, payloads)) / args.spans
     # With gRPC, OTLP/HTTP runs in the same rounds, the two in alternating order, so that whatever
     # else the machine does weighs on both alike.
