@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
@@ -11,7 +10,7 @@ from spanloom.server.store.base import ListQuery, Page, TraceSummary
 from spanloom.server.store.evaluation_types import FEEDBACK
 from spanloom.server.store.sqlite import evaluation_reads
 from spanloom.server.store.sqlite.list_paging import Conditions, ListShape, Sort, like, page
-from spanloom.server.store.sqlite.statements import to_json
+from spanloom.server.store.sqlite.statements import from_json, to_json
 
 
 # A trace's input/output text (for a query over `traces t`): read from the span it came from,
@@ -76,8 +75,8 @@ def _trace(row: tuple[Any, ...]) -> TraceSummary:
         status=status,
         input=input_text,
         output=output_text,
-        tags=json.loads(tags),
-        metadata=json.loads(metadata),
+        tags=from_json(tags),
+        metadata=from_json(metadata),
     )
 
 
