@@ -206,7 +206,7 @@ class Rounds:
     loads: list[float] = field(default_factory=list)  # 1-minute load average at each round's start
 
 
-def _one_round(
+def one_round(
     payloads: list[bytes],
     spans: int,
     big: tuple[str, list[bytes]],
@@ -255,11 +255,18 @@ def compare(
         for number in range(rounds):
             # alone, readers | readers, alone | ...: each order as often as the other.
             for readers in (False, True) if number % 2 == 0 else (True, False):
-                _one_round(payloads, spans, big, start_server, send_all, Path(tmp), readers, result)
+                one_round(payloads, spans, big, start_server, send_all, Path(tmp), readers, result)
+    report(result, spans, sum(map(len, payloads)))
+    return result
+
+
+def report(result: Rounds, spans: int, payload_bytes: int) -> None:
+    """The tables: rates alone and with the reader, the drop, the reads' latencies."""
+    rounds = len(result.alone)
     drops = [1 - w / a for a, w in zip(result.alone, result.with_readers, strict=True)]
     overall = 1 - statistics.median(result.with_readers) / statistics.median(result.alone)
     print(
-        f"{spans:,} spans ({sum(map(len, payloads)) / spans / 1024:.1f} KiB each on the wire), "
+        f"{spans:,} spans ({payload_bytes / spans / 1024:.1f} KiB each on the wire), "
         f"{rounds} rounds each, alternating; {os.cpu_count()} CPUs, 1-min load average at the rounds' "
         f"start {_spread(result.loads, 2)} (min / median)\n"
     )
@@ -269,8 +276,7 @@ def compare(
     print(f"| ingest while one client reads | {_spread(result.with_readers)} spans/s | |")
     print(
         f"| drop, per pair of rounds | {min(drops):.0%} / {statistics.median(drops):.0%} "
-        f"(of the median rates: {overall:.0%})"
-        " | at most 20% |"
+        f"(of the median rates: {overall:.0%}) | at most 20% |"
     )
     print("\n| read during ingest | requests | median | p95 | target |")
     print("|---|---:|---:|---:|---|")
@@ -282,7 +288,6 @@ def compare(
                 f"| {kind} | {len(values)} | {statistics.median(values):.1f} ms | {_p95(values):.1f} ms "
                 f"| {targets.get(kind, '')} |"
             )
-    return result
 
 
 if __name__ == "__main__":
