@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
-import pydantic_core
+from pydantic import TypeAdapter
 from starlette.responses import Response, StreamingResponse
 
 JSON_TYPE = "application/json"
@@ -30,11 +30,13 @@ JSON_TYPE = "application/json"
 CHUNK_ITEMS = 100
 
 Item = TypeVar("Item")
+# What FastAPI encodes a handler's dict with (pydantic-core; NaN and infinities as null).
+_ANY = TypeAdapter(Any)
 
 
 def encode(value: Any) -> bytes:
     """JSON bytes of a JSON-ready value, as FastAPI would write them."""
-    return pydantic_core.to_json(value, inf_nan_mode="null")
+    return _ANY.dump_json(value)
 
 
 def json_response(payload: Any, status_code: int = 200) -> Response:

@@ -19,7 +19,10 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import pydantic_core
+try:  # pydantic-core (there with FastAPI's pydantic 2) from 2.14 on
+    from pydantic_core import from_json as _fast_json
+except ImportError:  # pragma: no cover - an older pydantic-core: the standard library's parser
+    _fast_json = json.loads  # type: ignore[assignment]
 
 # One encoder for every value: json.dumps with options builds a new encoder per call, and the
 # write path serializes several values of every span. allow_nan=False: NaN and Infinity are not
@@ -33,7 +36,7 @@ def from_json(text: str) -> Any:
     in a quarter of its time. Reads parse several values of every span, holding the GIL ingest
     needs; a 1,000-span page spent a third of its time in ``json.loads``."""
     try:
-        return pydantic_core.from_json(text)
+        return _fast_json(text)
     except ValueError:
         return json.loads(text)  # whatever the fast parser refuses (a lone surrogate escape)
 
