@@ -12,6 +12,7 @@ a big body held up ingest and every other request.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -36,6 +37,7 @@ from spanloom.server.list_params import (
     UserListParams,
     metadata_filters,
 )
+from spanloom.server.read_pacing import ReadPacing
 from spanloom.server.settings import Settings
 from spanloom.server.store.base import ListQuery, Store
 
@@ -209,13 +211,19 @@ def get_trace(
     params: Annotated[TraceSpanPageParams, Query()],
     store: Store = Depends(get_store),
 ) -> Response:
+    began = time.thread_time()
     detail = store.get_trace(trace_id.lower(), params.limit, params.cursor)
     if detail is None or not can_see(request, detail.summary.project):
         raise _not_found("trace", trace_id)
+    # A page of up to 10,000 spans: the one big read. It gives way to ingest (read_pacing.py)
+    # after reading its rows and after each chunk of JSON.
+    pacing: ReadPacing = request.app.state.read_pacing
+    pacing.yield_to_ingest(time.thread_time() - began)
     return streamed_json(
         serialize.trace_detail_head(detail),
         "spans",
         detail.spans,
         serialize.span_json,
         serialize.trace_detail_tail(detail),
+        after_chunk=pacing.yield_to_ingest,
     )
