@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -216,6 +217,8 @@ def one_round(
     readers: bool,
     rounds: Rounds,
 ) -> None:
+    # A directory per round, removed after it: each database is hundreds of MB.
+    directory = Path(tempfile.mkdtemp(dir=directory))
     server, base = start_server(directory)
     try:
         trace_id, trace_payloads = big
@@ -234,6 +237,7 @@ def one_round(
     finally:
         server.terminate()
         server.wait(timeout=60)
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _spread(values: list[float], digits: int = 0) -> str:
