@@ -54,6 +54,7 @@ from typing import Any
 
 import grpc
 import httpx
+import reader_load  # benchmarks/, beside this script
 from google.rpc import error_details_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
@@ -680,7 +681,14 @@ def main() -> None:
         default="http",
         help="how the spans are sent (grpc: against OTLP/HTTP in the same rounds, on SQLite)",
     )
-    parser.add_argument("--rounds", type=int, default=None, help="with --protocol grpc: rounds (default 3)")
+    parser.add_argument(
+        "--rounds", type=int, default=None, help="with --protocol grpc: rounds (default 3); --with-readers: 2"
+    )
+    parser.add_argument(
+        "--with-readers",
+        action="store_true",
+        help="ingest alone vs while one client reads (reader_load.py), on SQLite; --rounds each",
+    )
     args = parser.parse_args()
     if args.protocol == "grpc" and (args.store or args.migrate):
         parser.error("--protocol grpc compares the transports on SQLite: give no --store or --migrate")
@@ -690,6 +698,15 @@ def main() -> None:
     args.users = args.users or max(1, args.sessions // 10)
     if args.protocol == "grpc":
         protocol_rounds(args)
+        return
+    if args.with_readers:
+        payloads, _, _, _ = build_payloads(args.spans, args.sessions, args.users)
+
+        def start(directory: Path) -> tuple[subprocess.Popen, str]:
+            url = f"sqlite:///{directory / f'readers-{time.monotonic_ns()}.db'}"
+            return start_server(url, dict(os.environ))[:2]
+
+        reader_load.compare(payloads, args.spans, args.rounds or 2, start, send_all)
         return
     load_before = os.getloadavg()
     started = time.perf_counter()

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from spanloom.server.store.base import SpanRecord
-from spanloom.server.store.json_values import to_json
+from spanloom.server.store.json_values import from_json, to_json
 from spanloom.server.store.sqlite import SqliteStore, statements, user_writes
 from spanloom.server.store.sqlite.migrations import migrate
 from spanloom.server.store.sqlite.rollups import write_batch
@@ -166,6 +166,33 @@ def test_any_arrival_order_gives_the_rows_of_one_in_order_batch(spans: list[Span
         assert expected["users"] == _recounted_users(expected_connection)
         expected_connection.close()
         connection.close()
+
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**30), max_value=10**30)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(JSON_VALUES)
+def test_from_json_reads_back_what_to_json_stored(value: Any):
+    """The read path's fast parser gives what json.loads gives: integers past 64 bits stay exact
+    (not floats), floats keep every digit, every character comes back."""
+    text = to_json(value)
+    assert repr(from_json(text)) == repr(json.loads(text))
+
+
+def test_from_json_takes_what_the_fast_parser_refuses():
+    assert from_json('"\\ud83d"') == json.loads('"\\ud83d"')  # a lone surrogate escape
+    assert from_json('{"a": 1, "a": 2}') == {"a": 2}  # the last of repeated keys, as json.loads
 
 
 def test_get_trace_returns_the_attributes_as_sent(tmp_path: Path):

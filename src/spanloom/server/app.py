@@ -40,6 +40,7 @@ from spanloom.server.metrics.requests import RequestMetricsMiddleware
 from spanloom.server.operations import ReadinessCheck
 from spanloom.server.operations import router as operations_router
 from spanloom.server.pricing import load_price_table
+from spanloom.server.read_pacing import ReadPacing
 from spanloom.server.retention import RetentionPolicy, RetentionRunner
 from spanloom.server.settings import Settings
 from spanloom.server.store.base import Store
@@ -154,12 +155,15 @@ def create_app(
     metrics.price_table(prices.source)
     # One pipeline for every transport (OTLP/HTTP here, OTLP/gRPC from grpc_serving.py): the same
     # trace budget, the same decoding turn, the same hand-over to the evaluators, the same counts.
+    # Big reads (a trace's spans) give way to ingest while spans arrive (read_pacing.py).
+    app.state.read_pacing = ReadPacing()
     app.state.ingest = IngestPipeline(
         store,
         prices,
         IngestLimits.from_settings(settings),
         on_committed=evaluators.submit,
         metrics=metrics.ingest,
+        pacing=app.state.read_pacing,
     )
     app.state.grpc = None
     if grpc_listen is not None:

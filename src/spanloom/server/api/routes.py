@@ -5,17 +5,21 @@ without it, an id held by exactly one project the caller may read resolves to it
 several answers 409 with their names.
 
 Handlers are plain functions: FastAPI runs them in its thread pool, and the store gives each of
-those threads its own read connection.
+those threads its own read connection. They answer with JSON bytes encoded in that thread, and a
+trace's spans as a stream of bounded chunks (json_body.py): never encoded on the event loop, where
+a big body held up ingest and every other request.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from spanloom.server.api import serialize
+from spanloom.server.api.json_body import json_response, streamed_json
 from spanloom.server.auth.scope import (
     AmbiguousIdError,
     ProjectNotVisibleError,
@@ -33,12 +37,16 @@ from spanloom.server.list_params import (
     UserListParams,
     metadata_filters,
 )
+from spanloom.server.read_pacing import ReadPacing
 from spanloom.server.settings import Settings
 from spanloom.server.store.base import ListQuery, Store
 
 router = APIRouter(prefix="/api", tags=["api"])
 
 _METADATA_HELP = " Also `metadata.KEY=VALUE` (repeatable) keeps rows whose metadata has KEY equal to VALUE."
+# What the OpenAPI schema says of each answer: the handlers return bytes (json_body.py), which
+# FastAPI passes on as they are.
+_OBJECT = dict[str, Any]
 _AMBIGUOUS: dict[int | str, dict[str, Any]] = {
     409: {"description": "Without `project`, the id exists in several projects (listed)"}
 }
@@ -93,22 +101,25 @@ def _project_of(
     return project
 
 
-def _page(items: list[Any], next_cursor: str | None) -> dict[str, Any]:
-    return {"items": items, "next_cursor": next_cursor}
+def _page(items: list[Any], next_cursor: str | None) -> Response:
+    return json_response({"items": items, "next_cursor": next_cursor})
 
 
-@router.get("/projects", summary="Projects with span, trace, session and user counts")
-def list_projects(request: Request, store: Store = Depends(get_store)) -> dict[str, Any]:
+@router.get("/projects", summary="Projects with span, trace, session and user counts", response_model=_OBJECT)
+def list_projects(request: Request, store: Store = Depends(get_store)) -> Response:
     projects = [project for project in store.list_projects() if can_see(request, project.name)]
-    return {"items": [serialize.project_json(project) for project in projects]}
+    return json_response({"items": [serialize.project_json(project) for project in projects]})
 
 
 @router.get(
-    "/sessions", summary="Sessions (conversations), filtered, sorted and paged", description=_METADATA_HELP
+    "/sessions",
+    summary="Sessions (conversations), filtered, sorted and paged",
+    description=_METADATA_HELP,
+    response_model=_OBJECT,
 )
 def list_sessions(
     request: Request, params: Annotated[SessionListParams, Query()], store: Store = Depends(get_store)
-) -> dict[str, Any]:
+) -> Response:
     page = store.list_sessions(_list_query(request, params))
     return _page(
         [serialize.session_json(session, _idle_before(request)) for session in page.items], page.next_cursor
@@ -124,26 +135,27 @@ def list_sessions(
         " the whole session; its `cursor` opens the page that starts at it."
     ),
     responses=_AMBIGUOUS,
+    response_model=_OBJECT,
 )
 def get_session(
     request: Request,
     session_id: str,
     params: Annotated[SessionTurnParams, Query()],
     store: Store = Depends(get_store),
-) -> dict[str, Any]:
+) -> Response:
     chosen = _project_of(
         request, "session", session_id, params.project, lambda: store.find_session_projects(session_id)
     )
     detail = store.get_session(chosen, session_id, params.limit, params.cursor)
     if detail is None:
         raise _not_found("session", session_id)
-    return serialize.session_detail_json(detail, _idle_before(request))
+    return json_response(serialize.session_detail_json(detail, _idle_before(request)))
 
 
-@router.get("/users", summary="Users, filtered, sorted and paged")
+@router.get("/users", summary="Users, filtered, sorted and paged", response_model=_OBJECT)
 def list_users(
     request: Request, params: Annotated[UserListParams, Query()], store: Store = Depends(get_store)
-) -> dict[str, Any]:
+) -> Response:
     page = store.list_users(_list_query(request, params))
     return _page([serialize.user_json(user) for user in page.items], page.next_cursor)
 
@@ -153,25 +165,31 @@ def list_users(
     summary="One user: aggregates and their sessions (filtered, sorted and paged like /api/sessions)",
     description="`project` names the user's project (needed when the id is in several)." + _METADATA_HELP,
     responses=_AMBIGUOUS,
+    response_model=_OBJECT,
 )
 def get_user(
     request: Request,
     user_id: str,
     params: Annotated[SessionListParams, Query()],
     store: Store = Depends(get_store),
-) -> dict[str, Any]:
+) -> Response:
     chosen = _project_of(request, "user", user_id, params.project, lambda: store.find_user_projects(user_id))
     sessions = _list_query(request, params)
     detail = store.get_user(chosen, user_id, sessions)
     if detail is None:
         raise _not_found("user", user_id)
-    return serialize.user_detail_json(detail, _idle_before(request))
+    return json_response(serialize.user_detail_json(detail, _idle_before(request)))
 
 
-@router.get("/traces", summary="Traces, filtered, sorted and paged", description=_METADATA_HELP)
+@router.get(
+    "/traces",
+    summary="Traces, filtered, sorted and paged",
+    description=_METADATA_HELP,
+    response_model=_OBJECT,
+)
 def list_traces(
     request: Request, params: Annotated[TraceListParams, Query()], store: Store = Depends(get_store)
-) -> dict[str, Any]:
+) -> Response:
     page = store.list_traces(_list_query(request, params))
     return _page([serialize.trace_json(trace) for trace in page.items], page.next_cursor)
 
@@ -185,14 +203,27 @@ def list_traces(
         " as `cursor` for the next. Pages share no span and together hold them all; each is in start"
         " order (order the whole by `start_time` once every page is in)."
     ),
+    response_model=_OBJECT,
 )
 def get_trace(
     request: Request,
     trace_id: str,
     params: Annotated[TraceSpanPageParams, Query()],
     store: Store = Depends(get_store),
-) -> dict[str, Any]:
+) -> Response:
+    began = time.thread_time()
     detail = store.get_trace(trace_id.lower(), params.limit, params.cursor)
     if detail is None or not can_see(request, detail.summary.project):
         raise _not_found("trace", trace_id)
-    return serialize.trace_detail_json(detail)
+    # A page of up to 10,000 spans: the one big read. It gives way to ingest (read_pacing.py)
+    # after reading its rows and after each chunk of JSON.
+    pacing: ReadPacing = request.app.state.read_pacing
+    pacing.yield_to_ingest(time.thread_time() - began)
+    return streamed_json(
+        serialize.trace_detail_head(detail),
+        "spans",
+        detail.spans,
+        serialize.span_json,
+        serialize.trace_detail_tail(detail),
+        after_chunk=pacing.yield_to_ingest,
+    )

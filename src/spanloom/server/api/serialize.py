@@ -233,10 +233,20 @@ def span_json(span: SpanRecord) -> dict[str, Any]:
     }
 
 
+def trace_detail_head(detail: TraceDetail) -> dict[str, Any]:
+    """What a trace's JSON holds before its "spans" (see trace_detail_json)."""
+    return {**trace_json(detail.summary), **results_json(detail.summary.evaluations)}
+
+
+def trace_detail_tail(detail: TraceDetail) -> dict[str, Any]:
+    """What a trace's JSON holds after its "spans"."""
+    return {"next_cursor": detail.next_cursor}
+
+
 def trace_detail_json(detail: TraceDetail) -> dict[str, Any]:
+    """A trace and a page of its spans; the API streams the same members (head, spans, tail)."""
     return {
-        **trace_json(detail.summary),
-        **results_json(detail.summary.evaluations),
+        **trace_detail_head(detail),
         "spans": [span_json(span) for span in detail.spans],
-        "next_cursor": detail.next_cursor,
+        **trace_detail_tail(detail),
     }

@@ -40,6 +40,7 @@ from spanloom.server.metrics.ingest import (
     IngestMetrics,
 )
 from spanloom.server.pricing import PriceTable
+from spanloom.server.read_pacing import ReadPacing
 from spanloom.server.store.base import (
     InsertResult,
     SpanRecord,
@@ -156,6 +157,7 @@ class IngestPipeline:
         limits: IngestLimits,
         on_committed: Callable[[Sequence[SpanRecord]], None] | None = None,
         metrics: IngestMetrics | None = None,
+        pacing: ReadPacing | None = None,
     ) -> None:
         self.store = store
         self.prices = prices
@@ -165,12 +167,16 @@ class IngestPipeline:
         # counted by their transport (`refused`).
         self.metrics = metrics
         self.budget = TraceBudget(store, limits.max_spans_per_trace)
+        # Told of every request, so that big reads give way while spans arrive.
+        self.pacing = pacing
         self._decoding = threading.Lock()
 
     def submit(self, body: bytes, as_json: bool, projects: frozenset[str] | None) -> PendingExport:
         """Blocking (milliseconds of CPU per batch: call it off an event loop): decode, normalize,
         apply the key's scope (`projects`, None for all) and the trace budget, queue the write.
         Raises IngestRefusedError for a request refused whole."""
+        if self.pacing is not None:
+            self.pacing.ingest_busy()
         limits = self.limits
         try:
             # One decoded request at a time: decoding holds the GIL, so concurrent requests gain
@@ -214,6 +220,8 @@ class IngestPipeline:
 
     def committed(self, batch: NormalizedBatch, result: InsertResult) -> ExportOutcome:
         """Account for a committed write: the store's rejections, the trace budget, the hook."""
+        if self.pacing is not None:
+            self.pacing.ingest_busy()
         _count_rejected(batch, result.rejected, "; ".join(result.reasons), STORE_REFUSED)
         if self.metrics is not None:
             self.metrics.answered(batch.rejected_by, result.accepted)

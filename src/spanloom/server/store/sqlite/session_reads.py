@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Callable
 from typing import Any
 
 from spanloom.server.store.base import ListQuery, Page, SessionSummary
 from spanloom.server.store.evaluation_types import FEEDBACK
+from spanloom.server.store.json_values import from_json
 from spanloom.server.store.sqlite import evaluation_reads
 from spanloom.server.store.sqlite.list_paging import Conditions, ListShape, Sort, eval_sort, like, page
 from spanloom.server.store.sqlite.trace_reads import TRACE_INPUT, TRACE_OUTPUT, span_text
@@ -62,8 +62,8 @@ def _session(row: tuple[Any, ...]) -> SessionSummary:
         error_count=error_count,
         latency_p50_ms=latency_p50_ms,
         latency_p95_ms=latency_p95_ms,
-        tags=json.loads(tags),
-        metadata=json.loads(metadata),
+        tags=from_json(tags),
+        metadata=from_json(metadata),
         ended=bool(ended),
     )
 

@@ -3,14 +3,13 @@ tool spans, the span list for evaluating stored spans, and stored rows back into
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
 from spanloom.server.store.base import ListQuery, Page, SpanRecord
 from spanloom.server.store.cursor import decode_cursor, encode_cursor
-from spanloom.server.store.json_values import to_json
+from spanloom.server.store.json_values import from_json, to_json
 from spanloom.server.store.span_texts import restore_attributes
 
 # What a trace's outline reads of each span: everything but the texts, attributes and events,
@@ -119,13 +118,13 @@ def spans_of(connection: sqlite3.Connection, rows: Sequence[Sequence[Any]]) -> l
         span = _outline(row[:18])
         span.input = input_text
         span.output = output_text
-        span.metadata = json.loads(metadata)
-        span.tags = json.loads(tags)
+        span.metadata = from_json(metadata)
+        span.tags = from_json(tags)
         span.attributes = restore_attributes(
-            json.loads(attributes), ((input_key, input_at, input_text), (output_key, output_at, output_text))
+            from_json(attributes), ((input_key, input_at, input_text), (output_key, output_at, output_text))
         )
-        span.events = json.loads(events)
-        span.resource = json.loads(resource)
+        span.events = from_json(events)
+        span.resource = from_json(resource)
         spans.append(span)
     return spans
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
 from spanloom.server.store.base import ListQuery, Page, TraceSummary
 from spanloom.server.store.evaluation_types import FEEDBACK
-from spanloom.server.store.json_values import to_json
+from spanloom.server.store.json_values import from_json, to_json
 from spanloom.server.store.sqlite import evaluation_reads
 from spanloom.server.store.sqlite.list_paging import Conditions, ListShape, Sort, like, page
 
@@ -76,8 +75,8 @@ def _trace(row: tuple[Any, ...]) -> TraceSummary:
         status=status,
         input=input_text,
         output=output_text,
-        tags=json.loads(tags),
-        metadata=json.loads(metadata),
+        tags=from_json(tags),
+        metadata=from_json(metadata),
     )
 
 
