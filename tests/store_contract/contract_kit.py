@@ -171,9 +171,7 @@ def recount_trace(trace: str, spans: list[SpanRecord], results: list[EvaluationR
     start = min(row.start_time_ns for row in rows)
     end = max(row.end_time_ns for row in rows)
     errors = sum(row.status_code == "ERROR" for row in rows)
-    cost = 0.0
-    for row in rows:
-        cost += row.cost or 0.0
+    cost = math.fsum(row.cost or 0.0 for row in rows)
     tags, metadata = merged_labels(ordered)
     projects = {row.project for row in rows}
     assert len(projects) == 1, f"trace {trace}: spans of several projects {projects}"

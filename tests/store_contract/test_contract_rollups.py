@@ -84,6 +84,25 @@ def test_any_arrival_order_gives_the_recount(backend: str, spans: list[SpanRecor
         assert _lists(store) == _lists(expected)
 
 
+def test_a_traces_cost_is_the_same_whatever_order_its_spans_came_in(backend: str):
+    # 0.1 + 0.2 + 0.3 and 0.3 + 0.2 + 0.1 differ in the last bit as floats.
+    costs = [0.1, 0.2, 0.3]
+    spans = [
+        span(1, number, parent=None if number == 1 else 1, cost=cost) for number, cost in enumerate(costs, 1)
+    ]
+    with (
+        tempfile.TemporaryDirectory() as forward,
+        tempfile.TemporaryDirectory() as backward,
+        open_fresh(backend, Path(forward)) as first,
+        open_fresh(backend, Path(backward)) as second,
+    ):
+        for one in spans:
+            write(first, [one])
+        for one in reversed(spans):
+            write(second, [one])
+        assert every(first.list_traces)[0].cost == every(second.list_traces)[0].cost == 0.6
+
+
 def test_a_late_root_moves_its_trace_to_the_session_and_user_it_names(store: Store):
     child = span(1, 2, parent=1, start_ms=5, session_id="child-session", user_id="child-user", cost=0.5)
     write(store, [child, span(2, 1, session_id="child-session", user_id="child-user", cost=0.25)])

@@ -194,7 +194,8 @@ def compute_trace(trace_id: str, spans: Iterable[SpanFacts]) -> TraceRollup:
     end = max(row.end_ns for row in rows)
     latency_ns = (root.end_ns - root.start_ns) if root else end - start
     errors = sum(row.status_code == "ERROR" for row in rows)
-    cost = sum(row.cost or 0.0 for row in rows)
+    # fsum is exactly rounded, so the same spans give the same cost whatever order they came in.
+    cost = math.fsum(row.cost or 0.0 for row in rows)
     if any(row.tags or row.metadata for row in rows):
         tags, metadata = merge_labels((row.tags, row.metadata) for row in ordered)
     else:
