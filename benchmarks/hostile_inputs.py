@@ -103,6 +103,8 @@ def server_latencies(rounds: int) -> tuple[list[float], list[float], float]:
         str(port),
         "--db",
         str(directory / "b.db"),
+        "--grpc-port",
+        "0",
     ]
     process = subprocess.Popen(
         [*command, "--log-level", "error"],

@@ -4,13 +4,19 @@ Two projects ("shop" and "support") use the same session and user ids, as two ap
 and production) do: every other pass over the conversations goes to the other project, so each
 id is a session (and a user) in both, which the store keeps apart.
 
-Run: ``python benchmarks/ingest.py [--spans 100000] [--evaluators]``. With ``--evaluators`` the
-server runs latency, contains_pii and refusal on every LLM span of the project as it arrives (off
-the ingest path): compare the sustained rate with and without. Prints a markdown table: sustained
-spans/s (counted once the last batch is answered, i.e. committed and queryable), the server's
-peak RSS, the database size, median latencies of API calls over 20 requests (each detail call
-for a different id, so no cache serves them), and the floor: decoding the same payloads and
-inserting plain rows into SQLite without rollups.
+Run: ``python benchmarks/ingest.py [--spans 100000] [--evaluators] [--protocol http|grpc]
+[--rounds N]``. With ``--evaluators`` the server runs latency, contains_pii and refusal on every LLM
+span of the project as it arrives (off the ingest path): compare the sustained rate with and
+without. Prints a markdown table: sustained spans/s (counted once the last batch is answered, i.e.
+committed and queryable), the server's peak RSS, the database size, median latencies of API calls
+over 20 requests (each detail call for a different id, so no cache serves them), and the floor:
+decoding the same payloads and inserting plain rows into SQLite without rollups.
+
+``--protocol grpc`` sends the same payloads to TraceService/Export on the server's OTLP/gRPC port
+(two senders, a channel each) and prints the same table, plus OTLP/HTTP measured in the same run:
+every round starts a fresh server per protocol, the two in alternating order, and the rates are
+given as min / median over the rounds (``--rounds``, 3 by default with gRPC), with the gRPC/HTTP
+ratio of each round. The reads are measured on the last round's server of the chosen protocol.
 """
 
 from __future__ import annotations
@@ -27,9 +33,12 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import grpc
 import httpx
+from google.rpc import error_details_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
@@ -41,6 +50,8 @@ from spanloom.server.ingest.decode import decode_protobuf
 BATCH = 512  # what the SDK's BatchSpanProcessor sends per request
 PROJECTS = ("shop", "support")
 HEADERS = {"Content-Type": "application/x-protobuf"}
+EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+RETRY_INFO_TRAILER = "google.rpc.retryinfo-bin"
 
 
 def _kv(attributes: dict) -> list[KeyValue]:
@@ -170,6 +181,34 @@ def send_all(url: str, payloads: list[bytes], senders: int = 2) -> None:
         thread.join()
 
 
+def send_all_grpc(target: str, payloads: list[bytes], senders: int = 2) -> None:
+    """The same payloads over OTLP/gRPC, as bytes (no client-side encoding, as the HTTP senders);
+    UNAVAILABLE is retried after its RetryInfo, as the OpenTelemetry exporters do."""
+
+    def run(mine: list[bytes]) -> None:
+        with grpc.insecure_channel(target) as channel:
+            export = channel.unary_unary(EXPORT)
+            for body in mine:
+                while True:
+                    try:
+                        export(body, timeout=120)
+                        break
+                    except grpc.RpcError as error:
+                        if error.code() is not grpc.StatusCode.UNAVAILABLE:
+                            raise RuntimeError(f"{error.code()}: {error.details()}") from None
+                        trailer = dict(error.trailing_metadata() or ()).get(RETRY_INFO_TRAILER)
+                        delay = (
+                            error_details_pb2.RetryInfo.FromString(trailer).retry_delay if trailer else None
+                        )
+                        time.sleep(delay.seconds + delay.nanos / 1e9 if delay else 1.0)
+
+    threads = [threading.Thread(target=run, args=(payloads[i::senders],)) for i in range(senders)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
 def median_ms(client: httpx.Client, requests: list[tuple[str, dict[str, str]]]) -> float:
     """The median time of these GETs (path, params), one each."""
     times = []
@@ -254,6 +293,107 @@ def wait_for_results(client: httpx.Client, expected: int, timeout: float = 120) 
     return count
 
 
+@dataclass
+class Round:
+    """One fresh server fed every payload over one protocol."""
+
+    protocol: str
+    rate: float  # spans/s
+    cpu_per_span_us: float
+    rss_mib: float = 0.0
+    size_mib: float = 0.0
+    reads_ms: dict[str, float] = field(default_factory=dict)
+    judged: int = 0
+    judged_at: float = 0.0
+
+
+def start_server(directory: Path, environment: dict[str, str]) -> tuple[subprocess.Popen, str, str, Path]:
+    """`spanloom serve` over a fresh database: (process, HTTP base URL, gRPC target, database)."""
+    db = directory / f"bench-{time.monotonic_ns()}.db"
+    port, grpc_port = free_port(), free_port()
+    base = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "spanloom.cli", "serve", "--port", str(port), "--db", str(db)]
+    server = subprocess.Popen(
+        [*command, "--grpc-port", str(grpc_port), "--log-level", "warning"],
+        stdout=subprocess.DEVNULL,
+        env=environment,
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"{base}/api/projects").status_code == 200:
+                return server, base, f"127.0.0.1:{grpc_port}", db
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                server.kill()
+                raise
+            time.sleep(0.05)
+
+
+def run_round(
+    protocol: str,
+    payloads: list[bytes],
+    args: argparse.Namespace,
+    ids: tuple[list[str], list[str]],
+    directory: Path,
+    environment: dict[str, str],
+    measure_reads: bool,
+) -> Round:
+    session_ids, user_ids = ids
+    server, base, target, db = start_server(directory, environment)
+    try:
+        start, cpu_before = time.perf_counter(), cpu_seconds(server.pid)
+        if protocol == "grpc":
+            send_all_grpc(target, payloads)
+        else:
+            send_all(f"{base}/v1/traces", payloads)
+        elapsed = time.perf_counter() - start
+        # Less sensitive than the rate to other load on the machine: what ingest cost the server.
+        result = Round(
+            protocol, args.spans / elapsed, (cpu_seconds(server.pid) - cpu_before) / args.spans * 1e6
+        )
+        with httpx.Client(base_url=base, timeout=30) as client:
+            projects = client.get("/api/projects").json()["items"]
+            stored = sum(project["span_count"] for project in projects)
+            assert stored == args.spans, stored
+            assert [p["session_count"] for p in projects] == [len(session_ids)] * len(PROJECTS), projects
+            if not measure_reads:
+                return result
+            sorts = ("start_time", "cost", "errors", "turns", "latency", "tokens", "last_activity")
+            result.reads_ms = {
+                "sessions": median_ms(
+                    client, [("/api/sessions", {"sort": sorts[i % len(sorts)]}) for i in range(20)]
+                ),
+                "project": median_ms(
+                    client,
+                    [
+                        ("/api/sessions", {"project": PROJECTS[i % 2], "sort": sorts[i % len(sorts)]})
+                        for i in range(20)
+                    ],
+                ),
+                "session": median_ms(client, distinct(session_ids, "/api/sessions")),
+                "users": median_ms(
+                    client, [("/api/users", {"sort": "cost" if i % 2 else "last_seen"}) for i in range(20)]
+                ),
+                "user": median_ms(client, distinct(user_ids, "/api/users")),
+            }
+            result.judged = wait_for_results(client, args.spans // 3 * 3) if args.evaluators else 0
+            result.judged_at = time.perf_counter() - start
+        result.rss_mib = peak_rss_mib(server.pid)
+        result.size_mib = db_size_mib(db)
+        return result
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+
+
+def spread(values: list[float], unit: str, digits: int = 0) -> str:
+    """One value as it is; several as min / median."""
+    if len(values) == 1:
+        return f"{values[0]:,.{digits}f} {unit}"
+    return f"{min(values):,.{digits}f} / {statistics.median(values):,.{digits}f} {unit} (min / median)"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--spans", type=int, default=100_000)
@@ -262,99 +402,70 @@ def main() -> None:
     parser.add_argument(
         "--evaluators", action="store_true", help="configure latency + contains_pii + refusal for the project"
     )
+    parser.add_argument("--protocol", choices=("http", "grpc"), default="http", help="how the spans are sent")
+    parser.add_argument("--rounds", type=int, default=None, help="ingest rounds (default 1; 3 with grpc)")
     args = parser.parse_args()
+    rounds = args.rounds or (3 if args.protocol == "grpc" else 1)
     payloads, session_ids, user_ids = build_payloads(args.spans, args.sessions, args.users)
     average = sum(map(len, payloads)) / args.spans
+    # With gRPC, OTLP/HTTP runs in the same rounds, the two in alternating order, so that whatever
+    # else the machine does weighs on both alike.
+    protocols = ("grpc", "http") if args.protocol == "grpc" else ("http",)
+    results: dict[str, list[Round]] = {protocol: [] for protocol in protocols}
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
-        db = directory / "bench.db"
         environment = dict(os.environ)
         if args.evaluators:
             environment["SPANLOOM_EVALUATORS_FILE"] = str(write_evaluators(directory / "evaluators.json"))
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "spanloom.cli",
-                "serve",
-                "--port",
-                str(port),
-                "--db",
-                str(db),
-                "--log-level",
-                "warning",
-            ],
-            stdout=subprocess.DEVNULL,
-            env=environment,
-        )
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if httpx.get(f"{base}/api/projects").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.05)
-            start, cpu_before = time.perf_counter(), cpu_seconds(server.pid)
-            send_all(f"{base}/v1/traces", payloads)
-            elapsed = time.perf_counter() - start
-            # Less sensitive than the rate to other load on the machine: what ingest cost the server.
-            cpu_per_span_us = (cpu_seconds(server.pid) - cpu_before) / args.spans * 1e6
-            with httpx.Client(base_url=base, timeout=30) as client:
-                projects = client.get("/api/projects").json()["items"]
-                stored = sum(project["span_count"] for project in projects)
-                assert stored == args.spans, stored
-                assert [p["session_count"] for p in projects] == [len(session_ids)] * len(PROJECTS), projects
-                sorts = ("start_time", "cost", "errors", "turns", "latency", "tokens", "last_activity")
-                sessions_ms = median_ms(
-                    client, [("/api/sessions", {"sort": sorts[i % len(sorts)]}) for i in range(20)]
+        for number in range(rounds):
+            for protocol in protocols if number % 2 == 0 else protocols[::-1]:
+                last = number == rounds - 1 and protocol == args.protocol
+                results[protocol].append(
+                    run_round(protocol, payloads, args, (session_ids, user_ids), directory, environment, last)
                 )
-                project_ms = median_ms(
-                    client,
-                    [
-                        ("/api/sessions", {"project": PROJECTS[i % 2], "sort": sorts[i % len(sorts)]})
-                        for i in range(20)
-                    ],
-                )
-                session_ms = median_ms(client, distinct(session_ids, "/api/sessions"))
-                users_ms = median_ms(
-                    client, [("/api/users", {"sort": "cost" if i % 2 else "last_seen"}) for i in range(20)]
-                )
-                user_ms = median_ms(client, distinct(user_ids, "/api/users"))
-                judged = wait_for_results(client, args.spans // 3 * 3) if args.evaluators else 0
-                judged_at = time.perf_counter() - start
-            rss = peak_rss_mib(server.pid)
-            size = db_size_mib(db)
-        finally:
-            server.terminate()
-            server.wait(timeout=60)
         floor = floor_spans_per_second(payloads, directory)
-    rate = args.spans / elapsed
+    mine = results[args.protocol]
+    measured = mine[-1]
+    rates = [result.rate for result in mine]
+    reads = measured.reads_ms
+    transport = "OTLP/gRPC" if args.protocol == "grpc" else "OTLP/HTTP"
     print(
         f"{args.spans} spans ({average / 1024:.1f} KiB each on the wire), {args.sessions} sessions, "
-        f"{args.users} users, 2 senders, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}\n"
+        f"{args.users} users, 2 senders over {transport}, {rounds} round(s), {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.2f}\n"
     )
     print("| measure | value | target |")
     print("|---|---|---|")
-    print(f"| sustained ingest | {rate:,.0f} spans/s | >= 10,000 |")
+    print(f"| sustained ingest | {spread(rates, 'spans/s')} | >= 10,000 |")
     print(f"| floor (decode + plain SQLite rows) | {floor:,.0f} spans/s | |")
-    print(f"| floor / spanloom | {floor / rate:.2f}x | <= 2x |")
-    print(f"| server CPU per span (all threads) | {cpu_per_span_us:.0f} µs | |")
-    print(f"| server peak RSS | {rss:.0f} MiB | < 250 MiB |")
-    print(f"| database size | {size:.0f} MiB | |")
-    print(f"| GET /api/sessions (all projects, 7 sorts), median of 20 | {sessions_ms:.1f} ms | < 20 ms |")
+    print(f"| floor / spanloom | {floor / statistics.median(rates):.2f}x | <= 2x |")
+    print(f"| server CPU per span (all threads) | {spread([r.cpu_per_span_us for r in mine], 'µs')} | |")
+    print(f"| server peak RSS | {measured.rss_mib:.0f} MiB | < 250 MiB |")
+    print(f"| database size | {measured.size_mib:.0f} MiB | |")
     print(
-        f"| GET /api/sessions?project=P (first page, 7 sorts), median of 20 | {project_ms:.1f} ms | < 20 ms |"
+        f"| GET /api/sessions (all projects, 7 sorts), median of 20 | {reads['sessions']:.1f} ms | < 20 ms |"
     )
-    print(f"| GET /api/sessions/{{id}}?project=P, 20 distinct ids | {session_ms:.1f} ms | < 20 ms |")
-    print(f"| GET /api/users (first page), median of 20 | {users_ms:.1f} ms | < 20 ms |")
-    print(f"| GET /api/users/{{id}}?project=P, 20 distinct ids | {user_ms:.1f} ms | < 20 ms |")
+    print(
+        f"| GET /api/sessions?project=P (first page, 7 sorts), median of 20 | {reads['project']:.1f} ms "
+        "| < 20 ms |"
+    )
+    print(f"| GET /api/sessions/{{id}}?project=P, 20 distinct ids | {reads['session']:.1f} ms | < 20 ms |")
+    print(f"| GET /api/users (first page), median of 20 | {reads['users']:.1f} ms | < 20 ms |")
+    print(f"| GET /api/users/{{id}}?project=P, 20 distinct ids | {reads['user']:.1f} ms | < 20 ms |")
     if args.evaluators:
-        print(f"| server evaluator results (3 per LLM span) | {judged:,} after {judged_at:.1f} s | |")
+        print(
+            f"| server evaluator results (3 per LLM span) | {measured.judged:,} after "
+            f"{measured.judged_at:.1f} s | |"
+        )
+    if args.protocol == "grpc":
+        http = results["http"]
+        ratios = [g.rate / h.rate for g, h in zip(mine, http, strict=True)]
+        print(f"| OTLP/HTTP ingest, the same rounds | {spread([r.rate for r in http], 'spans/s')} | |")
+        print(f"| OTLP/HTTP server CPU per span | {spread([r.cpu_per_span_us for r in http], 'µs')} | |")
+        print(f"| gRPC / HTTP ingest rate, per round | {spread(ratios, 'x', 2)} | >= 1x |")
+        # Less sensitive to the machine's other load than the rates: what each span cost the server.
+        cheaper = [h.cpu_per_span_us / g.cpu_per_span_us for g, h in zip(mine, http, strict=True)]
+        print(f"| HTTP / gRPC server CPU per span, per round | {spread(cheaper, 'x', 2)} | >= 1x |")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 
@@ -18,6 +19,9 @@ def test_help_explains_each_serve_option():
     for option in (
         *("--host", "--port", "--db", "--insecure", "SPANLOOM_DB", "SPANLOOM_API_KEY", "4318"),
         *("--forwarded-allow-ips", "--header-timeout", "--keep-alive-timeout", "--max-connections"),
+        *("--log-format", "SPANLOOM_LOG_FORMAT", "/healthz", "/readyz", "/metrics", "genai-prices"),
+        "SPANLOOM_PRICING_FILE",
+        *("--grpc-port", "4317", "SPANLOOM_GRPC_PORT"),
     ):
         assert option in result.output
     assert "demo" in CliRunner().invoke(cli, ["--help"]).output
@@ -120,7 +124,8 @@ def test_serve_accepts_a_keys_file_for_a_public_host_and_refuses_a_bad_one(
 
     ran: list[uvicorn.Config] = []
     monkeypatch.setattr(uvicorn.Server, "run", lambda server, sockets=None: ran.append(server.config))
-    result = CliRunner().invoke(cli, ["serve", "--host", "0.0.0.0", "--db", str(tmp_path / "y.db")])
+    public = ["serve", "--host", "0.0.0.0", "--grpc-port", "0", "--db", str(tmp_path / "y.db")]
+    result = CliRunner().invoke(cli, public)
     assert result.exit_code == 0, result.output
     assert [config.host for config in ran] == ["0.0.0.0"] and "keys required" in result.output
     # Served as configured: no forwarded header believed by default, the header deadline, limits.
@@ -128,7 +133,7 @@ def test_serve_accepts_a_keys_file_for_a_public_host_and_refuses_a_bad_one(
     assert not config.proxy_headers and config.limit_concurrency == 1000 and config.timeout_keep_alive == 5
     assert config.http.header_timeout_seconds == 10.0
     options = ["--forwarded-allow-ips", "10.0.0.2", "--header-timeout", "3", "--max-connections", "50"]
-    result = CliRunner().invoke(cli, ["serve", "--db", str(tmp_path / "z.db"), *options])
+    result = CliRunner().invoke(cli, ["serve", "--grpc-port", "0", "--db", str(tmp_path / "z.db"), *options])
     assert result.exit_code == 0, result.output
     config = ran[1]
     assert config.proxy_headers and config.forwarded_allow_ips == "10.0.0.2"
@@ -153,3 +158,43 @@ def test_evaluators_add_refuses_a_catastrophic_pattern(tmp_path):
     assert not file.exists()
     added = CliRunner().invoke(cli, [*common, "--option", r"pattern=order #\d+"])
     assert added.exit_code == 0, added.output
+
+
+def test_serve_listens_for_otlp_grpc_says_where_and_releases_the_port(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+):
+    import uvicorn
+
+    monkeypatch.delenv("SPANLOOM_GRPC_PORT", raising=False)
+    listening: list[bool] = []
+
+    def run(server: uvicorn.Server, sockets: object = None) -> None:
+        # While uvicorn would run, the gRPC port is taken (by the server, bound before it starts).
+        with socket.socket() as probe:
+            listening.append(probe.connect_ex(("127.0.0.1", port)) == 0)
+
+    monkeypatch.setattr(uvicorn.Server, "run", run)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    result = CliRunner().invoke(cli, ["serve", "--grpc-port", str(port), "--db", str(tmp_path / "a.db")])
+    assert result.exit_code == 0, result.output
+    assert listening == [True]
+    assert "OTLP/HTTP traces at http://127.0.0.1:4318/v1/traces" in result.output
+    assert f"OTLP/gRPC traces at 127.0.0.1:{port}" in result.output
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", port))  # released once serve returned
+
+        # Taken by someone else: a clear error before anything serves, and how to get past it.
+        probe.listen()
+        taken = CliRunner().invoke(cli, ["serve", "--grpc-port", str(port), "--db", str(tmp_path / "b.db")])
+    assert taken.exit_code == 1 and f"127.0.0.1:{port}" in taken.output and "--grpc-port" in taken.output
+    assert "Traceback" not in taken.output
+
+    # 0 (here from the environment) turns gRPC off.
+    monkeypatch.setenv("SPANLOOM_GRPC_PORT", "0")
+    result = CliRunner().invoke(cli, ["serve", "--db", str(tmp_path / "c.db")])
+    assert result.exit_code == 0 and "OTLP/gRPC" not in result.output
+    monkeypatch.setenv("SPANLOOM_GRPC_PORT", "70000")
+    result = CliRunner().invoke(cli, ["serve", "--db", str(tmp_path / "d.db")])
+    assert result.exit_code == 2 and "SPANLOOM_GRPC_PORT" in result.output

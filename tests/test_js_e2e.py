@@ -18,19 +18,14 @@ is rebuilt with `npm run build`.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 import re
-import shutil
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -40,62 +35,17 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from spanloom import register
 
-JS_DIR = Path(__file__).resolve().parent.parent / "js"
+from .js_kit import JS_DIR, app_with_package, ensure_built, load_server_kit, node_env
+from .js_kit import node as node_executable
+
 JS_README = JS_DIR / "README.md"
 E2E_SCRIPT = JS_DIR / "e2e" / "run.mjs"
-BUILT_ENTRY = JS_DIR / "dist" / "esm" / "index.js"
 SESSION_ID = "js-e2e-session"
 USER_ID = "js-e2e-user"
 # What the front end sends: trace context and baggage, as the W3C propagators write them.
 PROPAGATOR = CompositePropagator([TraceContextTextMapPropagator(), W3CBaggagePropagator()])
 
 pytestmark = pytest.mark.js
-
-
-def _load_server_kit() -> ModuleType:
-    """tests/server/_server_kit.py, the module the server tests import as `_server_kit`."""
-    if "_server_kit" in sys.modules:
-        return sys.modules["_server_kit"]
-    spec = importlib.util.spec_from_file_location(
-        "_server_kit", Path(__file__).parent / "server" / "_server_kit.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["_server_kit"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def _node() -> str:
-    """The node executable (SPANLOOM_TEST_NODE, else the one on PATH); fails when it or the JS
-    install is missing."""
-    node = os.environ.get("SPANLOOM_TEST_NODE") or shutil.which("node")
-    if node is None:
-        pytest.fail(
-            'node is not on PATH: run .ci/prerequisites, or leave the JavaScript tests out with -m "not js"',
-            pytrace=False,
-        )
-    if not (JS_DIR / "node_modules").is_dir():
-        pytest.fail(
-            "js/node_modules is missing: run `(cd js && npm ci && npm run build)`, or leave the"
-            ' JavaScript tests out with -m "not js"',
-            pytrace=False,
-        )
-    return node
-
-
-def _ensure_built() -> None:
-    """Build js/dist when it is missing or older than a source or config file."""
-    sources = [*(JS_DIR / "src").rglob("*.ts"), *JS_DIR.glob("tsconfig*.json"), JS_DIR / "package.json"]
-    newest_source = max(path.stat().st_mtime for path in sources)
-    if BUILT_ENTRY.exists() and BUILT_ENTRY.stat().st_mtime >= newest_source:
-        return
-    npm = shutil.which("npm")
-    assert npm is not None, "js/dist is missing or stale and npm is not on PATH to build it"
-    build = subprocess.run(
-        [npm, "run", "build"], cwd=JS_DIR, capture_output=True, text=True, timeout=120, check=False
-    )
-    assert build.returncode == 0, f"npm run build failed:\n{build.stdout}\n{build.stderr}"
 
 
 @contextmanager
@@ -148,19 +98,10 @@ def python_backend(traces_endpoint: str) -> Iterator[str]:
         provider.shutdown()
 
 
-def _node_env() -> dict[str, str]:
-    """The environment without OTEL_* / SPANLOOM_* settings that would redirect or alter the export."""
-    return {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("OTEL_", "SPANLOOM_")) and name != "NODE_OPTIONS"
-    }
-
-
 def test_js_session_reaches_python_backend_through_baggage(tmp_path: Path) -> None:
-    node = _node()
-    _ensure_built()
-    kit = _load_server_kit()
+    node = node_executable()
+    ensure_built()
+    kit = load_server_kit()
 
     with (
         kit.run_server(tmp_path / "spanloom.db") as server,
@@ -169,7 +110,7 @@ def test_js_session_reaches_python_backend_through_baggage(tmp_path: Path) -> No
         run = subprocess.run(
             [node, str(E2E_SCRIPT), server.url, backend, SESSION_ID, USER_ID],
             cwd=JS_DIR,
-            env=_node_env(),
+            env=node_env(),
             capture_output=True,
             text=True,
             timeout=60,
@@ -221,23 +162,15 @@ def test_js_session_reaches_python_backend_through_baggage(tmp_path: Path) -> No
 
 
 def test_js_readme_quickstart_runs_and_exports_ids(tmp_path: Path) -> None:
-    node = _node()
-    _ensure_built()
+    node = node_executable()
+    ensure_built()
     quickstart = re.findall(r"```js\n(.*?)```", JS_README.read_text(), flags=re.DOTALL)[0]
-    app = tmp_path / "app"
-    app.mkdir()
+    app = app_with_package(tmp_path / "app")
     script = app / "quickstart.mjs"
     script.write_text(quickstart)
-    # The app's node_modules: the package and its dependencies, linked from js/.
-    modules = app / "node_modules"
-    modules.mkdir()
-    (modules / "spanloom").symlink_to(JS_DIR, target_is_directory=True)
-    (modules / "@opentelemetry").symlink_to(
-        JS_DIR / "node_modules" / "@opentelemetry", target_is_directory=True
-    )
-    kit = _load_server_kit()
+    kit = load_server_kit()
     with kit.run_server(tmp_path / "spanloom.db") as server:
-        environment = {**_node_env(), "SPANLOOM_ENDPOINT": server.traces_endpoint, "SPANLOOM_STRICT": "1"}
+        environment = {**node_env(), "SPANLOOM_ENDPOINT": server.traces_endpoint, "SPANLOOM_STRICT": "1"}
         run = subprocess.run(
             [node, str(script)], cwd=app, env=environment, capture_output=True, text=True, timeout=60
         )
@@ -263,8 +196,8 @@ def test_js_readme_quickstart_runs_and_exports_ids(tmp_path: Path) -> None:
 def test_node_unit_tests_pass() -> None:
     """The package's own `node --test` suite (seed snippets, await/timers, validation), so the
     README's one test command covers the JavaScript side too."""
-    node = _node()
-    _ensure_built()
+    node = node_executable()
+    ensure_built()
     result = subprocess.run(
         [node, "--test", "test/"], cwd=JS_DIR, capture_output=True, text=True, timeout=120
     )

@@ -18,18 +18,20 @@ export {
   type PropagationOptions,
   type SpanloomAttributes,
 } from "./context.js";
+export { currentTraceId } from "./current.js";
+export { DEFAULT_ENDPOINT, resolveEndpoint, resolveHeaders, serverUrl } from "./endpoint.js";
+export {
+  configureFeedback,
+  endSession,
+  flushFeedback,
+  logFeedback,
+  type Feedback,
+  type FeedbackDestination,
+} from "./feedback.js";
 export {
   MAX_BAGGAGE_ID_LENGTH,
   SessionSpanProcessor,
   type SessionSpanProcessorOptions,
 } from "./processor.js";
-export {
-  DEFAULT_ENDPOINT,
-  DEFAULT_PROJECT,
-  installContextAndPropagators,
-  register,
-  resolveEndpoint,
-  resolveHeaders,
-  type RegisterOptions,
-} from "./register.js";
+export { DEFAULT_PROJECT, installContextAndPropagators, register, type RegisterOptions } from "./register.js";
 export * as semconv from "./semconv.js";

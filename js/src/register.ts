@@ -15,11 +15,11 @@ import {
   type SpanProcessor,
 } from "@opentelemetry/sdk-trace-base";
 
+import { env, resolveEndpoint, resolveHeaders } from "./endpoint.js";
+import { configureFeedback } from "./feedback.js";
 import { SessionSpanProcessor } from "./processor.js";
 import { PROJECT_NAME } from "./semconv.js";
 
-/** Where `spanloom serve` listens by default. */
-export const DEFAULT_ENDPOINT = "http://127.0.0.1:4318/v1/traces";
 export const DEFAULT_PROJECT = "default";
 
 export interface RegisterOptions {
@@ -50,33 +50,6 @@ export interface RegisterOptions {
   verbose?: boolean;
 }
 
-function env(name: string): string {
-  return (typeof process === "undefined" ? "" : (process.env?.[name] ?? "")).trim();
-}
-
-/** Where spans go: the argument, else SPANLOOM_ENDPOINT, else the OTLP variables, else local. */
-export function resolveEndpoint(endpoint?: string): string {
-  if (endpoint) return endpoint;
-  for (const name of ["SPANLOOM_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]) {
-    const value = env(name);
-    if (value) return value;
-  }
-  const base = env("OTEL_EXPORTER_OTLP_ENDPOINT");
-  // The generic variable names the collector; the traces path is appended, per the spec.
-  if (base) return `${base.replace(/\/+$/, "")}/v1/traces`;
-  return DEFAULT_ENDPOINT;
-}
-
-/** The export headers: `headers`, plus `Authorization: Bearer $SPANLOOM_API_KEY` unless one is given. */
-export function resolveHeaders(headers: Record<string, string> = {}): Record<string, string> {
-  const resolved = { ...headers };
-  const apiKey = env("SPANLOOM_API_KEY");
-  if (apiKey && !Object.keys(resolved).some((name) => name.toLowerCase() === "authorization")) {
-    resolved.Authorization = `Bearer ${apiKey}`;
-  }
-  return resolved;
-}
-
 /** Install the AsyncLocalStorage context manager and W3C propagators, unless some are already there. */
 export function installContextAndPropagators(): void {
   const manager = new AsyncLocalStorageContextManager();
@@ -95,8 +68,8 @@ export function installContextAndPropagators(): void {
 export function register(options: RegisterOptions = {}): BasicTracerProvider {
   const project = options.projectName || env("SPANLOOM_PROJECT") || DEFAULT_PROJECT;
   const endpoint = resolveEndpoint(options.endpoint);
-  const exporter =
-    options.exporter ?? new OTLPTraceExporter({ url: endpoint, headers: resolveHeaders(options.headers) });
+  const headers = resolveHeaders(options.headers);
+  const exporter = options.exporter ?? new OTLPTraceExporter({ url: endpoint, headers });
   const batch = options.batch ?? true;
   const readBaggage = options.readBaggage ?? true;
   const provider = new BasicTracerProvider({
@@ -107,6 +80,8 @@ export function register(options: RegisterOptions = {}): BasicTracerProvider {
       batch ? new BatchSpanProcessor(exporter) : new SimpleSpanProcessor(exporter),
     ],
   });
+  // logFeedback() and endSession() go to this server, with this key and project.
+  configureFeedback({ url: endpoint, headers, project });
   if (options.setGlobal ?? true) {
     installContextAndPropagators();
     trace.setGlobalTracerProvider(provider);

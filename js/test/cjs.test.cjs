@@ -4,11 +4,28 @@ const { test } = require("node:test");
 
 test("require('spanloom') exposes the API", () => {
   const spanloom = require("spanloom");
-  for (const name of ["register", "usingSession", "usingUser", "usingAttributes", "SessionSpanProcessor"]) {
+  for (const name of [
+    "register",
+    "usingSession",
+    "usingUser",
+    "usingAttributes",
+    "SessionSpanProcessor",
+    "logFeedback",
+    "endSession",
+    "flushFeedback",
+    "configureFeedback",
+    "currentTraceId",
+  ]) {
     assert.equal(typeof spanloom[name], "function", name);
   }
   assert.equal(spanloom.SESSION_ID_KEY, Symbol.for("session.id"));
   assert.equal(spanloom.semconv.SESSION_ID, "session.id");
+});
+
+test("require('spanloom/feedback') is the feedback helpers alone", () => {
+  const feedback = require("spanloom/feedback");
+  assert.equal(feedback.logFeedback, require("spanloom").logFeedback);
+  assert.equal(typeof feedback.endSession, "function");
 });
 
 test("the ESM and CommonJS builds share context keys", async () => {

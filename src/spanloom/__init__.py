@@ -16,10 +16,12 @@ from spanloom.sdk.context import (
     using_user,
 )
 from spanloom.sdk.evaluation import log_evaluation
+from spanloom.sdk.feedback import end_session, flush_feedback, log_feedback
 from spanloom.sdk.mask import REDACTED_VALUE, TraceConfig
 from spanloom.sdk.processor import SessionSpanProcessor
 from spanloom.sdk.register import register
 from spanloom.sdk.threads import ContextThreadPoolExecutor, context_executor, wrap
+from spanloom.sdk.trace_ids import current_trace_id
 from spanloom.sdk.tracer import SpanloomTracer, get_tracer
 from spanloom.semconv import SpanKind
 
@@ -35,9 +37,13 @@ __all__ = [
     "TraceConfig",
     "__version__",
     "context_executor",
+    "current_trace_id",
+    "end_session",
+    "flush_feedback",
     "get_attributes_from_context",
     "get_tracer",
     "log_evaluation",
+    "log_feedback",
     "register",
     "suppress_tracing",
     "using_attributes",

@@ -3,7 +3,10 @@
 `build_conversations` makes the data (deterministic for a seed); `send_with_sdk` traces it
 through the real SDK into a running server: `register()`, `using_attributes`, the tracer's
 decorators for the agent and its tools, and a hand-made LLM span with OpenInference's
-flattened message attributes (`llm_span_attributes`, also what the benchmark sends).
+flattened message attributes (`llm_span_attributes`, also what the benchmark sends). Some end
+users give a thumb (`log_feedback` naming the turn's trace), the app ends most conversations
+(`end_session`), and one user asks the same thing again and gets annoyed: something for the
+session evaluators and the feedback columns to find.
 """
 
 from __future__ import annotations
@@ -43,6 +46,9 @@ SENTENCES = (
     "A quick check of the settings page often settles this in a minute.",
     "You can always come back and ask for a more detailed plan.",
 )
+FRUSTRATED = "This is useless, that is not what I asked."
+POSITIVE_COMMENTS = ("Thanks, that helped!", "Exactly what I needed.", None)
+NEGATIVE_COMMENTS = ("Too long.", "That did not answer my question.", None)
 SYSTEM_PROMPT = "You are a helpful assistant. Answer clearly, cite the tool results you used, and be concise."
 
 
@@ -56,6 +62,7 @@ class Turn:
     tool: str | None = None  # name of the tool the agent calls first, if any
     tool_fails: bool = False  # the tool raises: the turn's trace has an error
     latency_ms: int = 800
+    feedback: tuple[int, str | None] | None = None  # the end user's thumb (1 or -1) and comment
 
 
 @dataclass
@@ -64,6 +71,7 @@ class Conversation:
     user_id: str
     topic: str
     turns: list[Turn] = field(default_factory=list)
+    ended: bool = False  # the app calls end_session() after the last turn
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -81,7 +89,8 @@ def _long_text(rng: random.Random, sentences: int) -> str:
 def build_conversations(
     sessions: int = 12, users: int = 5, seed: int = 7, answer_sentences: tuple[int, int] = (3, 40)
 ) -> list[Conversation]:
-    """`sessions` conversations of 1 to 6 turns among `users` users; exactly one failing tool call."""
+    """`sessions` conversations of 1 to 6 turns among `users` users; exactly one failing tool call
+    and one frustrated user; about one turn in four gets a thumb, most conversations end."""
     rng = random.Random(seed)
     conversations = []
     for index in range(sessions):
@@ -99,13 +108,36 @@ def build_conversations(
                     completion_tokens=max(20, len(answer) // 4),
                     tool=rng.choice((None, "search_docs", "get_weather", "lookup_invoice")),
                     latency_ms=rng.randint(300, 4000),
+                    feedback=_thumb(rng),
                 )
             )
+        conversation.ended = rng.random() < 0.7
         conversations.append(conversation)
+    _frustrate(conversations[len(conversations) // 3], rng)
     # One failure, so the dashboard has something to find.
     failing = conversations[len(conversations) // 2].turns[-1]
     failing.tool, failing.tool_fails = "lookup_invoice", True
+    failing.feedback = (-1, "It never found my invoice.")
     return conversations
+
+
+def _thumb(rng: random.Random) -> tuple[int, str | None] | None:
+    draw = rng.random()
+    if draw < 0.18:
+        return 1, rng.choice(POSITIVE_COMMENTS)
+    if draw < 0.25:
+        return -1, rng.choice(NEGATIVE_COMMENTS)
+    return None
+
+
+def _frustrate(conversation: Conversation, rng: random.Random) -> None:
+    """The user asks the first question again, then gives up: not ended, a thumbs-down."""
+    first = conversation.turns[0]
+    again = Turn(first.question, _long_text(rng, 6), first.model, first.prompt_tokens, 120)
+    annoyed = Turn(FRUSTRATED, "I am sorry. " + _long_text(rng, 2), first.model, 900, 40)
+    annoyed.feedback = (-1, "Gave up.")
+    conversation.turns[1:] = [again, annoyed]
+    conversation.ended = False
 
 
 def llm_span_attributes(turn: Turn, history: list[Turn]) -> dict[str, Any]:
@@ -187,6 +219,8 @@ def send_with_sdk(
     @tracer.agent
     def assistant(question: str) -> str:
         turn = current["turn"]
+        # What a web app hands its front end, so that a thumb clicked later names this turn.
+        current["trace_id"] = spanloom.current_trace_id()
         if turn.tool:
             try:
                 run_tool(turn.tool, question)
@@ -206,7 +240,15 @@ def send_with_sdk(
                     current.update(turn=turn, history=conversation.turns[:index])
                     assistant(turn.question)
                     spans += 1 + (turn.tool is not None) + (not turn.tool_fails)
+                    if turn.feedback:
+                        score, comment = turn.feedback
+                        spanloom.log_feedback(
+                            score, comment=comment, trace_id=current["trace_id"], user_id=conversation.user_id
+                        )
+            if conversation.ended:
+                spanloom.end_session(conversation.session_id)
     finally:
         provider.force_flush()
         provider.shutdown()
+        spanloom.flush_feedback(timeout=30)
     return spans

@@ -32,6 +32,7 @@ class StoryTurn:
     tool_fails: bool = False
     latency_ms: int = 900
     model: str = "gpt-4o-mini"
+    feedback: tuple[float, str] | None = None  # the end user's thumb (1 or -1) and comment
 
 
 @dataclass
@@ -41,6 +42,7 @@ class StorySession:
     turns: list[StoryTurn]
     tags: list[str] = field(default_factory=list)
     metadata: dict[str, str] = field(default_factory=dict)
+    ended: bool = False  # the app calls end_session() after the last turn
 
 
 STORY = [
@@ -53,7 +55,9 @@ STORY = [
             ),
             StoryTurn("Can you change the address to my office?", "", "change_address", tool_fails=True),
             StoryTurn(
-                "Did the address change go through?", "I cannot confirm it yet; support will email you."
+                "Did the address change go through?",
+                "I cannot confirm it yet; support will email you.",
+                feedback=(-1, "It never changed the address."),
             ),
             StoryTurn("Thanks, I will wait.", "You're welcome! Anything else?", latency_ms=400),
         ],
@@ -66,11 +70,15 @@ STORY = [
         [
             StoryTurn("What can I cook with leeks?", "Leek and potato soup: 30 minutes, six ingredients."),
             StoryTurn(
-                "Make it vegan?", "Use olive oil and oat cream instead of butter and cream.", latency_ms=1500
+                "Make it vegan?",
+                "Use olive oil and oat cream instead of butter and cream.",
+                latency_ms=1500,
+                feedback=(1, "Perfect, thanks!"),
             ),
         ],
         tags=["cooking"],
         metadata={"plan": "free", "app_version": "2.3.0"},
+        ended=True,
     ),
     StorySession(
         "travel-plans",
@@ -106,6 +114,8 @@ TEMPLATE = "{{7*7}} {% raw %}raw{% endraw %}"
 XSS_SESSIONS = [f"sess-{IMG}", JS_LINK, f"a/b?c=d#e {TEMPLATE}"]
 XSS_USER = SCRIPT
 XSS_PROJECT = "<svg onload=alert(1)>"
+FEEDBACK_SESSION, FEEDBACK_TURN = "checkout-help", 3  # the turn with the thumbs-down
+ENDED_SESSION = "recipe-chat"
 
 
 class SimulatedClock:
@@ -180,6 +190,8 @@ def send_sessions(
     @tracer.agent
     def assistant(question: str) -> str:
         turn, history = current["turn"], current["history"]
+        # What a web app hands its front end, so a thumb clicked later names this turn.
+        current["trace_id"] = spanloom.current_trace_id()
         if turn.tool:
             try:
                 run_tool(turn.tool, question)
@@ -203,17 +215,28 @@ def send_sessions(
                 for index, turn in enumerate(session.turns):
                     current.update(turn=turn, history=session.turns[:index])
                     assistant(turn.question)
+                    if turn.feedback:
+                        score, comment = turn.feedback
+                        spanloom.log_feedback(
+                            score, comment=comment, trace_id=current["trace_id"], user_id=session.user_id
+                        )
                     clock.advance(20_000)  # the person reads and types
+            if session.ended:
+                spanloom.end_session(session.session_id)
             clock.advance(600_000)
     finally:
         provider.shutdown()
+        # Feedback is sent off the caller's thread: the tests read the pages only once it is in.
+        assert spanloom.flush_feedback(timeout=30), "feedback not delivered"
 
 
 def xss_sessions() -> list[StorySession]:
     text = f"{SCRIPT} {IMG} {JS_LINK} {TEMPLATE}"
     turns = [
         StoryTurn(f"question {text}", f"answer {text}", tool="lookup", model=IMG),
-        StoryTurn(f"second {SCRIPT}", "", tool="lookup", tool_fails=True, model=SCRIPT),
+        StoryTurn(
+            f"second {SCRIPT}", "", tool="lookup", tool_fails=True, model=SCRIPT, feedback=(-1, f"bad {text}")
+        ),
     ]
     metadata = {SCRIPT: IMG, "link": JS_LINK}
     return [

@@ -15,8 +15,10 @@ from typing import Any
 import pytest
 from _server_kit import RunningServer
 from dashboard_data import (
+    ENDED_SESSION,
     FAILING_SESSION,
     FAILING_TURN,
+    FEEDBACK_TURN,
     IMG,
     JS_LINK,
     SCRIPT,
@@ -80,6 +82,11 @@ def test_find_where_a_conversation_breaks(page_factory: Any, screenshots: Path):
     page, watch = page_factory()
     page.goto("/sessions?project=shop")
     expect(page.locator("table.sessions tbody tr")).to_have_count(len(STORY))
+    # The app ended one conversation through end_session(); the end user's thumbs are counted.
+    ended_row = page.locator("table.sessions tbody tr", has=page.get_by_role("link", name=ENDED_SESSION))
+    expect(ended_row.locator("[data-status]")).to_have_attribute("data-status", "ended")
+    failing_row = page.locator("table.sessions tbody tr", has=page.get_by_role("link", name=FAILING_SESSION))
+    expect(failing_row.locator("td.feedback-cell")).to_have_attribute("data-downs", "1")
     page.screenshot(path=screenshots / "sessions.png", full_page=True)
 
     # Filter by a user through the form: the URL holds the filter, so the view can be shared.
@@ -101,8 +108,18 @@ def test_find_where_a_conversation_breaks(page_factory: Any, screenshots: Path):
     failing = page.locator(f"#turn-{FAILING_TURN}")
     expect(failing).to_have_class(re.compile(r"\bfirst-failure\b"))
     expect(failing.locator(".breaks-here")).to_be_visible()
-    expect(page.locator("li.turn.failed")).to_have_count(1)
+    # Marked: the turn whose tool failed, and the one the user gave a thumbs-down.
+    failed = page.locator("li.turn.failed")
+    expect(failed).to_have_count(2)
+    assert [failed.nth(i).get_attribute("id") for i in range(2)] == [
+        f"turn-{FAILING_TURN}",
+        f"turn-{FEEDBACK_TURN}",
+    ]
     expect(page.locator("figure.chart svg rect.latency")).to_have_count(len(story.turns))
+    # The thumbs-down log_feedback() sent for a turn sits on that turn, with its comment.
+    thumb = page.locator(f"#turn-{FEEDBACK_TURN} li.feedback")
+    expect(thumb).to_have_attribute("data-thumb", "down")
+    expect(thumb).to_contain_text(str(story.turns[FEEDBACK_TURN - 1].feedback[1]))  # type: ignore[index]
 
     # One click to where it breaks.
     page.get_by_role("link", name=re.compile("Where it breaks")).click()
@@ -197,6 +214,8 @@ def test_hostile_span_text_stays_text(page_factory: Any, filled_server: RunningS
         page.locator("table.sessions tbody td.id a", has_text=session_id[:12]).first.click()
         expect(page.locator("h1 .ident")).to_have_text(session_id)
         expect(page.locator("main")).to_contain_text(f"{SCRIPT} {IMG} {JS_LINK} {TEMPLATE}")
+        # An end user's comment is LLM-app input too: shown as text.
+        expect(page.locator("li.feedback").first).to_contain_text(f"bad {SCRIPT}")
         page.locator(".page-head .meta a").first.click()
         expect(page.locator("h1 .ident")).to_have_text(XSS_USER)
     # The project picker lists the hostile project name as an option's text.

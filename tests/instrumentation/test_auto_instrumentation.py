@@ -1,9 +1,10 @@
 """The instrumentors as OpenTelemetry instrumentors: entry points, dependency checks, singletons.
 
-The subprocess test runs an application the way OpenTelemetry users do,
+The subprocess tests run an application the way OpenTelemetry users do,
 ``opentelemetry-instrument python app.py``, configured by OTEL_* variables alone
-(opentelemetry-distro), exporting OTLP/HTTP to a collector in this process. The application
-never imports an instrumentor: the spans come from the entry points.
+(opentelemetry-distro), exporting OTLP/HTTP to a collector in this process, or with the distro's
+defaults (OTLP/gRPC) to a real `spanloom serve`. The application never imports an instrumentor:
+the spans come from the entry points.
 """
 
 from __future__ import annotations
@@ -27,6 +28,11 @@ from spanloom.instrumentation.anthropic import AnthropicInstrumentor
 from spanloom.instrumentation.google_genai import GoogleGenAIInstrumentor
 from spanloom.instrumentation.langchain import LangChainInstrumentor
 from spanloom.instrumentation.openai import OpenAIInstrumentor
+
+# The server kit (a real server over a tmp SQLite file) lives with the server tests.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
+
+from _server_kit import run_server
 
 APP = """
 import importlib
@@ -103,6 +109,9 @@ def run_instrumented(app_source: str, tmp_path: Path, variables: dict[str, str])
     app.write_text(app_source)
     environment = {
         **{name: value for name, value in os.environ.items() if not name.startswith(("OTEL_", "SPANLOOM_"))},
+        # A developer's environment may also hold OpenInference's instrumentors (the bench extra),
+        # which the distro would load beside ours: each call traced twice.
+        "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "openai,langchain",
         **variables,
     }
     result = subprocess.run(
@@ -150,6 +159,34 @@ def test_opentelemetry_instrument_records_session_tagged_spans(collector, tmp_pa
     assert scope == "spanloom.instrumentation.anthropic"
     assert message["session.id"] == "s-claude"
     assert "user.id" not in message
+
+
+def test_opentelemetry_instrument_with_the_distros_defaults_lands_in_spanloom_serve_over_grpc(tmp_path):
+    # The distro's defaults send every signal over OTLP/gRPC, to localhost:4317 unless told
+    # otherwise: only the endpoint is set here, to this test's own server (as "localhost", as in
+    # the default), as a user with another port would.
+    with run_server(tmp_path / "spanloom.db", grpc=True) as server:
+        assert server.grpc_target is not None
+        port = server.grpc_target.rpartition(":")[2]
+        stderr = run_instrumented(APP, tmp_path, {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://localhost:{port}"})
+        # The app has exited: its exporter flushed at shutdown, and what the server acknowledged
+        # was committed before it answered.
+        (trace,) = server.get_json("/api/traces", session_id="s-auto")["items"]
+        assert (trace["user_id"], trace["name"], trace["output"]) == (
+            "u-auto",
+            "ChatCompletion",
+            "Leaves drift and fall",
+        )
+        # With opentelemetry-instrumentation-httpx installed, the distro adds the HTTP call too.
+        spans = server.get_json(f"/api/traces/{trace['trace_id']}")["spans"]
+        (span,) = [span for span in spans if span["span_kind"] == "LLM"]
+        assert {s["name"] for s in spans} <= {"ChatCompletion", "POST"}, spans
+        assert span["attributes"]["session.id"] == "s-auto", stderr
+        assert span["model"] == "gpt-4o-mini"
+        (claude,) = server.get_json("/api/traces", session_id="s-claude")["items"]
+        assert claude["name"] == "Messages" and claude["user_id"] is None
+        session = server.get_json("/api/sessions/s-auto")
+        assert (session["user_id"], session["trace_count"]) == ("u-auto", 1)
 
 
 def test_opentelemetry_instrument_with_register_in_the_app(collector, tmp_path):

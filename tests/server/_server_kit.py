@@ -37,6 +37,7 @@ class RunningServer:
     settings: Settings
     client: httpx.Client
     app: Any = None
+    grpc_target: str | None = None  # host:port of OTLP/gRPC, when run with grpc=True
 
     @property
     def traces_endpoint(self) -> str:
@@ -60,10 +61,16 @@ class RunningServer:
 
 @contextmanager
 def run_server(
-    db_path: Path, *, log_level: str = "warning", limits: ServeLimits | None = None, **overrides: Any
+    db_path: Path,
+    *,
+    log_level: str = "warning",
+    limits: ServeLimits | None = None,
+    grpc: bool = False,
+    **overrides: Any,
 ) -> Iterator[RunningServer]:
     """A real uvicorn on 127.0.0.1, port 0, in a background thread, over a fresh SqliteStore,
-    configured as `spanloom serve` configures it (timeouts, connection limit, proxy trust)."""
+    configured as `spanloom serve` configures it (timeouts, connection limit, proxy trust); with
+    `grpc`, OTLP/gRPC too, on another free port, as `serve` runs it."""
     settings = Settings(db_path=db_path, **overrides)
     store = SqliteStore(
         db_path,
@@ -71,7 +78,7 @@ def run_server(
         max_batch_spans=settings.max_batch_spans,
         max_db_pages=settings.max_db_pages,
     )
-    app = create_app(settings, store)
+    app = create_app(settings, store, ("127.0.0.1", 0) if grpc else None)
     config = uvicorn_config(app, "127.0.0.1", 0, limits or ServeLimits(), log_level)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
@@ -81,8 +88,9 @@ def run_server(
     port = server.servers[0].sockets[0].getsockname()[1]
     url = f"http://127.0.0.1:{port}"
     client = httpx.Client(base_url=url, timeout=30)
+    grpc_target = f"127.0.0.1:{app.state.grpc.port}" if grpc else None
     try:
-        yield RunningServer(url, store, settings, client, app)
+        yield RunningServer(url, store, settings, client, app, grpc_target)
     finally:
         client.close()
         server.should_exit = True
@@ -97,9 +105,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def server_process(db: Path, port: int) -> Iterator[subprocess.Popen]:
-    """`spanloom serve` in a process of its own (for crashes and for measuring its memory)."""
+def server_process(db: Path, port: int, grpc_port: int = 0) -> Iterator[subprocess.Popen]:
+    """`spanloom serve` in a process of its own (for crashes and for measuring its memory); OTLP/gRPC
+    on `grpc_port`, none by default (4317 may be taken by anything on the machine)."""
     command = [sys.executable, "-m", "spanloom.cli", "serve", "--port", str(port), "--db", str(db)]
+    command += ["--grpc-port", str(grpc_port)]
     process = subprocess.Popen(
         [*command, "--log-level", "warning"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )

@@ -8,6 +8,7 @@ import gzip
 import threading
 from pathlib import Path
 
+import grpc
 import httpx
 from _server_kit import PROTOBUF, free_port, length_delimited, make_request, make_turn, server_process
 
@@ -101,3 +102,32 @@ def test_amplifying_bodies_keep_the_server_under_300_mb(tmp_path: Path):
         assert response.status_code == 200
         sessions = httpx.get(f"http://127.0.0.1:{port}/api/sessions").json()["items"]
         assert [item["session_id"] for item in sessions] == ["s-after-amplification"]
+
+
+def test_amplifying_messages_over_grpc_keep_the_server_under_300_mb(tmp_path: Path):
+    # gRPC hands the message over as bytes, so the same budget counts it before decoding.
+    port, grpc_port = free_port(), free_port()
+    failures: list[grpc.RpcError] = []
+
+    def send(body: bytes) -> None:
+        with grpc.insecure_channel(f"127.0.0.1:{grpc_port}", compression=grpc.Compression.Gzip) as channel:
+            export = channel.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export")
+            try:
+                export(body, timeout=120)
+            except grpc.RpcError as error:
+                failures.append(error)
+
+    with server_process(tmp_path / "amplified.db", port, grpc_port) as process:
+        for name, body in protobuf_payloads().items():
+            failures.clear()
+            senders = [threading.Thread(target=send, args=(body,)) for _ in range(COPIES)]
+            for sender in senders:
+                sender.start()
+            for sender in senders:
+                sender.join()
+            peak = peak_rss(process.pid)
+            assert peak < MAX_PEAK_RSS_BYTES, f"{name}: peak RSS {peak / 2**20:.0f} MB"
+            assert len(failures) == COPIES, name
+            for error in failures:
+                assert error.code() is grpc.StatusCode.INVALID_ARGUMENT, (name, error.code(), error.details())
+                assert "too_many_" in error.details() and "SPANLOOM_MAX_" in error.details()

@@ -10,10 +10,12 @@ full disk gives, and raising the limit while the server runs is the space coming
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 from concurrent.futures import Future
 from pathlib import Path
@@ -26,7 +28,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from spanloom.server.settings import Settings
 from spanloom.server.store.base import InsertResult, SpanRecord
-from spanloom.server.store.sqlite import SqliteStore, user_writes
+from spanloom.server.store.sqlite import SqliteStore, readiness, user_writes
 from spanloom.server.store.sqlite import store as store_module
 
 LONG_TEXT = "the customer asked about the refund policy for damaged items " * 40  # ~2.5 KB
@@ -215,6 +217,83 @@ def test_a_cancelled_wait_does_not_stop_the_writer(tmp_path: Path, monkeypatch: 
         store.close()
 
 
+def _readiness(server: RunningServer) -> httpx.Response:
+    return server.client.get("/readyz")
+
+
+def test_readyz_fails_while_the_disk_is_full_and_recovers(tmp_path: Path):
+    """/readyz answers 503 with the reason while a write would fail for want of room, and 200
+    again once space returns; /metrics counts the refused batches and their spans exactly."""
+    with run_server(tmp_path / "ready.db", max_db_pages=200) as server:
+        assert _readiness(server).status_code == 200
+        refused: list[Span] | None = None
+        for number in range(100):
+            spans = _batch(f"fill{number}")
+            response = server.post_spans(make_request(spans))
+            if response.status_code != 200:
+                refused = spans
+                break
+        assert refused is not None, "the page limit was never reached"
+        _assert_unavailable(response, "storage_full", "storage is full")
+        _assert_unavailable(server.post_spans(make_request(refused)), "storage_full", "storage is full")
+
+        # Answers are shared for up to a second (the probe is open to anyone): poll.
+        not_ready = wait_for(
+            lambda: (answer := _readiness(server)).status_code == 503 and answer, what="/readyz to fail"
+        )
+        error = not_ready.json()["error"]
+        assert error["code"] == "not_ready" and "storage is full" in error["message"], error
+        assert server.get("/healthz").status_code == 200  # the process still answers
+        metrics = server.get("/metrics").text
+        rejected_spans = 2 * len(refused)
+        assert f'spanloom_ingest_spans_rejected_total{{reason="storage_full"}} {rejected_spans}.0' in metrics
+        assert 'spanloom_ingest_requests_refused_total{reason="storage_full"} 2.0' in metrics
+
+        server.store.set_max_db_pages(None)  # space comes back
+        wait_for(lambda: _readiness(server).status_code == 200, what="/readyz to recover")
+        assert server.post_spans(make_request(refused)).status_code == 200
+
+
+def test_readiness_fails_while_the_writer_is_stuck(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    entered, release = threading.Event(), threading.Event()
+    real_write_batch = store_module.write_batch
+
+    def held_write_batch(connection: sqlite3.Connection, spans, waiting=None) -> set[str]:
+        if not entered.is_set():
+            entered.set()
+            assert release.wait(timeout=30)
+        return real_write_batch(connection, spans, waiting)
+
+    monkeypatch.setattr(store_module, "write_batch", held_write_batch)
+    store = SqliteStore(tmp_path / "stuck.db")
+    try:
+        assert store.check_ready(5).ready
+        held = store.insert_spans([_span(1)])
+        wait_for(entered.is_set, what="the writer to start the first write")
+        for _ in range(3):
+            readiness = store.check_ready(0.2)
+            assert not readiness.ready
+            assert "the writer has not taken a write for 0.2 s" in readiness.reason
+        # The calls shared one probe: the queue holds it alone, not a probe per call.
+        assert store.stats().queued_writes == 1
+        release.set()
+        assert held.result(timeout=30).accepted == 1
+        assert store.check_ready(5).ready
+    finally:
+        release.set()
+        store.close()
+
+
+def test_a_disk_without_room_is_named():
+    """The free-space check that stands for a full disk (pages reach the disk only at commit,
+    which the readiness probe never does), against this machine's real free space."""
+    path = Path(tempfile.gettempdir()) / "spanloom-readiness.db"
+    free = shutil.disk_usage(path.parent).free
+    assert readiness.disk_shortage(path, room_bytes=1) is None
+    shortage = readiness.disk_shortage(path, room_bytes=free + 10**12)
+    assert shortage is not None and "storage is full" in shortage and str(path) in shortage
+
+
 def test_max_db_pages_setting_reaches_spanloom_serve(tmp_path: Path):
     assert Settings.from_env({}).max_db_pages is None
     assert Settings.from_env({"SPANLOOM_MAX_DB_PAGES": "100"}).max_db_pages == 100
@@ -231,6 +310,8 @@ def test_max_db_pages_setting_reaches_spanloom_serve(tmp_path: Path):
         str(port),
         "--db",
         str(tmp_path / "s.db"),
+        "--grpc-port",
+        "0",
     ]
     environment = {**os.environ, "SPANLOOM_MAX_DB_PAGES": "60"}
     process = subprocess.Popen(

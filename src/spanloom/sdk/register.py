@@ -23,11 +23,12 @@ from opentelemetry.util.types import Attributes
 
 from spanloom import semconv
 from spanloom.sdk.context import is_tracing_suppressed
+from spanloom.sdk.destination import DEFAULT_ENDPOINT as DEFAULT_ENDPOINT  # where register() sends by default
+from spanloom.sdk.destination import remember_registration, resolve_endpoint, resolve_headers
 from spanloom.sdk.export import DEFAULT_MAX_PENDING_SPANS, ResilientSpanExporter
 from spanloom.sdk.mask import TraceConfig
 from spanloom.sdk.processor import SessionSpanProcessor
 
-DEFAULT_ENDPOINT = "http://127.0.0.1:4318/v1/traces"
 DEFAULT_PROJECT = "default"
 # One export attempt (with the OTLP exporter's own retries) gives up after this many seconds;
 # undelivered spans then wait in ResilientSpanExporter. Short, so a shutdown with the server
@@ -65,21 +66,6 @@ class SuppressionAwareSampler(Sampler):
         return f"SuppressionAwareSampler{{{self._delegate.get_description()}}}"
 
 
-def resolve_endpoint(endpoint: str | None = None) -> str:
-    """Where spans go: the argument, else SPANLOOM_ENDPOINT, else the OTLP variables, else local."""
-    if endpoint:
-        return endpoint
-    for variable in ("SPANLOOM_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
-        value = os.environ.get(variable, "").strip()
-        if value:
-            return value
-    base = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip()
-    if base:
-        # The generic variable names the collector; the traces path is appended, per the spec.
-        return base.rstrip("/") + "/v1/traces"
-    return DEFAULT_ENDPOINT
-
-
 def _timeout_from_environment() -> bool:
     return any(
         os.environ.get(name) for name in ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT")
@@ -92,14 +78,6 @@ def _env_float(name: str) -> float | None:
     except ValueError:
         return None
     return value if value > 0 else None
-
-
-def _resolve_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
-    resolved = dict(headers or {})
-    api_key = os.environ.get("SPANLOOM_API_KEY", "").strip()
-    if api_key and not any(name.lower() == "authorization" for name in resolved):
-        resolved["Authorization"] = f"Bearer {api_key}"
-    return resolved
 
 
 def register(
@@ -130,10 +108,11 @@ def register(
         sampler=SuppressionAwareSampler(),
     )
     provider.add_span_processor(SessionSpanProcessor(read_baggage=read_baggage))
+    resolved_headers = resolve_headers(headers)
     exporter = ResilientSpanExporter(
         OTLPSpanExporter(
             endpoint=resolved_endpoint,
-            headers=_resolve_headers(headers),
+            headers=resolved_headers,
             timeout=None if _timeout_from_environment() else DEFAULT_EXPORT_TIMEOUT_SECONDS,
         ),
         max_pending_spans=int(_env_float("SPANLOOM_MAX_PENDING_SPANS") or DEFAULT_MAX_PENDING_SPANS),
@@ -143,6 +122,8 @@ def register(
     provider._spanloom_config = config or TraceConfig()  # type: ignore[attr-defined]  # an attribute of our own on the SDK provider
     if set_global_tracer_provider:
         trace_api.set_tracer_provider(provider)
+    # log_feedback() and end_session() go to this server, with this key and project.
+    remember_registration(resolved_endpoint, resolved_headers, project)
     if verbose:
         print(
             f"spanloom: project {project!r}, spans -> {resolved_endpoint} "

@@ -1,11 +1,14 @@
 """`create_app(settings, store)`: the FastAPI application, routes, error handlers and the key check.
 
 The caller owns the store: it is created before the app and closed after the server stops, so
-every write accepted with a 200 is committed before the process exits.
+every write accepted with a 200 is committed before the process exits. With `grpc_listen`, the app
+also serves OTLP/gRPC there (grpc_serving.py), over the same ingest pipeline and keys, started and
+stopped by its lifespan.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
@@ -18,14 +21,21 @@ from spanloom.server.api.evaluations import router as evaluations_api_router
 from spanloom.server.api.feedback import router as feedback_api_router
 from spanloom.server.api.routes import router as api_router
 from spanloom.server.auth.keys import KeyRing
-from spanloom.server.auth.middleware import Auth, AuthMiddleware
+from spanloom.server.auth.middleware import INGEST_PATH, Auth, AuthMiddleware
 from spanloom.server.auth.sessions import LoginSessions
 from spanloom.server.auth.throttle import FailedKeyThrottle
+from spanloom.server.cors import BrowserWritesCors
 from spanloom.server.errors import HttpError, error_response
 from spanloom.server.evaluators.runner import EvaluatorRunner
+from spanloom.server.grpc_serving import GrpcIngestServer
 from spanloom.server.ingest.limits import IngestLimits
+from spanloom.server.ingest.pipeline import IngestPipeline
 from spanloom.server.ingest.route import create_ingest_router
 from spanloom.server.list_params import describe_problems
+from spanloom.server.metrics.registry import Metrics
+from spanloom.server.metrics.requests import RequestMetricsMiddleware
+from spanloom.server.operations import ReadinessCheck
+from spanloom.server.operations import router as operations_router
 from spanloom.server.pricing import load_price_table
 from spanloom.server.retention import RetentionPolicy, RetentionRunner
 from spanloom.server.settings import Settings
@@ -41,8 +51,15 @@ def _lifespan(
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        grpc_server: GrpcIngestServer | None = app.state.grpc
         retention.start()
+        if grpc_server is not None:
+            grpc_server.start()
         yield
+        if grpc_server is not None:
+            # First: exports in flight are committed (and handed to the evaluators) before the
+            # evaluators stop; new ones are refused, so the sender keeps them and retries.
+            await asyncio.to_thread(grpc_server.stop)
         # Both finish their current write before the caller closes the store.
         retention.stop()
         evaluators.close()
@@ -54,8 +71,10 @@ def _status_code_name(status: int) -> str:
     return {404: "not_found", 405: "method_not_allowed"}.get(status, "http_error")
 
 
-def create_app(settings: Settings, store: Store) -> FastAPI:
-    """The app over `store`. Raises KeysFileError (a ValueError) when the keys file is malformed."""
+def create_app(settings: Settings, store: Store, grpc_listen: tuple[str, int] | None = None) -> FastAPI:
+    """The app over `store`, also serving OTLP/gRPC on `grpc_listen` (host, port; port 0 for any
+    free one) when given. Raises KeysFileError (a ValueError) when the keys file is malformed, and
+    GrpcListenError when the gRPC port cannot be bound."""
     keys = KeyRing.from_settings(settings.api_key, settings.keys_file)
     # Server evaluators judge committed spans on a thread of their own, off the ingest path; the
     # lifespan stops it (judging what is queued) before the caller closes the store.
@@ -76,6 +95,12 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
     )
     app.state.settings = settings
     app.state.store = store
+    # A registry of this app's own (not prometheus_client's global one): several apps in one
+    # process, as in the tests, keep their counts apart.
+    metrics = Metrics()
+    metrics.watch(store, evaluators, retention)
+    app.state.metrics = metrics
+    app.state.readiness = ReadinessCheck(store)
     app.state.auth = (
         Auth(keys, LoginSessions(), FailedKeyThrottle(limit=settings.max_key_failures_per_minute))
         if keys is not None
@@ -84,6 +109,8 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
 
     @app.exception_handler(HttpError)
     async def http_error(request: Request, error: HttpError) -> Response:
+        if request.url.path == INGEST_PATH:
+            metrics.ingest.refused(error.code)
         return error_response(error.status, error.code, error.message, error.headers, error.details)
 
     @app.exception_handler(RequestValidationError)
@@ -95,27 +122,55 @@ def create_app(settings: Settings, store: Store) -> FastAPI:
     async def starlette_error(request: Request, error: StarletteHTTPException) -> Response:
         return error_response(error.status_code, _status_code_name(error.status_code), str(error.detail))
 
-    # The dashboard's pages ("/" redirects to /sessions) and its sign-in.
-    app.include_router(login_router)
-    app.include_router(api_docs_router)
-    # Before web_router: /users/compare must not be taken for the user named "compare".
-    app.include_router(evaluation_pages_router)
-    app.include_router(web_router)
     app.state.evaluators = evaluators
     app.state.retention = retention
-
-    app.include_router(
-        create_ingest_router(
-            store,
-            load_price_table(settings.pricing_file),
-            IngestLimits.from_settings(settings),
-            settings.retry_after_seconds,
-            on_committed=evaluators.submit,
-        )
+    prices = load_price_table(settings.pricing_file)
+    app.state.price_table = prices.source.describe()
+    metrics.price_table(prices.source)
+    # One pipeline for every transport (OTLP/HTTP here, OTLP/gRPC from grpc_serving.py): the same
+    # trace budget, the same decoding turn, the same hand-over to the evaluators, the same counts.
+    app.state.ingest = IngestPipeline(
+        store,
+        prices,
+        IngestLimits.from_settings(settings),
+        on_committed=evaluators.submit,
+        metrics=metrics.ingest,
     )
-    app.include_router(api_router)
-    app.include_router(evaluations_api_router)
-    app.include_router(feedback_api_router)
+    app.state.grpc = None
+    if grpc_listen is not None:
+        try:
+            app.state.grpc = GrpcIngestServer(
+                app.state.ingest, app.state.auth, settings.retry_after_seconds, *grpc_listen
+            )
+        except Exception:
+            evaluators.close()
+            raise
+    routers = (
+        operations_router,
+        # The dashboard's pages ("/" redirects to /sessions) and its sign-in.
+        login_router,
+        api_docs_router,
+        # Before web_router: /users/compare must not be taken for the user named "compare".
+        evaluation_pages_router,
+        web_router,
+        create_ingest_router(app.state.ingest, settings.retry_after_seconds),
+        api_router,
+        evaluations_api_router,
+        feedback_api_router,
+    )
+    for router in routers:
+        app.include_router(router)
     if app.state.auth is not None:
         app.add_middleware(AuthMiddleware, auth=app.state.auth)
+    if settings.cors_origins:
+        # Outside the key check: a browser's preflight carries no key and is answered here.
+        app.add_middleware(BrowserWritesCors, origins=settings.cors_origins)
+    # Added last, so it is the outermost: the key check's 401s and 429s are counted too, under
+    # the route they were meant for (found among the routers' own routes, whose templates are
+    # whole paths).
+    app.add_middleware(
+        RequestMetricsMiddleware,
+        metrics=metrics.requests,
+        routes=[route for router in routers for route in router.routes],
+    )
     return app

@@ -60,6 +60,7 @@ class RetentionRunner:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self.passes = 0  # completed passes, for tests and metrics
+        self.deleted = RetentionResult()  # everything deleted since start, for metrics
 
     def run_once(self, now_ns: int | None = None) -> RetentionResult:
         """One pass: every expired session and trace at `now_ns` (default: the clock's now)."""
@@ -70,6 +71,9 @@ class RetentionRunner:
             total.sessions += result.sessions
             total.traces += result.traces
             total.spans += result.spans
+            self.deleted.sessions += result.sessions
+            self.deleted.traces += result.traces
+            self.deleted.spans += result.spans
             if not result.more:
                 break
             time.sleep(PAUSE_SECONDS)

@@ -23,6 +23,7 @@ from typing import Any
 import uvicorn
 
 from spanloom.server.header_timeout import HeaderTimeoutProtocol
+from spanloom.server.log_format import log_config
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,12 @@ class ServeLimits:
 
 
 def uvicorn_config(
-    app: Any, host: str, port: int, limits: ServeLimits = ServeLimits(), log_level: str = "info"
+    app: Any,
+    host: str,
+    port: int,
+    limits: ServeLimits = ServeLimits(),
+    log_level: str = "info",
+    log_format: str = "text",
 ) -> uvicorn.Config:
     trusted = (limits.forwarded_allow_ips or "").strip() or None
     return uvicorn.Config(
@@ -43,6 +49,7 @@ def uvicorn_config(
         host=host,
         port=port,
         log_level=log_level,
+        log_config=log_config(log_format, log_level),
         http=HeaderTimeoutProtocol.with_timeout(limits.header_timeout_seconds),
         timeout_keep_alive=limits.keep_alive_seconds,
         limit_concurrency=limits.max_connections,

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from spanloom.server.cors import parse_origins
+
 MIB = 1024 * 1024
 
 
@@ -32,9 +34,27 @@ def _int(environ: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
+def _port(environ: Mapping[str, str], name: str, default: int) -> int:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdecimal() or int(raw) > 65535:
+        raise ValueError(f"{name} must be a port number from 0 to 65535, got {raw!r}")
+    return int(raw)
+
+
 def _path(environ: Mapping[str, str], name: str) -> Path | None:
     raw = environ.get(name, "").strip()
     return Path(raw).expanduser() if raw else None
+
+
+LOG_FORMATS = ("text", "json")
+
+
+def _log_format(value: str) -> str:
+    if value not in LOG_FORMATS:
+        raise ValueError(f"SPANLOOM_LOG_FORMAT must be text or json, got {value!r}")
+    return value
 
 
 def parse_retention(raw: str | list[str] | tuple[str, ...]) -> dict[str, int]:
@@ -65,7 +85,8 @@ class Settings:
     write_queue_size: requests that may wait for the writer before ingest answers 503
         (SPANLOOM_WRITE_QUEUE_SIZE, default 16).
     max_batch_spans: spans the writer commits together at most (SPANLOOM_MAX_BATCH_SPANS).
-    pricing_file: a JSON price table overriding the built-in one (SPANLOOM_PRICING_FILE).
+    pricing_file: a JSON file of model prices that win over genai-prices' table
+        (SPANLOOM_PRICING_FILE; format in server/pricing/overrides.py).
     retry_after_seconds: the Retry-After sent with 503.
     keys_file: a JSON file of ingest/read/admin keys, optionally per project (SPANLOOM_KEYS_FILE;
         see server/auth/keys.py). With `api_key`, both apply.
@@ -95,6 +116,13 @@ class Settings:
     retention_by_project: the same per project, winning over retention_days
         (SPANLOOM_RETENTION="shop=7,support=30").
     retention_interval_seconds: how often retention runs (SPANLOOM_RETENTION_INTERVAL, 600).
+    cors_origins: browser origins allowed to send feedback and end sessions cross-origin
+        (SPANLOOM_CORS_ORIGINS="https://app.example,http://localhost:3000"; default none). Only
+        POST /api/feedback and POST /api/sessions/{id}/end answer them; see cors.py.
+    log_format: "text" (uvicorn's lines) or "json" (one JSON object per line, for log shippers)
+        (SPANLOOM_LOG_FORMAT; see server/log_format.py).
+    grpc_port: where `spanloom serve` takes OTLP/gRPC, on the same host as HTTP
+        (SPANLOOM_GRPC_PORT, default 4317, the standard OTLP/gRPC port; 0 turns it off).
     max_values_per_request: protobuf messages other than spans (attributes, values, array and
         map elements, events, links), or JSON values, one OTLP body may hold; counted before it is
         decoded, past it 413 (SPANLOOM_MAX_VALUES_PER_REQUEST, default 1,000,000).
@@ -121,6 +149,10 @@ class Settings:
     retention_days: int | None = None
     retention_by_project: dict[str, int] = field(default_factory=dict)
     retention_interval_seconds: int = 600
+    cors_origins: tuple[str, ...] = ()
+    log_format: str = "text"
+    grpc_port: int = 4317
+    max_values_per_request: int = 1_000_000
 
     def idle_before_ns(self, now_ns: int | None = None) -> int:
         """Sessions whose last turn ended before this are idle (SPANLOOM_SESSION_IDLE_SECONDS)."""
@@ -130,8 +162,6 @@ class Settings:
     def store(self) -> str:
         """The store's URL: `store_url`, else the SQLite file `db_path`."""
         return self.store_url or f"sqlite:///{self.db_path}"
-
-    max_values_per_request: int = 1_000_000
 
     @property
     def evaluators_path(self) -> Path:
@@ -175,5 +205,8 @@ class Settings:
                 env, "SPANLOOM_RETENTION_INTERVAL", cls.retention_interval_seconds
             ),
             max_values_per_request=_int(env, "SPANLOOM_MAX_VALUES_PER_REQUEST", cls.max_values_per_request),
+            cors_origins=parse_origins(env.get("SPANLOOM_CORS_ORIGINS", "")),
+            log_format=_log_format(env.get("SPANLOOM_LOG_FORMAT", "").strip().lower() or cls.log_format),
+            grpc_port=_port(env, "SPANLOOM_GRPC_PORT", cls.grpc_port),
         )
         return replace(settings, **{key: value for key, value in overrides.items() if value is not None})

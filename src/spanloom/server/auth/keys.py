@@ -39,6 +39,11 @@ class Principal:
     def allows(self, project: str) -> bool:
         return self.projects is None or project in self.projects
 
+    @property
+    def is_admin(self) -> bool:
+        """May do everything in every project (and so see the whole server's /metrics)."""
+        return self.can_ingest and self.can_read and self.projects is None
+
 
 def _digest(key: str) -> bytes:
     return hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()

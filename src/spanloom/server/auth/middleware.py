@@ -5,8 +5,10 @@
   (``POST /api/evaluations``) need the ingest role, like ``/v1/traces``, and, when they rest on
   the cookie, must come from this server's own origin (see csrf.py).
 - Pages need the same; a browser without either is sent to ``/login?next=...``.
-- The docs (``/docs`` and its files), ``/openapi.json``, ``/login``, ``/logout`` and ``/static/...`` are
-  open: they hold no data.
+- ``/metrics`` needs an admin key for every project (the figures are the whole server's); a
+  caller without one gets 401, never the login page.
+- The docs (``/docs`` and its files), ``/openapi.json``, ``/login``, ``/logout``, ``/static/...``
+  and the probes ``/healthz`` and ``/readyz`` are open: they hold no data.
 
 A missing or wrong key answers the same 401 whatever the path or its parameters, so a caller
 without a key learns nothing about which projects, traces or sessions exist. An address that sent
@@ -28,10 +30,20 @@ from spanloom.server.auth.sessions import SESSION_COOKIE, LoginSession, LoginSes
 from spanloom.server.auth.throttle import FailedKeyThrottle
 from spanloom.server.errors import error_response
 
-OPEN_PATHS = frozenset({"/openapi.json", "/docs", "/login", "/logout"})
+# /healthz and /readyz: probes carry no keys, and the answers hold no data.
+OPEN_PATHS = frozenset({"/openapi.json", "/docs", "/login", "/logout", "/healthz", "/readyz"})
 OPEN_PREFIXES = ("/static/", "/docs/assets/")
 INGEST_PATH = "/v1/traces"
+METRICS_PATH = "/metrics"
 API_PREFIX = "/api/"
+
+
+class TooManyWrongKeysError(Exception):
+    """The address presented too many wrong keys lately: wait `retry_after` whole seconds."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many wrong keys; retry after {retry_after} s")
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -41,6 +53,18 @@ class Auth:
     keys: KeyRing
     sessions: LoginSessions
     throttle: FailedKeyThrottle = field(default_factory=FailedKeyThrottle)
+
+    def principal_for_key(self, key: str, address: str) -> Principal | None:
+        """The principal of a presented key, or None for a wrong key (counted against `address`).
+        Raises TooManyWrongKeysError, without looking at the key, while `address` is held back.
+        Every transport's key check goes through here (HTTP headers, gRPC metadata)."""
+        wait = self.throttle.retry_after(address)
+        if wait is not None:
+            raise TooManyWrongKeysError(wait)
+        principal = self.keys.lookup(key)
+        if principal is None:
+            self.throttle.failed(address)
+        return principal
 
 
 def client_address(connection: HTTPConnection) -> str:
@@ -58,13 +82,17 @@ def too_many_wrong_keys(retry_after: int) -> Response:
     )
 
 
-def presented_key(connection: HTTPConnection) -> str | None:
-    """The key in ``Authorization: Bearer`` or ``X-API-Key``; None when neither header is there."""
-    authorization = connection.headers.get("authorization")
+def key_from_headers(authorization: str | None, api_key: str | None) -> str | None:
+    """The key in ``Authorization: Bearer KEY`` or else ``X-API-Key``; None when neither is there
+    (an Authorization of another scheme presents an empty, so wrong, key)."""
     if authorization is not None:
         scheme, _, token = authorization.partition(" ")
         return token.strip() if scheme.lower() == "bearer" else ""
-    return connection.headers.get("x-api-key")
+    return api_key
+
+
+def presented_key(connection: HTTPConnection) -> str | None:
+    return key_from_headers(connection.headers.get("authorization"), connection.headers.get("x-api-key"))
 
 
 def _unauthorized() -> Response:
@@ -85,13 +113,11 @@ class AuthMiddleware:
     def _principal(
         self, connection: HTTPConnection, key: str | None, allow_cookie: bool
     ) -> tuple[Principal | None, LoginSession | None]:
-        """Who is asking: by the key header (`key`) first, else (pages and API) by login cookie."""
+        """Who is asking: by the key header (`key`) first, else (pages and API) by login cookie.
+        Raises TooManyWrongKeysError when the caller's address is held back."""
         if key is not None:
             # A header wins over a cookie: a wrong key is refused even in a logged-in browser.
-            principal = self.auth.keys.lookup(key)
-            if principal is None:
-                self.auth.throttle.failed(client_address(connection))
-            return principal, None
+            return self.auth.principal_for_key(key, client_address(connection)), None
         if allow_cookie:
             session = self.auth.sessions.get(connection.cookies.get(SESSION_COOKIE, ""))
             if session is not None:
@@ -108,17 +134,16 @@ class AuthMiddleware:
             return
         connection = HTTPConnection(scope)
         key = presented_key(connection)
-        if key is not None:
-            wait = self.auth.throttle.retry_after(client_address(connection))
-            if wait is not None:
-                await too_many_wrong_keys(wait)(scope, receive, send)
-                return
         is_ingest = path == INGEST_PATH
         is_api_write = path.startswith(API_PREFIX) and scope["method"] not in ("GET", "HEAD", "OPTIONS")
-        principal, login_session = self._principal(connection, key, allow_cookie=not is_ingest)
+        try:
+            principal, login_session = self._principal(connection, key, allow_cookie=not is_ingest)
+        except TooManyWrongKeysError as held_back:
+            await too_many_wrong_keys(held_back.retry_after)(scope, receive, send)
+            return
         response: Response | None = None
         if principal is None:
-            is_page = not is_ingest and not path.startswith(API_PREFIX)
+            is_page = not is_ingest and not path.startswith(API_PREFIX) and path != METRICS_PATH
             if is_page and scope["method"] in ("GET", "HEAD"):
                 target = path + (
                     f"?{scope['query_string'].decode('latin-1')}" if scope["query_string"] else ""
@@ -128,6 +153,8 @@ class AuthMiddleware:
                 response = _unauthorized()
         elif is_ingest and not principal.can_ingest:
             response = _forbidden("send spans")
+        elif path == METRICS_PATH and not principal.is_admin:
+            response = _forbidden("read the server's metrics (an admin key for every project may)")
         elif is_api_write and not principal.can_ingest:
             response = _forbidden("write")
         elif (

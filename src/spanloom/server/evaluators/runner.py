@@ -147,6 +147,11 @@ class EvaluatorRunner:
         self._thread = threading.Thread(target=self._run, name="spanloom-evaluators", daemon=True)
         self._thread.start()
 
+    @property
+    def backlog(self) -> int:
+        """Spans waiting to be judged (for /metrics)."""
+        return max(0, self._queued)
+
     def submit(self, spans: Sequence[SpanRecord]) -> None:
         """Queue committed spans for judging; never blocks (a full queue drops them)."""
         self._last_submit = time.monotonic()

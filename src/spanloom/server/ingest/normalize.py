@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from spanloom import semconv
@@ -17,7 +17,8 @@ from spanloom.server.ingest.attributes import key_values
 from spanloom.server.ingest.limits import Cuts, IngestLimits, TooManySpansError, truncate_text
 from spanloom.server.ingest.messages import MESSAGE_PREFIXES, group_by_prefix, input_text, output_text
 from spanloom.server.json_text import parse_json
-from spanloom.server.pricing import PriceTable
+from spanloom.server.metrics.ingest import DUPLICATE_SPAN, INVALID_ID
+from spanloom.server.pricing import PriceTable, TokenCounts
 from spanloom.server.store.base import SpanRecord, StatusCode
 
 DEFAULT_PROJECT = "default"
@@ -51,6 +52,18 @@ COMPLETION_TOKEN_KEYS = (
     semconv.GEN_AI_USAGE_OUTPUT_TOKENS,
     semconv.GEN_AI_USAGE_COMPLETION_TOKENS,
 )
+# Parts of the prompt and completion counts that some providers price apart.
+CACHE_READ_KEYS = (semconv.LLM_TOKEN_COUNT_PROMPT_CACHE_READ, semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS)
+CACHE_WRITE_KEYS = (
+    semconv.LLM_TOKEN_COUNT_PROMPT_CACHE_WRITE,
+    semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
+)
+REASONING_KEYS = (
+    semconv.LLM_TOKEN_COUNT_COMPLETION_REASONING,
+    semconv.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
+)
+# Who served the call, which some models' prices depend on (Azure's, Bedrock's).
+PROVIDER_KEYS = (semconv.LLM_PROVIDER, semconv.GEN_AI_PROVIDER_NAME, semconv.GEN_AI_SYSTEM)
 # gen_ai.operation.name values to OpenInference span kinds.
 _OPERATION_KINDS = {
     "chat": "LLM",
@@ -82,6 +95,7 @@ class NormalizedBatch:
     spans: list[SpanRecord]
     rejected: int
     error_message: str  # why spans were rejected, for partial_success; "" when none were
+    rejected_by: dict[str, int] = field(default_factory=dict)  # reason code -> spans, for /metrics
 
 
 def first_string(attributes: dict[str, Any], keys: tuple[str, ...]) -> str | None:
@@ -126,6 +140,27 @@ def token_count(attributes: dict[str, Any], keys: tuple[str, ...]) -> int | None
     if count is None or count < 0:
         return None
     return min(count, MAX_TOKENS)
+
+
+def cost_of(
+    attributes: dict[str, Any],
+    prices: PriceTable,
+    model: str | None,
+    prompt_tokens: int | None,
+    completion_tokens: int | None,
+    start_ns: int,
+) -> float | None:
+    """USD for an LLM call, priced as of its start; None without a model, tokens or a price."""
+    if not model or (prompt_tokens is None and completion_tokens is None):
+        return None
+    tokens = TokenCounts(
+        prompt_tokens or 0,
+        completion_tokens or 0,
+        token_count(attributes, CACHE_READ_KEYS) or 0,
+        token_count(attributes, CACHE_WRITE_KEYS) or 0,
+        token_count(attributes, REASONING_KEYS) or 0,
+    )
+    return prices.cost_of(model, tokens, first_string(attributes, PROVIDER_KEYS), start_ns)
 
 
 def span_kind_of(attributes: dict[str, Any]) -> str:
@@ -242,7 +277,7 @@ def normalize_span(
         prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens,
         total_tokens=total_tokens,
-        cost=prices.cost_of(model, prompt_tokens, completion_tokens),
+        cost=cost_of(attributes, prices, model, prompt_tokens, completion_tokens, start),
         input=input_text(attributes, grouped),
         output=output_text(attributes, grouped),
         metadata=metadata_of(attributes, grouped.get(_LANGFUSE_METADATA, ())),
@@ -283,6 +318,7 @@ def normalize_request(
         )
     records: list[SpanRecord] = []
     rejected = 0
+    rejected_by: dict[str, int] = {}
     problems: list[str] = []
     seen: set[tuple[bytes, bytes]] = set()
     for resource_spans in request.resource_spans:
@@ -294,15 +330,16 @@ def normalize_request(
         project = project_of(resource)
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
-                problem = _id_problem(span)
+                problem, reason = _id_problem(span), INVALID_ID
                 if problem is None and (span.trace_id, span.span_id) in seen:
-                    problem = "a span id appeared twice in one request"
+                    problem, reason = "a span id appeared twice in one request", DUPLICATE_SPAN
                 if problem is not None:
                     rejected += 1
+                    rejected_by[reason] = rejected_by.get(reason, 0) + 1
                     if problem not in problems:
                         problems.append(problem)
                     continue
                 seen.add((span.trace_id, span.span_id))
                 records.append(normalize_span(span, resource, project, prices, limits))
     message = f"{rejected} span(s) rejected: {'; '.join(problems)}" if rejected else ""
-    return NormalizedBatch(records, rejected, message)
+    return NormalizedBatch(records, rejected, message, rejected_by)

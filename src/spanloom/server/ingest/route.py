@@ -1,113 +1,41 @@
 """``POST /v1/traces``: OTLP/HTTP ingest, protobuf or JSON, answered only after commit.
 
-Checks happen before the store is touched: 415 for a content type or encoding it does not
-speak, 413 for a body over the limit (also after decompression) or more spans or values than
-allowed in one request (counted before decoding: see value_budget.py), 400 for a body that does
-not decode. A full write queue answers 503 with Retry-After, which OTLP exporters retry; so does
-a write the storage failed (a full disk, an I/O error), which was rolled back whole: nothing is
-acknowledged that was not committed.
-
-Spans accepted in part are reported in `partial_success` (rejected count and why): invalid ids,
-a span id repeated in the request, a trace over its span limit, and, with a per-project key,
-spans of projects the key may not send to, or of a trace another project owns (the store decides
-that, at commit). The rest of the batch is stored.
+This module is the HTTP transport; what happens to the body is pipeline.py's, shared with gRPC.
+Checks happen before the store is touched: 415 for a content type or encoding it does not speak,
+413 for a body over the limit (also after decompression) or more spans or values than allowed in
+one request (counted before decoding: see value_budget.py), 400 for a body that does not decode.
+A full write queue answers 503 with Retry-After, which OTLP exporters retry; so does a write the
+storage failed (a full disk, an I/O error), which was rolled back whole: nothing is acknowledged
+that was not committed. Spans accepted in part are reported in `partial_success`.
 """
 
 from __future__ import annotations
-
-import asyncio
-import threading
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future
-from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from spanloom.server.auth.scope import principal_of
 from spanloom.server.errors import HttpError
-from spanloom.server.ingest.decode import UndecodableBodyError, decode_json, decode_protobuf, encode_response
-from spanloom.server.ingest.limits import IngestLimits, TooManySpansError
-from spanloom.server.ingest.normalize import NormalizedBatch, normalize_request
-from spanloom.server.ingest.trace_budget import TraceBudget
-from spanloom.server.ingest.value_budget import TooManyValuesError, check_json_budget, check_protobuf_budget
-from spanloom.server.pricing import PriceTable
-from spanloom.server.request_body import check_declared_length, check_encoding, read_limited
-from spanloom.server.store.base import (
-    InsertResult,
-    SpanRecord,
-    Store,
-    StoreBusyError,
-    StoreClosedError,
-    StoreUnavailableError,
+from spanloom.server.ingest.decode import encode_response
+from spanloom.server.ingest.pipeline import (
+    TOO_MANY_SPANS,
+    TOO_MANY_VALUES,
+    UNDECODABLE,
+    IngestPipeline,
+    IngestRefusedError,
 )
+from spanloom.server.request_body import check_declared_length, check_encoding, read_limited
 
 PROTOBUF_TYPES = ("application/x-protobuf", "application/protobuf")
 JSON_TYPE = "application/json"
+# Refusals that are not worth a retry; every other one is a 503 with Retry-After.
+REFUSAL_STATUS = {UNDECODABLE: 400, TOO_MANY_SPANS: 413, TOO_MANY_VALUES: 413}
 
 
-def _count_rejected(batch: NormalizedBatch, dropped: int, why: str) -> None:
-    """Add `dropped` spans, rejected because `why`, to what partial_success reports."""
-    if not dropped:
-        return
-    previous = batch.error_message.partition(": ")[2]
-    batch.rejected += dropped
-    batch.error_message = f"{batch.rejected} span(s) rejected: {'; '.join(filter(None, (previous, why)))}"
-
-
-def _reject(batch: NormalizedBatch, kept: list[Any], why: str) -> None:
-    """Drop from `batch` the spans not in `kept`, saying `why` in partial_success."""
-    dropped = len(batch.spans) - len(kept)
-    batch.spans = kept
-    _count_rejected(batch, dropped, why)
-
-
-def _scope_and_budget(batch: NormalizedBatch, projects: frozenset[str] | None, budget: TraceBudget) -> None:
-    if projects is not None:
-        allowed = [span for span in batch.spans if span.project in projects]
-        _reject(batch, allowed, "this key may not send spans of the project(s) named by their resource")
-    kept, overflowed = budget.split(batch.spans)
-    if overflowed:
-        _reject(
-            batch,
-            kept,
-            f"trace(s) {', '.join(overflowed[:3])}{' ...' if len(overflowed) > 3 else ''} would exceed "
-            f"{budget.limit} spans (SPANLOOM_MAX_SPANS_PER_TRACE)",
-        )
-
-
-def create_ingest_router(
-    store: Store,
-    prices: PriceTable,
-    limits: IngestLimits,
-    retry_after_seconds: int,
-    on_committed: Callable[[Sequence[SpanRecord]], None] | None = None,
-) -> APIRouter:
-    """`on_committed` gets each request's spans once they are committed (the server evaluators'
-    queue): it must return at once, as the 200 waits for it."""
+def create_ingest_router(pipeline: IngestPipeline, retry_after_seconds: int) -> APIRouter:
     router = APIRouter(tags=["ingest"])
     busy_headers = {"Retry-After": str(retry_after_seconds)}
-    max_body_bytes = limits.max_body_bytes
-    budget = TraceBudget(store, limits.max_spans_per_trace)
-    decoding = threading.Lock()
-
-    def _accept(
-        body: bytes, as_json: bool, projects: frozenset[str] | None
-    ) -> tuple[NormalizedBatch, Future[Any]]:
-        """Blocking: decode, normalize, apply the key's scope and the trace budget, queue the write."""
-        if as_json:
-            check_json_budget(body, limits.max_values_per_request)
-        else:
-            check_protobuf_budget(body, limits.max_values_per_request, limits.max_spans_per_request)
-        # One decoded request at a time: decoding holds the GIL, so concurrent requests gain
-        # nothing from overlapping here, and each decoded tree (up to the values budget) is
-        # freed before the next one is built.
-        with decoding:
-            request = decode_json(body) if as_json else decode_protobuf(body)
-            batch = normalize_request(request, prices, limits)
-            del request
-        _scope_and_budget(batch, projects, budget)
-        return batch, store.insert_spans(batch.spans, projects)
+    max_body_bytes = pipeline.limits.max_body_bytes
 
     @router.post(
         "/v1/traces",
@@ -151,33 +79,14 @@ def create_ingest_router(
             # Decoding, normalizing and the store's row building take milliseconds of CPU per
             # batch: off the event loop, in one hop, so API requests are not held up behind it
             # and one request's preparation overlaps with the writer committing another's.
-            batch, future = await run_in_threadpool(_accept, body, as_json, projects)
-        except UndecodableBodyError as error:
-            raise HttpError(400, "undecodable", str(error)) from None
-        except TooManySpansError as error:
-            raise HttpError(413, "too_many_spans", str(error)) from None
-        except TooManyValuesError as error:
-            raise HttpError(413, "too_many_values", str(error)) from None
-        except StoreBusyError:
-            raise HttpError(503, "busy", "the writer is saturated; retry later", busy_headers) from None
-        except StoreClosedError:
-            raise HttpError(503, "shutting_down", "the server is shutting down", busy_headers) from None
-        try:
-            result: InsertResult = await asyncio.wrap_future(future)
-        except StoreUnavailableError as error:
-            code = "storage_full" if error.full else "storage_unavailable"
-            raise HttpError(503, code, str(error), busy_headers) from None
-        except Exception as error:
-            # Typically the file is locked by another process: worth a retry, not a lost batch.
-            raise HttpError(
-                503, "write_failed", f"the spans were not stored: {error}", busy_headers
-            ) from None
-        _count_rejected(batch, result.rejected, "; ".join(result.reasons))
-        budget.committed(result.written)
-        if on_committed is not None and result.written:
-            on_committed(result.written)
+            pending = await run_in_threadpool(pipeline.submit, body, as_json, projects)
+            outcome = await pending.outcome_async()
+        except IngestRefusedError as refused:
+            if refused.retry:
+                raise HttpError(503, refused.code, refused.message, busy_headers) from None
+            raise HttpError(REFUSAL_STATUS[refused.code], refused.code, refused.message) from None
         return Response(
-            encode_response(batch.rejected, batch.error_message, as_json),
+            encode_response(outcome.rejected, outcome.error_message, as_json),
             media_type=JSON_TYPE if as_json else PROTOBUF_TYPES[0],
         )
 

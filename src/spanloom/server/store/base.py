@@ -127,6 +127,27 @@ class RetentionResult:
     more: bool = False  # it stopped at its limit: call again
 
 
+@dataclass(frozen=True, slots=True)
+class Readiness:
+    """Whether the store accepts a write now (`GET /readyz`). `reason` says what is wrong when it
+    does not, for an operator ("storage is full ...", "the writer has not taken a write for 2 s")."""
+
+    ready: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStats:
+    """What `GET /metrics` shows of the store; read without scanning anything."""
+
+    size_bytes: int  # what the store takes on disk (its files, or its tables' parts)
+    queued_writes: int  # write requests waiting for the writer
+
+
+# Told, after each committed write that stored spans or evaluation results, how many it stored.
+WriteObserver = Callable[[int], None]
+
+
 @dataclass(slots=True)
 class TraceSummary:
     trace_id: str
@@ -433,6 +454,25 @@ class Store(Protocol):
     ) -> list[EvaluationGroup]:
         """Per (group, evaluation name): count, mean score, pass rate and the worst result, worst
         mean score first."""
+        ...
+
+    def check_ready(self, timeout: float) -> Readiness:
+        """Whether a write would be accepted now: the writer takes a request within `timeout`
+        seconds (it is not stuck, nor its queue full all that time) and the storage has room for
+        a write (neither the disk nor a configured size limit is full). Writes nothing that stays.
+        Blocks up to about `timeout`: call it off the event loop. Never raises: a closed store is
+        not ready, and says so."""
+        ...
+
+    def stats(self) -> StoreStats:
+        """Size and writer queue depth, cheap enough for every metrics scrape."""
+        ...
+
+    def observe_writes(self, observer: WriteObserver) -> None:
+        """From now on, call `observer` after each committed write that accepted spans or
+        evaluation results, with how many (their `accepted` counts: the writer's batch sizes, for
+        /metrics), before the futures of that write resolve. It runs on the writer's thread: it
+        must be quick."""
         ...
 
     def close(self) -> None: ...

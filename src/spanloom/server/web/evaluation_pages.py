@@ -14,7 +14,7 @@ from starlette.responses import Response
 from spanloom.server.auth.scope import ProjectNotVisibleError, restrict_query
 from spanloom.server.list_params import BadParameterError, UserListParams, validate_list
 from spanloom.server.store.base import Store
-from spanloom.server.store.evaluation_types import EVAL_SORT_PREFIX
+from spanloom.server.store.evaluation_types import EVAL_SORT_PREFIX, FEEDBACK
 from spanloom.server.web.chrome import bad_request, chrome, not_found
 from spanloom.server.web.forms import shared_params
 from spanloom.server.web.render import Links, render
@@ -36,7 +36,9 @@ def users_compare_page(request: Request) -> Response:
     names = store.list_evaluation_names(query.project)
     chosen = (request.query_params.get("name") or "").strip()
     if chosen not in names:
-        chosen = names[0] if names else ""
+        # End users' thumbs have their own column everywhere; the comparison opens on an evaluator.
+        judged = [name for name in names if name != FEEDBACK]
+        chosen = (judged or names or [""])[0]
     users = []
     if chosen:
         ranked = replace(query, sort=EVAL_SORT_PREFIX + chosen, order="asc", limit=COMPARE_LIMIT, cursor=None)

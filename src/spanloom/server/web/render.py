@@ -110,7 +110,11 @@ def _with_query(path: str, items: list[tuple[str, Any]]) -> str:
 def render(
     request: Request, template: str, context: Mapping[str, Any], status_code: int = 200
 ) -> HTMLResponse:
-    html = environment.get_template(template).render(request=request, links=Links(request), **context)
+    # Which price table priced the costs, said in every page's footer (set by create_app).
+    price_table = getattr(request.app.state, "price_table", None)
+    html = environment.get_template(template).render(
+        request=request, links=Links(request), price_table=price_table, **context
+    )
     return HTMLResponse(html, status_code=status_code, headers=SECURITY_HEADERS)
 
 

@@ -26,6 +26,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent import futures
 from concurrent.futures import Future, InvalidStateError
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -39,6 +40,7 @@ from spanloom.server.store.base import (
     Page,
     Progress,
     ProjectSummary,
+    Readiness,
     Retention,
     RetentionResult,
     SessionDetail,
@@ -47,11 +49,13 @@ from spanloom.server.store.base import (
     StoreBusyError,
     StoreClosedError,
     StoreOpenError,
+    StoreStats,
     StoreUnavailableError,
     TraceDetail,
     TraceSummary,
     UserDetail,
     UserSummary,
+    WriteObserver,
 )
 from spanloom.server.store.cursor import (
     TRACE_SPANS_CURSOR,
@@ -72,6 +76,7 @@ from spanloom.server.store.sqlite import (
     evaluation_writes,
     ownership,
     project_reads,
+    readiness,
     retention,
     session_reads,
     span_reads,
@@ -100,6 +105,7 @@ class _Request:
     retention: tuple[Retention, int] | None = None
     # Or session marks to write (ended, judged): a write of its own, run by the writer.
     marks: Callable[[sqlite3.Connection], Any] | None = None
+    probe: bool = False  # a readiness probe (check_ready): answered, never committed
     result: Any = field(default=None)
 
     @property
@@ -215,6 +221,9 @@ class SqliteStore:
         self._queue: queue.Queue[_Request | None] = queue.Queue(maxsize=max(1, queue_size))
         self._max_batch_spans = max_batch_spans
         self._closed = False
+        self._observers: list[WriteObserver] = []
+        self._probe: Future[None] | None = None  # the readiness probe on the queue, if any
+        self._probe_lock = threading.Lock()
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
@@ -322,13 +331,19 @@ class SqliteStore:
                     break
                 batch.append(item)
                 count += item.size
+            probes = [request for request in batch if request.probe]
+            if probes:
+                batch = [request for request in batch if not request.probe]
             try:
-                self._write(batch)
+                if batch:
+                    self._write(batch)
             except Exception as error:
                 # Never let the writer thread die: every later write would wait forever.
                 logger.exception("spanloom: the writer failed on %d requests", len(batch))
                 for request in batch:
                     _settle(request.future, error=error)
+            for probe in probes:
+                self._answer_probe(probe)
             self._committed.set()
             if time.monotonic() >= self._next_statistics:
                 self._refresh_statistics()
@@ -336,6 +351,25 @@ class SqliteStore:
         self._writer_done = True
         self._writer_stopped.set()
         self._committed.set()  # wakes the checkpointer, which sees the writer has stopped
+
+    def _answer_probe(self, probe: _Request) -> None:
+        """After the writes taken with it: would the next write find room?"""
+        try:
+            self._apply_page_limit()
+            readiness.probe_room(self._writer)
+        except Exception as error:
+            _settle(probe.future, error=_storage_error(error))
+        else:
+            _settle(probe.future, None)
+
+    def _observe(self, records: int) -> None:
+        if not records:
+            return
+        for observer in self._observers:
+            try:
+                observer(records)
+            except Exception:
+                logger.exception("spanloom: a write observer failed")
 
     def _refresh_statistics(self) -> None:
         """Keep the planner's statistics current (PRAGMA optimize: ANALYZE where the tables grew,
@@ -435,7 +469,9 @@ class SqliteStore:
             if len(requests) == 1 and len(requests[0].spans) > 0 and _is_data_error(error):
                 # Something in these spans cannot be stored (the storage itself works): store
                 # the others, and reject only what fails alone.
-                _settle(requests[0].future, self._write_apart(requests[0]))
+                result = self._write_apart(requests[0])
+                self._observe(result.accepted)
+                _settle(requests[0].future, result)
                 return
             if len(requests) == 1:
                 failure = _storage_error(error)
@@ -448,6 +484,7 @@ class SqliteStore:
             for request in requests:
                 self._write([request])
             return
+        self._observe(sum(getattr(request.result, "accepted", 0) for request in requests))
         for request in requests:
             _settle(request.future, request.result)
 
@@ -629,6 +666,49 @@ class SqliteStore:
     ) -> list[EvaluationGroup]:
         with self._snapshot() as connection:
             return evaluation_reads.summarize(connection, group_by, name, project, limit)
+
+    # --- operating ---
+    def check_ready(self, timeout: float) -> Readiness:
+        if self._closed:
+            return Readiness(False, "the store is closed: the server is shutting down")
+        shortage = readiness.disk_shortage(self.path)
+        if shortage is not None:
+            return Readiness(False, shortage)
+        deadline = time.monotonic() + timeout
+        with self._probe_lock:
+            # One probe on the queue at a time: callers while it waits share its answer, and a
+            # stuck writer does not collect a probe per call.
+            probe = self._probe
+            if probe is None or probe.done():
+                probe = Future()
+                try:
+                    self._queue.put(_Request(probe, probe=True), timeout=timeout)
+                except queue.Full:
+                    return Readiness(False, f"the writer's queue stayed full for {timeout:g} s")
+                self._probe = probe
+        try:
+            probe.result(timeout=max(0.0, deadline - time.monotonic()))
+        except futures.TimeoutError:
+            return Readiness(False, f"the writer has not taken a write for {timeout:g} s")
+        except StoreUnavailableError as error:
+            if error.full:
+                return Readiness(False, "storage is full: the database or its disk has no room for a write")
+            return Readiness(False, f"a write would fail: {error.__cause__ or error}")
+        except Exception as error:
+            return Readiness(False, f"a write would fail: {error}")
+        return Readiness(True)
+
+    def stats(self) -> StoreStats:
+        size = 0
+        for suffix in ("", "-wal", "-shm"):
+            try:
+                size += (self.path.parent / (self.path.name + suffix)).stat().st_size
+            except OSError:
+                pass  # no WAL file yet, or just checkpointed away
+        return StoreStats(size_bytes=size, queued_writes=self._queue.qsize())
+
+    def observe_writes(self, observer: WriteObserver) -> None:
+        self._observers.append(observer)
 
     # --- lifecycle ---
     def close(self) -> None:
