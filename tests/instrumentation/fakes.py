@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
+import anthropic
+import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -22,6 +24,14 @@ def http_library(sdk: ModuleType) -> ModuleType:
     """The HTTP library (`httpx` or `httpx2`) whose client the provider SDK sends with."""
     client_class = sdk.DefaultHttpxClient.__mro__[1]  # the library's own Client
     return importlib.import_module(client_class.__module__.partition(".")[0])
+
+
+# The instrumentor patches beta.messages.parse where the SDK has it: from anthropic 0.73, above
+# the 0.43 minimum pyproject.toml declares (and the 0.69 langchain-anthropic 1.0 needs).
+needs_anthropic_beta_parse = pytest.mark.skipif(
+    not hasattr(anthropic.resources.beta.messages.Messages, "parse"),
+    reason=f"anthropic {anthropic.__version__} has no beta.messages.parse (it came in 0.73)",
+)
 
 
 @dataclass(frozen=True)

@@ -1,24 +1,43 @@
-"""A Gemini API fake at the transport level: google-genai's own httpx2 client on a MockTransport."""
+"""A Gemini API fake at the transport level: a client of the HTTP library google-genai sends with
+(`httpx2` from 3.0, `httpx` before) on a MockTransport."""
 
 from __future__ import annotations
 
+import importlib
 import json
+from importlib import metadata
+from types import ModuleType
 from typing import Any
 
-import httpx2
 from google import genai
 from google.genai import types
+from packaging.requirements import Requirement
 
-from .fakes import FakeAPI
+from .fakes import Canned, FakeAPI
+
+
+def _http_library() -> ModuleType:
+    """The library google-genai requires outside any extra: the one its own clients are built on."""
+    for line in metadata.requires("google-genai") or ():
+        requirement = Requirement(line)
+        if requirement.name in ("httpx", "httpx2") and requirement.marker is None:
+            return importlib.import_module(requirement.name)
+    raise LookupError("google-genai requires neither httpx nor httpx2")
+
+
+GEMINI_HTTP = _http_library()
 
 
 def gemini_client(api: FakeAPI) -> genai.Client:
+    # The SDK's own clients with our transport: `client_args` exists from google-genai 1.11, the
+    # floor pyproject.toml declares (`httpx_client`, a whole client, only from 1.46). A transport
+    # also keeps the async client on httpx where aiohttp is installed.
     return genai.Client(
         api_key="x",
         http_options=types.HttpOptions(
             base_url="http://test",
-            httpx_client=httpx2.Client(transport=httpx2.MockTransport(api)),
-            httpx_async_client=httpx2.AsyncClient(transport=httpx2.MockTransport(api)),
+            client_args={"transport": GEMINI_HTTP.MockTransport(api)},
+            async_client_args={"transport": GEMINI_HTTP.MockTransport(api)},
         ),
     )
 
@@ -61,6 +80,6 @@ def gemini_chunks(texts: list[str]) -> list[dict[str, Any]]:
     return chunks
 
 
-def gemini_sse(chunks: list[dict[str, Any]]) -> httpx2.Response:
+def gemini_sse(chunks: list[dict[str, Any]]) -> Canned:
     body = b"".join(b"data: " + json.dumps(chunk).encode() + b"\r\n\r\n" for chunk in chunks)
-    return httpx2.Response(200, content=body, headers={"content-type": "text/event-stream"})
+    return Canned(200, body, "text/event-stream")

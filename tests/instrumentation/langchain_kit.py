@@ -1,14 +1,18 @@
-"""LangChain's real chat models over the same MockTransport fakes as the provider SDKs."""
+"""LangChain's real chat models over the same MockTransport fakes as the provider SDKs, on the
+HTTP library each SDK is built on (`httpx` or `httpx2`, see `fakes.http_library`)."""
 
 from __future__ import annotations
 
 import anthropic
-import httpx2
+import openai
 from langchain_anthropic import ChatAnthropic
 from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
 
-from .fakes import FakeAPI
+from .fakes import FakeAPI, http_library
+
+OPENAI_HTTP = http_library(openai)
+ANTHROPIC_HTTP = http_library(anthropic)
 
 
 def chat_openai(api: FakeAPI, **options: object) -> ChatOpenAI:
@@ -17,8 +21,8 @@ def chat_openai(api: FakeAPI, **options: object) -> ChatOpenAI:
         api_key="x",
         base_url="http://test/v1",
         max_retries=0,
-        http_client=httpx2.Client(transport=httpx2.MockTransport(api)),
-        http_async_client=httpx2.AsyncClient(transport=httpx2.MockTransport(api)),
+        http_client=OPENAI_HTTP.Client(transport=OPENAI_HTTP.MockTransport(api)),
+        http_async_client=OPENAI_HTTP.AsyncClient(transport=OPENAI_HTTP.MockTransport(api)),
         **options,
     )
 
@@ -31,13 +35,13 @@ def chat_anthropic(api: FakeAPI, **options: object) -> ChatAnthropic:
         api_key="x",
         base_url="http://test",
         max_retries=0,
-        http_client=httpx2.Client(transport=httpx2.MockTransport(api)),
+        http_client=ANTHROPIC_HTTP.Client(transport=ANTHROPIC_HTTP.MockTransport(api)),
     )
     model.__dict__["_async_client"] = anthropic.AsyncAnthropic(
         api_key="x",
         base_url="http://test",
         max_retries=0,
-        http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(api)),
+        http_client=ANTHROPIC_HTTP.AsyncClient(transport=ANTHROPIC_HTTP.MockTransport(api)),
     )
     return model
 

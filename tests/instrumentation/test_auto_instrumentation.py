@@ -35,7 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
 from _server_kit import run_server
 
 APP = """
-import httpx2
+import importlib
+
 import anthropic
 import openai
 
@@ -54,16 +55,26 @@ MESSAGE = {
 }
 
 
+def http_library(sdk):
+    # httpx up to openai 1.x and anthropic 0.x, httpx2 after: the library of the SDK's own client
+    return importlib.import_module(sdk.DefaultHttpxClient.__mro__[1].__module__.partition(".")[0])
+
+
 def fake_provider(request):
-    # No network: the provider answers from here.
-    return httpx2.Response(200, json=MESSAGE if request.url.path.endswith("/messages") else CHAT)
+    # No network: the provider answers from here, in the library the request came in.
+    library = importlib.import_module(type(request).__module__.partition(".")[0])
+    return library.Response(200, json=MESSAGE if request.url.path.endswith("/messages") else CHAT)
 
 
-transport = httpx2.MockTransport(fake_provider)
+def fake_client(sdk):
+    library = http_library(sdk)
+    return library.Client(transport=library.MockTransport(fake_provider))
+
+
 client = openai.OpenAI(api_key="x", base_url="http://openai.invalid/v1", max_retries=0,
-                       http_client=httpx2.Client(transport=transport))
+                       http_client=fake_client(openai))
 claude = anthropic.Anthropic(api_key="x", base_url="http://anthropic.invalid", max_retries=0,
-                             http_client=httpx2.Client(transport=transport))
+                             http_client=fake_client(anthropic))
 haiku = [{"role": "user", "content": "Write a haiku."}]
 
 with using_session("s-auto"), using_user("u-auto"):

@@ -1,5 +1,5 @@
 """Gemini (``google-genai``): ``models.generate_content`` and ``generate_content_stream``, sync and
-async, over google-genai's own httpx2 client on a MockTransport."""
+async, over a client of google-genai's own HTTP library on a MockTransport."""
 
 from __future__ import annotations
 

@@ -18,6 +18,7 @@ from .fakes import (
     anthropic_sse,
     chat_completion,
     json_response,
+    needs_anthropic_beta_parse,
     only_span,
     responses_body,
 )
@@ -152,6 +153,7 @@ def test_anthropic_beta_messages_async_create_and_stream(api, async_anthropic_cl
     assert {span.attributes["session.id"] for span in spans} == {"s-beta-async"}
 
 
+@needs_anthropic_beta_parse
 def test_anthropic_beta_messages_parse(api, anthropic_client, exporter):
     api.reply(json_response(anthropic_message(ANSWER)))
     with using_session("s-beta-parse"):

@@ -30,6 +30,7 @@ from .fakes import (
     chat_completion,
     embedding_body,
     json_response,
+    needs_anthropic_beta_parse,
     only_span,
     openai_sse,
     responses_body,
@@ -333,7 +334,12 @@ def _span_of(exporter, run: Callable[[], Any]) -> tuple[Any, dict[str, Any]]:
 
 # responses.parse and beta.messages.parse have no with_streaming_response form
 PAIRS = [
-    pytest.param(case, way, id=f"{case.name}-{way_name}")
+    pytest.param(
+        case,
+        way,
+        id=f"{case.name}-{way_name}",
+        marks=[needs_anthropic_beta_parse] if case.name == "beta messages parse" else [],
+    )
     for case in CASES
     for way, way_name in ((_raw, "with_raw_response"), (_streamed, "with_streaming_response"))
     if way is _raw or case.name not in ("responses parse", "beta messages parse")

@@ -47,7 +47,14 @@ def json_payloads() -> dict[str, bytes]:
         b'"attributes":[{"key":"big","value":{"arrayValue":{"values":[' + values + b"]}}}]}"
     )
     empty_values = b'{"resourceSpans":[{"scopeSpans":[{"spans":[' + span + b"]}]}]}"
-    return {"JSON 4M empty spans": empty_spans, "JSON 4M empty values": empty_values}
+    # strings hide separators, so this one is counted string by string
+    tiny_strings = b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"name":[' + b",".join([b'""'] * 4_000_000)
+    tiny_strings += b"]}]}]}]}"
+    return {
+        "JSON 4M empty spans": empty_spans,
+        "JSON 4M empty values": empty_values,
+        "JSON 4M empty strings": tiny_strings,
+    }
 
 
 def peak_rss(pid: int) -> int:

@@ -90,7 +90,8 @@ def test_a_session_that_fits_one_page_has_no_pager(tmp_path: Path):
         assert (detail["next_cursor"], detail["previous_cursor"], detail["turns_offset"]) == (None, None, 0)
 
 
-@pytest.mark.parametrize("session_id", ["a?b=c", "x#y", "100%", "slash/ed"])
+# "100%41": a `%` that makes a valid escape, which no client repairs ("100%" alone, httpx does)
+@pytest.mark.parametrize("session_id", ["a?b=c", "x#y", "100%", "100%41", "slash/ed"])
 def test_turn_links_keep_a_hostile_session_id_whole(tmp_path: Path, session_id: str):
     with run_server(tmp_path / "hostile.db") as server:
         spans = [
@@ -103,3 +104,8 @@ def test_turn_links_keep_a_hostile_session_id_whole(tmp_path: Path, session_id: 
         second = server.client.get(newer)
         assert second.status_code == 200, newer
         assert '<li id="turn-2"' in second.text and html.escape(session_id) in second.text
+        # the page for a bad parameter: its project picker comes back to this session
+        bad = server.client.get(f"/sessions/{quote(session_id, safe='')}", params={"limit": "0"})
+        picker = re.search(r'class="project-picker" method="get" action="([^"]+)"', bad.text)
+        action = html.unescape(picker[1])
+        assert (bad.status_code, server.client.get(action).status_code) == (400, 200), action

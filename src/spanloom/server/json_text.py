@@ -6,7 +6,7 @@ parses at a shallow stack may still be too deep for code that walks or re-encode
 deeper one (stored metadata, read back under the web framework's frames). `parse_json` turns both
 into ValueError: it refuses nesting past `max_depth`.
 
-JSON may also escape half of a surrogate pair ("\ud83d": what JavaScript's JSON.stringify writes
+JSON may also escape half of a surrogate pair ("\\ud83d": what JavaScript's JSON.stringify writes
 for an emoji cut in two). Python parses that into a string no UTF-8 text can hold, so storing it
 failed the whole write. Such halves become U+FFFD, the replacement character, as a UTF-8 decoder
 does for bytes it cannot read.

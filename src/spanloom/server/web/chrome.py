@@ -12,7 +12,7 @@ from spanloom.server.auth.scope import allowed_projects, can_see
 from spanloom.server.list_params import BadParameterError
 from spanloom.server.store.base import Store
 from spanloom.server.web.projects import cached_projects
-from spanloom.server.web.render import Links, render
+from spanloom.server.web.render import Links, page_path, render
 
 
 def chrome(request: Request, store: Store, section: str, picker_action: str) -> dict[str, Any]:
@@ -31,7 +31,7 @@ def chrome(request: Request, store: Store, section: str, picker_action: str) -> 
 
 
 def bad_request(request: Request, store: Store, section: str, error: BadParameterError) -> Response:
-    context = {**chrome(request, store, section, request.url.path), "error": error}
+    context = {**chrome(request, store, section, page_path(request)), "error": error}
     return render(request, "bad_request.html", context, status_code=400)
 
 

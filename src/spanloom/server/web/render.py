@@ -91,7 +91,15 @@ class Links:
         dropped = {*changes, "cursor"}
         current = self._request.query_params.multi_items()
         items = [(key, value) for key, value in current if key not in dropped]
-        return _with_query(self._request.url.path, items + list(changes.items()))
+        return _with_query(page_path(self._request), items + list(changes.items()))
+
+
+def page_path(request: Request) -> str:
+    """The requested path, fit for a link: the ASGI server's decoded path, encoded again.
+
+    Not `request.url.path`: a session id may hold `%`, which it leaves decoded, and `?` or `#`,
+    which it also leaves so before Starlette 1.8 (the newest on Python 3.10)."""
+    return quote(request.scope["path"])
 
 
 def _with_query(path: str, items: list[tuple[str, Any]]) -> str:
