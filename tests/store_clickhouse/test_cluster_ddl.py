@@ -4,9 +4,8 @@ statements are known to be ClickHouse SQL, with replicated engines and Distribut
 
 from __future__ import annotations
 
-import clickhouse_connect
 import pytest
-from tests.chdb_kit import engine_directory
+from tests.chdb_kit import engine_directory, require_chdb
 
 from spanloom.server.store.clickhouse import schema
 from spanloom.server.store.clickhouse.location import parse_location
@@ -15,6 +14,10 @@ from spanloom.server.store.clickhouse.migrations import all_statements
 
 @pytest.fixture(scope="module")
 def parser():
+    # Module-scoped, so it runs before the package's autouse check: the same check, here first.
+    require_chdb()
+    import clickhouse_connect
+
     client = clickhouse_connect.get_client(interface="chdb", path=str(engine_directory()))
     yield lambda statement: client.query(
         "SELECT formatQuery({q:String})", parameters={"q": statement}
