@@ -20,9 +20,7 @@ import os
 import queue
 import shutil
 import threading
-import time
 from collections.abc import Callable, Sequence
-from concurrent import futures
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -77,6 +75,7 @@ from spanloom.server.store.evaluation_types import (
     EvaluationInsertResult,
     GroupBy,
 )
+from spanloom.server.store.writer_probe import WriterProbe
 
 logger = logging.getLogger(__name__)
 
@@ -180,8 +179,10 @@ class ClickHouseStore:
             raise StoreOpenError(f"cannot open {location.url} as a spanloom store: {error}") from error
         self._needs_recovery = False
         self._observers: list[WriteObserver] = []
-        self._probe: Future[None] | None = None  # the readiness probe on the queue, if any
-        self._probe_lock = threading.Lock()
+        self._probe = WriterProbe(
+            lambda probe, timeout: self._queue.put(_Request(probe, probe=True), timeout=timeout),
+            str,
+        )
         self._queue: queue.Queue[_Request | None] = queue.Queue(maxsize=max(1, queue_size))
         self._max_batch_spans = max_batch_spans
         self._closed = False
@@ -516,27 +517,7 @@ class ClickHouseStore:
     def check_ready(self, timeout: float) -> Readiness:
         if self._closed:
             return Readiness(False, "the store is closed: the server is shutting down")
-        deadline = time.monotonic() + timeout
-        with self._probe_lock:
-            # One probe on the queue at a time: callers while it waits share its answer, and a
-            # stuck writer does not collect a probe per call.
-            probe = self._probe
-            if probe is None or probe.done():
-                probe = Future()
-                try:
-                    self._queue.put(_Request(probe, probe=True), timeout=timeout)
-                except queue.Full:
-                    return Readiness(False, f"the writer's queue stayed full for {timeout:g} s")
-                self._probe = probe
-        try:
-            probe.result(timeout=max(0.0, deadline - time.monotonic()))
-        except futures.TimeoutError:
-            return Readiness(False, f"the writer has not taken a write for {timeout:g} s")
-        except StoreUnavailableError as error:
-            return Readiness(False, str(error))
-        except Exception as error:
-            return Readiness(False, f"a write would fail: {error}")
-        return Readiness(True)
+        return self._probe.check(timeout)
 
     def stats(self) -> StoreStats:
         return StoreStats(size_bytes=self._size_bytes(), queued_writes=self._queue.qsize())

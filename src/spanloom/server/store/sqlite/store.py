@@ -26,7 +26,6 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent import futures
 from concurrent.futures import Future, InvalidStateError
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -88,6 +87,7 @@ from spanloom.server.store.sqlite.connection import connect_checkpointer, connec
 from spanloom.server.store.sqlite.evaluation_rollups import insert_evaluations
 from spanloom.server.store.sqlite.migrations import SchemaTooNewError, migrate
 from spanloom.server.store.sqlite.rollups import Waiting, write_batch
+from spanloom.server.store.writer_probe import WriterProbe
 
 logger = logging.getLogger(__name__)
 
@@ -222,8 +222,10 @@ class SqliteStore:
         self._max_batch_spans = max_batch_spans
         self._closed = False
         self._observers: list[WriteObserver] = []
-        self._probe: Future[None] | None = None  # the readiness probe on the queue, if any
-        self._probe_lock = threading.Lock()
+        self._probe = WriterProbe(
+            lambda probe, timeout: self._queue.put(_Request(probe, probe=True), timeout=timeout),
+            _explain_refusal,
+        )
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
@@ -673,29 +675,7 @@ class SqliteStore:
         shortage = readiness.disk_shortage(self.path)
         if shortage is not None:
             return Readiness(False, shortage)
-        deadline = time.monotonic() + timeout
-        with self._probe_lock:
-            # One probe on the queue at a time: callers while it waits share its answer, and a
-            # stuck writer does not collect a probe per call.
-            probe = self._probe
-            if probe is None or probe.done():
-                probe = Future()
-                try:
-                    self._queue.put(_Request(probe, probe=True), timeout=timeout)
-                except queue.Full:
-                    return Readiness(False, f"the writer's queue stayed full for {timeout:g} s")
-                self._probe = probe
-        try:
-            probe.result(timeout=max(0.0, deadline - time.monotonic()))
-        except futures.TimeoutError:
-            return Readiness(False, f"the writer has not taken a write for {timeout:g} s")
-        except StoreUnavailableError as error:
-            if error.full:
-                return Readiness(False, "storage is full: the database or its disk has no room for a write")
-            return Readiness(False, f"a write would fail: {error.__cause__ or error}")
-        except Exception as error:
-            return Readiness(False, f"a write would fail: {error}")
-        return Readiness(True)
+        return self._probe.check(timeout)
 
     def stats(self) -> StoreStats:
         size = 0
@@ -722,3 +702,9 @@ class SqliteStore:
             for connection in self._readers:
                 connection.close()
             self._readers.clear()
+
+
+def _explain_refusal(error: StoreUnavailableError) -> str:
+    if error.full:
+        return "storage is full: the database or its disk has no room for a write"
+    return f"a write would fail: {error.__cause__ or error}"
