@@ -236,6 +236,31 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
+def current_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def concurrent_page_loads(base: str, path: str, params: dict[str, str], loads: int = 4) -> list[int]:
+    """Load one page from `loads` clients at once; the size of each answer, in bytes."""
+    sizes: list[int] = []
+
+    def load() -> None:
+        with httpx.Client(base_url=base, timeout=120) as client:
+            response = client.get(path, params=params, headers={"Accept": "text/html"})
+            response.raise_for_status()
+            sizes.append(len(response.content))
+
+    threads = [threading.Thread(target=load) for _ in range(loads)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sizes
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time the process has used so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
@@ -469,7 +494,10 @@ def run_store(
             figures["sessions_user_ms"] = warm_median_ms(
                 client, [("/api/sessions", {"user_id": user_ids[i % len(user_ids)]}) for i in range(20)]
             )
-            figures["sessions_cost_ms"] = warm_median_ms(client, [("/api/sessions", {"sort": "cost"})] * 20)
+            for sort in ("cost", "errors", "turns"):
+                figures[f"sessions_{sort}_ms"] = warm_median_ms(
+                    client, [("/api/sessions", {"sort": sort})] * 20
+                )
             figures["session_ms"] = warm_median_ms(client, distinct(session_ids, "/api/sessions"))
             path, params = distinct(session_ids, "/api/sessions", 1)[0]
             turns = client.get(path, params=params).json()["trace_count"]
@@ -480,10 +508,16 @@ def run_store(
                 figures["judged"] = wait_for_results(client, args.spans // 3 * 3)
             # One session of 20,000 turns, sent after everything else.
             send_all(f"{base}/v1/traces", huge)
-            figures["huge_ms"] = warm_median_ms(
-                client, [("/api/sessions/huge-session", {"project": "shop"})] * 20
-            )
+            huge_api = ("/api/sessions/huge-session", {"project": "shop"})
+            figures["huge_ms"] = warm_median_ms(client, [huge_api] * 20)
+            figures["huge_bytes"] = len(client.get(huge_api[0], params=huge_api[1]).content)
+            page = ("/sessions/huge-session", {"project": "shop"})
+            figures["huge_page_ms"] = warm_median_ms(client, [page] * 10)
+            figures["huge_page_bytes"] = len(client.get(page[0], params=page[1]).content)
         figures["rss"] = peak_rss_mib(server.pid)
+        # What stays resident once four people have opened that page at the same time.
+        concurrent_page_loads(base, *page)
+        figures["rss_after_pages"] = current_rss_mib(server.pid)
     finally:
         server.terminate()
         server.wait(timeout=120)
@@ -763,6 +797,8 @@ def main() -> None:
         ("sessions_ms", "GET /api/sessions (default sort)"),
         ("sessions_user_ms", "GET /api/sessions?user_id=U (20 users)"),
         ("sessions_cost_ms", "GET /api/sessions?sort=cost"),
+        ("sessions_errors_ms", "GET /api/sessions?sort=errors"),
+        ("sessions_turns_ms", "GET /api/sessions?sort=turns"),
         ("session_ms", "GET /api/sessions/{id}?project=P (20 sessions)"),
         ("users_ms", "GET /api/users"),
         ("projects_ms", "GET /api/projects"),
@@ -772,6 +808,21 @@ def main() -> None:
         f"first page of turns of a {args.huge_session:,}-trace session, median of 20",
         [f"{r['huge_ms']:.1f} ms" for r in results],
         "< 300 ms",
+    )
+    row(
+        f"its first page as JSON, {args.huge_session:,}-trace session",
+        [f"{r['huge_bytes'] / 1024:,.0f} KiB" for r in results],
+        "<= 1 MiB",
+    )
+    row(
+        "its first page as HTML (/sessions/{id}), median of 10",
+        [f"{r['huge_page_ms']:.0f} ms, {r['huge_page_bytes'] / 1024:,.0f} KiB" for r in results],
+        "<= 1 s",
+    )
+    row(
+        "server RSS after 4 concurrent loads of that page",
+        [f"{r['rss_after_pages']:,.0f} MiB" for r in results],
+        "< 300 MiB (sqlite)",
     )
     row("floor (decode + plain SQLite rows), spans/s", [f"{floor:,.0f}"] * len(results))
     if args.evaluators:
