@@ -153,6 +153,8 @@ def test_chat_model_alone_records_the_call_from_langchain(langchain_instrumented
     assert (attributes["llm.token_count.prompt"], attributes["llm.token_count.completion"]) == (12, 7)
     assert attributes["llm.token_count.total"] == 19
     assert attributes["llm.token_count.prompt_details.cache_read"] == 4
+    # under the GenAI convention too, as the provider instrumentors record them
+    assert attributes["gen_ai.usage.cache_read.input_tokens"] == 4
     assert attributes["llm.token_count.completion_details.reasoning"] == 2
     assert json.loads(attributes["llm.invocation_parameters"])["model"] == "gpt-4o-mini"
 

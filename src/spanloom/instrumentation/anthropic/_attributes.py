@@ -24,6 +24,7 @@ from spanloom.instrumentation._messages import (
     to_json,
     with_formats_named,
 )
+from spanloom.instrumentation._usage import put_token_counts
 from spanloom.sdk.mask import TraceConfig
 
 _CONTENT = frozenset({"messages", "system", "tools"})
@@ -168,23 +169,16 @@ def put_output(
         attributes[semconv.LLM_MODEL_NAME] = model
         attributes[semconv.GEN_AI_RESPONSE_MODEL] = model
     input_tokens, output_tokens, cache_read, cache_creation, thinking = usage
-    if input_tokens is not None:
-        prompt = input_tokens + (cache_read or 0) + (cache_creation or 0)
-        attributes[semconv.LLM_TOKEN_COUNT_PROMPT] = prompt
-        attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] = prompt
-        if output_tokens is not None:
-            attributes[semconv.LLM_TOKEN_COUNT_TOTAL] = prompt + output_tokens
-    if output_tokens is not None:
-        attributes[semconv.LLM_TOKEN_COUNT_COMPLETION] = output_tokens
-        attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] = output_tokens
-    if cache_read:
-        attributes[semconv.LLM_TOKEN_COUNT_PROMPT_CACHE_READ] = cache_read
-        attributes[semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = cache_read
-    if cache_creation:
-        attributes[semconv.LLM_TOKEN_COUNT_PROMPT_CACHE_WRITE] = cache_creation
-        attributes[semconv.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] = cache_creation
-    if thinking:
-        attributes[semconv.LLM_TOKEN_COUNT_COMPLETION_REASONING] = thinking
+    # Anthropic's input_tokens leave out the cached ones; the prompt is all three.
+    prompt = None if input_tokens is None else input_tokens + (cache_read or 0) + (cache_creation or 0)
+    put_token_counts(
+        attributes,
+        prompt=prompt,
+        completion=output_tokens,
+        cache_read=cache_read,
+        cache_write=cache_creation,
+        reasoning=thinking,
+    )
     return attributes
 
 

@@ -26,6 +26,7 @@ from spanloom.instrumentation._messages import (
     put_tools,
     to_json,
 )
+from spanloom.instrumentation._usage import put_token_counts
 from spanloom.sdk.mask import TraceConfig
 
 _ROLES = {"model": "assistant", "user": "user", "function": "tool", "tool": "tool"}
@@ -270,21 +271,14 @@ def _put_usage(attributes: dict[str, Any], usage: Any) -> None:
     completion = (output or 0) + (thinking or 0) if output is not None or thinking else None
     total = field(usage, "total_token_count")
     cached = field(usage, "cached_content_token_count")
-    if prompt is not None:
-        attributes[semconv.LLM_TOKEN_COUNT_PROMPT] = prompt
-        attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] = prompt
-    if completion is not None:
-        attributes[semconv.LLM_TOKEN_COUNT_COMPLETION] = completion
-        attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] = completion
-    if total is None and prompt is not None and completion is not None:
-        total = prompt + completion
-    if total is not None:
-        attributes[semconv.LLM_TOKEN_COUNT_TOTAL] = total
-    if cached:
-        attributes[semconv.LLM_TOKEN_COUNT_PROMPT_CACHE_READ] = cached
-        attributes[semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = cached
-    if thinking:
-        attributes[semconv.LLM_TOKEN_COUNT_COMPLETION_REASONING] = thinking
+    put_token_counts(
+        attributes,
+        prompt=prompt,
+        completion=completion,
+        total=total,
+        cache_read=cached,
+        reasoning=thinking,
+    )
 
 
 def model_of(response_model: Any, request: dict[str, Any] | None) -> Any:

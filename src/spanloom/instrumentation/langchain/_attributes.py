@@ -20,6 +20,7 @@ from spanloom.instrumentation._messages import (
     put_tools,
     to_json,
 )
+from spanloom.instrumentation._usage import put_token_counts
 
 # LangChain's message types as chat roles.
 _ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool", "function": "function"}
@@ -164,27 +165,17 @@ def _request_common(
 
 
 def _put_usage(attributes: dict[str, Any], usage: Mapping[str, Any]) -> None:
-    prompt = usage.get("input_tokens")
-    completion = usage.get("output_tokens")
-    total = usage.get("total_tokens")
-    if prompt is not None:
-        attributes[semconv.LLM_TOKEN_COUNT_PROMPT] = prompt
-        attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] = prompt
-    if completion is not None:
-        attributes[semconv.LLM_TOKEN_COUNT_COMPLETION] = completion
-        attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] = completion
-    if total is None and prompt is not None and completion is not None:
-        total = prompt + completion
-    if total is not None:
-        attributes[semconv.LLM_TOKEN_COUNT_TOTAL] = total
     input_details = usage.get("input_token_details") or {}
     output_details = usage.get("output_token_details") or {}
-    if input_details.get("cache_read"):
-        attributes[semconv.LLM_TOKEN_COUNT_PROMPT_CACHE_READ] = input_details["cache_read"]
-    if input_details.get("cache_creation"):
-        attributes[semconv.LLM_TOKEN_COUNT_PROMPT_CACHE_WRITE] = input_details["cache_creation"]
-    if output_details.get("reasoning"):
-        attributes[semconv.LLM_TOKEN_COUNT_COMPLETION_REASONING] = output_details["reasoning"]
+    put_token_counts(
+        attributes,
+        prompt=usage.get("input_tokens"),
+        completion=usage.get("output_tokens"),
+        total=usage.get("total_tokens"),
+        cache_read=input_details.get("cache_read"),
+        cache_write=input_details.get("cache_creation"),
+        reasoning=output_details.get("reasoning"),
+    )
 
 
 def _legacy_usage(llm_output: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -25,6 +25,7 @@ from spanloom.instrumentation._messages import (
     to_json,
     with_formats_named,
 )
+from spanloom.instrumentation._usage import put_token_counts
 from spanloom.sdk.mask import TraceConfig
 
 _CHAT_CONTENT = frozenset({"messages", "tools", "functions"})
@@ -179,36 +180,16 @@ def _put_model(attributes: dict[str, Any], model: Any) -> None:
         attributes[semconv.GEN_AI_RESPONSE_MODEL] = model
 
 
-def _put_tokens(
-    attributes: dict[str, Any], prompt: Any, completion: Any, total: Any, cached: Any, reasoning: Any
-) -> None:
-    if prompt is not None:
-        attributes[semconv.LLM_TOKEN_COUNT_PROMPT] = prompt
-        attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] = prompt
-    if completion is not None:
-        attributes[semconv.LLM_TOKEN_COUNT_COMPLETION] = completion
-        attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] = completion
-    if total is None and prompt is not None and completion is not None:
-        total = prompt + completion
-    if total is not None:
-        attributes[semconv.LLM_TOKEN_COUNT_TOTAL] = total
-    if cached:
-        attributes[semconv.LLM_TOKEN_COUNT_PROMPT_CACHE_READ] = cached
-        attributes[semconv.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = cached
-    if reasoning:
-        attributes[semconv.LLM_TOKEN_COUNT_COMPLETION_REASONING] = reasoning
-
-
 def put_chat_usage(attributes: dict[str, Any], usage: Any) -> None:
     prompt_details = usage.prompt_tokens_details
     completion_details = usage.completion_tokens_details
-    _put_tokens(
+    put_token_counts(
         attributes,
-        usage.prompt_tokens,
-        usage.completion_tokens,
-        usage.total_tokens,
-        prompt_details.cached_tokens if prompt_details is not None else None,
-        completion_details.reasoning_tokens if completion_details is not None else None,
+        prompt=usage.prompt_tokens,
+        completion=usage.completion_tokens,
+        total=usage.total_tokens,
+        cache_read=prompt_details.cached_tokens if prompt_details is not None else None,
+        reasoning=completion_details.reasoning_tokens if completion_details is not None else None,
     )
 
 
@@ -326,13 +307,13 @@ def responses_response(response: Any, config: TraceConfig) -> dict[str, Any]:
     if usage is not None:
         input_details = usage.input_tokens_details
         output_details = usage.output_tokens_details
-        _put_tokens(
+        put_token_counts(
             attributes,
-            usage.input_tokens,
-            usage.output_tokens,
-            usage.total_tokens,
-            input_details.cached_tokens if input_details is not None else None,
-            output_details.reasoning_tokens if output_details is not None else None,
+            prompt=usage.input_tokens,
+            completion=usage.output_tokens,
+            total=usage.total_tokens,
+            cache_read=input_details.cached_tokens if input_details is not None else None,
+            reasoning=output_details.reasoning_tokens if output_details is not None else None,
         )
     return attributes
 
@@ -375,7 +356,7 @@ def embeddings_response(response: Any, config: TraceConfig) -> dict[str, Any]:
         attributes[semconv.GEN_AI_RESPONSE_MODEL] = model
     usage = response.usage
     if usage is not None:
-        _put_tokens(attributes, usage.prompt_tokens, None, usage.total_tokens, None, None)
+        put_token_counts(attributes, prompt=usage.prompt_tokens, completion=None, total=usage.total_tokens)
     return attributes
 
 
