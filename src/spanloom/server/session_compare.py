@@ -15,11 +15,9 @@ from itertools import zip_longest
 from typing import Literal
 
 from spanloom.server.compare_params import END, CompareParams
-from spanloom.server.store.base import ListQuery, SessionDetail, SessionSummary, Store, TraceSummary
+from spanloom.server.store.base import REPLAY_OF, SessionDetail, SessionSummary, Store, TraceSummary
 from spanloom.server.store.evaluation_types import FEEDBACK, EvaluationAggregate, EvaluationRecord
 
-# Metadata naming the session a replay re-ran (`spanloom replay` sets it).
-REPLAY_OF = "replay_of"
 # Replays listed on a session's page; the rest are a filtered sessions list away.
 MAX_REPLAYS_LISTED = 20
 
@@ -302,13 +300,6 @@ def replay_source(session: SessionSummary) -> str | None:
 def list_replays(
     store: Store, project: str, session_id: str, limit: int = MAX_REPLAYS_LISTED
 ) -> Sequence[SessionSummary]:
-    """The sessions of `project` whose metadata says they replay `session_id`, oldest first (a
-    page of `limit` plus one, so the caller knows whether there are more)."""
-    query = ListQuery(
-        project=project,
-        metadata=[(REPLAY_OF, session_id)],
-        sort="start_time",
-        order="asc",
-        limit=limit + 1,
-    )
-    return store.list_sessions(query).items
+    """The sessions of `project` that replay `session_id`, oldest first: `limit` of them plus one,
+    so the caller knows whether there are more."""
+    return store.list_replays(project, session_id, limit + 1)
