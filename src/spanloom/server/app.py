@@ -19,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from spanloom.server.api.compare import router as compare_api_router
 from spanloom.server.api.evaluations import router as evaluations_api_router
 from spanloom.server.api.feedback import router as feedback_api_router
 from spanloom.server.api.routes import router as api_router
@@ -47,6 +48,7 @@ from spanloom.server.store.base import Store
 from spanloom.server.web import login_router
 from spanloom.server.web import router as web_router
 from spanloom.server.web.api_docs import router as api_docs_router
+from spanloom.server.web.compare_pages import router as compare_pages_router
 from spanloom.server.web.evaluation_pages import router as evaluation_pages_router
 
 
@@ -181,8 +183,10 @@ def create_app(
         api_docs_router,
         # Before web_router: /users/compare must not be taken for the user named "compare".
         evaluation_pages_router,
+        compare_pages_router,  # /sessions/compare, not the session "compare"
         web_router,
         create_ingest_router(app.state.ingest, settings.retry_after_seconds),
+        compare_api_router,  # before api_router, for the same reason
         api_router,
         evaluations_api_router,
         feedback_api_router,

@@ -84,7 +84,7 @@ def _not_found(kind: str, identifier: str) -> HttpError:
     return HttpError(404, "not_found", f"no {kind} {identifier!r}")
 
 
-def _project_of(
+def project_of(
     request: Request, kind: str, identifier: str, named: str | None, holders: Callable[[], list[str]]
 ) -> str:
     try:
@@ -143,7 +143,7 @@ def get_session(
     params: Annotated[SessionTurnParams, Query()],
     store: Store = Depends(get_store),
 ) -> Response:
-    chosen = _project_of(
+    chosen = project_of(
         request, "session", session_id, params.project, lambda: store.find_session_projects(session_id)
     )
     detail = store.get_session(chosen, session_id, params.limit, params.cursor)
@@ -173,7 +173,7 @@ def get_user(
     params: Annotated[SessionListParams, Query()],
     store: Store = Depends(get_store),
 ) -> Response:
-    chosen = _project_of(request, "user", user_id, params.project, lambda: store.find_user_projects(user_id))
+    chosen = project_of(request, "user", user_id, params.project, lambda: store.find_user_projects(user_id))
     sessions = _list_query(request, params)
     detail = store.get_user(chosen, user_id, sessions)
     if detail is None:

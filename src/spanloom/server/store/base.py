@@ -327,6 +327,8 @@ def accepts_eval_sort(sort_keys: Sequence[str]) -> bool:
 
 
 MAX_PAGE_SIZE = 1000
+# The metadata key naming the session a session replays (`spanloom replay` sets it).
+REPLAY_OF = "replay_of"
 
 
 class Store(Protocol):
@@ -365,6 +367,12 @@ class Store(Protocol):
 
     def find_session_projects(self, session_id: str) -> list[str]:
         """The projects that hold a session with this id, by name."""
+        ...
+
+    def list_replays(self, project: str, session_id: str, limit: int) -> list[SessionSummary]:
+        """Up to `limit` sessions of `project` whose metadata has REPLAY_OF equal to the string
+        `session_id`, oldest first (then by id). Every session page asks this: it must not scan
+        the project's sessions."""
         ...
 
     def list_users(self, query: ListQuery) -> Page[UserSummary]: ...

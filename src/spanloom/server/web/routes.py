@@ -38,6 +38,7 @@ from spanloom.server.web.chrome import ambiguous, bad_request, chrome, not_found
 from spanloom.server.web.feedback_view import feedback_of
 from spanloom.server.web.forms import RANGE_LABELS, SPAN_KINDS, STATUSES, filter_form, shared_params
 from spanloom.server.web.render import STATIC_FILES, Links, page_path, render, static_response
+from spanloom.server.web.replay_view import replay_context
 from spanloom.server.web.session_view import session_results, turn_chart, turn_views, where_it_breaks
 from spanloom.server.web.trace_view import page_offset, trace_view
 
@@ -118,7 +119,7 @@ def _sort_keys(keys: tuple[str, ...]) -> tuple[str, ...]:
     return (*keys, FEEDBACK_SORT) if accepts_eval_sort(keys) else keys
 
 
-def _project_of(
+def project_of(
     request: Request, store: Store, section: str, kind: str, identifier: str, holders: Callable[[], list[str]]
 ) -> str | Response:
     """The project whose `kind` `identifier` the page shows, or the page answering instead (not
@@ -153,7 +154,7 @@ def session_page(request: Request, session_id: str) -> Response:
     store = _store(request)
     if not session_id:
         return RedirectResponse(Links(request).list("web_sessions"), status_code=302)
-    project = _project_of(
+    project = project_of(
         request, store, "sessions", "session", session_id, lambda: store.find_session_projects(session_id)
     )
     if isinstance(project, Response):
@@ -176,6 +177,7 @@ def session_page(request: Request, session_id: str) -> Response:
         "turns": turn_views(detail),
         "chart": turn_chart(detail.turns, detail.first_turn_index + 1),
         "breaks": where_it_breaks(detail),
+        **replay_context(store, detail.summary),
     }
     return render(request, "session.html", context)
 
@@ -197,7 +199,7 @@ def user_page(request: Request, user_id: str) -> Response:
     store = _store(request)
     if not user_id:
         return RedirectResponse(Links(request).list("web_users"), status_code=302)
-    project = _project_of(request, store, "users", "user", user_id, lambda: store.find_user_projects(user_id))
+    project = project_of(request, store, "users", "user", user_id, lambda: store.find_user_projects(user_id))
     if isinstance(project, Response):
         return project
     try:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from spanloom.server.store.base import (
+    REPLAY_OF,
     FailingTurn,
     InsertResult,
     ListQuery,
@@ -399,6 +400,16 @@ class ClickHouseStore:
 
     def list_sessions(self, query: ListQuery) -> Page[SessionSummary]:
         return session_reads.list_sessions(self._reader(), query)
+
+    def list_replays(self, project: str, session_id: str, limit: int) -> list[SessionSummary]:
+        # The metadata filter of the list: a columnar read of one project's sessions, without
+        # an index of its own.
+        query = ListQuery(
+            project=project, metadata=[(REPLAY_OF, session_id)], sort="start_time", order="asc", limit=limit
+        )
+        found = session_reads.list_sessions(self._reader(), query).items
+        # The list's filter compares JSON values as text; a replay names its original by string.
+        return [session for session in found if session.metadata.get(REPLAY_OF) == session_id]
 
     def get_session(
         self, project: str, session_id: str, limit: int | None = None, cursor: str | None = None

@@ -391,3 +391,13 @@ CREATE TABLE session_marks (
     PRIMARY KEY (project, session_id)
 );
 """
+
+# Version 6: the sessions that replay a session, found through an index rather than a scan of the
+# project's sessions (every session page asks). Partial: only sessions with a replay_of have an
+# entry. json_valid first: json_extract raises on a malformed text, and an index expression that
+# raises would fail the write of that row.
+REPLAY_OF_EXPRESSION = "CASE WHEN json_valid(metadata) THEN json_extract(metadata, '$.replay_of') END"
+V6 = f"""
+CREATE INDEX sessions_by_replay_of ON sessions (project, ({REPLAY_OF_EXPRESSION}))
+WHERE ({REPLAY_OF_EXPRESSION}) IS NOT NULL;
+"""

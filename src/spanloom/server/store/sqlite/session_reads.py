@@ -11,6 +11,7 @@ from spanloom.server.store.evaluation_types import FEEDBACK
 from spanloom.server.store.json_values import from_json
 from spanloom.server.store.sqlite import evaluation_reads
 from spanloom.server.store.sqlite.list_paging import Conditions, ListShape, Sort, eval_sort, like, page
+from spanloom.server.store.sqlite.schema import REPLAY_OF_EXPRESSION
 from spanloom.server.store.sqlite.trace_reads import TRACE_INPUT, TRACE_OUTPUT, span_text
 
 _FIRST_INPUT = span_text("input", "t.input_span_id")
@@ -175,6 +176,23 @@ def select_session(connection: sqlite3.Connection, project: str, session_id: str
     summary = _session(row)
     with_evaluations(connection)([summary])
     return summary
+
+
+def select_replays(
+    connection: sqlite3.Connection, project: str, session_id: str, limit: int
+) -> list[SessionSummary]:
+    """Through the sessions_by_replay_of index (its expression, written the same way), named:
+    ordered by start time, the planner would rather walk all the project's sessions in order."""
+    expression = REPLAY_OF_EXPRESSION.replace("metadata", "s.metadata")
+    rows = connection.execute(
+        f"SELECT {_COLUMNS} FROM sessions s INDEXED BY sessions_by_replay_of{_MARKS}"
+        f" WHERE s.project = ? AND ({expression}) = ?"
+        " ORDER BY s.start_ns, s.session_id LIMIT ?",
+        (project, session_id, limit),
+    ).fetchall()
+    items = [_session(row) for row in rows]
+    with_evaluations(connection)(items)
+    return items
 
 
 def select_session_projects(connection: sqlite3.Connection, session_id: str) -> list[str]:

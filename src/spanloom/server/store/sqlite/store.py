@@ -551,6 +551,10 @@ class SqliteStore:
         with self._snapshot() as connection:
             return session_reads.list_sessions(connection, query)
 
+    def list_replays(self, project: str, session_id: str, limit: int) -> list[SessionSummary]:
+        with self._snapshot() as connection:
+            return session_reads.select_replays(connection, project, session_id, limit)
+
     def get_session(
         self, project: str, session_id: str, limit: int | None = None, cursor: str | None = None
     ) -> SessionDetail | None:
