@@ -38,7 +38,13 @@ from spanloom.server.web.chrome import ambiguous, bad_request, chrome, not_found
 from spanloom.server.web.feedback_view import feedback_of
 from spanloom.server.web.forms import RANGE_LABELS, SPAN_KINDS, STATUSES, filter_form, shared_params
 from spanloom.server.web.render import STATIC_FILES, Links, page_path, render, static_response
-from spanloom.server.web.session_view import session_results, turn_chart, turn_views, where_it_breaks
+from spanloom.server.web.session_view import (
+    first_judged_failure,
+    session_results,
+    turn_chart,
+    turn_views,
+    where_it_breaks,
+)
 from spanloom.server.web.trace_view import page_offset, trace_view
 
 router = APIRouter(include_in_schema=False)
@@ -176,6 +182,7 @@ def session_page(request: Request, session_id: str) -> Response:
         "turns": turn_views(detail),
         "chart": turn_chart(detail.turns, detail.first_turn_index + 1),
         "breaks": where_it_breaks(detail),
+        "judged_break": first_judged_failure(detail),
     }
     return render(request, "session.html", context)
 
