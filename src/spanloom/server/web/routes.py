@@ -262,6 +262,7 @@ def trace_page(request: Request, trace_id: str) -> Response:
             offset=offset,
             limit=page_size,
             load=lambda span_ids: store.get_spans(detail.summary.trace_id, span_ids),
+            selected_id=request.query_params.get("span"),
         ),
     }
     return render(request, "trace.html", context)
