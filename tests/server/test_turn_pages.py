@@ -112,7 +112,8 @@ def test_the_lists_show_the_users_words(server: RunningServer):
 
 
 def test_hostile_text_is_escaped_in_bubbles_and_lists(server: RunningServer):
-    for path in ("/sessions/s-hostile", "/sessions", "/traces"):
+    trace_id = server.get_json("/api/sessions/s-hostile")["turns"][0]["trace_id"]
+    for path in ("/sessions/s-hostile", "/sessions", "/traces", f"/traces/{trace_id}"):
         page = server.get(path).text
         assert "<script>alert" not in page and "<img src=x" not in page
         assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in page
