@@ -195,6 +195,7 @@ def test_the_failing_turn_count_equals_the_marked_turns(page: Any, server: Runni
     # turns without an error read OK, never "unset"
     expect(page.locator("#turn-1 .turn-stats .badge")).to_have_text(["ok"])
     expect(page.get_by_text(re.compile(r"^unset$"))).to_have_count(0)
+    expect(page.locator("#turn-1 .badge", has_text="first failed evaluation")).to_have_count(1)
     judged = page.locator("#first-judged-failure")
     expect(judged).to_have_text(re.compile(r"turn 1\b"))
     breaks = page.locator("#where-it-breaks")
