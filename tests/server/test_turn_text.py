@@ -133,6 +133,25 @@ def test_user_text_of_each_request_shape(request_body: object, expected: str) ->
         (ANTHROPIC_MESSAGE, "No, it is closed on Mondays."),
         (RESPONSES_OBJECT, "Dobré ráno"),
         ({"output": "Here is the lasagna recipe."}, "Here is the lasagna recipe."),
+        # a LangChain LLMResult
+        (
+            {
+                "generations": [
+                    [
+                        {
+                            "text": "",
+                            "message": {
+                                "lc": 1,
+                                "type": "constructor",
+                                "id": ["AIMessage"],
+                                "kwargs": {"content": "Bake 45 minutes."},
+                            },
+                        }
+                    ]
+                ]
+            },
+            "Bake 45 minutes.",
+        ),
         # our OpenAI instrumentor with n > 1: the choices as a list, the first shown
         ([{"role": "assistant", "content": "first"}, {"role": "assistant", "content": "second"}], "first"),
         (

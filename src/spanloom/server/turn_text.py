@@ -98,9 +98,9 @@ def _role_message(item: dict[str, Any]) -> ChatMessage | None:
         ids = item.get("id")
         kind = ids[-1] if isinstance(ids, list) and ids else ""
         kwargs = item["kwargs"]
-        role = _LANGCHAIN_ROLES.get(str(kind), str(kwargs.get("role") or kind or "message"))
-        return ChatMessage(role or str(kwargs.get("role") or "message"), _block_text(kwargs.get("content")))
-    role = item.get("role")
+        named = _LANGCHAIN_ROLES.get(str(kind), str(kwargs.get("role") or kind or "message"))
+        return ChatMessage(named or str(kwargs.get("role") or "message"), _block_text(kwargs.get("content")))
+    role: Any = item.get("role")
     if role is None and item.get("type") in _LANGCHAIN_TYPES:
         role = _LANGCHAIN_TYPES[item["type"]]
     if not isinstance(role, str):
@@ -171,15 +171,15 @@ def _response_messages(value: dict[str, Any]) -> list[ChatMessage]:
             return [ChatMessage("assistant", text)]
     generations = value.get("generations")  # a LangChain LLMResult
     if isinstance(generations, list) and generations and isinstance(generations[0], list):
-        first = generations[0][0] if generations[0] else None
-        if isinstance(first, dict):
-            message = first.get("message")
-            if isinstance(message, dict):
-                found = _role_message(message)
+        generation = generations[0][0] if generations[0] else None
+        if isinstance(generation, dict):
+            generated = generation.get("message")
+            if isinstance(generated, dict):
+                found = _role_message(generated)
                 if found:
                     return [found]
-            if isinstance(first.get("text"), str):
-                return [ChatMessage("assistant", first["text"])]
+            if isinstance(generation.get("text"), str):
+                return [ChatMessage("assistant", generation["text"])]
     return []
 
 

@@ -247,7 +247,7 @@ class FailingTurns(NamedTuple):
     """A session's failing turns: how many, and the (start, trace id) of the first with an error
     and of the first with an evaluation that did not pass."""
 
-    count: int
+    total: int
     first_error: tuple[int, str] | None
     first_evaluation_failure: tuple[int, str] | None
 

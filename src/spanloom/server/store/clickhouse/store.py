@@ -443,7 +443,7 @@ class ClickHouseStore:
             previous_cursor=encode_cursor(TURNS_BEFORE, first[0], (first[1],)) if first and offset else None,
             first_failing=first_error or first_evaluation_failure,
             first_evaluation_failure=first_evaluation_failure,
-            failing_turn_count=failing.count,
+            failing_turn_count=failing.total,
             results=evaluation_reads.select_session_results(client, project, session_id),
         )
 

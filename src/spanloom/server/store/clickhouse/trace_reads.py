@@ -172,9 +172,9 @@ def select_failing_turns(client: Any, project: str, session_id: str) -> FailingT
         f" {_IN_SESSION}) WHERE error OR judged",
         parameters={"p": project, "s": session_id},
     ).result_rows
-    count, errors, by_error, by_result = rows[0] if rows else (0, 0, None, None)
-    if not count:
+    if not rows or not rows[0][0]:
         return FailingTurns(0, None, None)
+    count, errors, by_error, by_result = rows[0]
     return FailingTurns(
         int(count),
         (int(by_error[0]), str(by_error[1])) if errors else None,

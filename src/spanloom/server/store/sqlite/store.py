@@ -599,7 +599,7 @@ class SqliteStore:
                 else None,
                 first_failing=first_error or first_evaluation_failure,
                 first_evaluation_failure=first_evaluation_failure,
-                failing_turn_count=failing.count,
+                failing_turn_count=failing.total,
             )
 
     def find_session_projects(self, session_id: str) -> list[str]:
