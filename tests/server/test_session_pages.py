@@ -71,7 +71,8 @@ def test_the_page_shows_a_page_of_turns_and_breaks_one_click_away(long_session: 
     assert breaks.endswith(f"#turn-{FAILING + 1}") and "cursor=" in breaks
     page = long_session.client.get(breaks.split("#")[0])
     assert page.status_code == 200
-    assert f'<li id="turn-{FAILING + 1}" class="turn failed first-failure">' in page.text
+    turn = f'<li id="turn-{FAILING + 1}" class="turn failed error first-failure" data-failed="error">'
+    assert turn in page.text
     assert f'<ol class="transcript" start="{FAILING + 1}">' in page.text
     # On that page the link points at the turn itself.
     assert f'id="where-it-breaks" href="#turn-{FAILING + 1}"' in page.text

@@ -283,7 +283,7 @@ def test_session_page_reads_turn_by_turn(story: RunningServer):
     text = page(story, "/sessions/conv-07")
     turns = re.findall(r'<li id="turn-(\d+)" class="turn([^"]*)"', text)
     assert [number for number, _ in turns] == ["1", "2", "3", "4"]
-    assert [classes.split() for _, classes in turns] == [[], ["failed", "first-failure"], [], []]
+    assert [classes.split() for _, classes in turns] == [[], ["failed", "error", "first-failure"], [], []]
     questions = re.findall(r'role-user"><span class="role">user</span><div class="content">([^<]*)<', text)
     assert questions == [f"question 7.{turn}" for turn in range(4)]
     assert 'href="#turn-2">Where it breaks: turn 2' in text

@@ -234,6 +234,40 @@ def test_a_failing_evaluation_marks_a_turn_too(store: Store):
     assert (judged.first_failing.index, judged.first_failing.reason) == (3, "evaluation")
 
 
+def test_where_it_breaks_is_the_first_error_and_every_failing_turn_counts(store: Store):
+    """A latency judge fails every turn and turn 4 has a real error: four failing turns, the
+    break at the error (turn 4), the first evaluation failure (turn 1) beside it."""
+    write(
+        store,
+        [
+            span(number, 1, start_ms=number, session_id="slow", status_code="ERROR" if number == 4 else "OK")
+            for number in range(1, 5)
+        ],
+    )
+    store.insert_evaluations(
+        [
+            EvaluationInput(name="latency", source="api", trace_id=trace_id(n), label="fail")
+            for n in range(1, 5)
+        ]
+    ).result(timeout=30)
+    detail = store.get_session("p1", "slow", limit=2)
+    assert detail is not None and detail.failing_turn_count == 4
+    assert detail.first_failing is not None and detail.first_evaluation_failure is not None
+    assert (detail.first_failing.index, detail.first_failing.reason) == (3, "error")
+    assert detail.first_failing.trace_id == trace_id(4)
+    assert (detail.first_evaluation_failure.index, detail.first_evaluation_failure.trace_id) == (
+        0,
+        trace_id(1),
+    )
+    at_break = store.get_session("p1", "slow", limit=2, cursor=detail.first_failing.cursor)
+    assert at_break is not None and at_break.turns[0].trace_id == trace_id(4)
+    assert detail.summary.error_count == 1
+    write(store, [span(9, 1, start_ms=9, session_id="fine")])
+    fine = store.get_session("p1", "fine")
+    assert fine is not None
+    assert (fine.failing_turn_count, fine.first_failing, fine.first_evaluation_failure) == (0, None, None)
+
+
 def test_long_texts_several_spans_share_read_back_whole(store: Store):
     """An agent's answer is its model call's answer, a tool's input its caller's: a store may keep
     such a text once, but every read gives every span its own."""

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from spanloom.server.store.base import (
+    FailingTurn,
     ProjectSummary,
     SessionDetail,
     SessionSummary,
@@ -14,8 +15,11 @@ from spanloom.server.store.base import (
     TraceSummary,
     UserDetail,
     UserSummary,
+    failed_evaluations,
+    turn_failed,
 )
 from spanloom.server.store.evaluation_types import EvaluationAggregate, EvaluationGroup, EvaluationRecord
+from spanloom.server.turn_text import answer_text, user_text
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
@@ -151,6 +155,15 @@ def turn_json(trace: TraceSummary) -> dict[str, Any]:
         "error_count": trace.error_count,
         "span_count": trace.span_count,
         **results_json(trace.evaluations),
+        # The one rule for a failing turn (`base.turn_failed`): an error or a result that did
+        # not pass; `error` and `failed_evaluations` say which.
+        "failed": turn_failed(trace),
+        "error": trace.error_count > 0,
+        "failed_evaluations": sorted({result.name for result in failed_evaluations(trace)}),
+        # The user's words and the answer, read out of the request and response (`input` and
+        # `output` are the texts as stored).
+        "input_text": user_text(trace.input),
+        "output_text": answer_text(trace.output),
     }
 
 
@@ -166,14 +179,21 @@ def session_detail_json(detail: SessionDetail, idle_before_ns: int) -> dict[str,
         "previous_cursor": detail.previous_cursor,
         # A turn fails on a span error or on a result that did not pass (a low score or a
         # failing label); `reason` says which. `cursor` opens the page starting at it.
-        "first_failing_turn": None
-        if failing is None
-        else {
-            "index": failing.index,
-            "trace_id": failing.trace_id,
-            "reason": failing.reason,
-            "cursor": failing.cursor,
-        },
+        # "Where it breaks": the first turn with an error, else the first with a failing result.
+        "first_failing_turn": _failing_json(failing),
+        "first_evaluation_failure": _failing_json(detail.first_evaluation_failure),
+        "failing_turn_count": detail.failing_turn_count,
+    }
+
+
+def _failing_json(failing: FailingTurn | None) -> dict[str, Any] | None:
+    if failing is None:
+        return None
+    return {
+        "index": failing.index,
+        "trace_id": failing.trace_id,
+        "reason": failing.reason,
+        "cursor": failing.cursor,
     }
 
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from spanloom import semconv
-from spanloom.server.json_text import parse_json
+from spanloom.server.turn_text import chat_messages, parse_container
 
 _INPUT_PREFIXES = (semconv.LLM_INPUT_MESSAGES + ".", semconv.GEN_AI_PROMPT_PREFIX)
 _OUTPUT_PREFIXES = (semconv.LLM_OUTPUT_MESSAGES + ".", semconv.GEN_AI_COMPLETION_PREFIX)
@@ -79,26 +79,12 @@ def _flattened_content(message: dict[str, Any]) -> str | None:
 def _genai_messages(raw: Any) -> list[dict[str, Any]]:
     """gen_ai.input/output.messages: a JSON list of {role, parts: [{type, content}]} or {role, content}."""
     if isinstance(raw, str):
-        try:
-            raw = parse_json(raw)
-        except ValueError:
-            return []
-    if not isinstance(raw, list):
-        return []
-    messages = []
-    for item in raw:
-        if not isinstance(item, dict):
-            continue
-        content = item.get("content")
-        if not isinstance(content, str):
-            texts = [
-                part.get("content") or part.get("text")
-                for part in item.get("parts") or []
-                if isinstance(part, dict) and part.get("type", "text") == "text"
-            ]
-            content = "\n".join(text for text in texts if isinstance(text, str)) or None
-        messages.append({"role": item.get("role"), "content": content})
-    return messages
+        raw = parse_container(raw)
+    return (
+        [{"role": m.role, "content": m.content or None} for m in chat_messages(raw)]
+        if isinstance(raw, list)
+        else []
+    )
 
 
 def _pick_input(messages: list[dict[str, Any]], content_of: Any) -> str | None:

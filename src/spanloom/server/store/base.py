@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, Protocol, TypeVar
+from typing import Any, Generic, Literal, NamedTuple, Protocol, TypeVar
 
 from spanloom.server.store.evaluation_types import (
     EvaluationAggregate,
@@ -240,6 +240,18 @@ class Page(Generic[_T]):
     next_cursor: str | None
 
 
+FailingReason = Literal["error", "evaluation"]
+
+
+class FailingTurns(NamedTuple):
+    """A session's failing turns: how many, and the (start, trace id) of the first with an error
+    and of the first with an evaluation that did not pass."""
+
+    total: int
+    first_error: tuple[int, str] | None
+    first_evaluation_failure: tuple[int, str] | None
+
+
 @dataclass(slots=True)
 class FailingTurn:
     """The first turn of a session that failed: a span with an error, or an evaluation result that
@@ -247,7 +259,7 @@ class FailingTurn:
 
     index: int  # its position in the whole session, from 0
     trace_id: str
-    reason: Literal["error", "evaluation"]  # "error" when the turn has a failed span
+    reason: FailingReason  # "error" when the turn has a failed span
     cursor: str  # a turns cursor whose page starts at this turn
 
 
@@ -263,10 +275,22 @@ class SessionDetail:
     results: list[EvaluationRecord] = field(default_factory=list)
     next_cursor: str | None = None  # the page of newer turns, when there is one
     previous_cursor: str | None = None  # the page of older turns, when there is one
-    first_failing: FailingTurn | None = None  # over the whole session, not just this page
+    # "Where it breaks", over the whole session, not just this page: the first turn with an
+    # error, else the first with an evaluation that did not pass.
+    first_failing: FailingTurn | None = None
+    # The first turn with an evaluation that did not pass (it may also have an error).
+    first_evaluation_failure: FailingTurn | None = None
+    failing_turn_count: int = 0  # turns with an error or an evaluation that did not pass
+
+
+def failed_evaluations(turn: TraceSummary) -> list[EvaluationRecord]:
+    """The turn's results that did not pass (a low score, a failing label, a thumbs-down)."""
+    return [result for result in turn.evaluations if not result.passed]
 
 
 def turn_failed(turn: TraceSummary) -> bool:
+    """The one rule for a failing turn, used by the API, the header, the markers and the chart:
+    an error on any of its spans, or an evaluation result that did not pass."""
     return bool(turn.error_count) or any(not result.passed for result in turn.evaluations)
 
 

@@ -2,7 +2,8 @@
 
 Messages come flattened (OpenInference ``llm.input_messages.0.message.role``, OpenLLMetry
 ``gen_ai.prompt.0.role``) or as GenAI JSON (``gen_ai.input.messages``). This is a display
-concern, so it lives with the pages; ingest has its own reader for the one-line summaries.
+concern, so it lives with the pages; request and response JSON (``input.value`` of a chat call)
+is read by `server.turn_text`, which also gives the transcript its one-line texts.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, Literal
 from spanloom import semconv
 from spanloom.server.json_text import parse_json
 from spanloom.server.store.base import SpanRecord
+from spanloom.server.turn_text import chat_messages as chat_messages_in
 
 _FLATTENED = {
     "input": (semconv.LLM_INPUT_MESSAGES + ".", "gen_ai.prompt."),
@@ -149,6 +151,12 @@ def payload(span: SpanRecord, direction: Literal["input", "output"]) -> Payload 
         value = span.input if direction == "input" else span.output
     if value is None or value == "":
         return None
-    if isinstance(value, str) and _json_container(value) is None:
+    parsed = _json_container(value) if isinstance(value, str) else value
+    if parsed is None:
         return Payload("text", text=value)
+    # A chat request or response as JSON (input.value of OpenAI's, Anthropic's, LangChain's
+    # calls) reads as its messages; the JSON as sent stays in the span's attributes.
+    found = chat_messages_in(parsed)
+    if found:
+        return Payload("messages", messages=[Message(role=m.role, content=m.content) for m in found])
     return Payload("json", text=pretty(value))

@@ -39,7 +39,13 @@ from spanloom.server.web.feedback_view import feedback_of
 from spanloom.server.web.forms import RANGE_LABELS, SPAN_KINDS, STATUSES, filter_form, shared_params
 from spanloom.server.web.render import STATIC_FILES, Links, page_path, render, static_response
 from spanloom.server.web.replay_view import replay_context
-from spanloom.server.web.session_view import session_results, turn_chart, turn_views, where_it_breaks
+from spanloom.server.web.session_view import (
+    first_judged_failure,
+    session_results,
+    turn_chart,
+    turn_views,
+    where_it_breaks,
+)
 from spanloom.server.web.trace_view import page_offset, trace_view
 
 router = APIRouter(include_in_schema=False)
@@ -178,6 +184,7 @@ def session_page(request: Request, session_id: str) -> Response:
         "chart": turn_chart(detail.turns, detail.first_turn_index + 1),
         "breaks": where_it_breaks(detail),
         **replay_context(store, detail.summary),
+        "judged_break": first_judged_failure(detail),
     }
     return render(request, "session.html", context)
 
@@ -257,6 +264,7 @@ def trace_page(request: Request, trace_id: str) -> Response:
             offset=offset,
             limit=page_size,
             load=lambda span_ids: store.get_spans(detail.summary.trace_id, span_ids),
+            selected_id=request.query_params.get("span"),
         ),
     }
     return render(request, "trace.html", context)

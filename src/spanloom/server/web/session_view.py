@@ -9,7 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from spanloom.server.store.base import SessionDetail, SpanRecord, TraceSummary, turn_failed
+from spanloom.server.store.base import (
+    FailingTurn,
+    SessionDetail,
+    SpanRecord,
+    TraceSummary,
+    failed_evaluations,
+    turn_failed,
+)
 from spanloom.server.store.evaluation_types import EvaluationRecord
 from spanloom.server.web.feedback_view import is_feedback
 
@@ -27,7 +34,9 @@ class Bar:
     token_height: float
     latency_ms: float
     tokens: int
-    failed: bool
+    failed: bool  # the one rule (`turn_failed`): an error or a failing result
+    error: bool  # drawn as its own mark, apart from a failing result
+    judged_failing: bool
 
 
 @dataclass
@@ -44,7 +53,10 @@ class TurnView:
     number: int
     trace: TraceSummary
     failed: bool
-    first_failure: bool
+    error: bool
+    failed_evaluations: list[EvaluationRecord]
+    first_failure: bool  # where it breaks
+    first_evaluation_failure: bool
     tool_calls: list[SpanRecord]
 
 
@@ -63,6 +75,8 @@ def turn_chart(turns: list[TraceSummary], first_number: int = 1) -> Chart:
                 latency_ms=turn.latency_ms,
                 tokens=turn.total_tokens,
                 failed=turn_failed(turn),
+                error=turn.error_count > 0,
+                judged_failing=bool(failed_evaluations(turn)),
             )
         )
     return Chart(max(len(turns), 1) * SLOT, CHART_HEIGHT, bars, max_latency, max_tokens)
@@ -71,13 +85,17 @@ def turn_chart(turns: list[TraceSummary], first_number: int = 1) -> Chart:
 def turn_views(detail: SessionDetail) -> list[TurnView]:
     """The page's turns, numbered in the whole session (from 1)."""
     first = detail.first_failing.index if detail.first_failing else None
+    judged = detail.first_evaluation_failure.index if detail.first_evaluation_failure else None
     tools = detail.tool_calls
     return [
         TurnView(
             number=detail.first_turn_index + index + 1,
             trace=turn,
             failed=turn_failed(turn),  # an error, or a result that did not pass
+            error=turn.error_count > 0,
+            failed_evaluations=failed_evaluations(turn),
             first_failure=detail.first_turn_index + index == first,
+            first_evaluation_failure=detail.first_turn_index + index == judged,
             tool_calls=list(tools.get(turn.trace_id, ())),
         )
         for index, turn in enumerate(detail.turns)
@@ -94,12 +112,22 @@ class Breaks:
     cursor: str | None
 
 
-def where_it_breaks(detail: SessionDetail) -> Breaks | None:
-    failing = detail.first_failing
-    if failing is None:
-        return None
+def _breaks(detail: SessionDetail, failing: FailingTurn) -> Breaks:
     on_this_page = detail.first_turn_index <= failing.index < detail.first_turn_index + len(detail.turns)
     return Breaks(failing.index + 1, failing.reason == "evaluation", None if on_this_page else failing.cursor)
+
+
+def where_it_breaks(detail: SessionDetail) -> Breaks | None:
+    """The first turn with an error, else the first with a failing result."""
+    return _breaks(detail, detail.first_failing) if detail.first_failing else None
+
+
+def first_judged_failure(detail: SessionDetail) -> Breaks | None:
+    """The first turn with a failing result, offered beside "where it breaks" when it is another."""
+    judged, failing = detail.first_evaluation_failure, detail.first_failing
+    if judged is None or (failing is not None and failing.index == judged.index):
+        return None
+    return _breaks(detail, judged)
 
 
 @dataclass

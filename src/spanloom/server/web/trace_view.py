@@ -19,6 +19,7 @@ from typing import Any
 
 from spanloom.server.list_params import BadParameterError
 from spanloom.server.store.base import SpanRecord, TraceDetail
+from spanloom.server.store.evaluation_types import EvaluationRecord
 from spanloom.server.web.messages import EXCEPTION_KEYS, Payload, payload, pretty
 
 WATERFALL_WIDTH = 1000
@@ -46,6 +47,11 @@ class SpanView:
     events: list[EventView] = field(default_factory=list)  # other than exceptions
     exceptions: list[dict[str, str]] = field(default_factory=list)  # type, message, stacktrace
     first_error: bool = False
+    evaluations: list[EvaluationRecord] = field(default_factory=list)  # the results on this span
+
+    @property
+    def failed_evaluations(self) -> int:
+        return sum(not result.passed for result in self.evaluations)
 
     @property
     def depth_class(self) -> int:
@@ -66,6 +72,10 @@ class TraceView:
     total: int = 0  # spans in the trace
     page_size: int = 0
     first_error_offset: int | None = None  # of the page holding the first failed span
+    root: SpanView | None = None  # the root span whole (its input and output open the page)
+    # The results on the whole trace: on its root span, or on the trace (feedback on a turn).
+    trace_results: list[EvaluationRecord] = field(default_factory=list)
+    selected: SpanView | None = None  # shown in the side panel on wide screens
 
     @property
     def next_offset(self) -> int | None:
@@ -134,11 +144,35 @@ def _event(event: dict[str, Any]) -> EventView:
     return EventView(name, event.get("time_ns"), shown, exception)
 
 
+def _span_view(
+    span: SpanRecord, depth: int, start: int, total: int, results: dict[str, list[EvaluationRecord]]
+) -> SpanView:
+    x = min((span.start_time_ns - start) / total * WATERFALL_WIDTH, WATERFALL_WIDTH - MIN_BAR)
+    width = (span.end_time_ns - span.start_time_ns) / total * WATERFALL_WIDTH
+    view = SpanView(
+        span=span,
+        depth=depth,
+        offset=round(x, 2),
+        width=round(min(max(width, MIN_BAR), WATERFALL_WIDTH - x), 2),
+        input=payload(span, "input"),
+        output=payload(span, "output"),
+        attributes=sorted((key, pretty(value)) for key, value in span.attributes.items()),
+        evaluations=results.get(span.span_id, []),
+    )
+    for event in map(_event, span.events):
+        if event.exception is None:
+            view.events.append(event)
+        else:
+            view.exceptions.append(event.exception)
+    return view
+
+
 def trace_view(
     detail: TraceDetail,
     offset: int = 0,
     limit: int = 1_000_000,
     load: Callable[[list[str]], list[SpanRecord]] | None = None,
+    selected_id: str | None = None,
 ) -> TraceView:
     """The view of spans `offset` to `offset + limit` in tree order (the waterfall keeps the whole
     trace's time scale, so pages line up).
@@ -156,30 +190,34 @@ def trace_view(
         (index for index, (span, _) in enumerate(ordered) if span.status_code == "ERROR"), None
     )
     page = ordered[offset : offset + limit]
+    results: dict[str, list[EvaluationRecord]] = defaultdict(list)
+    for result in detail.summary.evaluations:
+        results[result.span_id].append(result)
+    root_id = detail.summary.root_span_id
+    known = {span.span_id for span in spans}
+    # The page's spans, the root (the page opens with its input and output) and the span asked
+    # for: only these are read whole.
+    wanted = [span.span_id for span, _ in page]
+    extra = [span_id for span_id in (root_id, selected_id) if span_id and span_id in known]
     whole: dict[str, SpanRecord] = {}
     if load is not None:
-        whole = {span.span_id: span for span in load([span.span_id for span, _ in page])}
+        whole = {span.span_id: span for span in load(list(dict.fromkeys([*wanted, *extra])))}
+    else:
+        whole = {span.span_id: span for span in spans}
     views = []
     for index, (outline, depth) in enumerate(page, start=offset):
-        span = whole.get(outline.span_id, outline)
-        x = min((span.start_time_ns - start) / total * WATERFALL_WIDTH, WATERFALL_WIDTH - MIN_BAR)
-        width = (span.end_time_ns - span.start_time_ns) / total * WATERFALL_WIDTH
-        view = SpanView(
-            span=span,
-            depth=depth,
-            offset=round(x, 2),
-            width=round(min(max(width, MIN_BAR), WATERFALL_WIDTH - x), 2),
-            input=payload(span, "input"),
-            output=payload(span, "output"),
-            attributes=sorted((key, pretty(value)) for key, value in span.attributes.items()),
-        )
-        for event in map(_event, span.events):
-            if event.exception is None:
-                view.events.append(event)
-            else:
-                view.exceptions.append(event.exception)
+        view = _span_view(whole.get(outline.span_id, outline), depth, start, total, results)
         view.first_error = index == first_error
         views.append(view)
+    by_id = {view.span.span_id: view for view in views}
+
+    def view_of(span_id: str | None) -> SpanView | None:
+        if not span_id or span_id not in whole:
+            return None
+        return by_id.get(span_id) or _span_view(whole[span_id], 0, start, total, results)
+
+    root = view_of(root_id)
+    failed_here = next((view for view in views if view.first_error), None)
     return TraceView(
         detail,
         views,
@@ -189,4 +227,7 @@ def trace_view(
         total=len(ordered),
         page_size=limit,
         first_error_offset=None if first_error is None else first_error - first_error % limit,
+        root=root,
+        trace_results=[*results.get("", []), *(results.get(root_id, []) if root_id else [])],
+        selected=view_of(selected_id) or failed_here or root or (views[0] if views else None),
     )

@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from spanloom.server.store.base import ListQuery, Page, TraceSummary
+from spanloom.server.store.base import FailingTurns, ListQuery, Page, TraceSummary
 from spanloom.server.store.clickhouse import evaluation_reads
 from spanloom.server.store.clickhouse.paging import Conditions, ListShape, Sort, like, page
 from spanloom.server.store.clickhouse.trace_lookup import select_trace_keys
@@ -157,21 +157,30 @@ def count_turns_before(client: Any, project: str, session_id: str, turn: tuple[i
     )
 
 
-def select_first_failing_turn(client: Any, project: str, session_id: str) -> tuple[int, str, bool] | None:
-    """(start, trace id, has a failed span) of the session's first turn that failed: with a
-    failed span, or a result that did not pass. One query over the session's key range."""
+def select_failing_turns(client: Any, project: str, session_id: str) -> FailingTurns:
+    """How many of the session's turns failed (an error, or a result that did not pass:
+    `base.turn_failed`, here in SQL), and the first with an error and the first with such a
+    result. One query over the session's key range."""
     rows = client.query(
-        f"SELECT t.start_ns, t.trace_id, t.error_count > 0 {_IN_SESSION} AND (t.error_count > 0"
-        " OR t.trace_id IN (SELECT trace_id FROM evaluations FINAL WHERE project = {p:String}"
+        "SELECT count(), countIf(error), minIf((start_ns, trace_id), error),"
+        " minIf((start_ns, trace_id), judged)"
+        " FROM (SELECT t.start_ns AS start_ns, t.trace_id AS trace_id, t.error_count > 0 AS error,"
+        " t.trace_id IN (SELECT trace_id FROM evaluations FINAL WHERE project = {p:String}"
         " AND passed = 0 AND trace_id IN"
-        " (SELECT trace_id FROM traces FINAL WHERE project = {p:String} AND session_id = {s:String})))"
-        " ORDER BY t.start_ns, t.trace_id LIMIT 1",
+        " (SELECT trace_id FROM traces FINAL WHERE project = {p:String} AND session_id = {s:String}))"
+        " AS judged"
+        f" {_IN_SESSION}) WHERE error OR judged",
         parameters={"p": project, "s": session_id},
     ).result_rows
-    if not rows:
-        return None
-    start_ns, trace_id, by_error = rows[0]
-    return start_ns, trace_id, bool(by_error)
+    if not rows or not rows[0][0]:
+        return FailingTurns(0, None, None)
+    count, errors, by_error, by_result = rows[0]
+    return FailingTurns(
+        int(count),
+        (int(by_error[0]), str(by_error[1])) if errors else None,
+        # minIf over no row gives the empty tuple (0, ''): no turn had a failing result
+        (int(by_result[0]), str(by_result[1])) if by_result and by_result[1] else None,
+    )
 
 
 def select_trace_span_counts(client: Any, trace_ids: Sequence[str]) -> dict[str, int]:

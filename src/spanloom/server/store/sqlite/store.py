@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from spanloom.server.store.base import (
+    FailingReason,
     FailingTurn,
     InsertResult,
     ListQuery,
@@ -578,16 +579,16 @@ class SqliteStore:
                 next_turn_key = (next_turn.start_time_ns, next_turn.trace_id) if next_turn else None
             first = (turns[0].start_time_ns, turns[0].trace_id) if turns else None
             offset = trace_reads.count_turns_before(connection, project, session_id, first) if first else 0
-            failing = trace_reads.select_first_failing_turn(connection, project, session_id)
-            first_failing = None
-            if failing is not None:
-                failing_start, failing_trace, by_error = failing
-                first_failing = FailingTurn(
-                    index=trace_reads.count_turns_before(connection, project, session_id, failing[:2]),
-                    trace_id=failing_trace,
-                    reason="error" if by_error else "evaluation",
-                    cursor=encode_cursor(TURNS_FROM, failing_start, (failing_trace,)),
-                )
+            failing = trace_reads.select_failing_turns(connection, project, session_id)
+
+            def failing_turn(key: tuple[int, str] | None, reason: FailingReason) -> FailingTurn | None:
+                if key is None:
+                    return None
+                index = trace_reads.count_turns_before(connection, project, session_id, key)
+                return FailingTurn(index, key[1], reason, encode_cursor(TURNS_FROM, key[0], (key[1],)))
+
+            first_error = failing_turn(failing.first_error, "error")
+            first_evaluation_failure = failing_turn(failing.first_evaluation_failure, "evaluation")
             return SessionDetail(
                 summary,
                 turns,
@@ -600,7 +601,9 @@ class SqliteStore:
                 previous_cursor=encode_cursor(TURNS_BEFORE, first[0], (first[1],))
                 if first and offset
                 else None,
-                first_failing=first_failing,
+                first_failing=first_error or first_evaluation_failure,
+                first_evaluation_failure=first_evaluation_failure,
+                failing_turn_count=failing.total,
             )
 
     def find_session_projects(self, session_id: str) -> list[str]:

@@ -6,7 +6,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from spanloom.server.store.base import ListQuery, Page, TraceSummary
+from spanloom.server.store.base import FailingTurns, ListQuery, Page, TraceSummary
 from spanloom.server.store.evaluation_types import FEEDBACK
 from spanloom.server.store.json_values import from_json, to_json
 from spanloom.server.store.sqlite import evaluation_reads
@@ -189,26 +189,30 @@ def count_turns_before(
     return int(count)
 
 
-def select_first_failing_turn(
-    connection: sqlite3.Connection, project: str, session_id: str
-) -> tuple[int, str, bool] | None:
-    """(start, trace id, has a failed span) of the session's first turn that failed: with a
-    failed span, or a result that did not pass."""
+_FAILED_RESULT = "EXISTS (SELECT 1 FROM evaluations e WHERE e.trace_id = t.trace_id AND NOT e.passed)"
+
+
+def select_failing_turns(connection: sqlite3.Connection, project: str, session_id: str) -> FailingTurns:
+    """Each of the three over the session's index range (a turn fails on an error or on a result
+    that did not pass: `base.turn_failed`, here in SQL)."""
+    (count,) = connection.execute(
+        f"SELECT COUNT(*) {_IN_SESSION} AND (t.error_count > 0 OR {_FAILED_RESULT})", (project, session_id)
+    ).fetchone()
+    if not count:
+        return FailingTurns(0, None, None)
     by_error = connection.execute(
         f"SELECT t.start_ns, t.trace_id {_IN_SESSION} AND t.error_count > 0"
         " ORDER BY t.start_ns, t.trace_id LIMIT 1",
         (project, session_id),
     ).fetchone()
     by_result = connection.execute(
-        f"SELECT t.start_ns, t.trace_id {_IN_SESSION} AND EXISTS (SELECT 1 FROM evaluations e"
-        " WHERE e.trace_id = t.trace_id AND NOT e.passed) ORDER BY t.start_ns, t.trace_id LIMIT 1",
+        f"SELECT t.start_ns, t.trace_id {_IN_SESSION} AND {_FAILED_RESULT}"
+        " ORDER BY t.start_ns, t.trace_id LIMIT 1",
         (project, session_id),
     ).fetchone()
-    found = [tuple(row) for row in (by_error, by_result) if row]
-    if not found:
-        return None
-    start_ns, trace_id = min(found)
-    return start_ns, trace_id, by_error is not None and tuple(by_error) == (start_ns, trace_id)
+    return FailingTurns(
+        int(count), tuple(by_error) if by_error else None, tuple(by_result) if by_result else None
+    )
 
 
 def select_trace_span_counts(connection: sqlite3.Connection, trace_ids: Sequence[str]) -> dict[str, int]:
