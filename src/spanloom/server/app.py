@@ -48,6 +48,8 @@ from spanloom.server.web import login_router
 from spanloom.server.web import router as web_router
 from spanloom.server.web.api_docs import router as api_docs_router
 from spanloom.server.web.evaluation_pages import router as evaluation_pages_router
+from spanloom.server.web.overview import router as overview_router
+from spanloom.server.api.trends import router as trends_api_router
 
 
 def _lifespan(
@@ -181,11 +183,13 @@ def create_app(
         api_docs_router,
         # Before web_router: /users/compare must not be taken for the user named "compare".
         evaluation_pages_router,
+        overview_router,
         web_router,
         create_ingest_router(app.state.ingest, settings.retry_after_seconds),
         api_router,
         evaluations_api_router,
         feedback_api_router,
+        trends_api_router,
     )
     for router in routers:
         app.include_router(router)

@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from spanloom.server.web.format import FILTERS
+from spanloom.server.web.trend_view import TREND_FILTERS
 
 _HERE = Path(__file__).parent
 # No inline script or style anywhere: every script and stylesheet is a file under /static.
@@ -48,6 +49,7 @@ environment = Environment(
     lstrip_blocks=True,
 )
 environment.filters.update(FILTERS)
+environment.filters.update(TREND_FILTERS)
 
 
 def static_url(name: str) -> str:
