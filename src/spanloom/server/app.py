@@ -22,6 +22,7 @@ from starlette.responses import Response
 from spanloom.server.api.evaluations import router as evaluations_api_router
 from spanloom.server.api.feedback import router as feedback_api_router
 from spanloom.server.api.routes import router as api_router
+from spanloom.server.api.trends import router as trends_api_router
 from spanloom.server.auth.keys import KeyRing
 from spanloom.server.auth.middleware import INGEST_PATH, Auth, AuthMiddleware
 from spanloom.server.auth.sessions import LoginSessions
@@ -49,7 +50,6 @@ from spanloom.server.web import router as web_router
 from spanloom.server.web.api_docs import router as api_docs_router
 from spanloom.server.web.evaluation_pages import router as evaluation_pages_router
 from spanloom.server.web.overview import router as overview_router
-from spanloom.server.api.trends import router as trends_api_router
 
 
 def _lifespan(

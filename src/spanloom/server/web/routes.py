@@ -36,8 +36,8 @@ from spanloom.server.store.base import SESSION_SORT_KEYS, ListQuery, Page, Store
 from spanloom.server.store.evaluation_types import EVAL_SORT_PREFIX, FEEDBACK
 from spanloom.server.web.chrome import ambiguous, bad_request, chrome, not_found
 from spanloom.server.web.feedback_view import feedback_of
-from spanloom.server.web.overview import trend_strip
 from spanloom.server.web.forms import RANGE_LABELS, SPAN_KINDS, STATUSES, filter_form, shared_params
+from spanloom.server.web.overview import trend_strip
 from spanloom.server.web.render import STATIC_FILES, Links, page_path, render, static_response
 from spanloom.server.web.session_view import session_results, turn_chart, turn_views, where_it_breaks
 from spanloom.server.web.trace_view import page_offset, trace_view
