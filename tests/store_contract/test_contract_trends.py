@@ -105,3 +105,12 @@ def test_an_unbounded_range_stays_bounded(store: Store):
     trends = store.get_trends("p1", 0, T0)
     assert len(trends.buckets) <= MAX_BUCKETS
     assert all(bucket.turns == 0 for bucket in trends.buckets)
+
+
+def test_percentiles_interpolate_between_ranks(store: Store):
+    latencies = [70, 10, 110, 40, 90, 20, 100, 60, 30, 80, 50]  # 10..110 ms, out of order
+    write(store, [_turn(100 + i, i, latency) for i, latency in enumerate(latencies)])
+    (bucket,) = store.get_trends("p1", H0, H0 + HOUR_NS).buckets
+    assert bucket.turns == 11
+    assert bucket.latency_p50_ms == pytest.approx(60)
+    assert bucket.latency_p95_ms == pytest.approx(105)  # rank 9.5: halfway from 100 to 110
