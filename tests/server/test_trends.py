@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from html.parser import HTMLParser
-from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from _server_kit import BASE_TIME_NS, RunningServer, make_request, make_turn, run_server
@@ -70,8 +70,6 @@ def _trends(server: RunningServer, project: str = PROJECT, **params: str) -> dic
 
 
 def _path(project: str) -> str:
-    from urllib.parse import quote
-
     return quote(project, safe="")
 
 
