@@ -35,6 +35,8 @@ class Bar:
     width: float
     height: float
     title: str  # the hover text: the bucket, the series and its value
+    href: str = ""  # where a click on it goes (a turn of the session page), if anywhere
+    css: str = ""  # a class of its own (a failed turn)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +83,7 @@ class SeriesData:
     name: str
     values: Sequence[float | None]
     css: str = ""
+    marks: Sequence[str] | None = None  # a class per value ("failed"), for bars
 
 
 def nice_step(span: float, ticks: int = Y_TICKS) -> float:
@@ -124,10 +127,14 @@ def chart(
     y_top: float | None = None,
     x_heading: str = "Time",
     tick_labels: Sequence[str] | None = None,
+    hrefs: Sequence[str] | None = None,
+    notes: Sequence[tuple[str, Sequence[str]]] = (),
 ) -> Chart:
     """A chart of `series` over the x positions named by `x_labels` (the table's and titles' text;
     `tick_labels`, when given, the axis' shorter text). Bars stand side by side per position;
-    lines join the positions that have a value. `y_top`: the least axis maximum (1.0 for rates)."""
+    lines join the positions that have a value. `y_top`: the least axis maximum (1.0 for rates).
+    `hrefs`: a link per x position for its bars; `notes`: more columns of the table only, each
+    (heading, a text per x position)."""
     count = max(1, len(x_labels))
     plot_width = (WIDTH - RIGHT) - LEFT
     plot_height = (HEIGHT - BOTTOM) - TOP
@@ -153,7 +160,10 @@ def chart(
                     y=y_of(value),
                     width=round(max(bar_width - 0.5, 0.5), 2),
                     height=round((HEIGHT - BOTTOM) - y_of(value), 2),
-                    title=f"{x_labels[index]}: {data.name} {fmt(value)}",
+                    title=f"{x_labels[index]}: {data.name} {fmt(value)}"
+                    + "".join(f", {heading.lower()} {texts[index]}" for heading, texts in notes if texts[index]),
+                    href=hrefs[index] if hrefs is not None else "",
+                    css=data.marks[index] if data.marks is not None else "",
                 )
                 for index, value in enumerate(data.values)
                 if value is not None
@@ -170,7 +180,11 @@ def chart(
         Tick(y_of(step * number), fmt(step * number)) for number in range(round(y_max / step) + 1)
     )
     rows = tuple(
-        (label, *("—" if data.values[index] is None else fmt(data.values[index]) for data in series))
+        (
+            label,
+            *("—" if data.values[index] is None else fmt(data.values[index]) for data in series),
+            *(texts[index] for _, texts in notes),
+        )
         for index, label in enumerate(x_labels)
     )
     return Chart(
@@ -181,7 +195,7 @@ def chart(
         series=tuple(drawn),
         x_ticks=_x_labels(tick_labels if tick_labels is not None else x_labels, center),
         y_ticks=y_ticks,
-        columns=(x_heading, *(data.name for data in series)),
+        columns=(x_heading, *(data.name for data in series), *(heading for heading, _ in notes)),
         rows=rows,
         empty=not any(all_values),
     )
