@@ -122,7 +122,9 @@ def main() -> None:
                 word = quote(max((session["first_input"] or "nothing").split(), key=len).strip("?.,"))
                 pages = {
                     "/sessions": "/sessions",
-                    f"/sessions/{{id}} ({turns} turns)": f"/sessions/{session['session_id']}?project={session['project']}",
+                    f"/sessions/{{id}} ({turns} turns)": (
+                        f"/sessions/{session['session_id']}?project={session['project']}"
+                    ),
                     "/users": "/users",
                     "/users?sort=errors&order=desc": "/users?sort=errors&order=desc",
                     "/traces": "/traces",

@@ -160,8 +160,7 @@ def chart(
                     y=y_of(value),
                     width=round(max(bar_width - 0.5, 0.5), 2),
                     height=round((HEIGHT - BOTTOM) - y_of(value), 2),
-                    title=f"{x_labels[index]}: {data.name} {fmt(value)}"
-                    + "".join(f", {heading.lower()} {texts[index]}" for heading, texts in notes if texts[index]),
+                    title=f"{x_labels[index]}: {data.name} {fmt(value)}" + _noted(notes, index),
                     href=hrefs[index] if hrefs is not None else "",
                     css=data.marks[index] if data.marks is not None else "",
                 )
@@ -199,6 +198,11 @@ def chart(
         rows=rows,
         empty=not any(all_values),
     )
+
+
+def _noted(notes: Sequence[tuple[str, Sequence[str]]], index: int) -> str:
+    """The notes of x position `index`, as a title's tail: ", tokens 340, status ok"."""
+    return "".join(f", {heading.lower()} {texts[index]}" for heading, texts in notes if texts[index])
 
 
 def _runs(
