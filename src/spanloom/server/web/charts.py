@@ -15,7 +15,9 @@ from typing import Literal
 
 # The viewBox: the plot area sits inside the margins, which hold the tick labels.
 WIDTH, HEIGHT = 640, 200
-LEFT, RIGHT, TOP, BOTTOM = 56, 12, 12, 28
+# The unit is written above the y axis' top label, in the top margin.
+LEFT, RIGHT, TOP, BOTTOM = 60, 12, 26, 28
+MAX_GROUP = 48  # the widest a position's bars get, however few positions
 MAX_X_LABELS = 8
 Y_TICKS = 4
 
@@ -149,14 +151,14 @@ def chart(
         return round(LEFT + slot * (index + 0.5), 2)
 
     drawn: list[Series] = []
-    group = slot * 0.8
+    group = min(slot * 0.8, MAX_GROUP)
     bar_width = group / max(1, len(series))
     for number, data in enumerate(series):
         css = data.css or f"series-{number}"
         if kind == "bars":
             bars = tuple(
                 Bar(
-                    x=round(LEFT + slot * index + slot * 0.1 + bar_width * number, 2),
+                    x=round(center(index) - group / 2 + bar_width * number, 2),
                     y=y_of(value),
                     width=round(max(bar_width - 0.5, 0.5), 2),
                     height=round((HEIGHT - BOTTOM) - y_of(value), 2),
