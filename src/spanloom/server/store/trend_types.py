@@ -21,11 +21,6 @@ DAY_NS = 24 * HOUR_NS
 # Ranges up to this long are bucketed by hour, longer ones by day.
 HOURLY_UP_TO_NS = 72 * HOUR_NS
 MAX_BUCKETS = 200
-# The percentiles of turn latency each bucket reports, as fractions, and their linear
-# interpolation's ranks in whole hundredths: a store finds the two neighbouring values exactly
-# (integer arithmetic), so both stores and `trace_rollup.percentile` agree.
-P50, P95 = 50, 95
-
 TrendUnit = Literal["hour", "day"]
 
 
@@ -62,17 +57,15 @@ class TrendWindow:
 
 @dataclass(frozen=True, slots=True)
 class TurnBucketRow:
-    """A store's figures of the turns started in one bucket. `p50_low`/`p50_high` (and p95's)
-    are the two latencies around the percentile's rank, in order (equal on an exact rank)."""
+    """A store's figures of the turns started in one bucket. Latency percentiles interpolate
+    linearly between closest ranks (`trace_rollup.percentile`, as sessions' are)."""
 
     index: int
     turns: int
     errors: int  # turns with at least one failed span
     cost_nanos: int
-    p50_low: float
-    p50_high: float
-    p95_low: float
-    p95_high: float
+    latency_p50_ms: float
+    latency_p95_ms: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,17 +108,6 @@ class Trends:
     buckets: list[TrendBucket] = field(default_factory=list)
 
 
-def percentile_ranks(count: int, hundredths: int) -> tuple[int, int, float]:
-    """The 0-based ranks of the two values a linear-interpolation percentile lies between, and
-    the weight of the higher one, for `count` sorted values."""
-    scaled = (count - 1) * hundredths
-    return scaled // 100, -(-scaled // 100), (scaled % 100) / 100
-
-
-def _between(low: float, high: float, hundredths: int, count: int) -> float:
-    return low + (high - low) * percentile_ranks(count, hundredths)[2]
-
-
 def assemble(
     project: str,
     user_id: str | None,
@@ -142,8 +124,7 @@ def assemble(
     for row in turns:
         bucket = buckets[row.index]
         bucket.turns, bucket.errors, bucket.cost = row.turns, row.errors, row.cost_nanos / 1e9
-        bucket.latency_p50_ms = _between(row.p50_low, row.p50_high, P50, row.turns)
-        bucket.latency_p95_ms = _between(row.p95_low, row.p95_high, P95, row.turns)
+        bucket.latency_p50_ms, bucket.latency_p95_ms = row.latency_p50_ms, row.latency_p95_ms
     for index, count in sessions:
         buckets[index].sessions = count
     for row in results:

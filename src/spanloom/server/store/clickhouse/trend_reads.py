@@ -11,8 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 from spanloom.server.store.trend_types import (
-    P50,
-    P95,
     ResultBucketRow,
     Trends,
     TrendWindow,
@@ -24,7 +22,7 @@ _RANGE = "project = {project:String} AND start_ns >= {start:Int64} AND start_ns 
 _BUCKET = "intDiv(start_ns - {start:Int64}, {width:Int64})"
 _TURNS = f"""
 SELECT {_BUCKET} AS b, count(), countIf(error_count > 0), sum(cost_nanos),
-    quantilesExactInclusive({P50 / 100}, {P95 / 100})(latency_ms) AS q
+    quantilesExactInclusive(0.5, 0.95)(latency_ms) AS q
 FROM traces FINAL WHERE {_RANGE} {{user}}
 GROUP BY b
 """
@@ -53,8 +51,7 @@ def select_trends(client: Any, project: str, window: TrendWindow, user_id: str |
     }
     user = "AND user_id = {user_id:String}" if user_id is not None else ""
     turns = [
-        # quantilesExactInclusive interpolates itself: its value is both neighbours.
-        TurnBucketRow(int(b), turns, errors, int(cost), q[0], q[0], q[1], q[1])
+        TurnBucketRow(int(b), turns, errors, int(cost), q[0], q[1])
         for b, turns, errors, cost, q in client.query(
             _TURNS.replace("{user}", user), parameters=parameters
         ).result_rows

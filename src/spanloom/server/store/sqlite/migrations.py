@@ -65,6 +65,7 @@ _VERSIONS: tuple[tuple[str, Callable[[sqlite3.Connection, Progress | None], None
     (schema.V3, lambda connection, progress: project_writes.rebuild(connection)),
     (schema.V4, None),
     (schema.V5, None),
+    (schema.V6, None),
 )
 SCHEMA_VERSION = len(_VERSIONS)
 
