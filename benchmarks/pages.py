@@ -158,14 +158,18 @@ def main() -> None:
     print(
         f"{args.spans:,} spans, {sessions:,} sessions, {args.users} users; {args.repeat} requests per page\n"
     )
-    print("| page | median | p95 | target |")
-    print("|---|---|---|---|")
+    print("| page | min | median | p95 | target |")
+    print("|---|---|---|---|---|")
     for label, path in pages.items():
         durations = sorted(timer.durations[path][3:])  # without the warm-ups
         p95 = durations[min(len(durations) - 1, int(len(durations) * 0.95))]
-        print(f"| {label} | {statistics.median(durations):.1f} ms | {p95:.1f} ms | < 100 ms |")
+        median = statistics.median(durations)
+        print(f"| {label} | {durations[0]:.1f} ms | {median:.1f} ms | {p95:.1f} ms | < 100 ms |")
     refresh = f"project list refresh (once per {TTL_SECONDS:.0f} s, any page)"
-    print(f"| {refresh} | {statistics.median(projects_ms):.1f} ms | {max(projects_ms):.1f} ms (max) | |")
+    print(
+        f"| {refresh} | {min(projects_ms):.1f} ms | {statistics.median(projects_ms):.1f} ms"
+        f" | {max(projects_ms):.1f} ms (max) | |"
+    )
 
 
 if __name__ == "__main__":

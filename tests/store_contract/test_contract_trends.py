@@ -114,3 +114,12 @@ def test_percentiles_interpolate_between_ranks(store: Store):
     assert bucket.turns == 11
     assert bucket.latency_p50_ms == pytest.approx(60)
     assert bucket.latency_p95_ms == pytest.approx(105)  # rank 9.5: halfway from 100 to 110
+
+
+def test_without_latency_the_counts_are_the_same(filled: Store):
+    full = filled.get_trends("p1", H0, H0 + 3 * HOUR_NS)
+    light = filled.get_trends("p1", H0, H0 + 3 * HOUR_NS, latency=False)
+    names = ("sessions", "turns", "errors", "cost", "feedback_positive", "evaluations_passed")
+    assert _figures(light, *names) == _figures(full, *names)
+    for kept, left in zip(full.buckets, light.buckets, strict=True):
+        assert left.latency_p50_ms in (None, kept.latency_p50_ms)

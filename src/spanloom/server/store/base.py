@@ -469,11 +469,13 @@ class Store(Protocol):
         end_ns: int,
         user_id: str | None = None,
         unit: TrendUnit | None = None,
+        latency: bool = True,
     ) -> Trends:
         """The project's (or one of its users') sessions, turns, errors, cost, turn latency
         percentiles, feedback and evaluation results per bucket of `TrendWindow.of(start_ns,
         end_ns, unit)`, every bucket present (empty ones zero). One read of each rollup, at most
-        MAX_BUCKETS buckets."""
+        MAX_BUCKETS buckets. Without `latency` the percentiles may be left out (None): a strip of
+        counts and cost need not pay for them."""
         ...
 
     def check_ready(self, timeout: float) -> Readiness:

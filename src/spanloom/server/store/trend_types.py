@@ -64,8 +64,8 @@ class TurnBucketRow:
     turns: int
     errors: int  # turns with at least one failed span
     cost_nanos: int
-    latency_p50_ms: float
-    latency_p95_ms: float
+    latency_p50_ms: float | None  # None when the store was asked for no latency
+    latency_p95_ms: float | None
 
 
 @dataclass(frozen=True, slots=True)

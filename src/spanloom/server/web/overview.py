@@ -86,7 +86,7 @@ def trend_strip(request: Request, store: Store, query: ListQuery) -> dict[str, A
         return None
     start_ns = query.start_ns if query.start_ns is not None else summary.first_span_time_ns
     end_ns = query.end_ns if query.end_ns is not None else max(summary.last_span_time_ns + 1, start_ns + 1)
-    trends = store.get_trends(summary.name, start_ns, max(end_ns, start_ns + 1), query.user_id)
+    trends = store.get_trends(summary.name, start_ns, max(end_ns, start_ns + 1), query.user_id, latency=False)
     return {
         "project": summary.name,
         "trends": trends,

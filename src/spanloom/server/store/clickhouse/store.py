@@ -470,9 +470,10 @@ class ClickHouseStore:
         end_ns: int,
         user_id: str | None = None,
         unit: TrendUnit | None = None,
+        latency: bool = True,
     ) -> Trends:
         return trend_reads.select_trends(
-            self._reader(), project, TrendWindow.of(start_ns, end_ns, unit), user_id
+            self._reader(), project, TrendWindow.of(start_ns, end_ns, unit), user_id, latency
         )
 
     def list_traces(self, query: ListQuery) -> Page[TraceSummary]:

@@ -668,10 +668,11 @@ class SqliteStore:
         end_ns: int,
         user_id: str | None = None,
         unit: TrendUnit | None = None,
+        latency: bool = True,
     ) -> Trends:
         with self._snapshot() as connection:
             return trend_reads.select_trends(
-                connection, project, TrendWindow.of(start_ns, end_ns, unit), user_id
+                connection, project, TrendWindow.of(start_ns, end_ns, unit), user_id, latency
             )
 
     def list_evaluation_names(self, project: str | None = None) -> list[str]:

@@ -35,7 +35,11 @@ GROUP BY 1
 
 
 def select_trends(
-    connection: sqlite3.Connection, project: str, window: TrendWindow, user_id: str | None
+    connection: sqlite3.Connection,
+    project: str,
+    window: TrendWindow,
+    user_id: str | None,
+    latency: bool = True,
 ) -> Trends:
     parameters = {
         "project": project,
@@ -46,14 +50,13 @@ def select_trends(
     }
     user = "AND user_id = :user_id" if user_id is not None else ""
     latencies: defaultdict[int, list[float]] = defaultdict(list)
-    for index, latency in connection.execute(_LATENCIES.format(user=user), parameters):
-        latencies[index].append(latency)
-    for values in latencies.values():
-        values.sort()
+    if latency:
+        for index, value in connection.execute(_LATENCIES.format(user=user), parameters):
+            latencies[index].append(value)
+        for values in latencies.values():
+            values.sort()
     turns = [
-        TurnBucketRow(
-            index, count, errors, cost, percentile(latencies[index], 0.5), percentile(latencies[index], 0.95)
-        )
+        TurnBucketRow(index, count, errors, cost, *_percentiles(latencies.get(index)))
         for index, count, errors, cost in connection.execute(_TURNS.format(user=user), parameters)
     ]
     sessions = connection.execute(_SESSIONS.format(user=user), parameters).fetchall()
@@ -64,3 +67,9 @@ def select_trends(
         )
     ]
     return assemble(project, user_id, window, turns, sessions, results)
+
+
+def _percentiles(latencies: list[float] | None) -> tuple[float | None, float | None]:
+    if not latencies:
+        return None, None
+    return percentile(latencies, 0.5), percentile(latencies, 0.95)
