@@ -124,6 +124,9 @@ def test_bad_parameters_and_unknown_projects(filled: tuple[RunningServer, list[s
         server.get(f"/api/projects/{_path(PROJECT)}/trends", start="2030-01-01", end="2029-01-01").status_code
         == 400
     )
+    # The widest range the times allow: still at most 200 buckets, every turn in one of them.
+    widest = _trends(server, start="1678-01-01", end="2262-04-11")
+    assert len(widest["buckets"]) <= 200 and sum(b["turns"] for b in widest["buckets"]) == len(TURNS)
     missing = server.get("/api/projects/nope/trends")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
     assert server.get("/projects/nope").status_code == 404

@@ -37,6 +37,12 @@ class TrendWindow:
     def end_ns(self) -> int:
         return self.start_ns + self.width_ns * self.count
 
+    @property
+    def query_end_ns(self) -> int:
+        """`end_ns` as a store's 64-bit parameter: the last bucket of a range ending in 2262 may
+        reach past what an integer column holds, and no time stored lies beyond it."""
+        return min(self.end_ns, 2**63 - 1)
+
     def bucket_start(self, index: int) -> int:
         return self.start_ns + index * self.width_ns
 
@@ -44,6 +50,9 @@ class TrendWindow:
     def of(cls, start_ns: int, end_ns: int, unit: TrendUnit | None = None) -> TrendWindow:
         """The buckets covering [start_ns, end_ns): hourly up to 72 hours, else daily (or by
         `unit`); several units a bucket when one a bucket would make more than MAX_BUCKETS."""
+        # OTLP times are unsigned: nothing stored lies before the epoch, and a range starting
+        # there keeps a store's `time - start` within 64 bits (it overflowed from 1678).
+        start_ns = max(start_ns, 0)
         end_ns = max(end_ns, start_ns + 1)
         if unit is None:
             unit = "hour" if end_ns - start_ns <= HOURLY_UP_TO_NS else "day"

@@ -44,7 +44,7 @@ def select_trends(
     parameters = {
         "project": project,
         "start": window.start_ns,
-        "end": window.end_ns,
+        "end": window.query_end_ns,
         "width": window.width_ns,
         "user_id": user_id,
     }
