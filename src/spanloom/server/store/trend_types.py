@@ -136,8 +136,11 @@ def assemble(
         bucket.latency_p50_ms, bucket.latency_p95_ms = row.latency_p50_ms, row.latency_p95_ms
     for index, count in sessions:
         buckets[index].sessions = count
-    for row in results:
-        bucket = buckets[row.index]
-        bucket.feedback_positive, bucket.feedback_negative = row.feedback_positive, row.feedback_negative
-        bucket.evaluations, bucket.evaluations_passed = row.evaluations, row.evaluations_passed
+    for judged in results:
+        bucket = buckets[judged.index]
+        bucket.feedback_positive, bucket.feedback_negative = (
+            judged.feedback_positive,
+            judged.feedback_negative,
+        )
+        bucket.evaluations, bucket.evaluations_passed = judged.evaluations, judged.evaluations_passed
     return Trends(project, window, user_id, buckets)

@@ -183,7 +183,7 @@ def chart(
     rows = tuple(
         (
             label,
-            *("—" if data.values[index] is None else fmt(data.values[index]) for data in series),
+            *(_cell(data.values[index], fmt) for data in series),
             *(texts[index] for _, texts in notes),
         )
         for index, label in enumerate(x_labels)
@@ -200,6 +200,10 @@ def chart(
         rows=rows,
         empty=not any(all_values),
     )
+
+
+def _cell(value: float | None, fmt: Format) -> str:
+    return "—" if value is None else fmt(value)
 
 
 def _noted(notes: Sequence[tuple[str, Sequence[str]]], index: int) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from spanloom.server.store.trend_types import DAY_NS, HOUR_NS, Trends, TrendWindow
 from spanloom.server.web.charts import Chart, SeriesData, chart
 from spanloom.server.web.format import duration, moment, money, percent
@@ -41,7 +43,7 @@ def trend_charts(trends: Trends, compact: bool = False) -> list[Chart]:
     labels, ticks = bucket_labels(trends)
     heading = "Hour (UTC)" if trends.window.unit == "hour" else "Day (UTC)"
     buckets = trends.buckets
-    common = {"x_heading": heading, "tick_labels": ticks}
+    common: dict[str, Any] = {"x_heading": heading, "tick_labels": ticks}
     charts = [
         chart(
             "sessions",
