@@ -189,8 +189,8 @@ def test_the_failing_turn_count_equals_the_marked_turns(page: Any, server: Runni
     expect(page.locator("li.turn.error")).to_have_count(1)
     expect(page.locator("li.turn.error")).to_have_id("turn-4")
     expect(page.locator("li.turn.judged-failing")).to_have_count(4)
-    expect(page.locator(".chart rect.mark.failed")).to_have_count(1)
-    expect(page.locator(".chart rect.mark.judged")).to_have_count(4)
+    expect(page.locator(".chart rect.failed")).to_have_count(1)
+    expect(page.locator(".chart rect.judged")).to_have_count(4)
     expect(page.locator("figcaption")).to_contain_text("failed evaluation")
     # turns without an error read OK, never "unset"
     expect(page.locator("#turn-1 .turn-stats .badge")).to_have_text(["ok"])

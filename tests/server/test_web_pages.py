@@ -290,11 +290,16 @@ def test_session_page_reads_turn_by_turn(story: RunningServer):
     # Each turn links to its trace; the failing one straight to the first error.
     assert len(re.findall(r'class="trace-link" href="/traces/[0-9a-f]{32}"', text)) == 3
     assert len(re.findall(r'class="trace-link" href="/traces/[0-9a-f]{32}#first-error"', text)) == 1
-    # Totals, and a bar pair per turn in the server-made SVG (numbers only).
+    # Totals, and a latency bar per turn in the server-made SVG with axes; each turn's tokens in
+    # its bar's title and in the chart's table.
     assert "Failing turns" in text and ">1,360<" in text  # 4 turns x 340 tokens
     svg = text[text.index("<svg") : text.index("</svg>")]
-    assert svg.count('class="latency') == 4 and svg.count('class="tokens"') == 4
+    assert svg.count('class="latency') == 4 and svg.count("tokens 340, status ") == 4
     assert svg.count('class="latency failed"') == 1
+    assert 'class="axis x-axis"' in svg and 'class="axis y-axis"' in svg
+    assert [f'href="#turn-{number}"' in svg for number in range(1, 5)] == [True] * 4
+    table = text[text.index('<table id="chart-turn-latency-table"') :]
+    assert table[: table.index("</table>")].count("<td>340</td>") == 4
     assert 'href="/users/user-1?project=shop"' in text
     # Each turn's tool calls are folded into the transcript, the failed one with its error.
     assert text.count("1 tool call: lookup_order</summary>") == 4

@@ -23,6 +23,7 @@ from spanloom.server.api.compare import router as compare_api_router
 from spanloom.server.api.evaluations import router as evaluations_api_router
 from spanloom.server.api.feedback import router as feedback_api_router
 from spanloom.server.api.routes import router as api_router
+from spanloom.server.api.trends import router as trends_api_router
 from spanloom.server.auth.keys import KeyRing
 from spanloom.server.auth.middleware import INGEST_PATH, Auth, AuthMiddleware
 from spanloom.server.auth.sessions import LoginSessions
@@ -50,6 +51,7 @@ from spanloom.server.web import router as web_router
 from spanloom.server.web.api_docs import router as api_docs_router
 from spanloom.server.web.compare_pages import router as compare_pages_router
 from spanloom.server.web.evaluation_pages import router as evaluation_pages_router
+from spanloom.server.web.overview import router as overview_router
 
 
 def _lifespan(
@@ -184,12 +186,14 @@ def create_app(
         # Before web_router: /users/compare must not be taken for the user named "compare".
         evaluation_pages_router,
         compare_pages_router,  # /sessions/compare, not the session "compare"
+        overview_router,
         web_router,
         create_ingest_router(app.state.ingest, settings.retry_after_seconds),
         compare_api_router,  # before api_router, for the same reason
         api_router,
         evaluations_api_router,
         feedback_api_router,
+        trends_api_router,
     )
     for router in routers:
         app.include_router(router)

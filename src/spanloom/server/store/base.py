@@ -24,6 +24,7 @@ from spanloom.server.store.evaluation_types import (
     EvaluationRecord,
     GroupBy,
 )
+from spanloom.server.store.trend_types import Trends, TrendUnit
 
 _T = TypeVar("_T")
 
@@ -491,6 +492,22 @@ class Store(Protocol):
     ) -> list[EvaluationGroup]:
         """Per (group, evaluation name): count, mean score, pass rate and the worst result, worst
         mean score first."""
+        ...
+
+    def get_trends(
+        self,
+        project: str,
+        start_ns: int,
+        end_ns: int,
+        user_id: str | None = None,
+        unit: TrendUnit | None = None,
+        latency: bool = True,
+    ) -> Trends:
+        """The project's (or one of its users') sessions, turns, errors, cost, turn latency
+        percentiles, feedback and evaluation results per bucket of `TrendWindow.of(start_ns,
+        end_ns, unit)`, every bucket present (empty ones zero). One read of each rollup, at most
+        MAX_BUCKETS buckets. Without `latency` the percentiles may be left out (None): a strip of
+        counts and cost need not pay for them."""
         ...
 
     def check_ready(self, timeout: float) -> Readiness:

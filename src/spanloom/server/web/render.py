@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from spanloom.server.web.format import FILTERS
+from spanloom.server.web.trend_view import TREND_FILTERS
 from spanloom.server.web.turn_view import TURN_FILTERS
 
 _HERE = Path(__file__).parent
@@ -50,6 +51,7 @@ environment = Environment(
 )
 environment.filters.update(FILTERS)
 environment.filters.update(TURN_FILTERS)
+environment.filters.update(TREND_FILTERS)
 
 
 def static_url(name: str) -> str:

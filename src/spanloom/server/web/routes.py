@@ -37,6 +37,7 @@ from spanloom.server.store.evaluation_types import EVAL_SORT_PREFIX, FEEDBACK
 from spanloom.server.web.chrome import ambiguous, bad_request, chrome, not_found
 from spanloom.server.web.feedback_view import feedback_of
 from spanloom.server.web.forms import RANGE_LABELS, SPAN_KINDS, STATUSES, filter_form, shared_params
+from spanloom.server.web.overview import trend_strip
 from spanloom.server.web.render import STATIC_FILES, Links, page_path, render, static_response
 from spanloom.server.web.replay_view import replay_context
 from spanloom.server.web.session_view import (
@@ -94,6 +95,7 @@ def _list_page(
     params: type[SessionListParams | UserListParams | TraceListParams],
     filter_names: Sequence[str],
     fetch: Callable[[Store, ListQuery], Page[Any]],
+    trends: bool = False,
 ) -> Response:
     store = _store(request)
     try:
@@ -116,6 +118,7 @@ def _list_page(
         "range_labels": RANGE_LABELS,
         "span_kinds": SPAN_KINDS,
         "statuses": STATUSES,
+        "trends": trend_strip(request, store, query) if trends else None,
     }
     return render(request, template, context)
 
@@ -152,6 +155,7 @@ def sessions_page(request: Request) -> Response:
         params=SessionListParams,
         filter_names=SESSION_FILTERS,
         fetch=lambda store, query: store.list_sessions(query),
+        trends=True,
     )
 
 
@@ -198,6 +202,7 @@ def users_page(request: Request) -> Response:
         params=UserListParams,
         filter_names=USER_FILTERS,
         fetch=lambda store, query: store.list_users(query),
+        trends=True,
     )
 
 

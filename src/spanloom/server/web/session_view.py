@@ -1,7 +1,7 @@
 """The session page's view: turns with their numbers, and the per-turn bar chart.
 
-The chart is inline SVG drawn from numbers computed here (bar heights in viewBox units); the
-template writes only these numbers and fixed labels into it, never text from a span.
+The chart is drawn by the chart module (charts.py) from the turns' numbers; the template writes
+only those numbers and fixed labels into it, never text from a span.
 """
 
 from __future__ import annotations
@@ -18,34 +18,11 @@ from spanloom.server.store.base import (
     turn_failed,
 )
 from spanloom.server.store.evaluation_types import EvaluationRecord
+from spanloom.server.web.charts import Chart, SeriesData, chart
 from spanloom.server.web.feedback_view import is_feedback
+from spanloom.server.web.format import duration
 
-CHART_HEIGHT = 100  # viewBox units for the tallest bar
-SLOT = 24  # viewBox units per turn: two bars and a gap
-BAR = 9
 MAX_TURN_LINKS = 50  # turns a session result links to; a judge may name many more
-
-
-@dataclass
-class Bar:
-    number: int  # 1-based turn number, the anchor #turn-N
-    x: float
-    latency_height: float
-    token_height: float
-    latency_ms: float
-    tokens: int
-    failed: bool  # the one rule (`turn_failed`): an error or a failing result
-    error: bool  # drawn as its own mark, apart from a failing result
-    judged_failing: bool
-
-
-@dataclass
-class Chart:
-    width: int
-    height: int
-    bars: list[Bar]
-    max_latency_ms: float
-    max_tokens: int
 
 
 @dataclass
@@ -61,25 +38,43 @@ class TurnView:
 
 
 def turn_chart(turns: list[TraceSummary], first_number: int = 1) -> Chart:
-    """Latency and tokens per turn (of the page shown), each scaled to its own maximum."""
-    max_latency = max((turn.latency_ms for turn in turns), default=0.0)
-    max_tokens = max((turn.total_tokens for turn in turns), default=0)
-    bars = []
-    for index, turn in enumerate(turns):
-        bars.append(
-            Bar(
-                number=first_number + index,
-                x=index * SLOT + 3,
-                latency_height=round(turn.latency_ms / max_latency * CHART_HEIGHT, 2) if max_latency else 0,
-                token_height=round(turn.total_tokens / max_tokens * CHART_HEIGHT, 2) if max_tokens else 0,
-                latency_ms=turn.latency_ms,
-                tokens=turn.total_tokens,
-                failed=turn_failed(turn),
-                error=turn.error_count > 0,
-                judged_failing=bool(failed_evaluations(turn)),
+    """Latency per turn (of the page shown), with axes; a turn with an error and one with a failed
+    evaluation marked apart (a turn may be both), each bar a link to its turn, tokens in the hover
+    titles and the table."""
+    numbers = [first_number + index for index in range(len(turns))]
+    errors = [turn.error_count > 0 for turn in turns]
+    judged = [bool(failed_evaluations(turn)) for turn in turns]
+    return chart(
+        "turn-latency",
+        "Latency per turn",
+        "latency",
+        [f"Turn {number}" for number in numbers],
+        [
+            SeriesData(
+                "Latency",
+                [turn.latency_ms for turn in turns],
+                css="series-0",
+                marks=[
+                    "latency" + (" failed" if error else "") + (" judged" if failing else "")
+                    for error, failing in zip(errors, judged, strict=True)
+                ],
             )
-        )
-    return Chart(max(len(turns), 1) * SLOT, CHART_HEIGHT, bars, max_latency, max_tokens)
+        ],
+        fmt=duration,
+        integer=False,
+        x_heading="Turn",
+        tick_labels=[str(number) for number in numbers],
+        hrefs=[f"#turn-{number}" for number in numbers],
+        notes=(
+            ("Tokens", [f"{turn.total_tokens:,}" for turn in turns]),
+            ("Status", [_status(error, failing) for error, failing in zip(errors, judged, strict=True)]),
+        ),
+    )
+
+
+def _status(error: bool, judged_failing: bool) -> str:
+    reasons = [name for name, on in (("error", error), ("failed evaluation", judged_failing)) if on]
+    return ", ".join(reasons) or "ok"
 
 
 def turn_views(detail: SessionDetail) -> list[TurnView]:

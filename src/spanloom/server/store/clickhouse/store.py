@@ -57,6 +57,7 @@ from spanloom.server.store.clickhouse import (
     session_reads,
     span_reads,
     trace_reads,
+    trend_reads,
     user_reads,
 )
 from spanloom.server.store.clickhouse.location import WRITER_SETTINGS, Location, connect
@@ -77,6 +78,7 @@ from spanloom.server.store.evaluation_types import (
     EvaluationInsertResult,
     GroupBy,
 )
+from spanloom.server.store.trend_types import Trends, TrendUnit, TrendWindow
 from spanloom.server.store.writer_probe import WriterProbe
 
 logger = logging.getLogger(__name__)
@@ -474,6 +476,19 @@ class ClickHouseStore:
 
     def find_user_projects(self, user_id: str) -> list[str]:
         return user_reads.select_user_projects(self._reader(), user_id)
+
+    def get_trends(
+        self,
+        project: str,
+        start_ns: int,
+        end_ns: int,
+        user_id: str | None = None,
+        unit: TrendUnit | None = None,
+        latency: bool = True,
+    ) -> Trends:
+        return trend_reads.select_trends(
+            self._reader(), project, TrendWindow.of(start_ns, end_ns, unit), user_id, latency
+        )
 
     def list_traces(self, query: ListQuery) -> Page[TraceSummary]:
         return trace_reads.list_traces(self._reader(), query)

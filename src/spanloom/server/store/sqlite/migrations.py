@@ -66,6 +66,7 @@ _VERSIONS: tuple[tuple[str, Callable[[sqlite3.Connection, Progress | None], None
     (schema.V4, None),
     (schema.V5, None),
     (schema.V6, None),
+    (schema.V7, None),
 )
 SCHEMA_VERSION = len(_VERSIONS)
 

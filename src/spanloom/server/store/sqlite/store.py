@@ -82,12 +82,14 @@ from spanloom.server.store.sqlite import (
     span_reads,
     span_rows,
     trace_reads,
+    trend_reads,
     user_reads,
 )
 from spanloom.server.store.sqlite.connection import connect_checkpointer, connect_reader, connect_writer
 from spanloom.server.store.sqlite.evaluation_rollups import insert_evaluations
 from spanloom.server.store.sqlite.migrations import SchemaTooNewError, migrate
 from spanloom.server.store.sqlite.rollups import Waiting, write_batch
+from spanloom.server.store.trend_types import Trends, TrendUnit, TrendWindow
 from spanloom.server.store.writer_probe import WriterProbe
 
 logger = logging.getLogger(__name__)
@@ -665,6 +667,20 @@ class SqliteStore:
 
     def count_spans(self, query: ListQuery) -> int:
         return span_reads.count_spans(self._reader(), query)
+
+    def get_trends(
+        self,
+        project: str,
+        start_ns: int,
+        end_ns: int,
+        user_id: str | None = None,
+        unit: TrendUnit | None = None,
+        latency: bool = True,
+    ) -> Trends:
+        with self._snapshot() as connection:
+            return trend_reads.select_trends(
+                connection, project, TrendWindow.of(start_ns, end_ns, unit), user_id, latency
+            )
 
     def list_evaluation_names(self, project: str | None = None) -> list[str]:
         return evaluation_reads.list_evaluation_names(self._reader(), project)
