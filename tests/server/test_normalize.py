@@ -183,3 +183,20 @@ def test_oversized_ids_are_not_ids():
     assert normalize_one({"session.id": "x" * 257}).session_id is None
     assert normalize_one({"session.id": ""}).session_id is None
     assert normalize_one({"session_id": 42}).session_id == "42"
+
+
+def test_message_keys_are_grouped_alike_however_often_seen():
+    """group_by_prefix remembers each key's prefix: a key seen before, under another set of
+    prefixes, or too long to be remembered, groups exactly as a fresh one."""
+    from spanloom.server.ingest.messages import MESSAGE_PREFIXES, group_by_prefix
+
+    long_key = "llm.input_messages.0.message." + "x" * 500
+    keys = ["llm.input_messages.0.message.content", "session.id", "gen_ai.prompt.0.content", long_key]
+    expected = {
+        "llm.input_messages.": ["llm.input_messages.0.message.content", long_key],
+        "gen_ai.prompt.": ["gen_ai.prompt.0.content"],
+    }
+    for _ in range(3):
+        assert group_by_prefix(keys, MESSAGE_PREFIXES) == expected
+        assert group_by_prefix(keys, ("gen_ai.",)) == {"gen_ai.": ["gen_ai.prompt.0.content"]}
+        assert group_by_prefix(keys, ("session.",)) == {"session.": ["session.id"]}

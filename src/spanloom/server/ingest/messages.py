@@ -22,16 +22,31 @@ MESSAGE_PREFIXES = (*_INPUT_PREFIXES, *_OUTPUT_PREFIXES)
 Grouped = dict[str, list[str]]
 
 
+# Each key's prefix ("" for none), per tuple of prefixes: spans of one app repeat the same keys,
+# so a key is matched against the prefixes once, not once per span. Bounded both ways: only
+# short keys are kept, and a client sending ever new keys only empties the cache now and then.
+_PREFIX_OF: dict[tuple[str, ...], dict[str, str]] = {}
+_CACHED_KEYS = 4096
+_CACHED_KEY_LENGTH = 128
+
+
 def group_by_prefix(keys: Iterable[str], prefixes: tuple[str, ...]) -> Grouped:
     """The keys starting with each of `prefixes` (which must not be prefixes of each other), in
     order. One pass, where reading each alias by scanning all keys was a pass per prefix."""
+    cache = _PREFIX_OF.get(prefixes)
+    if cache is None:
+        cache = _PREFIX_OF[prefixes] = {}
     grouped: Grouped = {}
     for key in keys:
-        if key.startswith(prefixes):  # one C call for the common key that matches none
-            for prefix in prefixes:
-                if key.startswith(prefix):
-                    grouped.setdefault(prefix, []).append(key)
-                    break
+        prefix = cache.get(key)
+        if prefix is None:
+            prefix = next((candidate for candidate in prefixes if key.startswith(candidate)), "")
+            if len(key) <= _CACHED_KEY_LENGTH:
+                if len(cache) >= _CACHED_KEYS:
+                    cache.clear()
+                cache[key] = prefix
+        if prefix:
+            grouped.setdefault(prefix, []).append(key)
     return grouped
 
 

@@ -106,6 +106,8 @@ def first_string(attributes: dict[str, Any], keys: tuple[str, ...]) -> str | Non
     """
     for key in keys:
         value = attributes.get(key)
+        if value is None:
+            continue
         if isinstance(value, str):
             value = value.strip()
             if value and len(value) <= MAX_ID_LENGTH:
@@ -123,7 +125,8 @@ def _int64(value: int) -> int:
 def first_int(attributes: dict[str, Any], keys: tuple[str, ...]) -> int | None:
     for key in keys:
         value = attributes.get(key)
-        if isinstance(value, bool):
+        # Most aliases are absent: skip them before the type checks (read for every span).
+        if value is None or isinstance(value, bool):
             continue
         if isinstance(value, float) and not math.isfinite(value):
             continue

@@ -152,7 +152,14 @@ class PriceTable:
         model = self._catalogued(name, provider)
         if model is not None:
             override = self._overridden.get(model.id)
-            return LinearPrice.of(override) if override is not None else model
+            if override is not None:
+                return LinearPrice.of(override)
+            # One price for all time, without tiers: priced as a LinearPrice from now on, without
+            # asking genai-prices which price applies at each span's start (get_prices returns
+            # this very price whatever the date when none of it is conditional).
+            if isinstance(model.prices, ModelPrice) and is_linear(model.prices):
+                return LinearPrice.of(model.prices)
+            return model
         override = self._overrides.longest_prefix(name) or self._overrides.longest_prefix(bare)
         return LinearPrice.of(override) if override is not None else None
 

@@ -25,29 +25,32 @@ class SplitAttributes(NamedTuple):
     moved_output: MovedText | None
 
 
-def _source_key(attributes: dict[str, Any], text: str | None, preferred: str) -> MovedText | None:
-    """The attribute (and its position) that holds exactly `text`, if any."""
-    if text is None:
-        return None
-    # Normalization hands over the attribute's own string object, so identity finds it without
-    # comparing kilobytes of text; input.value/output.value are also matched by equality.
-    for position, (key, value) in enumerate(attributes.items()):
-        if value is text or (key == preferred and value == text):
-            return MovedText(key, position)
-    return None
-
-
 def split_attributes(
     attributes: dict[str, Any], input_text: str | None, output_text: str | None
 ) -> SplitAttributes:
-    """The attributes without those holding exactly the input or output text."""
-    moved_input = _source_key(attributes, input_text, INPUT_VALUE_KEY)
-    moved_output = _source_key(attributes, output_text, OUTPUT_VALUE_KEY)
+    """The attributes without those holding exactly the input or output text (the first such
+    attribute of each; one attribute holding both is moved as the input)."""
+    moved_input: MovedText | None = None
+    moved_output: MovedText | None = None
+    # One pass for both texts, ended once both are found: this runs for every span stored.
+    # Normalization hands over the attribute's own string object, so identity finds it without
+    # comparing kilobytes of text; input.value/output.value are also matched by equality.
+    find_input, find_output = input_text is not None, output_text is not None
+    if find_input or find_output:
+        for position, (key, value) in enumerate(attributes.items()):
+            if find_input and (value is input_text or (key == INPUT_VALUE_KEY and value == input_text)):
+                moved_input, find_input = MovedText(key, position), False
+            if find_output and (value is output_text or (key == OUTPUT_VALUE_KEY and value == output_text)):
+                moved_output, find_output = MovedText(key, position), False
+            if not find_input and not find_output:
+                break
     if moved_output and moved_input and moved_output.key == moved_input.key:
         moved_output = None
     if moved_input or moved_output:
-        dropped = {moved.key for moved in (moved_input, moved_output) if moved}
-        attributes = {key: value for key, value in attributes.items() if key not in dropped}
+        attributes = dict(attributes)  # the caller's dict stays as it was
+        for moved in (moved_input, moved_output):
+            if moved:
+                del attributes[moved.key]
     return SplitAttributes(attributes, moved_input, moved_output)
 
 
