@@ -191,7 +191,7 @@ def test_the_failing_turn_count_equals_the_marked_turns(page: Any, server: Runni
     expect(page.locator("li.turn.judged-failing")).to_have_count(4)
     expect(page.locator(".chart rect.failed")).to_have_count(1)
     expect(page.locator(".chart rect.judged")).to_have_count(4)
-    expect(page.locator("figcaption")).to_contain_text("failed evaluation")
+    expect(page.locator(".chart-hint")).to_contain_text("failed evaluation")
     # turns without an error read OK, never "unset"
     expect(page.locator("#turn-1 .turn-stats .badge")).to_have_text(["ok"])
     expect(page.get_by_text(re.compile(r"^unset$"))).to_have_count(0)
