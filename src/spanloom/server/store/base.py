@@ -271,6 +271,18 @@ def turn_failed(turn: TraceSummary) -> bool:
 
 
 @dataclass(slots=True)
+class SessionTurns:
+    """One session's turns, all of them, for an export (`list_session_turns`)."""
+
+    project: str
+    session_id: str
+    turns: list[TraceSummary]  # in (start, trace id) order, with their evaluation results
+    # Each turn's LLM and TOOL spans, whole, by trace id, in (start, span id) order; filled only
+    # when asked for (a dataset is built from the LLM calls' messages).
+    spans: dict[str, list[SpanRecord]] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
 class UserDetail:
     summary: UserSummary
     sessions: Page[SessionSummary]
@@ -365,6 +377,15 @@ class Store(Protocol):
 
     def find_session_projects(self, session_id: str) -> list[str]:
         """The projects that hold a session with this id, by name."""
+        ...
+
+    def list_session_turns(
+        self, project: str, session_ids: Sequence[str], with_spans: bool = False
+    ) -> list[SessionTurns]:
+        """Every turn of each of these sessions of `project`, in a few queries for all of them
+        (an export reads sessions a page at a time and their turns with them): one entry per
+        session that exists, in the order of `session_ids`. `with_spans`: also each turn's LLM
+        and TOOL spans, whole. The caller bounds how many turns it asks for at once."""
         ...
 
     def list_users(self, query: ListQuery) -> Page[UserSummary]: ...
