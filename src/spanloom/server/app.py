@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from spanloom.server.api.evaluations import router as evaluations_api_router
+from spanloom.server.api.export.routes import router as export_api_router
 from spanloom.server.api.feedback import router as feedback_api_router
 from spanloom.server.api.routes import router as api_router
 from spanloom.server.auth.keys import KeyRing
@@ -183,6 +184,7 @@ def create_app(
         evaluation_pages_router,
         web_router,
         create_ingest_router(app.state.ingest, settings.retry_after_seconds),
+        export_api_router,  # before api_router: /api/sessions/export is not the session "export"
         api_router,
         evaluations_api_router,
         feedback_api_router,
