@@ -22,12 +22,14 @@ import openai
 import pyarrow.parquet as pq
 import pytest
 from _server_kit import RunningServer, run_server, wait_for
+from click.testing import CliRunner
 from openai.types.chat import ChatCompletionMessageParam
 from pydantic import TypeAdapter
 from tests.instrumentation.fakes import FakeAPI, chat_completion, http_library, json_response
 
 import spanloom
 from spanloom import TraceConfig, using_attributes
+from spanloom.cli import cli
 from spanloom.instrumentation.openai import OpenAIInstrumentor
 from spanloom.server.api.export import routes as export_routes
 from spanloom.server.api.export.rows import SESSION_COLUMNS, TURN_COLUMNS, Column
@@ -469,3 +471,60 @@ def test_an_empty_export_is_a_valid_file(exported: RunningServer, tmp_path: Path
     assert body.splitlines() == [",".join(column.name for column in SESSION_COLUMNS)]
     table = pq.read_table(io.BytesIO(_export(exported, project="shop", user_id="nobody", format="parquet")))
     assert table.num_rows == 0 and table.column_names == [column.name for column in SESSION_COLUMNS]
+
+
+def _cli(exported: RunningServer, *args: str) -> Any:
+    return CliRunner().invoke(
+        cli, ["export", "sessions", "--server", exported.url, "--api-key", ADMIN, *args]
+    )
+
+
+def test_the_cli_writes_what_the_api_sends(exported: RunningServer, tmp_path: Path):
+    out = tmp_path / "sessions.parquet"
+    result = _cli(exported, "--project", "shop", "--format", "parquet", "--has-error", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    wanted = _api_sessions(exported, project="shop", has_error="true")
+    assert _parquet_rows(out.read_bytes(), SESSION_COLUMNS) == wanted
+    dataset = tmp_path / "dataset.jsonl"
+    result = _cli(
+        exported, "--project", "shop", "--as", "dataset", "--metadata", "plan=pro", "--out", str(dataset)
+    )
+    assert result.exit_code == 0, result.output
+    assert "exported 1 examples" in result.output
+    (example,) = _jsonl(dataset.read_bytes())
+    assert example["metadata"]["session_id"] == "weather"
+
+
+def test_the_cli_goes_where_register_sends_by_default(exported: RunningServer, tmp_path: Path):
+    # The fixture's last register() named this server (with an ingest key, which cannot read).
+    out = tmp_path / "turns.csv"
+    args = ["export", "sessions", "--project", "shop", "--per", "turn", "--format", "csv", "--out", str(out)]
+    refused = CliRunner().invoke(cli, args)
+    assert refused.exit_code == 1 and "403" in refused.output
+    assert list(tmp_path.iterdir()) == []  # nothing half-written left behind
+    result = CliRunner().invoke(cli, [*args, "--api-key", ADMIN])
+    assert result.exit_code == 0, result.output
+    rows = [_typed(TURN_COLUMNS, row) for row in csv.DictReader(io.StringIO(out.read_text()))]
+    assert rows == [t for s in _api_sessions(exported, project="shop") for t in _api_turns(exported, s)]
+
+
+def test_the_cli_says_what_the_server_refused(exported: RunningServer, tmp_path: Path):
+    out = tmp_path / "x.jsonl"
+    result = CliRunner().invoke(
+        cli,
+        [
+            "export",
+            "sessions",
+            "--server",
+            exported.url,
+            "--api-key",
+            ADMIN,
+            "--sort",
+            "nope",
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 1
+    assert "400" in result.output and "sort: expected one of" in result.output
+    assert list(tmp_path.iterdir()) == []
