@@ -26,8 +26,8 @@ def export_group() -> None:
     """Export data from a spanloom server to a file."""
 
 
-def _params(options: dict[str, Any]) -> list[tuple[str, str]]:
-    params: list[tuple[str, str]] = []
+def _params(options: dict[str, Any]) -> list[tuple[str, str | int | float | bool | None]]:
+    params: list[tuple[str, str | int | float | bool | None]] = []
     for name in ("project", "user_id", "start", "end", "q", "status", "sort", "order", "limit"):
         if options[name] is not None:
             params.append((name, str(options[name])))
