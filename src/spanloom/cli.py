@@ -398,9 +398,11 @@ def migrate(source: str, destination: str, cluster: str | None) -> None:
 
 # `evaluators add/list/remove` and `eval run` live in their own module (imported here: click only).
 from spanloom.cli_evaluations import eval_group, evaluators  # noqa: E402
+from spanloom.cli_export import export_group  # noqa: E402
 
 cli.add_command(evaluators)
 cli.add_command(eval_group)
+cli.add_command(export_group)  # `export sessions`: src/spanloom/cli_export.py
 
 
 def main() -> None:

@@ -21,6 +21,7 @@ from starlette.responses import Response
 
 from spanloom.server.api.compare import router as compare_api_router
 from spanloom.server.api.evaluations import router as evaluations_api_router
+from spanloom.server.api.export.routes import router as export_api_router
 from spanloom.server.api.feedback import router as feedback_api_router
 from spanloom.server.api.routes import router as api_router
 from spanloom.server.api.trends import router as trends_api_router
@@ -190,6 +191,7 @@ def create_app(
         web_router,
         create_ingest_router(app.state.ingest, settings.retry_after_seconds),
         compare_api_router,  # before api_router, for the same reason
+        export_api_router,  # before api_router: /api/sessions/export is not the session "export"
         api_router,
         evaluations_api_router,
         feedback_api_router,

@@ -296,6 +296,18 @@ def turn_failed(turn: TraceSummary) -> bool:
 
 
 @dataclass(slots=True)
+class SessionTurns:
+    """One session's turns, all of them, for an export (`list_session_turns`)."""
+
+    project: str
+    session_id: str
+    turns: list[TraceSummary]  # in (start, trace id) order, with their evaluation results
+    # Each turn's LLM and TOOL spans, whole, by trace id, in (start, span id) order; filled only
+    # when asked for (a dataset is built from the LLM calls' messages).
+    spans: dict[str, list[SpanRecord]] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
 class UserDetail:
     summary: UserSummary
     sessions: Page[SessionSummary]
@@ -398,6 +410,15 @@ class Store(Protocol):
         """Up to `limit` sessions of `project` whose metadata has REPLAY_OF equal to the string
         `session_id`, oldest first (then by id). Every session page asks this: it must not scan
         the project's sessions."""
+        ...
+
+    def list_session_turns(
+        self, project: str, session_ids: Sequence[str], with_spans: bool = False
+    ) -> list[SessionTurns]:
+        """Every turn of each of these sessions of `project`, in a few queries for all of them
+        (an export reads sessions a page at a time and their turns with them): one entry per
+        session that exists, in the order of `session_ids`. `with_spans`: also each turn's LLM
+        and TOOL spans, whole. The caller bounds how many turns it asks for at once."""
         ...
 
     def list_users(self, query: ListQuery) -> Page[UserSummary]: ...

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from spanloom.server.store.base import ListQuery, Page, SessionSummary
@@ -184,6 +184,16 @@ def select_sessions_to_judge(client: Any, idle_before_ns: int, limit: int) -> li
         parameters={"idle": idle_before_ns, "n": limit},
     ).result_rows
     return [(project, session_id, end_ns) for project, session_id, end_ns in rows]
+
+
+def select_existing_sessions(client: Any, project: str, session_ids: Sequence[str]) -> set[str]:
+    """Which of these session ids `project` holds."""
+    rows = client.query(
+        "SELECT session_id FROM sessions FINAL WHERE project = {p:String}"
+        " AND session_id IN {ids:Array(String)}",
+        parameters={"p": project, "ids": list(session_ids)},
+    ).result_rows
+    return {row[0] for row in rows}
 
 
 def select_session_projects(client: Any, session_id: str) -> list[str]:

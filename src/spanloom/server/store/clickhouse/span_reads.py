@@ -88,6 +88,29 @@ def select_session_tool_spans(client: Any, turns: list[TraceSummary]) -> dict[st
     return by_trace
 
 
+def select_llm_and_tool_spans(client: Any, turns: list[TraceSummary]) -> dict[str, list[SpanRecord]]:
+    """The LLM and TOOL spans of these turns (trace id -> spans in time order), whole: one key
+    range over the turns' project and time window."""
+    if not turns:
+        return {}
+    rows = client.query(
+        f"SELECT {WHOLE_COLUMNS} FROM spans WHERE project = {{project:String}} AND start_ns >= {{low:Int64}}"
+        " AND start_ns <= {high:Int64} AND trace_id IN {ids:Array(String)} AND span_kind IN ('LLM', 'TOOL')"
+        " ORDER BY start_ns, span_id",
+        parameters={
+            "project": turns[0].project,
+            "low": min(turn.start_time_ns for turn in turns),
+            "high": max(turn.end_time_ns for turn in turns),
+            "ids": [turn.trace_id for turn in turns],
+        },
+    ).result_rows
+    by_trace: dict[str, list[SpanRecord]] = {}
+    for row in rows:
+        span = span_of(row)
+        by_trace.setdefault(span.trace_id, []).append(span)
+    return by_trace
+
+
 def _filters(query: ListQuery) -> tuple[list[str], dict[str, Any]]:
     conditions, params = [], {}
     for name, fragment, value in (

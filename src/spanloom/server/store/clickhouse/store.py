@@ -40,6 +40,7 @@ from spanloom.server.store.base import (
     RetentionResult,
     SessionDetail,
     SessionSummary,
+    SessionTurns,
     SpanRecord,
     StoreBusyError,
     StoreClosedError,
@@ -462,6 +463,27 @@ class ClickHouseStore:
 
     def find_session_projects(self, session_id: str) -> list[str]:
         return session_reads.select_session_projects(self._reader(), session_id)
+
+    def list_session_turns(
+        self, project: str, session_ids: Sequence[str], with_spans: bool = False
+    ) -> list[SessionTurns]:
+        client = self._reader()
+        existing = session_reads.select_existing_sessions(client, project, session_ids)
+        found = {
+            session_id: SessionTurns(project, session_id, [])
+            for session_id in session_ids
+            if session_id in existing
+        }
+        turns = trace_reads.select_turns_of_sessions(client, project, list(found)) if found else []
+        for turn in turns:
+            found[turn.session_id or ""].turns.append(turn)
+        if with_spans and turns:
+            spans = span_reads.select_llm_and_tool_spans(client, turns)
+            for entry in found.values():
+                entry.spans = {
+                    turn.trace_id: spans[turn.trace_id] for turn in entry.turns if turn.trace_id in spans
+                }
+        return list(found.values())
 
     def list_users(self, query: ListQuery) -> Page[UserSummary]:
         return user_reads.list_users(self._reader(), query)

@@ -146,6 +146,19 @@ def select_session_turns(
     return turns
 
 
+def select_turns_of_sessions(client: Any, project: str, session_ids: Sequence[str]) -> list[TraceSummary]:
+    """Every turn of these sessions, by (session, start, trace id), with their evaluation
+    results: key ranges of `traces` (ordered by project, session)."""
+    rows = client.query(
+        f"SELECT {_COLUMNS} FROM traces AS t FINAL WHERE t.project = {{p:String}}"
+        " AND t.session_id IN {ids:Array(String)} ORDER BY t.session_id, t.start_ns, t.trace_id",
+        parameters={"p": project, "ids": list(session_ids)},
+    ).result_rows
+    turns = [trace_of(row) for row in rows]
+    with_evaluations(client, turns)
+    return turns
+
+
 def count_turns_before(client: Any, project: str, session_id: str, turn: tuple[int, str]) -> int:
     """How many of the session's turns come before `turn` (start, trace id)."""
     return int(

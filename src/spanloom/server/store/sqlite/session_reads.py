@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from spanloom.server.store.base import ListQuery, Page, SessionSummary
 from spanloom.server.store.evaluation_types import FEEDBACK
-from spanloom.server.store.json_values import from_json
+from spanloom.server.store.json_values import from_json, to_json
 from spanloom.server.store.sqlite import evaluation_reads
 from spanloom.server.store.sqlite.list_paging import Conditions, ListShape, Sort, eval_sort, like, page
 from spanloom.server.store.sqlite.schema import REPLAY_OF_EXPRESSION
@@ -193,6 +193,18 @@ def select_replays(
     items = [_session(row) for row in rows]
     with_evaluations(connection)(items)
     return items
+
+
+def select_existing_sessions(
+    connection: sqlite3.Connection, project: str, session_ids: Sequence[str]
+) -> set[str]:
+    """Which of these session ids `project` holds (a primary key seek each)."""
+    rows = connection.execute(
+        "SELECT session_id FROM sessions WHERE project = ?"
+        " AND session_id IN (SELECT value FROM json_each(?))",
+        (project, to_json(list(session_ids))),
+    ).fetchall()
+    return {row[0] for row in rows}
 
 
 def select_session_projects(connection: sqlite3.Connection, session_id: str) -> list[str]:

@@ -190,6 +190,22 @@ def select_tool_spans(
     return by_trace
 
 
+def select_llm_and_tool_spans(
+    connection: sqlite3.Connection, trace_ids: Sequence[str]
+) -> dict[str, list[SpanRecord]]:
+    """The LLM and TOOL spans of these traces (trace id -> spans in time order), whole: what a
+    conversation is rebuilt from for a dataset. Each trace's spans by primary key."""
+    rows = connection.execute(
+        f"SELECT {_COLUMNS} FROM spans WHERE trace_id IN (SELECT value FROM json_each(?))"
+        " AND span_kind IN ('LLM', 'TOOL') ORDER BY start_ns, span_id",
+        (to_json(list(trace_ids)),),
+    ).fetchall()
+    by_trace: dict[str, list[SpanRecord]] = {}
+    for span in spans_of(connection, rows):
+        by_trace.setdefault(span.trace_id, []).append(span)
+    return by_trace
+
+
 def _span_filters(query: ListQuery) -> tuple[str, list[Any]]:
     conditions, params = [], []
     for fragment, value in (

@@ -45,6 +45,7 @@ from spanloom.server.store.base import (
     RetentionResult,
     SessionDetail,
     SessionSummary,
+    SessionTurns,
     SpanRecord,
     StoreBusyError,
     StoreClosedError,
@@ -610,6 +611,27 @@ class SqliteStore:
 
     def find_session_projects(self, session_id: str) -> list[str]:
         return session_reads.select_session_projects(self._reader(), session_id)
+
+    def list_session_turns(
+        self, project: str, session_ids: Sequence[str], with_spans: bool = False
+    ) -> list[SessionTurns]:
+        with self._snapshot() as connection:
+            existing = session_reads.select_existing_sessions(connection, project, session_ids)
+            found = {
+                session_id: SessionTurns(project, session_id, [])
+                for session_id in session_ids
+                if session_id in existing
+            }
+            turns = trace_reads.select_turns_of_sessions(connection, project, list(found))
+            for turn in turns:
+                found[turn.session_id or ""].turns.append(turn)
+            if with_spans and turns:
+                spans = span_reads.select_llm_and_tool_spans(connection, [turn.trace_id for turn in turns])
+                for entry in found.values():
+                    entry.spans = {
+                        turn.trace_id: spans[turn.trace_id] for turn in entry.turns if turn.trace_id in spans
+                    }
+            return list(found.values())
 
     def list_users(self, query: ListQuery) -> Page[UserSummary]:
         with self._snapshot() as connection:

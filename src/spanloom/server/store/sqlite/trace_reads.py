@@ -179,6 +179,22 @@ def select_session_turns(
     return turns
 
 
+def select_turns_of_sessions(
+    connection: sqlite3.Connection, project: str, session_ids: Sequence[str]
+) -> list[TraceSummary]:
+    """Every turn of these sessions, by (session, start, trace id), with their evaluation
+    results: one index range of traces_by_session per session."""
+    rows = connection.execute(
+        f"SELECT {_COLUMNS} FROM traces t INDEXED BY traces_by_session WHERE t.project = ?"
+        " AND t.session_id IN (SELECT value FROM json_each(?))"
+        " ORDER BY t.session_id, t.start_ns, t.trace_id",
+        (project, to_json(list(session_ids))),
+    ).fetchall()
+    turns = [_trace(row) for row in rows]
+    _with_evaluations(connection, turns)
+    return turns
+
+
 def count_turns_before(
     connection: sqlite3.Connection, project: str, session_id: str, turn: tuple[int, str]
 ) -> int:

@@ -1,0 +1,1 @@
+"""Export of sessions: GET /api/sessions/export (formats, rows, the chat dataset)."""
