@@ -22,6 +22,7 @@ from starlette.responses import Response
 from spanloom.server.api.evaluations import router as evaluations_api_router
 from spanloom.server.api.feedback import router as feedback_api_router
 from spanloom.server.api.routes import router as api_router
+from spanloom.server.api.spans import router as spans_api_router
 from spanloom.server.auth.keys import KeyRing
 from spanloom.server.auth.middleware import INGEST_PATH, Auth, AuthMiddleware
 from spanloom.server.auth.sessions import LoginSessions
@@ -186,6 +187,7 @@ def create_app(
         api_router,
         evaluations_api_router,
         feedback_api_router,
+        spans_api_router,
     )
     for router in routers:
         app.include_router(router)
