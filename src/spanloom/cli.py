@@ -402,6 +402,10 @@ from spanloom.cli_evaluations import eval_group, evaluators  # noqa: E402
 cli.add_command(evaluators)
 cli.add_command(eval_group)
 
+from spanloom.cli_replay import replay  # noqa: E402
+
+cli.add_command(replay)
+
 
 def main() -> None:
     cli(prog_name="spanloom")
