@@ -17,7 +17,11 @@ _BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "
 def session_filters(text: str) -> dict[str, Any]:
     """``user_id=alice&has_error=true&tag=a&metadata.plan=pro`` as `Client.sessions()` keywords."""
     filters: dict[str, Any] = {}
-    for key, value in parse_qsl(text, keep_blank_values=False, strict_parsing=bool(text.strip())):
+    try:
+        pairs = parse_qsl(text, keep_blank_values=False, strict_parsing=bool(text.strip()))
+    except ValueError as error:
+        raise click.BadParameter(f"expected KEY=VALUE&KEY=VALUE ({error})", param_hint="--sessions") from None
+    for key, value in pairs:
         if key.startswith("metadata."):
             filters.setdefault("metadata", {})[key.removeprefix("metadata.")] = value
         elif key == "tag":

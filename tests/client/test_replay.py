@@ -181,6 +181,22 @@ def test_cli_replays_a_filter_with_a_progress_bar(recorded, tmp_path: Path):
     assert set(new_ids(finished.stdout)) == {"short"}
     bad = run_cli(tmp_path, server, "--project", PROJECT, "--sessions", "colour=blue")
     assert bad.returncode == 2 and "unknown filter 'colour'" in bad.stderr
+    garbled = run_cli(tmp_path, server, "--project", PROJECT, "--sessions", "user_id")
+    assert garbled.returncode == 2 and "KEY=VALUE" in garbled.stderr
+
+
+def test_concurrent_replays_keep_their_sessions_apart(recorded, tmp_path: Path):
+    server, _ = recorded
+    write_target(tmp_path)
+    # The originals carry the tag "support"; replays carry "replay" only.
+    finished = run_cli(
+        tmp_path, server, "--project", PROJECT, "--sessions", "tag=support", "--concurrency", "2"
+    )
+    assert finished.returncode == 0, finished.stderr
+    ids = new_ids(finished.stdout)
+    assert set(ids) == {"orig", "short"}
+    assert [turn.input for turn in replayed(server, ids["orig"], 5).turns] == QUESTIONS
+    assert [turn.input for turn in replayed(server, ids["short"], 1).turns] == ["Just one question"]
 
 
 def test_cli_replays_a_dataset_file(recorded, tmp_path: Path):
