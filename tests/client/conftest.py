@@ -24,9 +24,9 @@ from _server_kit import run_server, wait_for
 
 
 @pytest.fixture(scope="module")
-def filled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Filled]:
+def filled(tmp_path_factory: pytest.TempPathFactory, store_backend: str) -> Iterator[Filled]:
     directory = tmp_path_factory.mktemp("client")
-    with run_server(directory / "client.db", keys_file=keys_file(directory)) as server:
+    with run_server(directory / "client.db", keys_file=keys_file(directory), backend=store_backend) as server:
         provider = traced_provider(server)
         for user, sessions in CONVERSATIONS.items():
             for session_id, messages in sessions.items():

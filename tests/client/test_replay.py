@@ -25,14 +25,16 @@ QUESTIONS = ["Hello", "Where is order 7?", "It was due Friday", "Can you refund 
 
 
 @pytest.fixture(scope="module")
-def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningServer, TracerProvider]]:
+def recorded(
+    tmp_path_factory: pytest.TempPathFactory, store_backend: str
+) -> Iterator[tuple[RunningServer, TracerProvider]]:
     """A server holding one 5-turn session ("orig", user carol) and a 1-turn one (dana's)."""
     directory = tmp_path_factory.mktemp("replay")
     keys = keys_file(directory)
     entries = json.loads(keys.read_text())
     entries["keys"].append({"key": ADMIN, "role": "admin", "projects": "*"})
     keys.write_text(json.dumps(entries))
-    with run_server(directory / "replay.db", keys_file=keys) as server:
+    with run_server(directory / "replay.db", keys_file=keys, backend=store_backend) as server:
         provider = traced_provider(server)
         for question in QUESTIONS:
             say(provider, "orig", "carol", question)
