@@ -1,8 +1,11 @@
 """spanloom: OpenTelemetry-native tracing for LLM applications, grouped by session and user.
 
 ``import spanloom`` stays light: it loads the OpenTelemetry API and SDK only, never the
-server, the CLI or the exporter's HTTP stack (a test checks ``sys.modules``).
+server, the CLI or the exporter's HTTP stack (a test checks ``sys.modules``). ``spanloom.Client``
+and ``spanloom.AsyncClient`` (spanloom/client/) load httpx when first named.
 """
+
+from typing import Any
 
 from spanloom.sdk._validate import SpanloomWarning
 from spanloom.sdk.context import (
@@ -29,6 +32,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "REDACTED_VALUE",
+    "AsyncClient",
+    "Client",
     "ContextThreadPoolExecutor",
     "SessionSpanProcessor",
     "SpanKind",
@@ -54,3 +59,12 @@ __all__ = [
     "using_user",
     "wrap",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The API client is for notebooks and scripts, not the traced app: loaded when first named.
+    if name in ("Client", "AsyncClient"):
+        from spanloom import client
+
+        return getattr(client, name)
+    raise AttributeError(f"module 'spanloom' has no attribute {name!r}")

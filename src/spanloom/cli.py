@@ -404,6 +404,10 @@ cli.add_command(evaluators)
 cli.add_command(eval_group)
 cli.add_command(export_group)  # `export sessions`: src/spanloom/cli_export.py
 
+from spanloom.cli_replay import replay  # noqa: E402
+
+cli.add_command(replay)
+
 
 def main() -> None:
     cli(prog_name="spanloom")

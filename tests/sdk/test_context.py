@@ -404,6 +404,8 @@ def test_public_api_is_pinned():
     assert sorted(spanloom.__all__) == sorted(
         [
             "REDACTED_VALUE",
+            "AsyncClient",
+            "Client",
             "ContextThreadPoolExecutor",
             "SessionSpanProcessor",
             "SpanKind",

@@ -126,9 +126,9 @@ def test_import_spanloom_stays_light():
     loaded = run_python(
         "import sys, spanloom\n"
         "heavy = {'starlette', 'fastapi', 'uvicorn', 'jinja2', 'sqlite3', 'click', 'requests', 'openai',"
-        " 'anthropic', 'google'}\n"
+        " 'anthropic', 'google', 'httpx', 'pandas', 'polars'}\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy"
-        " or m.startswith('spanloom.server') or m == 'spanloom.cli'))"
+        " or m.startswith(('spanloom.server', 'spanloom.client')) or m == 'spanloom.cli'))"
     )
     assert loaded.strip() == "[]"
 

@@ -205,11 +205,14 @@ def test_same_span_name_and_source_replaces(server: RunningServer):
     assert session_item(server, "s-replace")["evaluations"]["helpfulness"]["count"] == 2
 
 
-def test_client_imports_only_the_standard_library():
+def test_client_never_loads_the_server():
+    # httpx sends (a dependency already); the server's stack, the CLI and the DataFrame libraries
+    # (loaded by to_pandas()/to_polars() only) stay out.
     code = (
         "import sys, spanloom.client\n"
-        "heavy = {'httpx', 'fastapi', 'starlette', 'sqlite3', 'click', 'requests'}\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy or m.startswith('spanloom.server')))"
+        "heavy = {'fastapi', 'starlette', 'uvicorn', 'jinja2', 'sqlite3', 'requests', 'pandas', 'polars'}\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy"
+        " or m.startswith('spanloom.server') or m == 'spanloom.cli'))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "[]"

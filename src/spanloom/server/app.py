@@ -24,6 +24,7 @@ from spanloom.server.api.evaluations import router as evaluations_api_router
 from spanloom.server.api.export.routes import router as export_api_router
 from spanloom.server.api.feedback import router as feedback_api_router
 from spanloom.server.api.routes import router as api_router
+from spanloom.server.api.spans import router as spans_api_router
 from spanloom.server.api.trends import router as trends_api_router
 from spanloom.server.auth.keys import KeyRing
 from spanloom.server.auth.middleware import INGEST_PATH, Auth, AuthMiddleware
@@ -196,6 +197,7 @@ def create_app(
         evaluations_api_router,
         feedback_api_router,
         trends_api_router,
+        spans_api_router,
     )
     for router in routers:
         app.include_router(router)
