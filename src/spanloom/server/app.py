@@ -48,6 +48,8 @@ from spanloom.server.web import login_router
 from spanloom.server.web import router as web_router
 from spanloom.server.web.api_docs import router as api_docs_router
 from spanloom.server.web.evaluation_pages import router as evaluation_pages_router
+from spanloom.server.web.head import answer_head
+from spanloom.server.web.unknown_page import unknown_page, wants_page
 
 
 def _lifespan(
@@ -145,6 +147,9 @@ def create_app(
 
     @app.exception_handler(StarletteHTTPException)
     async def starlette_error(request: Request, error: StarletteHTTPException) -> Response:
+        if error.status_code == 404 and wants_page(request):
+            # A mistyped address in a browser: a page with the way back, not raw JSON.
+            return await asyncio.to_thread(unknown_page, request)
         return error_response(error.status_code, _status_code_name(error.status_code), str(error.detail))
 
     app.state.evaluators = evaluators
@@ -188,6 +193,7 @@ def create_app(
         feedback_api_router,
     )
     for router in routers:
+        answer_head(router)
         app.include_router(router)
     if app.state.auth is not None:
         app.add_middleware(AuthMiddleware, auth=app.state.auth)
