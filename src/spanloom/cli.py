@@ -343,17 +343,19 @@ def serve(
 @click.option("--users", default=5, show_default=True, type=click.IntRange(1, 10_000), help="Distinct users.")
 @click.option("--seed", default=7, show_default=True, type=int, help="Random seed (same seed, same data).")
 def demo(endpoint: str | None, sessions: int, users: int, seed: int) -> None:
-    """Send realistic sample conversations to a running `spanloom serve`.
+    """Send a believable day of sample conversations to a running `spanloom serve`.
 
-    Several users, multi-turn sessions, tool calls, an error and long texts, traced with the
-    spanloom SDK exactly as an app would, under the project "demo".
+    Conversations spread over the last 24 hours among several users (one in five struggling: slower
+    answers, failing tools, thumbs down), model calls of seconds and tool calls of milliseconds,
+    a 31-turn conversation, thumbs, an LLM judge's verdicts, ended conversations; traced with the
+    spanloom SDK as an app would, under the project "demo". The same --seed sends the same data.
     """
     from spanloom.demo import build_conversations, send_with_sdk
     from spanloom.sdk.destination import resolve_endpoint, server_url
 
     conversations = build_conversations(sessions=sessions, users=users, seed=seed)
     try:
-        sent = send_with_sdk(conversations, endpoint=endpoint)
+        sent = send_with_sdk(conversations, endpoint=endpoint, seed=seed)
     except ConnectionError as error:
         raise click.ClickException(str(error)) from None
     click.echo(
