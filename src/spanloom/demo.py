@@ -30,7 +30,7 @@ from typing import Any
 
 from spanloom import semconv
 from spanloom.demo_corpus import (
-    FALLBACK_ANSWER,
+    FALLBACK_ANSWERS,
     FOLLOW_UPS,
     FRUSTRATED,
     NEGATIVE_COMMENTS,
@@ -158,10 +158,11 @@ def build_conversations(
         conversation.ended = rng.random() < 0.7
         conversations.append(conversation)
     _frustrate(conversations[len(conversations) // 3], rng)
-    # One failure everyone sees, whoever struggles: the billing system times out.
-    failing = conversations[len(conversations) // 2].turns[-1]
-    _fail_tool(failing, "lookup_invoice", timeout=True)
-    failing.feedback = (-1, "It never found my invoice.")
+    # One failure everyone sees, whoever struggles: the conversation's first tool times out.
+    middle = conversations[len(conversations) // 2]
+    failing = middle.turns[-1]
+    _fail_tool(failing, TOOLS[middle.topic][0], timeout=True)
+    failing.feedback = (-1, "It never answered.")
     for conversation in conversations:
         _schedule(rng, conversation)
     return conversations
@@ -208,9 +209,10 @@ def _turn(
     )
     if rng.random() < 0.45:
         turn.tool, turn.tool_ms = rng.choice(TOOLS[topic]), rng.randint(25, 350)
-    if struggling and rng.random() < 0.25:
-        _fail_tool(turn, turn.tool or rng.choice(TOOLS[topic]), timeout=rng.random() < 0.5)
     turn.verdict = _verdict(rng, turn, struggling)
+    if struggling and rng.random() < 0.25:
+        # After the verdict: a failed turn's verdict says why it failed.
+        _fail_tool(turn, turn.tool or rng.choice(TOOLS[topic]), timeout=rng.random() < 0.5)
     return turn
 
 
@@ -224,11 +226,7 @@ def _fail_tool(turn: Turn, tool: str, *, timeout: bool) -> None:
     else:
         turn.tool_ms = 90
         turn.tool_error = f"{tool}: the service answered 503 Service Unavailable"
-    turn.answer = (
-        FALLBACK_ANSWER
-        if tool == "lookup_invoice"
-        else "Sorry, something went wrong on my side. Please try again."
-    )
+    turn.answer = FALLBACK_ANSWERS[tool]
     turn.completion_tokens = 0
     turn.verdict = (0.0, "fail", f"The assistant could not answer: {turn.tool_error}.")
 

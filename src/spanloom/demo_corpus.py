@@ -269,7 +269,18 @@ TOOL_RESULTS = {
 RETRIEVAL_TOPICS = frozenset({"code", "support", "billing"})
 
 FRUSTRATED = "This is useless, that is not what I asked."
-FALLBACK_ANSWER = "Sorry, I could not reach the billing system just now. Please try again in a few minutes."
+# What the assistant says when its tool failed, by tool.
+FALLBACK_ANSWERS = {
+    tool: f"Sorry, I could not {what} just now. Please try again in a few minutes."
+    for tool, what in {
+        "get_weather": "get the forecast",
+        "search_flights": "search for flights",
+        "lookup_invoice": "reach the billing system",
+        "lookup_account": "open your account's details",
+        "search_docs": "search the documentation",
+        "search_recipes": "search the recipes",
+    }.items()
+}
 POSITIVE_COMMENTS = ("Thanks, that helped!", "Exactly what I needed.", None)
 NEGATIVE_COMMENTS = ("Too long.", "That did not answer my question.", "Too slow.", None)
 
