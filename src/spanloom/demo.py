@@ -28,6 +28,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+
 from spanloom import semconv
 from spanloom.demo_corpus import (
     FALLBACK_ANSWERS,
@@ -338,7 +340,7 @@ def check_endpoint(endpoint: str) -> None:
         ) from None
 
 
-class _SeededIds:
+class _SeededIds(RandomIdGenerator):
     """Trace and span ids from the seed: the same seed sends the same traces (which the server
     keeps once), and each turn's trace id is known before its spans exist (see send_with_sdk)."""
 

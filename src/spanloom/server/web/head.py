@@ -14,5 +14,6 @@ from fastapi.routing import APIRoute
 
 def answer_head(router: APIRouter) -> None:
     for route in router.routes:
-        if isinstance(route, APIRoute) and not route.include_in_schema and "GET" in route.methods:
-            route.methods.add("HEAD")
+        methods = route.methods if isinstance(route, APIRoute) and not route.include_in_schema else None
+        if methods and "GET" in methods:
+            methods.add("HEAD")
