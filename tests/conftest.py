@@ -34,8 +34,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--screenshots",
         metavar="DIR",
         default=None,
-        help="save the browser tests' screenshots in DIR (docs/screenshots refreshes the README's);"
-        " by default they go to a temporary folder, so running the tests changes no tracked file",
+        help="save the browser tests' screenshots in DIR, to look at them; by default they go to a"
+        " temporary folder, so running the tests changes no tracked file (the README's come from"
+        " scripts/screenshots.py)",
     )
 
 

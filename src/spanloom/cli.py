@@ -234,8 +234,6 @@ def serve(
             "'Authorization: Bearer KEY') or SPANLOOM_KEYS_FILE, or pass --insecure"
         )
 
-    import uvicorn
-
     from spanloom.server.log_format import configure_logging
 
     if settings.log_format == "json":
@@ -246,14 +244,22 @@ def serve(
     from spanloom.server.app import create_app
     from spanloom.server.grpc_serving import GrpcListenError
     from spanloom.server.memory import return_big_buffers_to_the_system
-    from spanloom.server.serving import ServeLimits, uvicorn_config
+    from spanloom.server.serving import AnnouncingServer, ServeLimits, uvicorn_config
     from spanloom.server.store.base import StoreOpenError
+    from spanloom.server.store.sqlite.file_mode import readable_by_others
     from spanloom.server.store.url import open_store, sqlite_path
 
     shown_host = f"[{host}]" if ":" in host else host
     try:
         path = sqlite_path(settings.store)
         say(f"database {path}" if path is not None else f"store {settings.store}")
+        loose = readable_by_others(path) if path is not None else None
+        if loose is not None:
+            say(
+                f"warning: other users can read {path} (mode {loose:04o}), which holds every traced "
+                f"prompt and answer; `chmod 600 {path}` unless that is meant (a new file is made 0600)",
+                err=True,
+            )
         store = open_store(
             settings.store,
             queue_size=settings.write_queue_size,
@@ -287,10 +293,16 @@ def serve(
                 ) from None
             except ValueError as error:  # a malformed price file
                 raise click.ClickException(str(error)) from None
-            say(
-                f"OTLP/HTTP traces at http://{shown_host}:{port}/v1/traces, API docs at /docs, "
-                "probes at /healthz and /readyz, metrics at /metrics"
-            )
+
+            def listening(bound_port: int) -> None:
+                # Once bound, so that --port 0 shows the port the system gave.
+                base = f"http://{shown_host}:{bound_port}"
+                say(f"dashboard at {base}/")
+                say(
+                    f"OTLP/HTTP traces at {base}/v1/traces, API docs at /docs, "
+                    "probes at /healthz and /readyz, metrics at /metrics"
+                )
+
             if app.state.grpc is not None:
                 say(f"OTLP/gRPC traces at {app.state.grpc.address} (TraceService/Export)")
             if keys is not None:
@@ -300,7 +312,8 @@ def serve(
             # end the process right there, before the store is closed below. This one lets it close.
             previous = signal.signal(signal.SIGTERM, _terminated)
             try:
-                uvicorn.Server(uvicorn_config(app, host, port, limits, log_level, settings.log_format)).run()
+                config = uvicorn_config(app, host, port, limits, log_level, settings.log_format)
+                AnnouncingServer(config, listening).run()
             finally:
                 signal.signal(signal.SIGTERM, previous)
         except KeyboardInterrupt:
@@ -330,21 +343,25 @@ def serve(
 @click.option("--users", default=5, show_default=True, type=click.IntRange(1, 10_000), help="Distinct users.")
 @click.option("--seed", default=7, show_default=True, type=int, help="Random seed (same seed, same data).")
 def demo(endpoint: str | None, sessions: int, users: int, seed: int) -> None:
-    """Send realistic sample conversations to a running `spanloom serve`.
+    """Send a believable day of sample conversations to a running `spanloom serve`.
 
-    Several users, multi-turn sessions, tool calls, an error and long texts, traced with the
-    spanloom SDK exactly as an app would, under the project "demo".
+    Conversations spread over the last 24 hours among several users (one in five struggling: slower
+    answers, failing tools, thumbs down), model calls of seconds and tool calls of milliseconds,
+    a 31-turn conversation, thumbs, an LLM judge's verdicts, ended conversations; traced with the
+    spanloom SDK as an app would, under the project "demo". The same --seed sends the same data.
     """
     from spanloom.demo import build_conversations, send_with_sdk
+    from spanloom.sdk.destination import resolve_endpoint, server_url
 
     conversations = build_conversations(sessions=sessions, users=users, seed=seed)
     try:
-        sent = send_with_sdk(conversations, endpoint=endpoint)
+        sent = send_with_sdk(conversations, endpoint=endpoint, seed=seed)
     except ConnectionError as error:
         raise click.ClickException(str(error)) from None
     click.echo(
         f"spanloom: sent {sent} spans in {len(conversations)} sessions of {users} users (project 'demo')"
     )
+    click.echo(f"spanloom: open {server_url(resolve_endpoint(endpoint))}/sessions?project=demo")
 
 
 @cli.command()

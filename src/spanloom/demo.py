@@ -1,55 +1,71 @@
 """Sample conversations for `spanloom demo`, and the span shapes a benchmark can reuse.
 
-`build_conversations` makes the data (deterministic for a seed); `send_with_sdk` traces it
-through the real SDK into a running server: `register()`, `using_attributes`, the tracer's
-decorators for the agent and its tools, and a hand-made LLM span with OpenInference's
-flattened message attributes (`llm_span_attributes`, also what the benchmark sends). Some end
-users give a thumb (`log_feedback` naming the turn's trace), the app ends most conversations
-(`end_session`), and one user asks the same thing again and gets annoyed: something for the
-session evaluators and the feedback columns to find.
+`build_conversations` makes a believable day of data, deterministic for a seed (the same ids,
+texts, timings and verdicts): conversations spread over the last 24 hours, questions and answers
+from a small corpus per topic (demo_corpus.py), model calls of hundreds of milliseconds to
+seconds and tool and retrieval calls of tens, one long conversation (a trip planned over 30-odd
+turns), and a few users whose experience is clearly worse (slower answers, failing tools, thumbs
+down, failing evaluations). Errors fit their durations: a tool that timed out after 10 s took 10 s.
+
+`send_with_sdk` traces it through the real SDK into a running server, as an app would:
+`register()`, `using_attributes`, an AGENT span per turn with its RETRIEVER, TOOL and LLM
+children (OpenInference's flattened message attributes: `llm_span_attributes`, also what the
+benchmarks send), each started and ended at its simulated time in the past (OpenTelemetry's
+`start_time` / `end_time`), so the demo takes seconds. End users give thumbs (`log_feedback`
+naming the turn's trace), the app ends most conversations (`end_session`), an LLM judge's
+verdicts arrive as turn-level evaluations (`SpanloomClient.log_evaluations`), and one user asks
+the same thing again and gets annoyed: something for the session evaluators to find.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import re
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+
 from spanloom import semconv
+from spanloom.demo_corpus import (
+    FALLBACK_ANSWERS,
+    FOLLOW_UPS,
+    FRUSTRATED,
+    NEGATIVE_COMMENTS,
+    OPENINGS,
+    POSITIVE_COMMENTS,
+    RETRIEVAL_TOPICS,
+    TOOL_RESULTS,
+    TOOLS,
+    TRIP_CITIES,
+    TRIP_TEMPLATES,
+)
+
+__all__ = [
+    "FRUSTRATED",
+    "Conversation",
+    "Turn",
+    "build_conversations",
+    "llm_span_attributes",
+    "send_with_sdk",
+]
 
 MODELS = ("gpt-4o-mini", "gpt-4o", "claude-3-5-sonnet-20241022", "gpt-4.1-mini")
-TOPICS = {
-    "travel": ("Plan three days in Lisbon on a budget.", "What is the weather like in Porto in May?"),
-    "billing": ("Why was I charged twice this month?", "Can I switch to the annual plan?"),
-    "code": ("Why does my Python script say 'list index out of range'?", "How do I read a CSV with pandas?"),
-    "cooking": ("What can I cook with leeks and potatoes?", "How long should I rest a steak?"),
-    "support": ("My export to PDF fails with a timeout.", "How do I reset my password?"),
-}
-FOLLOW_UPS = (
-    "Can you make that shorter?",
-    "Thanks! And what about the cost?",
-    "Could you explain the second point in more detail?",
-    "Give me a step-by-step version.",
-    "What would you do differently?",
-)
-SENTENCES = (
-    "Here is what I would suggest, based on what you described.",
-    "The most common cause is a mismatch between what the code expects and what the data holds.",
-    "Start with the cheapest option and keep a small buffer for surprises.",
-    "If that does not help, the logs usually show the first step that went wrong.",
-    "Most people find the second approach easier to maintain over time.",
-    "Keep in mind that prices and schedules change with the season.",
-    "A quick check of the settings page often settles this in a minute.",
-    "You can always come back and ask for a more detailed plan.",
-)
-FRUSTRATED = "This is useless, that is not what I asked."
-POSITIVE_COMMENTS = ("Thanks, that helped!", "Exactly what I needed.", None)
-NEGATIVE_COMMENTS = ("Too long.", "That did not answer my question.", None)
+TOPICS = tuple(sorted(OPENINGS))
+USER_NAMES = ("ana.silva", "ben.okafor", "chloe.martin", "dmitri.ivanov", "emma.schulz", "farid.haddad",
+              "grace.lee", "hugo.moreau", "ines.costa", "jon.berg")  # fmt: skip
 SYSTEM_PROMPT = "You are a helpful assistant. Answer clearly, cite the tool results you used, and be concise."
+DAY_MS = 24 * 3_600_000
+TOOL_TIMEOUT_S = 10
+EVALUATION = "answer_quality"
+CONTEXT_TURNS = 8
+JUDGE_DELAY_NS = 4_000_000_000
+JUDGE_MODEL = "gpt-4o-mini"
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z`])")
 
 
 @dataclass
@@ -60,9 +76,20 @@ class Turn:
     prompt_tokens: int
     completion_tokens: int
     tool: str | None = None  # name of the tool the agent calls first, if any
-    tool_fails: bool = False  # the tool raises: the turn's trace has an error
-    latency_ms: int = 800
+    tool_fails: bool = False  # the tool fails (see `tool_error`): the turn's trace has an error
+    latency_ms: int = 800  # the model call
     feedback: tuple[int, str | None] | None = None  # the end user's thumb (1 or -1) and comment
+    offset_ms: int = 0  # when the turn starts, after its conversation's start
+    tool_ms: int = 0  # the tool call's duration
+    tool_error: str | None = None  # what the failing tool raised
+    retrieval_ms: int = 0  # the knowledge-base lookup, 0 for none
+    verdict: tuple[float, str, str] | None = None  # the LLM judge's score, label and explanation
+
+    @property
+    def duration_ms(self) -> int:
+        """The whole turn: retrieval, tool, then the model unless the tool failed."""
+        model = 0 if self.tool_fails else self.latency_ms
+        return self.retrieval_ms + self.tool_ms + model + 40
 
 
 @dataclass
@@ -72,6 +99,7 @@ class Conversation:
     topic: str
     turns: list[Turn] = field(default_factory=list)
     ended: bool = False  # the app calls end_session() after the last turn
+    start_ago_ms: int = 0  # how long before "now" the conversation started
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -81,51 +109,155 @@ class Conversation:
     def tags(self) -> list[str]:
         return [self.topic, "demo"]
 
+    @property
+    def span_ms(self) -> int:
+        last = self.turns[-1]
+        return last.offset_ms + last.duration_ms
 
-def _long_text(rng: random.Random, sentences: int) -> str:
-    return " ".join(rng.choice(SENTENCES) for _ in range(sentences))
+
+def _sentences(rng: random.Random, text: str, bounds: tuple[int, int]) -> str:
+    """The answer's first sentences, as many as drawn from `bounds` (all of them by default)."""
+    parts = _SENTENCE_END.split(text)
+    return " ".join(parts[: max(1, rng.randint(*bounds))])
+
+
+def _user_ids(users: int) -> list[str]:
+    return [
+        USER_NAMES[index % len(USER_NAMES)]
+        + (f"{index // len(USER_NAMES) + 1}" if index >= len(USER_NAMES) else "")
+        for index in range(users)
+    ]
 
 
 def build_conversations(
     sessions: int = 12, users: int = 5, seed: int = 7, answer_sentences: tuple[int, int] = (3, 40)
 ) -> list[Conversation]:
-    """`sessions` conversations of 1 to 6 turns among `users` users; exactly one failing tool call
-    and one frustrated user; about one turn in four gets a thumb, most conversations end."""
+    """`sessions` conversations among `users` users over the last day (see the module's text).
+
+    Guaranteed, whatever the seed: a failing tool call (a timeout after 10 s, with a thumbs-down)
+    in the middle conversation, and a frustrated user in the one a third in; with 6 sessions or
+    more, a conversation of 30-odd turns; with 3 users or more, one user in five (at least one)
+    struggles. `answer_sentences` bounds the number of sentences kept of each answer (the
+    benchmarks ask for short texts).
+    """
     rng = random.Random(seed)
+    user_ids = _user_ids(users)
+    struggling = set(rng.sample(user_ids, max(1, users // 5))) if users >= 3 else set()
+    long_index = sessions - 2 if sessions >= 6 else None
     conversations = []
     for index in range(sessions):
-        topic = rng.choice(sorted(TOPICS))
-        conversation = Conversation(f"session-{seed}-{index:05d}", f"user-{rng.randrange(users):04d}", topic)
-        for turn_index in range(rng.randint(1, 6)):
-            question = rng.choice(TOPICS[topic]) if turn_index == 0 else rng.choice(FOLLOW_UPS)
-            answer = _long_text(rng, rng.randint(*answer_sentences))
+        topic = "travel" if index == long_index else rng.choice(TOPICS)
+        user_id = rng.choice(user_ids)
+        if index == long_index and user_id in struggling:
+            # The long conversation reads as a good one: a struggling user's would be all errors.
+            user_id = rng.choice([user for user in user_ids if user not in struggling])
+        conversation = Conversation(f"session-{seed}-{index:05d}", user_id, topic)
+        pairs = _trip(rng) if index == long_index else _exchange(rng, topic)
+        for question, answer in pairs:
             conversation.turns.append(
-                Turn(
-                    question=question,
-                    answer=answer,
-                    model=rng.choice(MODELS),
-                    prompt_tokens=rng.randint(200, 4000),
-                    completion_tokens=max(20, len(answer) // 4),
-                    tool=rng.choice((None, "search_docs", "get_weather", "lookup_invoice")),
-                    latency_ms=rng.randint(300, 4000),
-                    feedback=_thumb(rng),
-                )
+                _turn(rng, topic, question, answer, user_id in struggling, answer_sentences)
             )
         conversation.ended = rng.random() < 0.7
         conversations.append(conversation)
     _frustrate(conversations[len(conversations) // 3], rng)
-    # One failure, so the dashboard has something to find.
-    failing = conversations[len(conversations) // 2].turns[-1]
-    failing.tool, failing.tool_fails = "lookup_invoice", True
-    failing.feedback = (-1, "It never found my invoice.")
+    # One failure everyone sees, whoever struggles: the conversation's first tool times out.
+    middle = conversations[len(conversations) // 2]
+    failing = middle.turns[-1]
+    _fail_tool(failing, TOOLS[middle.topic][0], timeout=True)
+    failing.feedback = (-1, "It never answered.")
+    for conversation in conversations:
+        _schedule(rng, conversation)
     return conversations
 
 
-def _thumb(rng: random.Random) -> tuple[int, str | None] | None:
+def _exchange(rng: random.Random, topic: str) -> list[tuple[str, str]]:
+    """An opening question and 0 to 5 follow-ups, none asked twice."""
+    follow_ups = rng.sample(FOLLOW_UPS[topic], rng.randint(0, min(5, len(FOLLOW_UPS[topic]))))
+    return [rng.choice(OPENINGS[topic]), *follow_ups]
+
+
+def _trip(rng: random.Random) -> list[tuple[str, str]]:
+    """The long conversation: four questions a city, none repeated (31 turns)."""
+    pairs = []
+    previous = None
+    for city, sight, dish, area, nights in TRIP_CITIES:
+        values = {"city": city, "sight": sight, "dish": dish, "area": area, "nights": nights}
+        values.update(previous=previous, hours=rng.choice(("2", "2½", "3", "4")))
+        for question, answer in TRIP_TEMPLATES:
+            if "{previous}" in question and previous is None:
+                continue
+            pairs.append((question.format(**values), answer.format(**values)))
+        previous = city
+    return pairs
+
+
+def _turn(
+    rng: random.Random, topic: str, question: str, answer: str, struggling: bool, sentences: tuple[int, int]
+) -> Turn:
+    answer = _sentences(rng, answer, sentences)
+    model = rng.choice(MODELS)
+    # A model call: about 0.6 s to 6 s, longer for longer answers; three times as slow for a
+    # struggling user (an overloaded region, the biggest model, long contexts).
+    latency = int(rng.lognormvariate(7.0, 0.45) + len(answer) * 4)
+    turn = Turn(
+        question=question,
+        answer=answer,
+        model=model,
+        prompt_tokens=rng.randint(250, 3500),
+        completion_tokens=max(20, len(answer) // 4),
+        latency_ms=latency * (3 if struggling else 1),
+        feedback=_thumb(rng, struggling),
+        retrieval_ms=rng.randint(12, 80) if topic in RETRIEVAL_TOPICS else 0,
+    )
+    if rng.random() < 0.45:
+        turn.tool, turn.tool_ms = rng.choice(TOOLS[topic]), rng.randint(25, 350)
+    turn.verdict = _verdict(rng, turn, struggling)
+    if struggling and rng.random() < 0.25:
+        # After the verdict: a failed turn's verdict says why it failed.
+        _fail_tool(turn, turn.tool or rng.choice(TOOLS[topic]), timeout=rng.random() < 0.5)
+    return turn
+
+
+def _fail_tool(turn: Turn, tool: str, *, timeout: bool) -> None:
+    """The tool fails, in a way its duration agrees with: a timeout lasts the timeout; a refusal
+    from the service behind it comes back fast."""
+    turn.tool, turn.tool_fails = tool, True
+    if timeout:
+        turn.tool_ms = TOOL_TIMEOUT_S * 1000 + 3
+        turn.tool_error = f"{tool} timed out after {TOOL_TIMEOUT_S} s"
+    else:
+        turn.tool_ms = 90
+        turn.tool_error = f"{tool}: the service answered 503 Service Unavailable"
+    turn.answer = FALLBACK_ANSWERS[tool]
+    turn.completion_tokens = 0
+    turn.verdict = (0.0, "fail", f"The assistant could not answer: {turn.tool_error}.")
+
+
+def _verdict(rng: random.Random, turn: Turn, struggling: bool) -> tuple[float, str, str]:
+    """An LLM judge's score of the answer: most pass; a struggling user's answers often do not."""
+    if rng.random() < (0.45 if struggling else 0.08):
+        score = round(rng.uniform(0.1, 0.45), 2)
+        reason = rng.choice(
+            (
+                "The answer is generic and ignores the details the user gave.",
+                "The answer contradicts the tool result it cites.",
+                "The answer is correct but far longer than the question needs.",
+            )
+        )
+        return score, "fail", reason
+    score = round(rng.uniform(0.7, 1.0), 2)
+    return score, "pass", "The answer addresses the question directly and uses the tool results correctly."
+
+
+def _thumb(rng: random.Random, struggling: bool = False) -> tuple[int, str | None] | None:
     draw = rng.random()
+    if struggling:
+        if draw < 0.35:
+            return -1, rng.choice(NEGATIVE_COMMENTS)
+        return (1, None) if draw < 0.42 else None
     if draw < 0.18:
         return 1, rng.choice(POSITIVE_COMMENTS)
-    if draw < 0.25:
+    if draw < 0.23:
         return -1, rng.choice(NEGATIVE_COMMENTS)
     return None
 
@@ -133,11 +265,35 @@ def _thumb(rng: random.Random) -> tuple[int, str | None] | None:
 def _frustrate(conversation: Conversation, rng: random.Random) -> None:
     """The user asks the first question again, then gives up: not ended, a thumbs-down."""
     first = conversation.turns[0]
-    again = Turn(first.question, _long_text(rng, 6), first.model, first.prompt_tokens, 120)
-    annoyed = Turn(FRUSTRATED, "I am sorry. " + _long_text(rng, 2), first.model, 900, 40)
-    annoyed.feedback = (-1, "Gave up.")
+    again = Turn(
+        first.question, first.answer, first.model, first.prompt_tokens + 400, first.completion_tokens
+    )
+    again.latency_ms, again.verdict = (
+        first.latency_ms,
+        (0.3, "fail", "The answer repeats the previous one word for word."),
+    )
+    annoyed = Turn(
+        FRUSTRATED,
+        "I am sorry. Could you tell me which part of the answer missed what you needed?",
+        first.model,
+        900,
+        40,
+    )
+    annoyed.latency_ms, annoyed.feedback = 700, (-1, "Gave up.")
+    annoyed.verdict = (0.5, "pass", "A polite request for clarification.")
     conversation.turns[1:] = [again, annoyed]
     conversation.ended = False
+
+
+def _schedule(rng: random.Random, conversation: Conversation) -> None:
+    """Each turn after the previous one's answer plus the user's reading and typing time; the
+    conversation starts some time in the last day, early enough to be over by now."""
+    offset = 0
+    for turn in conversation.turns:
+        turn.offset_ms = offset
+        offset += turn.duration_ms + rng.randint(8_000, 90_000)
+    latest = conversation.span_ms + 60_000
+    conversation.start_ago_ms = rng.randint(latest, max(latest + 1, DAY_MS - 60_000))
 
 
 def llm_span_attributes(turn: Turn, history: list[Turn]) -> dict[str, Any]:
@@ -152,7 +308,9 @@ def llm_span_attributes(turn: Turn, history: list[Turn]) -> dict[str, Any]:
         semconv.LLM_TOKEN_COUNT_TOTAL: turn.prompt_tokens + turn.completion_tokens,
     }
     messages = [("system", SYSTEM_PROMPT)]
-    for earlier in history:
+    # As a chat app keeps its context short: the last exchanges only (a 31-turn conversation
+    # would also pass OpenTelemetry's 128 attributes a span).
+    for earlier in history[-CONTEXT_TURNS:]:
         messages += [("user", earlier.question), ("assistant", earlier.answer)]
     messages.append(("user", turn.question))
     for index, (role, content) in enumerate(messages):
@@ -182,54 +340,78 @@ def check_endpoint(endpoint: str) -> None:
         ) from None
 
 
+class _SeededIds(RandomIdGenerator):
+    """Trace and span ids from the seed: the same seed sends the same traces (which the server
+    keeps once), and each turn's trace id is known before its spans exist (see send_with_sdk)."""
+
+    def __init__(self, seed: int) -> None:
+        self._seed = seed
+        self._random = random.Random(f"ids-{seed}")
+        self.next_trace_id: int | None = None
+
+    def trace_id_of(self, session_id: str, turn_index: int) -> int:
+        return random.Random(f"trace-{self._seed}-{session_id}-{turn_index}").getrandbits(128) or 1
+
+    def generate_span_id(self) -> int:
+        return self._random.getrandbits(64) or 1
+
+    def generate_trace_id(self) -> int:
+        chosen, self.next_trace_id = self.next_trace_id, None
+        return chosen or self._random.getrandbits(128) or 1
+
+    def is_trace_id_random(self) -> bool:
+        return True
+
+
 def send_with_sdk(
-    conversations: list[Conversation], endpoint: str | None = None, latency_scale: float = 0.01
+    conversations: list[Conversation],
+    endpoint: str | None = None,
+    *,
+    seed: int = 7,
+    now_ns: int | None = None,
 ) -> int:
     """Trace the conversations with the real SDK and exporter; returns the number of spans sent.
 
-    Each turn sleeps `latency_scale` times its simulated model latency, so durations look real.
-    """
+    Spans carry their simulated times, ending before `now_ns` (default: the current time).
+
+    The thumbs go first: the spans are hours old, so the session evaluators judge a conversation
+    as soon as its spans arrive, and a thumb that came later would not count in that verdict. A
+    thumb may name a trace the server has not seen (it counts once the trace arrives), and the
+    seeded ids say each turn's trace id in advance. The app ends its conversations once their
+    turns are in."""
+    from opentelemetry.trace import format_trace_id
+
     import spanloom
-    from spanloom.sdk.register import resolve_endpoint
+    from spanloom.client import SpanloomClient
+    from spanloom.sdk.destination import resolve_endpoint, resolve_headers, server_url
 
     resolved = resolve_endpoint(endpoint)
     check_endpoint(resolved)
+    now_ns = time.time_ns() if now_ns is None else now_ns
     provider = spanloom.register(
         project_name="demo", endpoint=resolved, batch=True, set_global_tracer_provider=False
     )
-    tracer = spanloom.get_tracer("spanloom.demo", tracer_provider=provider)
-    spans = 0
-
-    # The turn being played: the decorated functions take only what a real app would pass.
-    current: dict[str, Any] = {}
-
-    @tracer.tool
-    def run_tool(name: str, query: str) -> str:
-        if current["turn"].tool_fails:
-            raise TimeoutError(f"{name} timed out after 30 s")
-        return f"{name} found 3 results for {query!r}"
-
-    def chat_completion(turn: Turn, history: list[Turn]) -> str:
-        with tracer.start_as_current_span(
-            "ChatCompletion", span_kind=semconv.SpanKind.LLM, attributes=llm_span_attributes(turn, history)
-        ):
-            time.sleep(turn.latency_ms / 1000 * latency_scale)
-        return turn.answer
-
-    @tracer.agent
-    def assistant(question: str) -> str:
-        turn = current["turn"]
-        # What a web app hands its front end, so that a thumb clicked later names this turn.
-        current["trace_id"] = spanloom.current_trace_id()
-        if turn.tool:
-            try:
-                run_tool(turn.tool, question)
-            except TimeoutError:
-                return "Sorry, I could not reach the billing system. Please try again later."
-        return chat_completion(turn, current["history"])
-
+    ids = _SeededIds(seed)
+    # Before get_tracer: a tracer takes its provider's id generator when it is made.
+    provider.id_generator = ids
+    player = _Player(spanloom.get_tracer("spanloom.demo", tracer_provider=provider))
     try:
         for conversation in conversations:
+            for index, turn in enumerate(conversation.turns):
+                if turn.feedback:
+                    score, comment = turn.feedback
+                    trace_id = format_trace_id(ids.trace_id_of(conversation.session_id, index))
+                    feedback_id = f"demo-{seed}-{conversation.session_id}-{index}"
+                    spanloom.log_feedback(
+                        score,
+                        comment=comment,
+                        trace_id=trace_id,
+                        user_id=conversation.user_id,
+                        id=feedback_id,
+                    )
+        spanloom.flush_feedback(timeout=30)
+        for conversation in conversations:
+            begin_ns = now_ns - conversation.start_ago_ms * 1_000_000
             with spanloom.using_attributes(
                 session_id=conversation.session_id,
                 user_id=conversation.user_id,
@@ -237,18 +419,106 @@ def send_with_sdk(
                 tags=conversation.tags,
             ):
                 for index, turn in enumerate(conversation.turns):
-                    current.update(turn=turn, history=conversation.turns[:index])
-                    assistant(turn.question)
-                    spans += 1 + (turn.tool is not None) + (not turn.tool_fails)
-                    if turn.feedback:
-                        score, comment = turn.feedback
-                        spanloom.log_feedback(
-                            score, comment=comment, trace_id=current["trace_id"], user_id=conversation.user_id
-                        )
-            if conversation.ended:
-                spanloom.end_session(conversation.session_id)
+                    ids.next_trace_id = ids.trace_id_of(conversation.session_id, index)
+                    player.play(turn, conversation.turns[:index], begin_ns + turn.offset_ms * 1_000_000)
     finally:
         provider.force_flush()
         provider.shutdown()
-        spanloom.flush_feedback(timeout=30)
-    return spans
+    for conversation in conversations:
+        if conversation.ended:
+            spanloom.end_session(conversation.session_id)
+    spanloom.flush_feedback(timeout=30)
+    # The judge's verdicts name spans the server has committed by now: force_flush returned
+    # after each export's 200, which the server sends after the commit.
+    api_key = resolve_headers(None).get("Authorization", "").removeprefix("Bearer ") or None
+    client = SpanloomClient(server_url(resolved), api_key=api_key)
+    for start in range(0, len(player.verdicts), 500):
+        client.log_evaluations(player.verdicts[start : start + 500])
+    return player.spans
+
+
+class _Player:
+    """Plays turns as spans at their simulated times: an AGENT root, then its RETRIEVER, TOOL
+    and LLM children one after the other."""
+
+    def __init__(self, tracer: Any) -> None:
+        self.tracer = tracer
+        self.spans = 0
+        self.verdicts: list[dict[str, Any]] = []
+
+    def _child(
+        self, name: str, kind: semconv.SpanKind, start_ns: int, duration_ms: int, attributes: dict[str, Any]
+    ) -> tuple[Any, int]:
+        self.spans += 1
+        span = self.tracer.start_span(name, start_time=start_ns, span_kind=kind, attributes=attributes)
+        return span, start_ns + duration_ms * 1_000_000
+
+    def play(self, turn: Turn, history: list[Turn], start_ns: int) -> str | None:
+        """The turn's spans; returns its trace id (what a web app hands its front end, so that a
+        thumb clicked later names this turn)."""
+        from opentelemetry.trace import Status, StatusCode
+
+        import spanloom
+
+        attributes = {semconv.INPUT_VALUE: turn.question, semconv.OUTPUT_VALUE: turn.answer}
+        with self.tracer.start_as_current_span(
+            "assistant",
+            span_kind=semconv.SpanKind.AGENT,
+            start_time=start_ns,
+            end_on_exit=False,
+            attributes=attributes,
+        ) as agent:
+            self.spans += 1
+            trace_id = spanloom.current_trace_id()
+            cursor = start_ns + 5_000_000
+            if turn.retrieval_ms:
+                found = '["Troubleshooting", "Limits", "Plans and billing"]'
+                span, done = self._child(
+                    "retrieve_docs",
+                    semconv.SpanKind.RETRIEVER,
+                    cursor,
+                    turn.retrieval_ms,
+                    {semconv.INPUT_VALUE: turn.question, semconv.OUTPUT_VALUE: found},
+                )
+                span.end(end_time=done)
+                cursor = done + 2_000_000
+            if turn.tool:
+                arguments = {
+                    semconv.TOOL_NAME: turn.tool,
+                    semconv.INPUT_VALUE: json.dumps({"query": turn.question}),
+                }
+                span, done = self._child(turn.tool, semconv.SpanKind.TOOL, cursor, turn.tool_ms, arguments)
+                if turn.tool_fails:
+                    error_type = TimeoutError if "timed out" in (turn.tool_error or "") else ConnectionError
+                    span.record_exception(error_type(turn.tool_error), timestamp=done)
+                    span.set_status(Status(StatusCode.ERROR, turn.tool_error))
+                else:
+                    span.set_attribute(semconv.OUTPUT_VALUE, TOOL_RESULTS[turn.tool])
+                span.end(end_time=done)
+                cursor = done + 2_000_000
+            if not turn.tool_fails:
+                span, done = self._child(
+                    "ChatCompletion",
+                    semconv.SpanKind.LLM,
+                    cursor,
+                    turn.latency_ms,
+                    llm_span_attributes(turn, history),
+                )
+                span.end(end_time=done)
+                cursor = done + 2_000_000
+            end_ns = max(start_ns + turn.duration_ms * 1_000_000, cursor)
+            agent.end(end_time=end_ns)
+        if turn.verdict and trace_id:
+            score, label, explanation = turn.verdict
+            self.verdicts.append(
+                {
+                    "trace_id": trace_id,
+                    "name": EVALUATION,
+                    "score": score,
+                    "label": label,
+                    "explanation": explanation,
+                    # The judge runs a few seconds after the answer (Unix seconds).
+                    "time": (end_ns + JUDGE_DELAY_NS) / 1e9,
+                }
+            )
+        return trace_id

@@ -54,7 +54,7 @@ def browser() -> Iterator[object]:
 
 @pytest.fixture(scope="session")
 def screenshots(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A temporary folder, or the one given with --screenshots (docs/screenshots for the README)."""
+    """A temporary folder, or the one given with --screenshots."""
     chosen = request.config.getoption("--screenshots")
     if chosen is None:
         return tmp_path_factory.mktemp("screenshots")

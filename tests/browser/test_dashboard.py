@@ -1,8 +1,8 @@
 """The dashboard in Chromium: read a conversation, find where it broke, see who suffers.
 
 Against a real server filled through the SDK (see dashboard_data). Screenshots of the main
-pages go to a temporary folder; `--screenshots docs/screenshots` refreshes the README's. Waits are
-Playwright's own (each with a deadline), never sleeps.
+pages go to a temporary folder (`--screenshots DIR` keeps them; the README's come from
+scripts/screenshots.py). Waits are Playwright's own (each with a deadline), never sleeps.
 """
 
 from __future__ import annotations

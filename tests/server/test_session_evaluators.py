@@ -241,7 +241,7 @@ def test_the_demo_gives_the_session_evaluators_something_to_find(tmp_path: Path)
     annoyed = next(c for c in conversations if c.turns[-1].question == FRUSTRATED)
     verdicts = found[annoyed.session_id]
     assert verdicts["repeated_question"]["details"]["turns"] == [1, 2]
-    assert verdicts["frustration"]["label"] == verdicts["resolved"]["label"] == "fail"
+    assert verdicts["frustration"]["label"] == verdicts["resolved"]["label"] == "fail", verdicts
     # The demo draws its follow-ups at random, so another conversation may repeat one too.
     repeating = {c.session_id for c in conversations if len({t.question for t in c.turns}) < len(c.turns)}
     flagged = {sid for sid, v in found.items() if v["repeated_question"]["label"] == "fail"}

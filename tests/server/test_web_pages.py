@@ -244,7 +244,8 @@ def session_ids(text: str) -> list[str]:
 
 def user_ids(text: str) -> list[str]:
     return [
-        html.unescape(name) for name in re.findall(r'<td class="id"><a href="/users/[^"]+">([^<]*)</a>', text)
+        html.unescape(name)
+        for name in re.findall(r'<td class="id"><a href="/users/[^"]+"(?: title="[^"]*")?>([^<]*)</a>', text)
     ]
 
 

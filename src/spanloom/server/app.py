@@ -53,7 +53,9 @@ from spanloom.server.web import router as web_router
 from spanloom.server.web.api_docs import router as api_docs_router
 from spanloom.server.web.compare_pages import router as compare_pages_router
 from spanloom.server.web.evaluation_pages import router as evaluation_pages_router
+from spanloom.server.web.head import answer_head
 from spanloom.server.web.overview import router as overview_router
+from spanloom.server.web.unknown_page import unknown_page, wants_page
 
 
 def _lifespan(
@@ -151,6 +153,9 @@ def create_app(
 
     @app.exception_handler(StarletteHTTPException)
     async def starlette_error(request: Request, error: StarletteHTTPException) -> Response:
+        if error.status_code == 404 and wants_page(request):
+            # A mistyped address in a browser: a page with the way back, not raw JSON.
+            return await asyncio.to_thread(unknown_page, request)
         return error_response(error.status_code, _status_code_name(error.status_code), str(error.detail))
 
     app.state.evaluators = evaluators
@@ -200,6 +205,7 @@ def create_app(
         spans_api_router,
     )
     for router in routers:
+        answer_head(router)
         app.include_router(router)
     if app.state.auth is not None:
         app.add_middleware(AuthMiddleware, auth=app.state.auth)

@@ -17,6 +17,8 @@ One function builds the uvicorn configuration, so the command and the tests run 
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,3 +58,18 @@ def uvicorn_config(
         proxy_headers=trusted is not None,
         forwarded_allow_ips=trusted,
     )
+
+
+class AnnouncingServer(uvicorn.Server):
+    """uvicorn's server, calling `on_listening(port)` once its socket is bound: with ``--port 0``
+    that is the port the system picked, which only exists from then on."""
+
+    def __init__(self, config: uvicorn.Config, on_listening: Callable[[int], None]) -> None:
+        super().__init__(config)
+        self._on_listening = on_listening
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        bound = [sock for server in getattr(self, "servers", []) for sock in server.sockets or ()]
+        if self.started and bound:
+            self._on_listening(bound[0].getsockname()[1])

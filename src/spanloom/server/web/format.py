@@ -5,6 +5,7 @@ They return plain strings; autoescape still applies to them like to any other va
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta, timezone
 
 from spanloom.server.web.evaluation_view import EVALUATION_FILTERS
@@ -61,14 +62,28 @@ def number(value: int | float | None) -> str:
     return f"{value:,.0f}"
 
 
+# Costs, one rule on every page: below a dollar up to three significant digits (at least cents,
+# no zeros past them), so $0.0123 and $0.0094 read in the same precision; cents from a dollar up.
+MONEY_SIGNIFICANT_DIGITS = 3
+MONEY_FLOOR = 0.000001
+
+
 def money(cost: float | None) -> str:
-    if not cost:
+    if cost is not None and not math.isfinite(cost):
+        return "—"
+    if not cost or cost < 0:
         return "$0"
-    if cost < 0.0001:
-        return "<$0.0001"
-    if cost < 0.01:
-        return f"${cost:.4f}"
-    return f"${cost:,.2f}"
+    if cost < MONEY_FLOOR:
+        return f"<${MONEY_FLOOR:.6f}"
+    # Rounded to its significant digits first, so 0.09996 reads $0.100, not $0.1000.
+    rounded = float(f"{cost:.{MONEY_SIGNIFICANT_DIGITS}g}")
+    if rounded >= 1:
+        return f"${cost:,.2f}"
+    decimals = max(2, MONEY_SIGNIFICANT_DIGITS - 1 - math.floor(math.log10(rounded)))
+    text = f"{rounded:.{decimals}f}"
+    # Zeros after the cents say nothing: $0.0094, not $0.00940.
+    whole, fraction = text.split(".")
+    return f"${whole}.{fraction[:2]}{fraction[2:].rstrip('0')}"
 
 
 def percent(rate: float | None) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from spanloom.server.store.sqlite.file_mode import create_private
+
 # How long a connection waits for a lock held by another process (a second server on the same
 # file, a backup tool) before failing. In-process readers never take write locks (WAL).
 BUSY_TIMEOUT_MS = 10_000
@@ -22,7 +24,7 @@ def _apply_common(connection: sqlite3.Connection, cache_kib: int) -> None:
 
 def connect_writer(path: Path) -> sqlite3.Connection:
     """The single writing connection. Used only by the writer thread after migrations."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    create_private(path)
     # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE ... COMMIT), so one
     # commit covers a whole batch and the rollups written with it.
     # check_same_thread=False: opened (and migrated) by the constructing thread, then handed to
