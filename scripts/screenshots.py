@@ -59,9 +59,42 @@ class Demo:
     def failing_trace(self) -> str:
         return self.get("/api/traces", project="demo", status="ERROR", limit=1)["items"][0]["trace_id"]
 
+    def replay(self) -> tuple[str, str]:
+        """The broken conversation replayed against a "new version" through spanloom.replay, as
+        a team would after a fix: (original, replay)."""
+        import spanloom
+        from spanloom.replay import replay_session
+
+        original = self.broken_session()
+        provider = spanloom.register(
+            project_name="demo", endpoint=f"{self.url}/v1/traces", set_global_tracer_provider=False
+        )
+        try:
+            result = replay_session(
+                spanloom.Client(self.url), original, "demo", _new_version, tracer_provider=provider
+            )
+        finally:
+            provider.shutdown()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # until the server has stored every replayed turn
+            found = self.sessions(**{"metadata.replay_of": original})
+            if found and found[0]["trace_count"] == len(result.turns):
+                break
+            time.sleep(0.2)
+        return original, result.session_id
+
     def worst_user(self) -> str:
         users = self.get("/api/users", project="demo", limit=100)["items"]
         return max(users, key=lambda u: (u["error_rate"], u["session_count"]))["user_id"]
+
+
+def _new_version(message: str, history: list[dict[str, str]]) -> str:
+    return f"Sure. About {message.rstrip('?.!').lower()}: here is what I found, step by step."
+
+
+def _compare(demo: Demo) -> str:
+    original, replay = demo.replay()
+    return f"/sessions/compare?project=demo&a={_quoted(original)}&b={_quoted(replay)}"
 
 
 def _quoted(value: str) -> str:
@@ -71,6 +104,8 @@ def _quoted(value: str) -> str:
 # (file name, the page's path). Pages from other branches (the project overview, the comparison
 # of two users) are added here as they land.
 PAGES: list[tuple[str, Callable[[Demo], str]]] = [
+    ("projects", lambda demo: "/projects"),
+    ("overview", lambda demo: "/projects/demo"),
     ("sessions", lambda demo: "/sessions?project=demo"),
     ("session", lambda demo: f"/sessions/{_quoted(demo.broken_session())}?project=demo"),
     ("trace", lambda demo: f"/traces/{demo.failing_trace()}"),
@@ -78,6 +113,7 @@ PAGES: list[tuple[str, Callable[[Demo], str]]] = [
     ("users", lambda demo: "/users?project=demo"),
     ("user", lambda demo: f"/users/{_quoted(demo.worst_user())}?project=demo"),
     ("users-compare", lambda demo: "/users/compare?project=demo"),
+    ("compare", _compare),
     ("docs", lambda demo: "/docs"),
     ("not-found", lambda demo: "/no/such/page"),
 ]

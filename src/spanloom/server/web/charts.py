@@ -131,14 +131,16 @@ def chart(
     tick_labels: Sequence[str] | None = None,
     hrefs: Sequence[str] | None = None,
     notes: Sequence[tuple[str, Sequence[str]]] = (),
+    width: int = WIDTH,
 ) -> Chart:
     """A chart of `series` over the x positions named by `x_labels` (the table's and titles' text;
     `tick_labels`, when given, the axis' shorter text). Bars stand side by side per position;
     lines join the positions that have a value. `y_top`: the least axis maximum (1.0 for rates).
     `hrefs`: a link per x position for its bars; `notes`: more columns of the table only, each
-    (heading, a text per x position)."""
+    (heading, a text per x position). `width`: of the viewBox, for a chart as wide as the page
+    (its text is drawn at the size of a half-width chart's)."""
     count = max(1, len(x_labels))
-    plot_width = (WIDTH - RIGHT) - LEFT
+    plot_width = (width - RIGHT) - LEFT
     plot_height = (HEIGHT - BOTTOM) - TOP
     slot = plot_width / count
     all_values = [value for data in series for value in data.values if value is not None]
@@ -198,6 +200,8 @@ def chart(
         y_ticks=y_ticks,
         columns=(x_heading, *(data.name for data in series), *(heading for heading, _ in notes)),
         rows=rows,
+        width=width,
+        right=width - RIGHT,
         empty=not any(all_values),
     )
 

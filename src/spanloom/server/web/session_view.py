@@ -22,6 +22,9 @@ from spanloom.server.web.charts import Chart, SeriesData, chart
 from spanloom.server.web.feedback_view import is_feedback
 from spanloom.server.web.format import duration
 
+# The per-turn chart spans the page: a viewBox twice as wide as the overview's half-width charts,
+# so its labels come out the same size.
+SESSION_CHART_WIDTH = 1280
 MAX_TURN_LINKS = 50  # turns a session result links to; a judge may name many more
 
 
@@ -65,6 +68,7 @@ def turn_chart(turns: list[TraceSummary], first_number: int = 1) -> Chart:
         x_heading="Turn",
         tick_labels=[str(number) for number in numbers],
         hrefs=[f"#turn-{number}" for number in numbers],
+        width=SESSION_CHART_WIDTH,
         notes=(
             ("Tokens", [f"{turn.total_tokens:,}" for turn in turns]),
             ("Status", [_status(error, failing) for error, failing in zip(errors, judged, strict=True)]),
