@@ -236,6 +236,9 @@ def _typed(columns: tuple[Column, ...], row: dict[str, Any]) -> dict[str, Any]:
             typed[column.name] = int(text)
         elif column.type == "number":
             typed[column.name] = float(text)
+        elif column.type == "boolean":
+            assert text in ("true", "false"), text
+            typed[column.name] = text == "true"
         elif column.type == "json":
             typed[column.name] = json.loads(text)
         else:

@@ -65,6 +65,8 @@ class Csv:
             return ""
         if column.type == "json":
             return _json_text(value)
+        if column.type == "boolean":
+            return "true" if value else "false"  # as JSON writes them, not Python's True
         return value
 
     def add(self, rows: Sequence[dict[str, Any]]) -> bytes:
@@ -131,6 +133,7 @@ class Parquet:
             "text": pa.string(),
             "integer": pa.int64(),
             "number": pa.float64(),
+            "boolean": pa.bool_(),
             "time": pa.timestamp("us", tz="UTC"),
             "json": pa.string(),
         }

@@ -11,7 +11,7 @@ from spanloom.server.store.base import SessionSummary, SessionTurns
 
 # How a column is written in CSV and Parquet: JSON values (lists, objects) as JSON text, times
 # as ISO 8601 text in CSV and as UTC timestamps in Parquet.
-ColumnType = Literal["text", "integer", "number", "time", "json"]
+ColumnType = Literal["text", "integer", "number", "boolean", "time", "json"]
 
 
 class Column(NamedTuple):
@@ -59,6 +59,11 @@ TURN_COLUMNS = (
     Column("span_count", "integer"),
     Column("evaluations", "json"),
     Column("evaluation_summary", "json"),
+    Column("failed", "boolean"),
+    Column("error", "boolean"),
+    Column("failed_evaluations", "json"),
+    Column("input_text", "text"),
+    Column("output_text", "text"),
 )
 DATASET_COLUMNS = (Column("messages", "json"), Column("metadata", "json"))
 
