@@ -49,6 +49,7 @@ from spanloom.server.store.base import (
     UserDetail,
     UserSummary,
     WriteObserver,
+    turn_failed,
 )
 from spanloom.server.store.clickhouse import (
     evaluation_reads,
@@ -401,7 +402,13 @@ class ClickHouseStore:
         return session_reads.list_sessions(self._reader(), query)
 
     def get_session(
-        self, project: str, session_id: str, limit: int | None = None, cursor: str | None = None
+        self,
+        project: str,
+        session_id: str,
+        limit: int | None = None,
+        cursor: str | None = None,
+        *,
+        tool_calls: bool = True,
     ) -> SessionDetail | None:
         after: tuple[int, str] | None = None
         before: tuple[int, str] | None = None
@@ -423,12 +430,29 @@ class ClickHouseStore:
             next_key = (next_turn.start_time_ns, next_turn.trace_id) if next_turn else None
         first = (turns[0].start_time_ns, turns[0].trace_id) if turns else None
         offset = trace_reads.count_turns_before(client, project, session_id, first) if first and cursor else 0
-        failing = trace_reads.select_first_failing_turn(client, project, session_id)
+        if cursor is None and next_turn is None:
+            # This page is the whole session: its first failing turn is among these (each
+            # statement costs embedded chDB milliseconds of its own, so none is spent on it).
+            failing = next(
+                (
+                    (index, turn.start_time_ns, turn.trace_id, turn.error_count > 0)
+                    for index, turn in enumerate(turns)
+                    if turn_failed(turn)
+                ),
+                None,
+            )
+        else:
+            found = trace_reads.select_first_failing_turn(client, project, session_id)
+            failing = (
+                (trace_reads.count_turns_before(client, project, session_id, found[:2]), *found)
+                if found is not None
+                else None
+            )
         first_failing = None
         if failing is not None:
-            failing_start, failing_trace, by_error = failing
+            index, failing_start, failing_trace, by_error = failing
             first_failing = FailingTurn(
-                index=trace_reads.count_turns_before(client, project, session_id, failing[:2]),
+                index=index,
                 trace_id=failing_trace,
                 reason="error" if by_error else "evaluation",
                 cursor=encode_cursor(TURNS_FROM, failing_start, (failing_trace,)),
@@ -436,7 +460,7 @@ class ClickHouseStore:
         return SessionDetail(
             summary,
             turns,
-            span_reads.select_session_tool_spans(client, turns),
+            span_reads.select_session_tool_spans(client, turns) if tool_calls else {},
             first_turn_index=offset,
             next_cursor=encode_cursor(TURNS_FROM, next_key[0], (next_key[1],)) if next_key else None,
             previous_cursor=encode_cursor(TURNS_BEFORE, first[0], (first[1],)) if first and offset else None,
