@@ -232,6 +232,44 @@ def test_a_failing_evaluation_marks_a_turn_too(store: Store):
     judged = store.get_session("p1", "judged", limit=2)
     assert judged is not None and judged.first_failing is not None
     assert (judged.first_failing.index, judged.first_failing.reason) == (3, "evaluation")
+    # Read whole (one page holds every turn), the same turn.
+    for whole_read in (store.get_session("p1", "judged"), store.get_session("p1", "judged", limit=5)):
+        assert whole_read is not None and whole_read.next_cursor is None
+        assert whole_read.first_failing == judged.first_failing
+
+
+def test_each_turns_tool_spans_and_a_read_without_them(store: Store):
+    """Every turn's tool spans, turns hours apart with other sessions' spans between them; a read
+    with tool_calls=False gives the same session without them."""
+    hour_ms = 3_600_000
+    spans = []
+    for number in range(1, 5):
+        start = number * hour_ms
+        spans += [
+            span(number, 1, start_ms=start, duration_ms=50, session_id="tools", span_kind="AGENT"),
+            span(
+                number,
+                2,
+                parent=1,
+                start_ms=start + 1,
+                session_id="tools",
+                span_kind="TOOL",
+                input=f"q{number}",
+            ),
+            span(number, 3, parent=1, start_ms=start + 20, session_id="tools", span_kind="TOOL"),
+            span(100 + number, 1, start_ms=start + 5, session_id="other", span_kind="TOOL"),
+        ]
+    spans.append(span(2, 4, parent=1, start_ms=2 * hour_ms + 30, session_id="tools", span_kind="LLM"))
+    write(store, spans)
+    detail = store.get_session("p1", "tools")
+    assert detail is not None
+    assert {trace: [s.span_id for s in calls] for trace, calls in detail.tool_calls.items()} == {
+        trace_id(number): [span_id(number * 1000 + 2), span_id(number * 1000 + 3)] for number in range(1, 5)
+    }
+    assert [calls[0].input for calls in detail.tool_calls.values()] == ["q1", "q2", "q3", "q4"]
+    without = store.get_session("p1", "tools", tool_calls=False)
+    assert without is not None and without.tool_calls == {}
+    assert dataclasses.replace(without, tool_calls=detail.tool_calls) == detail
 
 
 def test_where_it_breaks_is_the_first_error_and_every_failing_turn_counts(store: Store):

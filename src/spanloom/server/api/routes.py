@@ -146,7 +146,8 @@ def get_session(
     chosen = project_of(
         request, "session", session_id, params.project, lambda: store.find_session_projects(session_id)
     )
-    detail = store.get_session(chosen, session_id, params.limit, params.cursor)
+    # The JSON has no tool spans (the page folds them into its transcript): not read.
+    detail = store.get_session(chosen, session_id, params.limit, params.cursor, tool_calls=False)
     if detail is None:
         raise _not_found("session", session_id)
     return json_response(serialize.session_detail_json(detail, _idle_before(request)))

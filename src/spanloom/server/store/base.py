@@ -394,12 +394,19 @@ class Store(Protocol):
         ...
 
     def get_session(
-        self, project: str, session_id: str, limit: int | None = None, cursor: str | None = None
+        self,
+        project: str,
+        session_id: str,
+        limit: int | None = None,
+        cursor: str | None = None,
+        *,
+        tool_calls: bool = True,
     ) -> SessionDetail | None:
         """The session with `limit` of its turns (all without a limit), from the start or from
         `cursor` (a page's `next_cursor` or `previous_cursor`, or `first_failing.cursor`; raises
         InvalidCursorError for one it did not make). The first failing turn is found over the
-        whole session."""
+        whole session. With `tool_calls=False` the turns' tool spans are not read (`tool_calls`
+        is empty): for callers that do not show them, as reading them costs most of the read."""
         ...
 
     def find_session_projects(self, session_id: str) -> list[str]:

@@ -12,10 +12,12 @@ from spanloom.server.store.clickhouse.paging import Conditions, ListShape, Param
 from spanloom.server.store.evaluation_types import FEEDBACK
 
 _ENDED = "(m.ended_ns > 0 AND m.ended_ns >= s.end_ns)"
+# The texts last: a page of the list sorts and limits on the other columns, then reads the texts
+# of its own rows only (ClickHouse's lazy materialization, also below the marks' LEFT JOIN).
 _COLUMNS = (
     "s.project, s.session_id, s.user_id, s.trace_count, s.first_input_trace, s.last_output_trace, s.start_ns,"
     " s.end_ns, s.total_tokens, s.cost, s.error_count, s.latency_p50_ms, s.latency_p95_ms, s.tags,"
-    f" s.metadata, {_ENDED}"
+    f" s.metadata, {_ENDED}, s.first_input, s.last_output"
 )
 # The sessions' end marks (a LEFT JOIN leaves 0 where there is none): ended, with no turn since.
 _MARKS = (
@@ -24,14 +26,25 @@ _MARKS = (
 )
 
 
+class _TraceId(str):
+    """A trace id standing for that trace's text, in a session row of schema version 1 (no texts
+    of its own): `enrich` reads the text from the trace row."""
+
+
+def _text(trace_id: str | None, text: str | None) -> str | None:
+    if trace_id is None:
+        return None
+    return _TraceId(trace_id) if text is None else text
+
+
 def _session(row: tuple[Any, ...]) -> SessionSummary:
-    summary = SessionSummary(
+    return SessionSummary(
         session_id=row[1],
         project=row[0],
         user_id=row[2] or None,
         trace_count=row[3],
-        first_input=row[4],  # a trace id until `with_texts` reads the text
-        last_output=row[5],
+        first_input=_text(row[4], row[16]),
+        last_output=_text(row[5], row[17]),
         start_time_ns=row[6],
         end_time_ns=row[7],
         total_tokens=row[8],
@@ -43,7 +56,6 @@ def _session(row: tuple[Any, ...]) -> SessionSummary:
         metadata=json.loads(row[14]),
         ended=bool(row[15]),
     )
-    return summary
 
 
 SESSIONS = ListShape(
@@ -63,57 +75,40 @@ SESSIONS = ListShape(
 )
 
 
-def _with_texts(client: Any, items: list[SessionSummary]) -> None:
-    """Replace each session's first input and last output trace ids by those traces' texts, kept
-    on the session rows (small granules: one page's texts are a little to decompress). Rows of
-    schema version 1 have none: their texts come from the trace rows."""
-    keys = sorted({(item.project, item.session_id) for item in items})
-    texts = {
-        (project, session_id): (first, last)
-        for project, session_id, first, last in client.query(
-            "SELECT project, session_id, first_input, last_output FROM sessions FINAL"
-            " WHERE (project, session_id) IN {keys:Array(Tuple(String, String))}",
-            parameters={"keys": keys},
-        ).result_rows
-    }
+def _with_trace_texts(client: Any, items: list[SessionSummary]) -> None:
+    """The texts of rows of schema version 1 (trace ids in their place), from the trace rows."""
     older = [
         item
         for item in items
-        if (item.first_input and texts.get((item.project, item.session_id), (None, None))[0] is None)
-        or (item.last_output and texts.get((item.project, item.session_id), (None, None))[1] is None)
+        if isinstance(item.first_input, _TraceId) or isinstance(item.last_output, _TraceId)
     ]
-    from_traces = _trace_texts(client, older) if older else {}
-    for item in items:
-        first, last = texts.get((item.project, item.session_id), (None, None))
-        if item.first_input and first is None:
-            first = from_traces.get(item.first_input, (None, None))[0]
-        if item.last_output and last is None:
-            last = from_traces.get(item.last_output, (None, None))[1]
-        item.first_input = first if item.first_input else None
-        item.last_output = last if item.last_output else None
-
-
-def _trace_texts(client: Any, items: list[SessionSummary]) -> dict[str, tuple[str | None, str | None]]:
-    """trace id -> (input, output) of these sessions' first input and last output traces."""
-    wanted = {item.first_input for item in items if item.first_input} | {
-        item.last_output for item in items if item.last_output
+    if not older:
+        return
+    wanted = {item.first_input for item in older if isinstance(item.first_input, _TraceId)} | {
+        item.last_output for item in older if isinstance(item.last_output, _TraceId)
     }
     rows = client.query(
         "SELECT trace_id, input, output FROM traces FINAL WHERE (project, session_id) IN"
         " {keys:Array(Tuple(String, String))} AND trace_id IN {ids:Array(String)}",
         parameters={
-            "keys": sorted({(item.project, item.session_id) for item in items}),
-            "ids": sorted(wanted),
+            "keys": sorted({(item.project, item.session_id) for item in older}),
+            "ids": sorted(str(trace_id) for trace_id in wanted),
         },
     ).result_rows
-    return {trace_id: (input_text, output_text) for trace_id, input_text, output_text in rows}
+    texts = {trace_id: (input_text, output_text) for trace_id, input_text, output_text in rows}
+    for item in older:
+        if isinstance(item.first_input, _TraceId):
+            item.first_input = texts.get(str(item.first_input), (None, None))[0]
+        if isinstance(item.last_output, _TraceId):
+            item.last_output = texts.get(str(item.last_output), (None, None))[1]
 
 
 def enrich(client: Any) -> Callable[[list[SessionSummary]], None]:
-    """Fills in each session's texts and evaluation aggregates, for a page at once."""
+    """Fills in each session's evaluation aggregates (and the texts of old rows), for a page at
+    once."""
 
     def fill(items: list[SessionSummary]) -> None:
-        _with_texts(client, items)
+        _with_trace_texts(client, items)
         found = evaluation_reads.select_aggregates(
             client, "session_evaluations", "session_id", [(item.project, item.session_id) for item in items]
         )

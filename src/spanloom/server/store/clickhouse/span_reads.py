@@ -66,20 +66,32 @@ def select_spans(client: Any, trace: TraceSummary, span_ids: Sequence[str]) -> l
     return [span_of(row) for row in rows]
 
 
+def _windows(turns: list[TraceSummary]) -> list[tuple[int, int]]:
+    """The turns' time windows, overlapping ones merged, in order."""
+    merged: list[tuple[int, int]] = []
+    for low, high in sorted((turn.start_time_ns, turn.end_time_ns) for turn in turns):
+        if merged and low <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], high))
+        else:
+            merged.append((low, high))
+    return merged
+
+
 def select_session_tool_spans(client: Any, turns: list[TraceSummary]) -> dict[str, list[SpanRecord]]:
-    """Each turn's TOOL spans (trace id -> spans in time order): one key range over the turns."""
+    """Each turn's TOOL spans (trace id -> spans in time order): the key ranges of the turns'
+    own time windows, not one range from the first turn to the last (a session of a day would
+    read every span of that day)."""
     if not turns:
         return {}
+    parameters: dict[str, Any] = {"project": turns[0].project, "ids": [turn.trace_id for turn in turns]}
+    ranges = []
+    for number, (low, high) in enumerate(_windows(turns)):
+        ranges.append(f"start_ns >= {{low{number}:Int64}} AND start_ns <= {{high{number}:Int64}}")
+        parameters.update({f"low{number}": low, f"high{number}": high})
     rows = client.query(
-        f"SELECT {WHOLE_COLUMNS} FROM spans WHERE project = {{project:String}} AND start_ns >= {{low:Int64}}"
-        " AND start_ns <= {high:Int64} AND trace_id IN {ids:Array(String)} AND span_kind = 'TOOL'"
-        " ORDER BY start_ns, span_id",
-        parameters={
-            "project": turns[0].project,
-            "low": min(turn.start_time_ns for turn in turns),
-            "high": max(turn.end_time_ns for turn in turns),
-            "ids": [turn.trace_id for turn in turns],
-        },
+        f"SELECT {WHOLE_COLUMNS} FROM spans WHERE project = {{project:String}} AND ({' OR '.join(ranges)})"
+        " AND trace_id IN {ids:Array(String)} AND span_kind = 'TOOL' ORDER BY start_ns, span_id",
+        parameters=parameters,
     ).result_rows
     by_trace: dict[str, list[SpanRecord]] = {}
     for row in rows:

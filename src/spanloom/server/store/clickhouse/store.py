@@ -52,6 +52,8 @@ from spanloom.server.store.base import (
     UserDetail,
     UserSummary,
     WriteObserver,
+    failed_evaluations,
+    turn_failed,
 )
 from spanloom.server.store.clickhouse import (
     evaluation_reads,
@@ -416,7 +418,13 @@ class ClickHouseStore:
         return [session for session in found if session.metadata.get(REPLAY_OF) == session_id]
 
     def get_session(
-        self, project: str, session_id: str, limit: int | None = None, cursor: str | None = None
+        self,
+        project: str,
+        session_id: str,
+        limit: int | None = None,
+        cursor: str | None = None,
+        *,
+        tool_calls: bool = True,
     ) -> SessionDetail | None:
         after: tuple[int, str] | None = None
         before: tuple[int, str] | None = None
@@ -438,7 +446,6 @@ class ClickHouseStore:
             next_key = (next_turn.start_time_ns, next_turn.trace_id) if next_turn else None
         first = (turns[0].start_time_ns, turns[0].trace_id) if turns else None
         offset = trace_reads.count_turns_before(client, project, session_id, first) if first and cursor else 0
-        failing = trace_reads.select_failing_turns(client, project, session_id)
 
         def failing_turn(key: tuple[int, str] | None, reason: FailingReason) -> FailingTurn | None:
             if key is None:
@@ -446,18 +453,38 @@ class ClickHouseStore:
             index = trace_reads.count_turns_before(client, project, session_id, key)
             return FailingTurn(index, key[1], reason, encode_cursor(TURNS_FROM, key[0], (key[1],)))
 
-        first_error = failing_turn(failing.first_error, "error")
-        first_evaluation_failure = failing_turn(failing.first_evaluation_failure, "evaluation")
+        if cursor is None and next_turn is None:
+            # This page is the whole session: its failing turns are among these (each statement
+            # costs embedded chDB milliseconds of its own, so none is spent on them).
+            failed = [(index, turn) for index, turn in enumerate(turns) if turn_failed(turn)]
+            by_error = next(((i, t) for i, t in failed if t.error_count > 0), None)
+            by_result = next(((i, t) for i, t in failed if failed_evaluations(t)), None)
+
+            def on_page(found: tuple[int, TraceSummary] | None, reason: FailingReason) -> FailingTurn | None:
+                if found is None:
+                    return None
+                index, turn = found
+                where = encode_cursor(TURNS_FROM, turn.start_time_ns, (turn.trace_id,))
+                return FailingTurn(index, turn.trace_id, reason, where)
+
+            failing_count = len(failed)
+            first_error = on_page(by_error, "error")
+            first_evaluation_failure = on_page(by_result, "evaluation")
+        else:
+            failing = trace_reads.select_failing_turns(client, project, session_id)
+            failing_count = failing.total
+            first_error = failing_turn(failing.first_error, "error")
+            first_evaluation_failure = failing_turn(failing.first_evaluation_failure, "evaluation")
         return SessionDetail(
             summary,
             turns,
-            span_reads.select_session_tool_spans(client, turns),
+            span_reads.select_session_tool_spans(client, turns) if tool_calls else {},
             first_turn_index=offset,
             next_cursor=encode_cursor(TURNS_FROM, next_key[0], (next_key[1],)) if next_key else None,
             previous_cursor=encode_cursor(TURNS_BEFORE, first[0], (first[1],)) if first and offset else None,
             first_failing=first_error or first_evaluation_failure,
             first_evaluation_failure=first_evaluation_failure,
-            failing_turn_count=failing.total,
+            failing_turn_count=failing_count,
             results=evaluation_reads.select_session_results(client, project, session_id),
         )
 

@@ -560,7 +560,13 @@ class SqliteStore:
             return session_reads.select_replays(connection, project, session_id, limit)
 
     def get_session(
-        self, project: str, session_id: str, limit: int | None = None, cursor: str | None = None
+        self,
+        project: str,
+        session_id: str,
+        limit: int | None = None,
+        cursor: str | None = None,
+        *,
+        tool_calls: bool = True,
     ) -> SessionDetail | None:
         after: tuple[int, str] | None = None
         before: tuple[int, str] | None = None
@@ -595,7 +601,9 @@ class SqliteStore:
             return SessionDetail(
                 summary,
                 turns,
-                span_reads.select_tool_spans(connection, [turn.trace_id for turn in turns]),
+                span_reads.select_tool_spans(connection, [turn.trace_id for turn in turns])
+                if tool_calls
+                else {},
                 first_turn_index=offset,
                 results=evaluation_reads.select_session_results(connection, project, session_id),
                 next_cursor=encode_cursor(TURNS_FROM, next_turn_key[0], (next_turn_key[1],))
