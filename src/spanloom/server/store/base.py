@@ -253,6 +253,18 @@ class FailingTurns(NamedTuple):
     first_evaluation_failure: tuple[int, str] | None
 
 
+def failing_turns_of(turns: Sequence[TraceSummary]) -> FailingTurns:
+    """What `FailingTurns` says of a whole session, from its turns in time order (`turn_failed`)."""
+    failed = [turn for turn in turns if turn_failed(turn)]
+    by_error = next((turn for turn in failed if turn.error_count > 0), None)
+    by_result = next((turn for turn in failed if failed_evaluations(turn)), None)
+    return FailingTurns(
+        len(failed),
+        (by_error.start_time_ns, by_error.trace_id) if by_error else None,
+        (by_result.start_time_ns, by_result.trace_id) if by_result else None,
+    )
+
+
 @dataclass(slots=True)
 class FailingTurn:
     """The first turn of a session that failed: a span with an error, or an evaluation result that

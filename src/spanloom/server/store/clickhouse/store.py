@@ -52,8 +52,7 @@ from spanloom.server.store.base import (
     UserDetail,
     UserSummary,
     WriteObserver,
-    failed_evaluations,
-    turn_failed,
+    failing_turns_of,
 )
 from spanloom.server.store.clickhouse import (
     evaluation_reads,
@@ -447,34 +446,28 @@ class ClickHouseStore:
         first = (turns[0].start_time_ns, turns[0].trace_id) if turns else None
         offset = trace_reads.count_turns_before(client, project, session_id, first) if first and cursor else 0
 
+        whole_session = cursor is None and next_turn is None
+        # A whole session on this page holds its failing turns (each statement costs embedded
+        # chDB milliseconds of its own, so none is spent on them); else one query finds them.
+        failing = (
+            failing_turns_of(turns)
+            if whole_session
+            else trace_reads.select_failing_turns(client, project, session_id)
+        )
+        on_page = {(turn.start_time_ns, turn.trace_id): index for index, turn in enumerate(turns)}
+
         def failing_turn(key: tuple[int, str] | None, reason: FailingReason) -> FailingTurn | None:
             if key is None:
                 return None
-            index = trace_reads.count_turns_before(client, project, session_id, key)
+            index = (
+                on_page[key]
+                if whole_session
+                else trace_reads.count_turns_before(client, project, session_id, key)
+            )
             return FailingTurn(index, key[1], reason, encode_cursor(TURNS_FROM, key[0], (key[1],)))
 
-        if cursor is None and next_turn is None:
-            # This page is the whole session: its failing turns are among these (each statement
-            # costs embedded chDB milliseconds of its own, so none is spent on them).
-            failed = [(index, turn) for index, turn in enumerate(turns) if turn_failed(turn)]
-            by_error = next(((i, t) for i, t in failed if t.error_count > 0), None)
-            by_result = next(((i, t) for i, t in failed if failed_evaluations(t)), None)
-
-            def on_page(found: tuple[int, TraceSummary] | None, reason: FailingReason) -> FailingTurn | None:
-                if found is None:
-                    return None
-                index, turn = found
-                where = encode_cursor(TURNS_FROM, turn.start_time_ns, (turn.trace_id,))
-                return FailingTurn(index, turn.trace_id, reason, where)
-
-            failing_count = len(failed)
-            first_error = on_page(by_error, "error")
-            first_evaluation_failure = on_page(by_result, "evaluation")
-        else:
-            failing = trace_reads.select_failing_turns(client, project, session_id)
-            failing_count = failing.total
-            first_error = failing_turn(failing.first_error, "error")
-            first_evaluation_failure = failing_turn(failing.first_evaluation_failure, "evaluation")
+        first_error = failing_turn(failing.first_error, "error")
+        first_evaluation_failure = failing_turn(failing.first_evaluation_failure, "evaluation")
         return SessionDetail(
             summary,
             turns,
@@ -484,7 +477,7 @@ class ClickHouseStore:
             previous_cursor=encode_cursor(TURNS_BEFORE, first[0], (first[1],)) if first and offset else None,
             first_failing=first_error or first_evaluation_failure,
             first_evaluation_failure=first_evaluation_failure,
-            failing_turn_count=failing_count,
+            failing_turn_count=failing.total,
             results=evaluation_reads.select_session_results(client, project, session_id),
         )
 
