@@ -11,11 +11,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx2
 import openai
 import pytest
 from _server_kit import RunningServer, run_server, wait_for
 from playwright.sync_api import expect
+from tests.instrumentation.fakes import http_library
 
 import spanloom
 from spanloom.client import SpanloomClient
@@ -32,6 +32,8 @@ ANSWERS = ["RJ 71 at 06:12 and RJ 73 at 08:12.", "Yes, RJ 71 leaves at 06:12.", 
 EXPLANATION = "took 4.2 s, over the 2 s budget <b>slow</b>"
 OI_QUESTION = "What is the capital of Australia?"
 OI_ANSWER = "Canberra is the capital of Australia."
+# httpx up to openai 1.x, httpx2 after: the library the SDK's own client is built on
+HTTP = http_library(openai)
 
 
 def _openai_turns(endpoint: str) -> None:
@@ -41,10 +43,10 @@ def _openai_turns(endpoint: str) -> None:
     )
     calls = iter(range(10))
 
-    def handler(request: httpx2.Request) -> httpx2.Response:
+    def handler(request: HTTP.Request) -> HTTP.Response:
         number = next(calls)
         if number == 3:
-            return httpx2.Response(
+            return HTTP.Response(
                 500, json={"error": {"message": "upstream overloaded", "type": "server_error"}}
             )
         body = {
@@ -61,10 +63,10 @@ def _openai_turns(endpoint: str) -> None:
             ],
             "usage": {"prompt_tokens": 30 + number, "completion_tokens": 12, "total_tokens": 42 + number},
         }
-        return httpx2.Response(200, json=body)
+        return HTTP.Response(200, json=body)
 
     client = openai.OpenAI(
-        api_key="test", max_retries=0, http_client=httpx2.Client(transport=httpx2.MockTransport(handler))
+        api_key="test", max_retries=0, http_client=HTTP.Client(transport=HTTP.MockTransport(handler))
     )
     instrumentor = OpenAIInstrumentor()
     instrumentor.instrument(tracer_provider=provider)
