@@ -9,7 +9,8 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from spanloom.cli import cli, is_loopback
+from spanloom.cli import cli
+from spanloom.cli.serve import is_loopback
 from spanloom.server.evaluators.config import EvaluatorConfig, save_configs
 
 

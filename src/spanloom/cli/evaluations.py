@@ -1,6 +1,6 @@
 """``spanloom evaluators add/list/remove`` (the server evaluators file) and ``spanloom eval run``
 (judging stored spans, or with ``--scope session`` stored sessions, on demand). The server is
-imported inside the commands, like cli.py does."""
+imported inside the commands, like the other commands do."""
 
 from __future__ import annotations
 

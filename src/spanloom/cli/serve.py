@@ -1,7 +1,8 @@
-"""The ``spanloom`` command: ``serve`` runs the trace server, ``demo`` sends sample conversations.
+"""``spanloom serve``: the trace server (OTLP over HTTP and gRPC, the JSON API, the dashboard) on
+the embedded SQLite store by default.
 
-The server (FastAPI, uvicorn, sqlite3) is imported inside the commands, so ``spanloom --help``
-stays fast and nothing here loads when an app does ``import spanloom``.
+The server (FastAPI, uvicorn, sqlite3) is imported inside the command, so ``spanloom --help``
+stays fast.
 """
 
 from __future__ import annotations
@@ -27,12 +28,6 @@ def is_loopback(host: str) -> bool:
         return False  # a host name other than localhost: assume it is reachable from outside
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="spanloom")
-def cli() -> None:
-    """spanloom: OpenTelemetry tracing for LLM apps, grouped by session and user."""
-
-
 def _announcer(log_format: str) -> Callable[..., None]:
     """How `serve` says what it is doing: "spanloom: ..." lines, or log records (JSON lines)."""
     if log_format == "json":
@@ -53,7 +48,7 @@ def _terminated(signum: int, frame: object) -> None:
     raise _Terminated(signum)
 
 
-@cli.command()
+@click.command()
 @click.option(
     "--host",
     default="127.0.0.1",
@@ -329,106 +324,3 @@ def serve(
     except _Terminated:
         # The store is closed: end as SIGTERM ends a process, the status process managers expect.
         signal.raise_signal(signal.SIGTERM)
-
-
-@cli.command()
-@click.option(
-    "--endpoint",
-    default=None,
-    help="OTLP/HTTP traces URL. Default: $SPANLOOM_ENDPOINT, else http://127.0.0.1:4318/v1/traces.",
-)
-@click.option(
-    "--sessions", default=12, show_default=True, type=click.IntRange(1, 10_000), help="Conversations."
-)
-@click.option("--users", default=5, show_default=True, type=click.IntRange(1, 10_000), help="Distinct users.")
-@click.option("--seed", default=7, show_default=True, type=int, help="Random seed (same seed, same data).")
-def demo(endpoint: str | None, sessions: int, users: int, seed: int) -> None:
-    """Send a believable day of sample conversations to a running `spanloom serve`.
-
-    Conversations spread over the last 24 hours among several users (one in five struggling: slower
-    answers, failing tools, thumbs down), model calls of seconds and tool calls of milliseconds,
-    a 31-turn conversation, thumbs, an LLM judge's verdicts, ended conversations; traced with the
-    spanloom SDK as an app would, under the project "demo". The same --seed sends the same data.
-    """
-    from spanloom.demo import build_conversations, send_with_sdk
-    from spanloom.sdk.destination import resolve_endpoint, server_url
-
-    conversations = build_conversations(sessions=sessions, users=users, seed=seed)
-    try:
-        sent = send_with_sdk(conversations, endpoint=endpoint, seed=seed)
-    except ConnectionError as error:
-        raise click.ClickException(str(error)) from None
-    click.echo(
-        f"spanloom: sent {sent} spans in {len(conversations)} sessions of {users} users (project 'demo')"
-    )
-    click.echo(f"spanloom: open {server_url(resolve_endpoint(endpoint))}/sessions?project=demo")
-
-
-@cli.command()
-@click.argument("source", metavar="FROM")
-@click.argument("destination", metavar="TO")
-@click.option(
-    "--cluster", default=None, metavar="NAME", help="TO is a ClickHouse cluster: see serve --cluster."
-)
-def migrate(source: str, destination: str, cluster: str | None) -> None:
-    """Copy a whole store into another, e.g. sqlite:///spans.db to chdb:///data.
-
-    Spans (with the results they carry) and evaluation results go over through the store
-    protocol; TO computes every rollup itself. At the end the span, trace, session and user counts
-    of every project are compared, and the command fails if any differs. Safe to run again: what
-    TO holds already is left as it is. Stop `spanloom serve` on FROM first.
-    """
-    from spanloom.server.store.base import ListQuery, StoreOpenError
-    from spanloom.server.store.copy import check_projects, copy_evaluations, copy_spans
-    from spanloom.server.store.url import open_store
-
-    try:
-        from_store = open_store(source)
-    except StoreOpenError as error:
-        raise click.ClickException(str(error)) from None
-    try:
-        try:
-            to_store = open_store(destination, cluster=cluster)
-        except StoreOpenError as error:
-            raise click.ClickException(str(error)) from None
-        try:
-            total = from_store.count_spans(ListQuery())
-            with click.progressbar(
-                length=total, label=f"spanloom: copying {total:,} spans", file=sys.stderr
-            ) as bar:
-                copy_spans(from_store, to_store, bar.update)
-            results = copy_evaluations(from_store, to_store)
-            click.echo(f"spanloom: copied {results:,} evaluation results")
-            checks = check_projects(from_store, to_store)
-        finally:
-            to_store.close()
-    finally:
-        from_store.close()
-    click.echo("project: spans, traces, sessions, users in FROM -> TO")
-    for check in checks:
-        figures = " ".join(f"{a:,}->{b:,}" for a, b in zip(check.source, check.copied, strict=True))
-        click.echo(f"  {check.project}: {figures} {'ok' if check.matches else 'DIFFERENT'}")
-    if not all(check.matches for check in checks):
-        raise click.ClickException("the counts differ: see the projects marked DIFFERENT")
-    click.echo(f"spanloom: every count matches in {len(checks)} project(s)")
-
-
-# `evaluators add/list/remove` and `eval run` live in their own module (imported here: click only).
-from spanloom.cli_evaluations import eval_group, evaluators  # noqa: E402
-from spanloom.cli_export import export_group  # noqa: E402
-
-cli.add_command(evaluators)
-cli.add_command(eval_group)
-cli.add_command(export_group)  # `export sessions`: src/spanloom/cli_export.py
-
-from spanloom.cli_replay import replay  # noqa: E402
-
-cli.add_command(replay)
-
-
-def main() -> None:
-    cli(prog_name="spanloom")
-
-
-if __name__ == "__main__":
-    main()
