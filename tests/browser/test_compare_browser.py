@@ -27,7 +27,8 @@ from _compare_kit import (
     fill,
 )
 from _server_kit import RunningServer, run_server
-from playwright.sync_api import ConsoleMessage, Dialog, Page, expect
+from page_watch import page_opener
+from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
 WIDE = {"width": 1440, "height": 900}
@@ -41,40 +42,10 @@ def compare_server(tmp_path_factory: pytest.TempPathFactory, store_backend: str)
         yield server
 
 
-class Watch:
-    """What the page must never do: open a dialog (an injected script ran) or break the CSP."""
-
-    def __init__(self, page: Page) -> None:
-        self.problems: list[str] = []
-        page.on("dialog", self._dialog)
-        page.on("console", self._console)
-
-    def _dialog(self, dialog: Dialog) -> None:
-        self.problems.append(f"dialog: {dialog.message}")
-        dialog.dismiss()
-
-    def _console(self, message: ConsoleMessage) -> None:
-        if "Content Security Policy" in message.text or "Content-Security-Policy" in message.text:
-            self.problems.append(message.text)
-
-    def check(self) -> None:
-        assert self.problems == []
-
-
 @pytest.fixture
 def open_page(browser: Any, compare_server: RunningServer) -> Iterator[Any]:
-    contexts = []
-
-    def new_page(viewport: dict[str, int] = WIDE) -> tuple[Page, Watch]:
-        context = browser.new_context(viewport=viewport, base_url=compare_server.url)
-        context.set_default_timeout(15_000)
-        contexts.append(context)
-        page = context.new_page()
-        return page, Watch(page)
-
-    yield new_page
-    for context in contexts:
-        context.close()
+    with page_opener(browser, compare_server.url, WIDE) as new_page:
+        yield new_page
 
 
 def test_replay_beside_its_original(open_page: Any, screenshots: Path):

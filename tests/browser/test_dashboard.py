@@ -29,49 +29,18 @@ from dashboard_data import (
     XSS_SESSIONS,
     XSS_USER,
 )
-from playwright.sync_api import ConsoleMessage, Dialog, Page, expect
+from page_watch import page_opener
+from playwright.sync_api import Page, expect
 
 pytestmark = pytest.mark.browser
 LAPTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 
 
-class Watch:
-    """What the page must never do: open a dialog (an injected script ran) or break the CSP."""
-
-    def __init__(self, page: Page) -> None:
-        self.dialogs: list[str] = []
-        self.csp_violations: list[str] = []
-        page.on("dialog", self._dialog)
-        page.on("console", self._console)
-
-    def _dialog(self, dialog: Dialog) -> None:
-        self.dialogs.append(dialog.message)
-        dialog.dismiss()
-
-    def _console(self, message: ConsoleMessage) -> None:
-        if "Content Security Policy" in message.text or "Content-Security-Policy" in message.text:
-            self.csp_violations.append(message.text)
-
-    def check(self) -> None:
-        assert self.dialogs == [], f"a script from span data ran: {self.dialogs}"
-        assert self.csp_violations == [], self.csp_violations
-
-
 @pytest.fixture
 def page_factory(browser: Any, filled_server: RunningServer) -> Iterator[Any]:
-    contexts = []
-
-    def new_page(viewport: dict[str, int] = LAPTOP) -> tuple[Page, Watch]:
-        context = browser.new_context(viewport=viewport, base_url=filled_server.url)
-        context.set_default_timeout(15_000)
-        contexts.append(context)
-        page = context.new_page()
-        return page, Watch(page)
-
-    yield new_page
-    for context in contexts:
-        context.close()
+    with page_opener(browser, filled_server.url, LAPTOP) as new_page:
+        yield new_page
 
 
 def session_ids_on(page: Page) -> list[str]:

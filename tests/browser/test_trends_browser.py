@@ -15,6 +15,7 @@ from urllib.parse import quote
 import pytest
 from _server_kit import RunningServer
 from dashboard_data import XSS_PROJECT
+from page_watch import page_opener
 from playwright.sync_api import Page, expect
 
 pytestmark = pytest.mark.browser
@@ -25,26 +26,8 @@ CHARTS = ("sessions", "turns", "cost", "latency", "feedback", "pass-rate")
 
 @pytest.fixture
 def open_page(browser: Any, filled_server: RunningServer) -> Iterator[Any]:
-    contexts = []
-
-    def new_page(viewport: dict[str, int]) -> tuple[Page, list[str]]:
-        context = browser.new_context(viewport=viewport, base_url=filled_server.url)
-        context.set_default_timeout(15_000)
-        contexts.append(context)
-        page = context.new_page()
-        problems: list[str] = []
-        page.on("dialog", lambda dialog: (problems.append(dialog.message), dialog.dismiss()))
-        page.on(
-            "console",
-            lambda message: (
-                problems.append(message.text) if "Content Security Policy" in message.text else None
-            ),
-        )
-        return page, problems
-
-    yield new_page
-    for context in contexts:
-        context.close()
+    with page_opener(browser, filled_server.url, WIDE) as new_page:
+        yield new_page
 
 
 def _check_charts(page: Page) -> None:
@@ -63,7 +46,7 @@ def _check_charts(page: Page) -> None:
 def test_the_overview_draws_the_apis_numbers(
     open_page: Any, filled_server: RunningServer, screenshots: Path, viewport: dict[str, int], name: str
 ):
-    page, problems = open_page(viewport)
+    page, watch = open_page(viewport)
     page.goto("/projects")
     page.get_by_role("link", name="shop", exact=True).click()
     expect(page.locator("h1")).to_contain_text("shop")
@@ -81,15 +64,15 @@ def test_the_overview_draws_the_apis_numbers(
     expect(rows.first).to_be_visible()
     assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
     page.screenshot(path=screenshots / name, full_page=True)
-    assert problems == []
+    watch.check()
 
 
 def test_the_lists_show_the_strip_and_a_hostile_project_stays_text(open_page: Any, screenshots: Path):
-    page, problems = open_page(WIDE)
+    page, watch = open_page(WIDE)
     page.goto("/sessions?project=shop")
     expect(page.locator('section.trend-strip figure[data-chart="turns"] svg')).to_be_visible()
     page.screenshot(path=screenshots / "sessions-trends.png")
     page.goto(f"/projects/{quote(XSS_PROJECT, safe='')}")
     expect(page.locator("h1 .project-name")).to_have_text(XSS_PROJECT)
     expect(page.locator('figure[data-chart="sessions"] svg')).to_be_visible()
-    assert problems == []
+    watch.check()
