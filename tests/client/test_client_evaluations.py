@@ -233,7 +233,22 @@ def test_the_summary_stays_for_aggregates(client: spanloom.Client):
 
 def test_bad_parameters_answer_400(judged: Judged):
     server = judged.filled.server
-    for params in ({"cursor": "nope"}, {"limit": 1001}, {"limit": 0}, {"source": "robot"}, {"start": "soon"}):
+    for params in (
+        {"cursor": "nope"},
+        {"limit": 1001},
+        {"limit": 0},
+        {"source": "robot"},
+        {"start": "soon"},
+        {"name": "x" * 201},
+    ):
         answer = server.client.get("/api/evaluations", params=params, headers=bearer(READ))
         assert answer.status_code == 400, (params, answer.text)
         assert answer.json()["error"]["code"] == "bad_parameter"
+
+
+def test_blank_filters_mean_not_given(judged: Judged):
+    server = judged.filled.server
+    params = {"project": PROJECT, "name": " ", "session_id": "", "source": "", "limit": 1000}
+    answer = server.client.get("/api/evaluations", params=params, headers=bearer(READ))
+    assert answer.status_code == 200, answer.text
+    assert len(answer.json()["items"]) == 13

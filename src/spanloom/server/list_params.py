@@ -287,9 +287,9 @@ class EvaluationListParams(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     project: Text = Field(None, description="Project name.")
-    name: Annotated[str | None, BeforeValidator(_blank_to_none), Field(max_length=MAX_EVALUATION_NAME)] = (
-        Field(None, description="Only results of this evaluation name.")
-    )
+    name: Annotated[
+        Annotated[str, Field(max_length=MAX_EVALUATION_NAME)] | None, BeforeValidator(_blank_to_none)
+    ] = Field(None, description="Only results of this evaluation name.")
     session_id: Text = Field(None, description="Only results on this session's turns and on the session.")
     trace_id: Annotated[_Bounded | None, BeforeValidator(_lower)] = Field(
         None, description="Only results on this trace's spans and on the turn."
