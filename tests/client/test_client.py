@@ -173,13 +173,13 @@ def test_evaluations_sent_and_read_back(client: spanloom.Client, filled: Filled)
         ]
     )
     assert answer["accepted"] == 1 and [item["index"] for item in answer["rejected"]] == [1]
-    groups = client.evaluations(PROJECT, group_by="session", name="helpful").to_list()
+    groups = client.evaluation_summary("session", project=PROJECT, name="helpful").to_list()
     (group,) = [group for group in groups if group.key == "b1"]
     assert isinstance(group, EvaluationGroup) and group.group_by == "session" and group.count == 1
     assert group.mean_score == 0.25 and isinstance(group.worst, Evaluation) and group.worst.score == 0.25
     turn = client.session("b1", PROJECT).turns[0]
     assert turn.evaluations[0].name == "helpful" and turn.evaluations[0].time.tzinfo is not None
-    frame = client.evaluations(PROJECT, group_by="user", name="helpful").to_pandas()
+    frame = client.evaluation_summary("user", project=PROJECT, name="helpful").to_pandas()
     assert list(frame["key"]) == ["bob"] and frame["mean_score"].dtype == "float64"
 
 

@@ -14,6 +14,7 @@ from spanloom.client.errors import SpanloomClientError
 from spanloom.client.pages import DEFAULT_PAGE_SIZE, ListSpec
 from spanloom.client.records import (
     EvaluationGroup,
+    EvaluationResult,
     Project,
     Session,
     SessionDetail,
@@ -200,12 +201,52 @@ class Methods(Generic[T]):
         self,
         project: str | None = None,
         *,
+        name: str | None = None,
+        session_id: str | None = None,
+        trace_id: str | None = None,
+        span_id: str | None = None,
+        source: str | None = None,
+        start: When = None,
+        end: When = None,
+        limit: int | None = None,
+        page_size: int = DEFAULT_PAGE_SIZE,
+    ) -> Any:
+        """Evaluation results one row each (EvaluationResult): on spans and whole turns, then on
+        whole sessions (`level` says which), with their trace, session and user. `session_id`
+        keeps the results on that session's turns and on the session itself; `source` is sdk,
+        api, server or feedback; `start`/`end` bound when a result was recorded. A result sent
+        again replaces the earlier one, so each shows once. Aggregates: `evaluation_summary()`."""
+        params = query(
+            project=project,
+            name=name,
+            session_id=session_id,
+            trace_id=trace_id,
+            span_id=span_id,
+            source=source,
+            start=start,
+            end=end,
+        )
+        return self._list(ListSpec("/api/evaluations", params, EvaluationResult, limit, page_size))
+
+    def log_evaluations(self, results: Iterable[Mapping[str, Any]]) -> Any:
+        """Send evaluation results; returns ``{"accepted": n, "rejected": [{"index", "reason"}]}``.
+
+        Results naming spans the server does not have come back in ``rejected`` (status 207, or
+        422 when none was stored); anything else that is not a 2xx raises SpanloomClientError.
+        """
+        return self._call(_accepted(evaluation_items(results)))
+
+    def evaluation_summary(
+        self,
         group_by: str = "session",
+        *,
+        project: str | None = None,
         name: str | None = None,
         limit: int | None = None,
     ) -> Any:
-        """Evaluation aggregates per session, user or project and evaluation name (count, mean
-        score, pass rate, the worst result), worst mean score first; at most 1,000 rows."""
+        """Evaluation aggregates (EvaluationGroup) per session, user or project and evaluation
+        name: count, mean score, pass rate, the worst result; worst mean score first, at most
+        1,000 rows. The results themselves: `evaluations()`."""
         params = query(group_by=group_by, name=name, project=project)
         spec = ListSpec(
             "/api/evaluations/summary",
@@ -218,27 +259,9 @@ class Methods(Generic[T]):
         )
         return self._list(spec)
 
-    def log_evaluations(self, results: Iterable[Mapping[str, Any]]) -> Any:
-        """Send evaluation results; returns ``{"accepted": n, "rejected": [{"index", "reason"}]}``.
-
-        Results naming spans the server does not have come back in ``rejected`` (status 207, or
-        422 when none was stored); anything else that is not a 2xx raises SpanloomClientError.
-        """
-        return self._call(_accepted(evaluation_items(results)))
-
-    def evaluation_summary(self, group_by: str = "session", **params: Any) -> Any:
-        """The rows of ``GET /api/evaluations/summary`` as the server sends them (dicts);
-        `evaluations()` gives them as records."""
-        request = Request("GET", "/api/evaluations/summary", query(group_by=group_by, **params))
-        return self._call(_items(request))
-
 
 def _read(request: Request, record: type[T]) -> Steps[T]:
     return from_json(record, (yield request))
-
-
-def _items(request: Request) -> Steps[list[dict[str, Any]]]:
-    return (yield request)["items"]
 
 
 def _accepted(request: Request) -> Steps[dict[str, Any]]:

@@ -96,6 +96,30 @@ class Evaluation:
 
 
 @dataclasses.dataclass(slots=True)
+class EvaluationResult:
+    """One stored evaluation result (or an end user's feedback), a row of `Client.evaluations()`:
+    `level` says what it judges, "span", "trace" (a whole turn) or "session" (the whole
+    conversation); `trace_id` and `span_id` are None where they do not apply. `session_id` and
+    `user_id` are its trace's (or its session's), None when it has none."""
+
+    level: str
+    project: str
+    trace_id: str | None
+    span_id: str | None
+    session_id: str | None
+    user_id: str | None
+    name: str
+    source: str
+    id: str | None  # a feedback's id
+    score: float | None
+    label: str | None
+    explanation: str | None
+    passed: bool | None
+    time: datetime | None  # when it was recorded
+    details: dict[str, Any]
+
+
+@dataclasses.dataclass(slots=True)
 class Session:
     session_id: str
     user_id: str | None

@@ -38,6 +38,7 @@ from spanloom.server.store.cursor import (
     decode_cursor,
     decode_turns_cursor,
 )
+from spanloom.server.store.evaluation_list import EvaluationQuery, decode_evaluation_cursor
 from spanloom.server.store.evaluation_types import EVAL_SORT_PREFIX, FEEDBACK, MAX_EVALUATION_NAME
 
 DEFAULT_PAGE_SIZE = 50
@@ -277,6 +278,57 @@ class TraceListParams(_ListParams):
     status: Annotated[Literal["UNSET", "OK", "ERROR"] | None, BeforeValidator(_upper)] = Field(
         None, description="UNSET, OK or ERROR."
     )
+
+
+class EvaluationListParams(BaseModel):
+    """GET /api/evaluations: individual results, filtered, in the store's one order (results on
+    spans and turns by trace, then results on sessions), a page at a time."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    project: Text = Field(None, description="Project name.")
+    name: Annotated[
+        Annotated[str, Field(max_length=MAX_EVALUATION_NAME)] | None, BeforeValidator(_blank_to_none)
+    ] = Field(None, description="Only results of this evaluation name.")
+    session_id: Text = Field(None, description="Only results on this session's turns and on the session.")
+    trace_id: Annotated[_Bounded | None, BeforeValidator(_lower)] = Field(
+        None, description="Only results on this trace's spans and on the turn."
+    )
+    span_id: Annotated[_Bounded | None, BeforeValidator(_lower)] = Field(
+        None, description="Only results on this span."
+    )
+    source: Annotated[Literal["sdk", "api", "server", "feedback"] | None, BeforeValidator(_lower)] = Field(
+        None, description="sdk, api, server (server evaluators) or feedback (end users)."
+    )
+    start: Time = Field(None, description="ISO 8601 or Unix seconds: results recorded at or after.")
+    end: Time = Field(None, description="ISO 8601 or Unix seconds: results recorded at or before.")
+    limit: int = Field(DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE, description="Page size.")
+    cursor: Annotated[str | None, BeforeValidator(_blank_to_none)] = Field(
+        None, description="`next_cursor` of the previous page."
+    )
+
+    @model_validator(mode="after")
+    def _cursor(self) -> EvaluationListParams:
+        if self.cursor is not None:
+            try:
+                decode_evaluation_cursor(self.cursor)
+            except InvalidCursorError as error:
+                raise ValueError(f"cursor: {error}") from None
+        return self
+
+    def to_query(self) -> EvaluationQuery:
+        return EvaluationQuery(
+            project=self.project,
+            name=self.name,
+            session_id=self.session_id,
+            trace_id=self.trace_id,
+            span_id=self.span_id,
+            source=self.source,
+            start_ns=self.start,
+            end_ns=self.end,
+            limit=self.limit,
+            cursor=self.cursor,
+        )
 
 
 class TraceSpanPageParams(BaseModel):

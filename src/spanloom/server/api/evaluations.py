@@ -1,4 +1,5 @@
-"""``POST /api/evaluations`` (results from outside the app) and ``GET /api/evaluations/summary``.
+"""``POST /api/evaluations`` (results from outside the app), ``GET /api/evaluations`` (the stored
+results, one item each, a page at a time) and ``GET /api/evaluations/summary`` (aggregates).
 
 The POST body is a JSON list of results (or ``{"evaluations": [...]}``), each::
 
@@ -28,16 +29,17 @@ import asyncio
 import json
 import math
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Annotated, Any, cast
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from spanloom.server.api import serialize
+from spanloom.server.api.json_body import json_response
 from spanloom.server.auth.scope import ProjectNotVisibleError, principal_of, restrict_query
 from spanloom.server.errors import HttpError
 from spanloom.server.json_text import parse_json
-from spanloom.server.list_params import BadParameterError, parse_time
+from spanloom.server.list_params import BadParameterError, EvaluationListParams, parse_time
 from spanloom.server.request_body import check_declared_length, check_encoding, read_limited
 from spanloom.server.store.base import (
     ListQuery,
@@ -46,6 +48,7 @@ from spanloom.server.store.base import (
     StoreClosedError,
     StoreUnavailableError,
 )
+from spanloom.server.store.cursor import InvalidCursorError
 from spanloom.server.store.evaluation_types import (
     MAX_ABS_SCORE,
     MAX_EVALUATION_NAME,
@@ -213,6 +216,33 @@ async def store_results(
         "rejected": [{"index": item.index, "reason": item.reason} for item in rejected],
     }
     return JSONResponse(content, status_code=status)
+
+
+@router.get(
+    "/evaluations",
+    summary="Evaluation results, one item each: on spans and turns, then on sessions; filtered and paged",
+    response_model=dict[str, Any],
+)
+def list_evaluations(request: Request, params: Annotated[EvaluationListParams, Query()]) -> Response:
+    """Each stored result once (one sent again replaces it), with its project, trace, span,
+    session and user: `level` says what it judges (span, trace for a whole turn, session). A
+    scoped key reads its own projects' results only, as the other lists do."""
+    query = params.to_query()
+    try:
+        query.project = restrict_query(request, ListQuery(project=query.project)).project
+    except ProjectNotVisibleError as error:
+        raise HttpError(404, "not_found", f"no project {error.args[0]!r}") from None
+    store: Store = request.app.state.store
+    try:
+        page = store.list_evaluations(query)
+    except InvalidCursorError as error:
+        raise HttpError(400, "bad_parameter", f"cursor: {error}") from None
+    return json_response(
+        {
+            "items": [serialize.evaluation_result_json(result) for result in page.items],
+            "next_cursor": page.next_cursor,
+        }
+    )
 
 
 @router.get("/evaluations/summary", summary="Evaluation aggregates per session, user or project, worst first")

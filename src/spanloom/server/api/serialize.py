@@ -18,6 +18,7 @@ from spanloom.server.store.base import (
     failed_evaluations,
     turn_failed,
 )
+from spanloom.server.store.evaluation_list import EvaluationResult
 from spanloom.server.store.evaluation_types import EvaluationAggregate, EvaluationGroup, EvaluationRecord
 from spanloom.server.turn_text import answer_text, user_text
 
@@ -91,6 +92,27 @@ def evaluation_json(result: EvaluationRecord) -> dict[str, Any]:
         "session_id": result.session_id,
         "details": result.details,
         "time": iso_time(result.time_ns),
+    }
+
+
+def evaluation_result_json(result: EvaluationResult) -> dict[str, Any]:
+    """An item of GET /api/evaluations: a result with what it judges and whose it is."""
+    return {
+        "level": result.level,
+        "project": result.project,
+        "trace_id": result.trace_id,
+        "span_id": result.span_id,
+        "session_id": result.session_id,
+        "user_id": result.user_id,
+        "name": result.name,
+        "source": result.source,
+        "id": result.key or None,  # a feedback's id
+        "score": result.score,
+        "label": result.label,
+        "explanation": result.explanation,
+        "passed": result.passed,
+        "time": iso_time(result.time_ns),
+        "details": result.details,
     }
 
 

@@ -16,6 +16,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, NamedTuple, Protocol, TypeVar
 
+from spanloom.server.store.evaluation_list import EvaluationQuery, EvaluationResult
 from spanloom.server.store.evaluation_types import (
     EvaluationAggregate,
     EvaluationGroup,
@@ -526,6 +527,14 @@ class Store(Protocol):
         ...
 
     def list_evaluation_names(self, project: str | None = None) -> list[str]: ...
+
+    def list_evaluations(self, query: EvaluationQuery) -> Page[EvaluationResult]:
+        """Individual results, one per stored result (a replaced one shows once, as it is now):
+        those on spans and turns of stored traces, then those on sessions, in evaluation_list.py's
+        order, filtered by `query`. Pages partition the results that match; a cursor this list
+        did not make raises InvalidCursorError. A result stored while a client pages appears on a
+        later page or not at all."""
+        ...
 
     def summarize_evaluations(
         self, group_by: GroupBy, name: str | None = None, project: str | None = None, limit: int = 50

@@ -55,6 +55,7 @@ from spanloom.server.store.base import (
     failing_turns_of,
 )
 from spanloom.server.store.clickhouse import (
+    evaluation_list_reads,
     evaluation_reads,
     session_reads,
     span_reads,
@@ -74,6 +75,7 @@ from spanloom.server.store.cursor import (
     decode_turns_cursor,
     encode_cursor,
 )
+from spanloom.server.store.evaluation_list import EvaluationQuery, EvaluationResult
 from spanloom.server.store.evaluation_types import (
     EvaluationGroup,
     EvaluationInput,
@@ -578,6 +580,9 @@ class ClickHouseStore:
 
     def list_evaluation_names(self, project: str | None = None) -> list[str]:
         return evaluation_reads.list_evaluation_names(self._reader(), project)
+
+    def list_evaluations(self, query: EvaluationQuery) -> Page[EvaluationResult]:
+        return evaluation_list_reads.list_evaluations(self._reader(), query)
 
     def summarize_evaluations(
         self, group_by: GroupBy, name: str | None = None, project: str | None = None, limit: int = 50

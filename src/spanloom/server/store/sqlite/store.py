@@ -66,6 +66,7 @@ from spanloom.server.store.cursor import (
     decode_turns_cursor,
     encode_cursor,
 )
+from spanloom.server.store.evaluation_list import EvaluationQuery, EvaluationResult
 from spanloom.server.store.evaluation_types import (
     EvaluationGroup,
     EvaluationInput,
@@ -73,6 +74,7 @@ from spanloom.server.store.evaluation_types import (
     GroupBy,
 )
 from spanloom.server.store.sqlite import (
+    evaluation_list_reads,
     evaluation_reads,
     evaluation_writes,
     ownership,
@@ -714,6 +716,11 @@ class SqliteStore:
 
     def list_evaluation_names(self, project: str | None = None) -> list[str]:
         return evaluation_reads.list_evaluation_names(self._reader(), project)
+
+    def list_evaluations(self, query: EvaluationQuery) -> Page[EvaluationResult]:
+        # Two tables may be read for one page: one snapshot for both.
+        with self._snapshot() as connection:
+            return evaluation_list_reads.list_evaluations(connection, query)
 
     def summarize_evaluations(
         self, group_by: GroupBy, name: str | None = None, project: str | None = None, limit: int = 50
