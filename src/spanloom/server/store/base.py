@@ -14,9 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, NamedTuple, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, NamedTuple, Protocol, TypeVar
 
-from spanloom.server.store.evaluation_list import EvaluationQuery, EvaluationResult
 from spanloom.server.store.evaluation_types import (
     EvaluationAggregate,
     EvaluationGroup,
@@ -26,6 +25,9 @@ from spanloom.server.store.evaluation_types import (
     GroupBy,
 )
 from spanloom.server.store.trend_types import Trends, TrendUnit
+
+if TYPE_CHECKING:  # evaluation_list builds its pages with Page, defined here
+    from spanloom.server.store.evaluation_list import EvaluationQuery, EvaluationResult
 
 _T = TypeVar("_T")
 

@@ -11,9 +11,12 @@ one), so it shows once, with its latest value.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
+from spanloom.server.store.base import Page
 from spanloom.server.store.cursor import InvalidCursorError, decode_cursor, encode_cursor
 from spanloom.server.store.evaluation_types import evaluation_passed
 
@@ -95,3 +98,98 @@ def decode_evaluation_cursor(cursor: str) -> tuple[int, tuple[str, ...]]:
     if type(part) is int and part in (ON_TRACES, ON_SESSIONS):
         return part, key
     raise InvalidCursorError("not a cursor from this server")
+
+
+def details_from_json(text: str | None) -> dict[str, Any]:
+    # "{}" for most results: skip the parse.
+    return json.loads(text) if text and text != "{}" else {}
+
+
+def result_on_trace(
+    project: str,
+    trace_id: str,
+    span_id: str,
+    name: str,
+    source: str,
+    key: str,
+    score: float | None,
+    label: str | None,
+    explanation: str | None,
+    time_ns: int,
+    details: str | None,
+    session_id: str | None,
+    user_id: str | None,
+) -> EvaluationResult:
+    """The record of a stored result on a span or a turn, from its columns in this order (both
+    backends select them so)."""
+    return EvaluationResult(
+        level=level_of(span_id),
+        project=project,
+        trace_id=trace_id,
+        span_id=span_id or None,
+        session_id=session_id,
+        user_id=user_id,
+        name=name,
+        source=source,
+        key=key,
+        score=score,
+        label=label,
+        explanation=explanation,
+        time_ns=time_ns,
+        details=details_from_json(details),
+    )
+
+
+def result_on_session(
+    project: str,
+    session_id: str,
+    name: str,
+    source: str,
+    key: str,
+    score: float | None,
+    label: str | None,
+    explanation: str | None,
+    time_ns: int,
+    details: str | None,
+    user_id: str | None,
+) -> EvaluationResult:
+    """The record of a stored result on a whole session, from its columns in this order."""
+    return EvaluationResult(
+        level="session",
+        project=project,
+        trace_id=None,
+        span_id=None,
+        session_id=session_id,
+        user_id=user_id,
+        name=name,
+        source=source,
+        key=key,
+        score=score,
+        label=label,
+        explanation=explanation,
+        time_ns=time_ns,
+        details=details_from_json(details),
+    )
+
+
+PartReader = Callable[[EvaluationQuery, "tuple[str, ...] | None", int], list[EvaluationResult]]
+
+
+def evaluation_page(
+    query: EvaluationQuery, on_traces: PartReader, on_sessions: PartReader
+) -> Page[EvaluationResult]:
+    """A page of results: those on traces after the cursor, then (once they run out) those on
+    sessions; one more row than the page is read to know whether another page follows. Each
+    reader gives up to `limit` results of its part after the key it is given (None: from the
+    start), in the part's order."""
+    part, after = (ON_TRACES, None) if query.cursor is None else decode_evaluation_cursor(query.cursor)
+    wanted = query.limit + 1
+    items: list[EvaluationResult] = []
+    if part == ON_TRACES:
+        items = on_traces(query, after, wanted)
+        after = None
+    if len(items) < wanted and not query.on_traces_only:
+        items += on_sessions(query, after, wanted - len(items))
+    more = len(items) > query.limit
+    items = items[: query.limit]
+    return Page(items, evaluation_cursor(items[-1]) if more else None)

@@ -13,15 +13,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from spanloom.server.store.base import Page
-from spanloom.server.store.clickhouse.evaluation_writes import details_of
 from spanloom.server.store.clickhouse.trace_lookup import select_trace_keys
 from spanloom.server.store.evaluation_list import (
-    ON_TRACES,
     EvaluationQuery,
     EvaluationResult,
-    decode_evaluation_cursor,
-    evaluation_cursor,
-    level_of,
+    evaluation_page,
+    result_on_session,
+    result_on_trace,
 )
 
 _TRACE_ORDER = " ORDER BY trace_id, span_id, name, source, result_key LIMIT {limit:UInt32}"
@@ -92,28 +90,9 @@ def _on_traces(
         parameters={**params, "limit": limit},
     ).result_rows
     owners = _trace_owners(client, [row[1] for row in rows])
-    results = []
-    for project, trace_id, span_id, name, source, key, score, label, explanation, time_ns, details in rows:
-        session_id, user_id = owners.get(trace_id, (None, None))
-        results.append(
-            EvaluationResult(
-                level=level_of(span_id),
-                project=project,
-                trace_id=trace_id,
-                span_id=span_id or None,
-                session_id=session_id,
-                user_id=user_id,
-                name=name,
-                source=source,
-                key=key,
-                score=score,
-                label=label,
-                explanation=explanation,
-                time_ns=time_ns,
-                details=details_of(details),
-            )
-        )
-    return results
+    # The columns as selected, then the trace's session and user.
+    columns: list[tuple[Any, ...]] = [(*row, *owners.get(row[1], (None, None))) for row in rows]
+    return [result_on_trace(*row) for row in columns]
 
 
 def _session_users(client: Any, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str | None]:
@@ -153,38 +132,14 @@ def _on_sessions(
         parameters={**params, "limit": limit},
     ).result_rows
     users = _session_users(client, [(row[0], row[1]) for row in rows])
-    return [
-        EvaluationResult(
-            level="session",
-            project=project,
-            trace_id=None,
-            span_id=None,
-            session_id=session_id,
-            user_id=users.get((project, session_id)),
-            name=name,
-            source=source,
-            key=key,
-            score=score,
-            label=label,
-            explanation=explanation,
-            time_ns=time_ns,
-            details=details_of(details),
-        )
-        for project, session_id, name, source, key, score, label, explanation, time_ns, details in rows
-    ]
+    # The columns as selected, then the session's user.
+    columns: list[tuple[Any, ...]] = [(*row, users.get((row[0], row[1]))) for row in rows]
+    return [result_on_session(*row) for row in columns]
 
 
 def list_evaluations(client: Any, query: EvaluationQuery) -> Page[EvaluationResult]:
-    """A page of results: those on traces after the cursor, then (once they run out) those on
-    sessions; one more row than the page is read to know whether another page follows."""
-    part, after = (ON_TRACES, None) if query.cursor is None else decode_evaluation_cursor(query.cursor)
-    wanted = query.limit + 1
-    items: list[EvaluationResult] = []
-    if part == ON_TRACES:
-        items = _on_traces(client, query, after, wanted)
-        after = None
-    if len(items) < wanted and not query.on_traces_only:
-        items += _on_sessions(client, query, after, wanted - len(items))
-    more = len(items) > query.limit
-    items = items[: query.limit]
-    return Page(items, evaluation_cursor(items[-1]) if more else None)
+    return evaluation_page(
+        query,
+        lambda part_query, after, limit: _on_traces(client, part_query, after, limit),
+        lambda part_query, after, limit: _on_sessions(client, part_query, after, limit),
+    )

@@ -11,19 +11,17 @@ is a bound parameter; the SQL text is fixed here.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
 from spanloom.server.store.base import Page
 from spanloom.server.store.evaluation_list import (
-    ON_TRACES,
     EvaluationQuery,
     EvaluationResult,
-    decode_evaluation_cursor,
-    evaluation_cursor,
-    level_of,
+    evaluation_page,
+    result_on_session,
+    result_on_trace,
 )
 
 _TRACE_COLUMNS = (
@@ -45,10 +43,6 @@ _ON_SESSIONS = (
     " LEFT JOIN sessions s ON s.project = r.project AND s.session_id = r.session_id"
 )
 _SESSION_ORDER = " ORDER BY r.project, r.session_id, r.name, r.source, r.result_key LIMIT ?"
-
-
-def _details(text: str) -> dict[str, Any]:
-    return json.loads(text) if text != "{}" else {}
 
 
 def _where(filters: Sequence[tuple[str, Any]]) -> tuple[str, list[Any]]:
@@ -87,39 +81,7 @@ def _on_traces(
         where += "(e.trace_id, e.span_id, e.name, e.source, e.result_key) > (?, ?, ?, ?, ?)"
         params.extend(after)
     rows = connection.execute(select + where + _TRACE_ORDER, (*params, limit)).fetchall()
-    return [
-        EvaluationResult(
-            level=level_of(span_id),
-            project=project,
-            trace_id=trace_id,
-            span_id=span_id or None,
-            session_id=session_id,
-            user_id=user_id,
-            name=name,
-            source=source,
-            key=key,
-            score=score,
-            label=label,
-            explanation=explanation,
-            time_ns=time_ns,
-            details=_details(details),
-        )
-        for (
-            project,
-            trace_id,
-            span_id,
-            name,
-            source,
-            key,
-            score,
-            label,
-            explanation,
-            time_ns,
-            details,
-            session_id,
-            user_id,
-        ) in rows
-    ]
+    return [result_on_trace(*row) for row in rows]
 
 
 def _on_sessions(
@@ -139,50 +101,12 @@ def _on_sessions(
         where += "(r.project, r.session_id, r.name, r.source, r.result_key) > (?, ?, ?, ?, ?)"
         params.extend(after)
     rows = connection.execute(_ON_SESSIONS + where + _SESSION_ORDER, (*params, limit)).fetchall()
-    return [
-        EvaluationResult(
-            level="session",
-            project=project,
-            trace_id=None,
-            span_id=None,
-            session_id=session_id,
-            user_id=user_id,
-            name=name,
-            source=source,
-            key=key,
-            score=score,
-            label=label,
-            explanation=explanation,
-            time_ns=time_ns,
-            details=_details(details),
-        )
-        for (
-            project,
-            session_id,
-            name,
-            source,
-            key,
-            score,
-            label,
-            explanation,
-            time_ns,
-            details,
-            user_id,
-        ) in rows
-    ]
+    return [result_on_session(*row) for row in rows]
 
 
 def list_evaluations(connection: sqlite3.Connection, query: EvaluationQuery) -> Page[EvaluationResult]:
-    """A page of results: those on traces after the cursor, then (once they run out) those on
-    sessions; one more row than the page is read to know whether another page follows."""
-    part, after = (ON_TRACES, None) if query.cursor is None else decode_evaluation_cursor(query.cursor)
-    wanted = query.limit + 1
-    items: list[EvaluationResult] = []
-    if part == ON_TRACES:
-        items = _on_traces(connection, query, after, wanted)
-        after = None
-    if len(items) < wanted and not query.on_traces_only:
-        items += _on_sessions(connection, query, after, wanted - len(items))
-    more = len(items) > query.limit
-    items = items[: query.limit]
-    return Page(items, evaluation_cursor(items[-1]) if more else None)
+    return evaluation_page(
+        query,
+        lambda part_query, after, limit: _on_traces(connection, part_query, after, limit),
+        lambda part_query, after, limit: _on_sessions(connection, part_query, after, limit),
+    )
