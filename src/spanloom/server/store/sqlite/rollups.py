@@ -280,13 +280,8 @@ def recount_sessions(
 ) -> list[SessionRow]:
     """The rows of those of these sessions of the project that have traces, from their traces."""
     totals = session_writes.select_session_totals(connection, project, session_ids)
-    found = [row.session_id for row in totals]
-    latencies = session_writes.select_session_latencies(connection, project, found)
-    firsts = session_writes.select_session_firsts(connection, project, found)
-    return [
-        _session_row(connection, project, row, firsts[row.session_id], latencies[row.session_id])
-        for row in totals
-    ]
+    firsts = session_writes.select_session_firsts(connection, project, [row.session_id for row in totals])
+    return [_session_row(connection, project, row, firsts[row.session_id]) for row in totals]
 
 
 def _session_row(
@@ -294,7 +289,6 @@ def _session_row(
     project: str,
     totals: SessionTotals,
     firsts: SessionFirsts,
-    latencies: list[float],
 ) -> SessionRow:
     tags_json, metadata_json = "[]", "{}"
     if totals.labeled:
@@ -302,6 +296,7 @@ def _session_row(
         tags, metadata = merge_labels((json.loads(tags), json.loads(meta)) for tags, meta in labels)
         tags_json = to_json(tags) if tags else "[]"
         metadata_json = to_json(metadata) if metadata else "{}"
+    latencies = totals.latency_list()
     latencies.sort()
     return SessionRow(
         project=project,
