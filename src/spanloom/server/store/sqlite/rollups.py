@@ -267,9 +267,9 @@ def _recount_sessions(
             went = left.get((project, session_id), Counter())[user_id]
             session_counts[(project, user_id)] += (now > 0) - (now - came + went > 0)
     rows = recount_sessions(connection, project, session_ids)
-    # Written without first reading the stored rows to compare: only sessions with a changed
-    # trace get here, and a changed trace nearly always changes its session's row.
-    session_writes.upsert_sessions(connection, rows)
+    # Only sessions with a changed trace get here, and a changed trace nearly always changes its
+    # session's row: written without comparing, in a turn's columns alone where the rest stayed.
+    session_writes.write_sessions(connection, project, rows)
     found = {row.session_id: row.trace_count for row in rows}
     session_writes.delete_sessions(connection, project, [sid for sid in session_ids if sid not in found])
     return found

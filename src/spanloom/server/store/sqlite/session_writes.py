@@ -75,6 +75,28 @@ class SessionRow(NamedTuple):
 
 
 _UPSERT_SESSION = upsert_statement("sessions", SessionRow._fields, key_columns=2)
+# What a new turn changes in a stored session. SQLite rewrites an index on UPDATE only when a
+# column it holds is in the SET list (not when its value changed), so a session whose other
+# columns stay as stored is written with these alone: its start, project, user and replay_of
+# (metadata) indexes are left untouched, and the replay index's expression is not evaluated.
+_TURN_COLUMNS = (
+    "trace_count",
+    "end_ns",
+    "total_tokens",
+    "cost",
+    "cost_nanos",
+    "error_count",
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "last_output_trace",
+)
+_HEAD_COLUMNS = tuple(column for column in SessionRow._fields[2:] if column not in _TURN_COLUMNS)
+# The whole row still goes in: SQLite checks the NOT NULL columns of the row to insert before it
+# finds the conflict.
+_UPDATE_TURNS = (
+    _UPSERT_SESSION[0],
+    upsert_statement("sessions", (*SessionRow._fields[:2], *_TURN_COLUMNS), key_columns=2)[1],
+)
 
 
 def select_session_totals(
@@ -141,6 +163,32 @@ def select_session_labels(
 
 def upsert_sessions(connection: sqlite3.Connection, rows: Iterable[SessionRow]) -> None:
     execute_values(connection, _UPSERT_SESSION[0], len(SessionRow._fields), rows, _UPSERT_SESSION[1])
+
+
+def write_sessions(connection: sqlite3.Connection, project: str, rows: Sequence[SessionRow]) -> None:
+    """Write these rows of the project's sessions: those whose columns other than a turn's
+    (`_TURN_COLUMNS`) equal the stored row's in those alone, the others whole."""
+    if not rows:
+        return
+    stored = {
+        row[0]: tuple(row[1:])
+        for row in fetch_in_one_step(
+            connection,
+            f"SELECT session_id, {', '.join(_HEAD_COLUMNS)} FROM sessions"
+            " WHERE project = ? AND session_id IN (SELECT value FROM json_each(?))",
+            (project, to_json([row.session_id for row in rows])),
+            1 + len(_HEAD_COLUMNS),
+        )
+    }
+    turns, whole = [], []
+    for row in rows:
+        head = tuple(getattr(row, column) for column in _HEAD_COLUMNS)
+        if stored.get(row.session_id) == head:
+            turns.append(row)
+        else:
+            whole.append(row)
+    upsert_sessions(connection, whole)
+    execute_values(connection, _UPDATE_TURNS[0], len(SessionRow._fields), turns, _UPDATE_TURNS[1])
 
 
 def delete_sessions(connection: sqlite3.Connection, project: str, session_ids: Iterable[str]) -> None:
