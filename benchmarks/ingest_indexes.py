@@ -11,7 +11,8 @@ span (checkpoints off: every page a commit dirtied is written once; exact, whate
 Variants: ``shipped`` (the current schema); ``trends-apart`` (schema 7's shape: the trends'
 covering index beside a narrow traces_by_project, two indexes with the same leading key);
 ``no-trend-columns`` (traces_by_project without the trends' columns: what covering them costs);
-``no-replay`` (without sessions_by_replay_of).
+``no-replay`` (without sessions_by_replay_of); ``no-trace-sorts`` (without the five indexes
+that sort every project's traces by latency, tokens, cost, errors and spans: what they cost).
 """
 
 from __future__ import annotations
@@ -48,6 +49,10 @@ VARIANTS: dict[str, list[str]] = {
         "CREATE INDEX traces_by_project ON traces (project, start_ns, trace_id)",
     ],
     "no-replay": ["DROP INDEX sessions_by_replay_of"],
+    # Not a candidate as it is (list_traces sorts by these across projects): what they cost.
+    "no-trace-sorts": [
+        f"DROP INDEX traces_by_{name}" for name in ("latency", "tokens", "cost", "errors", "spans")
+    ],
 }
 
 
