@@ -67,6 +67,8 @@ _VERSIONS: tuple[tuple[str, Callable[[sqlite3.Connection, Progress | None], None
     (schema.V5, None),
     (schema.V6, None),
     (schema.V7, None),
+    (schema.V8, None),
+    (schema.V9, None),
 )
 SCHEMA_VERSION = len(_VERSIONS)
 

@@ -267,9 +267,9 @@ def _recount_sessions(
             went = left.get((project, session_id), Counter())[user_id]
             session_counts[(project, user_id)] += (now > 0) - (now - came + went > 0)
     rows = recount_sessions(connection, project, session_ids)
-    # Written without first reading the stored rows to compare: only sessions with a changed
-    # trace get here, and a changed trace nearly always changes its session's row.
-    session_writes.upsert_sessions(connection, rows)
+    # Only sessions with a changed trace get here, and a changed trace nearly always changes its
+    # session's row: written without comparing, in a turn's columns alone where the rest stayed.
+    session_writes.write_sessions(connection, project, rows)
     found = {row.session_id: row.trace_count for row in rows}
     session_writes.delete_sessions(connection, project, [sid for sid in session_ids if sid not in found])
     return found
@@ -280,13 +280,8 @@ def recount_sessions(
 ) -> list[SessionRow]:
     """The rows of those of these sessions of the project that have traces, from their traces."""
     totals = session_writes.select_session_totals(connection, project, session_ids)
-    found = [row.session_id for row in totals]
-    latencies = session_writes.select_session_latencies(connection, project, found)
-    firsts = session_writes.select_session_firsts(connection, project, found)
-    return [
-        _session_row(connection, project, row, firsts[row.session_id], latencies[row.session_id])
-        for row in totals
-    ]
+    firsts = session_writes.select_session_firsts(connection, project, [row.session_id for row in totals])
+    return [_session_row(connection, project, row, firsts[row.session_id]) for row in totals]
 
 
 def _session_row(
@@ -294,7 +289,6 @@ def _session_row(
     project: str,
     totals: SessionTotals,
     firsts: SessionFirsts,
-    latencies: list[float],
 ) -> SessionRow:
     tags_json, metadata_json = "[]", "{}"
     if totals.labeled:
@@ -302,6 +296,7 @@ def _session_row(
         tags, metadata = merge_labels((json.loads(tags), json.loads(meta)) for tags, meta in labels)
         tags_json = to_json(tags) if tags else "[]"
         metadata_json = to_json(metadata) if metadata else "{}"
+    latencies = totals.latency_list()
     latencies.sort()
     return SessionRow(
         project=project,

@@ -1,11 +1,13 @@
 """SQL of the write path on `sessions`: recounting sessions from their traces, and writing them.
 
-A session's rollup is recounted from the covering index traces_by_session by four statements for
-all the sessions of a project in a transaction, which leave the per-turn work to SQLite (C,
+A session's rollup is recounted from the covering index traces_by_session by three statements
+for all the sessions of a project in a transaction, which leave the per-turn work to SQLite (C,
 without the GIL) and bring into Python only what it cannot do cheaply: fetching every turn's
 columns to add them up in Python cost a third of the writer's time once sessions had a few dozen
 turns. (One statement with window functions for turn order and percentiles was four times slower
-still.) Each statement takes one project and its session ids as a JSON array.
+still.) The totals and the latencies come from one pass over the sessions' index ranges (they
+were two statements over the same ranges). Each statement takes one project and its session ids
+as a JSON array.
 """
 
 from __future__ import annotations
@@ -37,6 +39,13 @@ class SessionTotals(NamedTuple):
     cost_nanos: int
     error_count: int  # turns with a failed span
     labeled: int  # some turn has tags or metadata
+    # The latency of every turn, in no order, as one text: a latency (integer nanoseconds over
+    # 1e6) has at most 15 significant digits below 11 days, so the text SQLite writes reads back
+    # as the very same float.
+    latencies: str
+
+    def latency_list(self) -> list[float]:
+        return [float(text) for text in self.latencies.split(",")]
 
 
 class SessionFirsts(NamedTuple):
@@ -66,6 +75,28 @@ class SessionRow(NamedTuple):
 
 
 _UPSERT_SESSION = upsert_statement("sessions", SessionRow._fields, key_columns=2)
+# What a new turn changes in a stored session. SQLite rewrites an index on UPDATE only when a
+# column it holds is in the SET list (not when its value changed), so a session whose other
+# columns stay as stored is written with these alone: its start, project, user and replay_of
+# (metadata) indexes are left untouched, and the replay index's expression is not evaluated.
+_TURN_COLUMNS = (
+    "trace_count",
+    "end_ns",
+    "total_tokens",
+    "cost",
+    "cost_nanos",
+    "error_count",
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "last_output_trace",
+)
+_HEAD_COLUMNS = tuple(column for column in SessionRow._fields[2:] if column not in _TURN_COLUMNS)
+# The whole row still goes in: SQLite checks the NOT NULL columns of the row to insert before it
+# finds the conflict.
+_UPDATE_TURNS = (
+    _UPSERT_SESSION[0],
+    upsert_statement("sessions", (*SessionRow._fields[:2], *_TURN_COLUMNS), key_columns=2)[1],
+)
 
 
 def select_session_totals(
@@ -75,27 +106,12 @@ def select_session_totals(
     rows = fetch_in_one_step(
         connection,
         f"SELECT session_id, COUNT(*), MIN(start_ns), MAX(end_ns), {saturated_sum('total_tokens')},"
-        f" {saturated_sum('cost_nanos')}, SUM(error_count > 0), MAX(labeled)"
+        f" {saturated_sum('cost_nanos')}, SUM(error_count > 0), MAX(labeled), group_concat(latency_ms)"
         f" {_IN_SESSIONS} GROUP BY session_id",
         (project, to_json(list(session_ids))),
         len(SessionTotals._fields),
     )
     return [SessionTotals._make(row) for row in rows]
-
-
-def select_session_latencies(
-    connection: sqlite3.Connection, project: str, session_ids: Sequence[str]
-) -> dict[str, list[float]]:
-    """The latency of every trace of these sessions, by session. Each session's come as one text
-    (a latency, integer nanoseconds over 1e6, has at most 15 significant digits below 11 days,
-    so the text SQLite writes reads back as the very same float)."""
-    rows = fetch_in_one_step(
-        connection,
-        f"SELECT session_id, group_concat(latency_ms) {_IN_SESSIONS} GROUP BY session_id",
-        (project, to_json(list(session_ids))),
-        2,
-    )
-    return {session_id: [float(text) for text in latencies.split(",")] for session_id, latencies in rows}
 
 
 # Each an index seek into the session's turns in order (start, trace id): no sort, no scan.
@@ -147,6 +163,32 @@ def select_session_labels(
 
 def upsert_sessions(connection: sqlite3.Connection, rows: Iterable[SessionRow]) -> None:
     execute_values(connection, _UPSERT_SESSION[0], len(SessionRow._fields), rows, _UPSERT_SESSION[1])
+
+
+def write_sessions(connection: sqlite3.Connection, project: str, rows: Sequence[SessionRow]) -> None:
+    """Write these rows of the project's sessions: those whose columns other than a turn's
+    (`_TURN_COLUMNS`) equal the stored row's in those alone, the others whole."""
+    if not rows:
+        return
+    stored = {
+        row[0]: tuple(row[1:])
+        for row in fetch_in_one_step(
+            connection,
+            f"SELECT session_id, {', '.join(_HEAD_COLUMNS)} FROM sessions"
+            " WHERE project = ? AND session_id IN (SELECT value FROM json_each(?))",
+            (project, to_json([row.session_id for row in rows])),
+            1 + len(_HEAD_COLUMNS),
+        )
+    }
+    turns, whole = [], []
+    for row in rows:
+        head = tuple(getattr(row, column) for column in _HEAD_COLUMNS)
+        if stored.get(row.session_id) == head:
+            turns.append(row)
+        else:
+            whole.append(row)
+    upsert_sessions(connection, whole)
+    execute_values(connection, _UPDATE_TURNS[0], len(SessionRow._fields), turns, _UPDATE_TURNS[1])
 
 
 def delete_sessions(connection: sqlite3.Connection, project: str, session_ids: Iterable[str]) -> None:

@@ -1,7 +1,7 @@
 """SQL of the read path for trends: a project's figures per time bucket (trend_types.py).
 
 Each statement is one pass over a key range of an index: the project's traces by start time
-(`traces_for_trends`, covering: no trace row is read), its sessions by start time, and the
+(`traces_by_project`, covering: no trace row is read), its sessions by start time, and the
 results on those traces by their primary key. Turn latency percentiles are exact: the range's
 latencies come out unsorted (one small row a turn, from the covering index) and Python sorts each
 bucket's, which measured several times faster than SQLite's window functions ranking them (one
