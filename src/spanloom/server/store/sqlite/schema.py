@@ -408,3 +408,13 @@ WHERE ({REPLAY_OF_EXPRESSION}) IS NOT NULL;
 V7 = """
 CREATE INDEX traces_for_trends ON traces (project, start_ns, latency_ms, error_count, cost_nanos);
 """
+
+# Version 8. Text search (`q=`) over the turns' texts without reading every text: an index of the
+# trigrams of each trace's input and output (search_index.py keeps it, search_terms.py asks it),
+# filled for the stored traces by the upgrade's data step. Contentless and without positions or
+# sizes (detail=none, columnsize=0): it stores no text, only which traces hold each trigram.
+V8 = """
+CREATE VIRTUAL TABLE turn_text_index USING fts5(
+    input, output, tokenize = 'trigram', content = '', detail = none, columnsize = 0
+);
+"""

@@ -1,0 +1,148 @@
+"""The SQLite store's turn-text index (search_index.py): after any arrival order, retried batches
+and retention, it holds exactly what indexing the stored traces afresh would (no stale entry, none
+missing), it is what a search of three or more characters reads, and an upgraded file has it.
+(That searches find what they must, on every backend, is in tests/store_contract/.)"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+from spanloom.server.store.base import ListQuery, Retention, SpanRecord
+from spanloom.server.store.sqlite import SqliteStore, search_index
+from spanloom.server.store.sqlite.migrations import SCHEMA_VERSION, migrate
+
+T0 = 1_760_000_000_000_000_000
+WORDS = ("walrus", "giraffe", "Heron", "OCELOT", "narwhal", "beluga", "50% off", "snake_case")
+
+
+def _spans(rng: random.Random, traces: int) -> list[SpanRecord]:
+    """Traces of 1-4 spans whose texts differ per span, so which span's text is the turn's matters."""
+    spans = []
+    for number in range(1, traces + 1):
+        count = rng.randint(1, 4)
+        for index in range(count):
+            start = T0 + number * 1_000_000_000 + index * 1_000_000
+            spans.append(
+                SpanRecord(
+                    trace_id=f"{number:032x}",
+                    span_id=f"{number * 10 + index:016x}",
+                    parent_span_id=None if index == 0 else f"{number * 10:016x}",
+                    name=f"span-{index}",
+                    project="p1" if number % 3 else "p2",
+                    start_time_ns=start,
+                    end_time_ns=start + 5_000_000,
+                    session_id=f"s{number % 4}" if number % 5 else None,
+                    input=rng.choice([None, f"{rng.choice(WORDS)} asks {number}.{index}"]),
+                    output=rng.choice([None, f"{rng.choice(WORDS)} answers {number}.{index} " * 3]),
+                )
+            )
+    return spans
+
+
+def _entries(path: Path) -> set[tuple[str, int]]:
+    """(trigram, trace rowid) of every entry the index holds."""
+    with closing(sqlite3.connect(path)) as connection:
+        connection.execute(
+            "CREATE VIRTUAL TABLE temp.entries USING fts5vocab(main, turn_text_index, instance)"
+        )
+        return set(connection.execute("SELECT term, doc FROM temp.entries").fetchall())
+
+
+def _fresh_entries(path: Path, tmp_path: Path) -> set[tuple[str, int]]:
+    """The entries of the same traces indexed from nothing, in a copy of the file."""
+    copy = tmp_path / "fresh.db"
+    shutil.copy(path, copy)
+    with closing(sqlite3.connect(copy)) as connection:
+        connection.execute("INSERT INTO turn_text_index (turn_text_index) VALUES ('delete-all')")
+        search_index.rebuild(connection)
+        connection.commit()
+    return _entries(copy)
+
+
+def test_the_index_holds_the_stored_traces_texts_after_any_arrival_order(tmp_path: Path):
+    rng = random.Random(7)
+    spans = _spans(rng, 60)
+    batches = [spans[start : start + 9] for start in range(0, len(spans), 9)]
+    rng.shuffle(batches)
+    path = tmp_path / "index.db"
+    store = SqliteStore(path)
+    try:
+        for batch in batches:
+            rng.shuffle(batch)  # children before their root, late roots moving a turn's texts
+            store.insert_spans(batch).result(timeout=30)
+            if rng.random() < 0.3:
+                store.insert_spans(rng.choice(batches)).result(timeout=30)  # a retry, of any batch
+        # Retention takes the sessions and loose traces of p2: their entries must go with them.
+        deleted = store.delete_expired(Retention(cutoffs={"p2": T0 + 10**12})).result(timeout=30)
+        assert deleted.traces > 0
+        found = {t.trace_id for t in store.list_traces(ListQuery(q="walrus", limit=500)).items}
+    finally:
+        store.close()
+    entries = _entries(path)
+    assert entries and entries == _fresh_entries(path, tmp_path)
+    assert found  # the data holds what the search looks for
+
+
+def test_searches_of_three_or_more_characters_read_the_index(tmp_path: Path):
+    path = tmp_path / "index.db"
+    store = SqliteStore(path)
+    try:
+        store.insert_spans(
+            [
+                SpanRecord(
+                    trace_id="1" * 32,
+                    span_id="1" * 16,
+                    parent_span_id=None,
+                    name="turn",
+                    project="p1",
+                    start_time_ns=T0,
+                    end_time_ns=T0 + 1,
+                    session_id="s",
+                    input="where is the walrus",
+                    output="in the sea",
+                )
+            ]
+        ).result(timeout=30)
+        assert [t.trace_id for t in store.list_traces(ListQuery(q="walrus")).items] == ["1" * 32]
+        with closing(sqlite3.connect(path)) as connection:
+            connection.execute("INSERT INTO turn_text_index (turn_text_index) VALUES ('delete-all')")
+            connection.commit()
+        # With its entries gone the index holds no candidate: only the short query, which
+        # scans, still finds the turn.
+        assert store.list_traces(ListQuery(q="walrus")).items == []
+        assert store.list_sessions(ListQuery(q="walrus")).items == []
+        assert [s.session_id for s in store.list_sessions(ListQuery(q="wa")).items] == ["s"]
+    finally:
+        store.close()
+
+
+def test_an_upgraded_file_indexes_its_stored_traces(tmp_path: Path):
+    path = tmp_path / "index.db"
+    store = SqliteStore(path)
+    try:
+        for batch in (_spans(random.Random(3), 30),):
+            store.insert_spans(batch).result(timeout=30)
+    finally:
+        store.close()
+    expected = _entries(path)
+    # The same file as schema 7 wrote it: no index.
+    with closing(sqlite3.connect(path)) as connection:
+        connection.execute("DROP TABLE turn_text_index")
+        connection.execute("PRAGMA user_version = 7")
+        connection.commit()
+    lines: list[str] = []
+    with closing(sqlite3.connect(path, isolation_level=None)) as connection:
+        assert migrate(connection, lines.append) == 7
+    assert lines[0].startswith("upgrading the database to schema 8 (the text search index): 30 traces")
+    assert lines[-1] == f"upgraded the database to schema {SCHEMA_VERSION}"
+    assert expected and _entries(path) == expected
+    store = SqliteStore(path)
+    try:
+        found = store.list_sessions(ListQuery(q="narwhal answers", limit=500)).items
+        assert found and all(s.session_id for s in found)
+    finally:
+        store.close()
