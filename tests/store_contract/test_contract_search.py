@@ -124,6 +124,7 @@ def test_like_wildcards_and_the_escape_character_in_q_are_literal(store: Store):
             turn(3, "s-under", "which key", "use snake_case names"),
             turn(4, "s-space", "which key", "use snakeXcase names"),
             turn(5, "s-slash", "a path", "C:\\temp\\logs"),
+            turn(6, "s-syntax", "a query", 'he typed "NEAR(x) AND y*" -z'),
         ],
     )
     assert sessions_found(store, "50% off") == {("p1", "s-pct")}
@@ -135,6 +136,10 @@ def test_like_wildcards_and_the_escape_character_in_q_are_literal(store: Store):
     assert traces_found(store, "\\temp") == {trace_id(5)}
     assert traces_found(store, "\\") == {trace_id(5)}
     assert traces_found(store, "C:\\t") == {trace_id(5)}
+    # Quotes and what a full-text query syntax would read as operators are just characters too.
+    assert sessions_found(store, '"NEAR(x) AND y*" -z') == {("p1", "s-syntax")}
+    assert traces_found(store, 'd "n') == {trace_id(6)}
+    assert traces_found(store, "NEAR(y") == set()
 
 
 def test_another_projects_texts_are_never_found(store: Store):
