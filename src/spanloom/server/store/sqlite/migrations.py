@@ -68,7 +68,7 @@ _VERSIONS: tuple[tuple[str, Callable[[sqlite3.Connection, Progress | None], None
     (schema.V5, None),
     (schema.V6, None),
     (schema.V7, None),
-    (schema.V8, search_index.rebuild),
+    (schema.V8, search_index.note_all),
 )
 SCHEMA_VERSION = len(_VERSIONS)
 

@@ -193,9 +193,9 @@ def _write_traces(connection: sqlite3.Connection, spans: Sequence[SpanRecord]) -
             if rollup.row == old:
                 continue  # nothing new (retried spans)
         changes[trace_id] = TraceChange(old, rollup.row, rollup.input_span_id, rollup.output_span_id)
-    # The text index follows the rows: entries of stored traces that now name other spans are
-    # forgotten while the rows still name the old ones, and indexed again with the new ones.
-    moved = search_index.forget_moved_texts(
+    # The text index follows the rows off the ingest path: only note what the indexer must do,
+    # stored traces that now name other spans (before their rows change) and new traces (after).
+    search_index.note_moved_texts(
         connection,
         {
             trace_id: (change.input_span_id, change.output_span_id)
@@ -207,8 +207,8 @@ def _write_traces(connection: sqlite3.Connection, spans: Sequence[SpanRecord]) -
         connection,
         [(*change.new, change.input_span_id, change.output_span_id) for change in changes.values()],
     )
-    search_index.index_traces(
-        connection, [trace_id for trace_id, change in changes.items() if change.old is None] + moved
+    search_index.note_new_traces(
+        connection, [trace_id for trace_id, change in changes.items() if change.old is None]
     )
     return changes
 

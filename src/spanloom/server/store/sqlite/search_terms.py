@@ -5,6 +5,10 @@ sees it: ASCII letters in either case, everything else as it is) holds every tri
 folded, so the traces holding all of them are a superset of those that match: the reads keep
 their LIKE as the final check, and the results are exactly the LIKE's. A `q` of fewer than three
 characters has no trigram: the reads scan as before.
+
+The traces the indexer has not reached (noted in `turn_text_pending`, search_index.py) are
+candidates whatever the index says: their texts are read, so results never depend on how far
+the indexer has got.
 """
 
 from __future__ import annotations
@@ -12,8 +16,12 @@ from __future__ import annotations
 # Trigrams asked for at most: more narrow the candidates little, and each is a doclist to read.
 _MOST_TRIGRAMS = 12
 
-# For `t`, a trace: true when the index may hold `q` in its texts. One parameter, the MATCH.
-CANDIDATE = "t.rowid IN (SELECT rowid FROM turn_text_index WHERE turn_text_index MATCH ?)"
+# For `t`, a trace: true when its texts may hold `q`, as the index says or because the trace
+# waits for the indexer. One parameter, the MATCH.
+CANDIDATE = (
+    "(t.rowid IN (SELECT rowid FROM turn_text_index WHERE turn_text_index MATCH ?)"
+    " OR t.rowid IN (SELECT trace_rowid FROM turn_text_pending))"
+)
 
 
 def match_expression(q: str) -> str | None:
