@@ -192,7 +192,7 @@ CHECKPOINT_INTERVAL_SECONDS = 0.25
 # transaction per pause: it yields the CPU and the write lock to ingest, and still gains ground
 # under a steady load; it catches up at full speed once ingest pauses.
 WRITER_BUSY_SECONDS = 0.05
-INDEXER_BUSY_PAUSE_SECONDS = 0.1
+INDEXER_BUSY_PAUSE_SECONDS = 0.5
 # The indexer's pause after a failed transaction (the storage failing) before it tries again.
 INDEXER_RETRY_SECONDS = 1.0
 
