@@ -142,6 +142,7 @@ def test_an_upgraded_file_indexes_its_stored_traces(tmp_path: Path):
     try:
         for batch in (_spans(random.Random(3), 30),):
             store.insert_spans(batch).result(timeout=30)
+        _caught_up(store)
     finally:
         store.close()
     expected = _entries(path)

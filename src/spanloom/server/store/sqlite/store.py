@@ -449,6 +449,8 @@ class SqliteStore:
                         if wanted != applied_pages:
                             connection.execute(f"PRAGMA max_page_count = {int(wanted)}")
                             applied_pages = wanted
+                        if connection.in_transaction:
+                            connection.execute("ROLLBACK")  # one whose rollback failed last time
                         connection.execute("BEGIN IMMEDIATE")
                         try:
                             indexed = search_index.index_pending(connection)
@@ -456,7 +458,7 @@ class SqliteStore:
                         except BaseException:
                             connection.execute("ROLLBACK")
                             raise
-                    except sqlite3.Error:
+                    except Exception:
                         # Not fatal: the traces stay noted (searches read their texts); retry later.
                         logger.warning("spanloom: indexing turn texts failed", exc_info=True)
                         indexed = -1
