@@ -5,6 +5,7 @@ keys are configured and open when none are."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import httpx
@@ -138,6 +139,11 @@ def test_metrics_count_exactly_what_was_sent_stored_and_refused(tmp_path: Path):
         assert 0 < size_before <= value(found, "spanloom_store_size_bytes") <= size_after
         assert value(found, "spanloom_evaluator_backlog_spans") == 0
         assert value(found, "spanloom_evaluator_dropped_spans_total") == 0
+        # The text indexer works behind ingest: its backlog shows, and drains.
+        deadline = time.monotonic() + 30
+        while value(scrape(server), "spanloom_store_unindexed_traces") != 0:
+            assert time.monotonic() < deadline, "the text indexer's backlog did not drain"
+            time.sleep(0.01)
 
 
 def test_retention_deletions_are_counted(tmp_path: Path):

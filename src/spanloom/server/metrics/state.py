@@ -52,6 +52,11 @@ class ServerState(Collector):
                 "Write requests waiting for the store's writer (ingest answers 503 when it is full)",
                 value=stats.queued_writes,
             )
+            yield GaugeMetricFamily(
+                "spanloom_store_unindexed_traces",
+                "Traces waiting for the store's text search indexer (their texts are read instead)",
+                value=stats.unindexed_traces,
+            )
         yield GaugeMetricFamily(
             "spanloom_evaluator_backlog_spans",
             "Committed spans waiting for the server evaluators",

@@ -146,6 +146,7 @@ class StoreStats:
 
     size_bytes: int  # what the store takes on disk (its files, or its tables' parts)
     queued_writes: int  # write requests waiting for the writer
+    unindexed_traces: int = 0  # traces waiting for the store's text indexer (SQLite)
 
 
 # Told, after each committed write that stored spans or evaluation results, how many it stored.

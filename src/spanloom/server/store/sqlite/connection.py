@@ -69,3 +69,13 @@ def connect_checkpointer(path: Path) -> sqlite3.Connection:
     connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     return connection
+
+
+def connect_indexer(path: Path) -> sqlite3.Connection:
+    """The connection of the text indexer thread (search_index.py): it writes, in short
+    transactions of its own, with the writer's durability and checkpoint settings."""
+    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    connection.execute("PRAGMA synchronous = NORMAL")
+    connection.execute("PRAGMA wal_autocheckpoint = 16384")
+    _apply_common(connection, cache_kib=8_192)
+    return connection

@@ -17,6 +17,7 @@ from spanloom.server.store.sqlite import (
     evaluation_rollups,
     project_writes,
     schema,
+    search_index,
     session_writes,
     user_writes,
 )
@@ -67,7 +68,7 @@ _VERSIONS: tuple[tuple[str, Callable[[sqlite3.Connection, Progress | None], None
     (schema.V5, None),
     (schema.V6, None),
     (schema.V7, None),
-    (schema.V8, None),
+    (schema.V8, search_index.note_all),
     (schema.V9, None),
 )
 SCHEMA_VERSION = len(_VERSIONS)

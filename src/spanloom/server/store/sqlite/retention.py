@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 from spanloom.server.store.base import Retention, RetentionResult
 from spanloom.server.store.json_values import to_json
-from spanloom.server.store.sqlite import evaluation_rollups, project_writes, user_writes
+from spanloom.server.store.sqlite import evaluation_rollups, project_writes, search_index, user_writes
 
 
 def _expired_sessions(
@@ -88,6 +88,7 @@ def delete_expired(connection: sqlite3.Connection, retention: Retention, limit: 
         "SELECT DISTINCT project, user_id FROM traces WHERE trace_id IN (SELECT value FROM json_each(?))",
         (ids,),
     ).fetchall()
+    search_index.forget_traces(connection, trace_ids)  # while their spans still hold the texts
     spans = connection.execute(
         "DELETE FROM spans WHERE trace_id IN (SELECT value FROM json_each(?))", (ids,)
     ).rowcount

@@ -30,6 +30,7 @@ from spanloom.server.store.sqlite import (
     evaluation_rollups,
     evaluation_writes,
     project_writes,
+    search_index,
     session_writes,
     span_rows,
     span_writes,
@@ -192,9 +193,22 @@ def _write_traces(connection: sqlite3.Connection, spans: Sequence[SpanRecord]) -
             if rollup.row == old:
                 continue  # nothing new (retried spans)
         changes[trace_id] = TraceChange(old, rollup.row, rollup.input_span_id, rollup.output_span_id)
+    # The text index follows the rows off the ingest path: only note what the indexer must do,
+    # stored traces that now name other spans (before their rows change) and new traces (after).
+    search_index.note_moved_texts(
+        connection,
+        {
+            trace_id: (change.input_span_id, change.output_span_id)
+            for trace_id, change in changes.items()
+            if change.old is not None
+        },
+    )
     traces_sql.upsert_traces(
         connection,
         [(*change.new, change.input_span_id, change.output_span_id) for change in changes.values()],
+    )
+    search_index.note_new_traces(
+        connection, [trace_id for trace_id, change in changes.items() if change.old is None]
     )
     return changes
 

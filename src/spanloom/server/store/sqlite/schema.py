@@ -409,9 +409,23 @@ V7 = """
 CREATE INDEX traces_for_trends ON traces (project, start_ns, latency_ms, error_count, cost_nanos);
 """
 
-# Version 8 belongs to the full-text search index (the `search` branch), written at the same time
-# as version 9: kept empty here so both number their files the same once merged.
-V8 = ""
+# Version 8. Text search (`q=`) over the turns' texts without reading every text: an index of the
+# trigrams of each trace's input and output (search_index.py keeps it, search_terms.py asks it),
+# filled by the store's indexer thread, off the ingest path. Contentless and without positions
+# or sizes (detail=none, columnsize=0): it stores no text, only which traces hold each trigram.
+# `turn_text_pending` notes the traces the indexer has still to (re)index: `indexed` when the
+# trace has an entry, made from the texts of the spans the note names (its row names others now).
+V8 = """
+CREATE VIRTUAL TABLE turn_text_index USING fts5(
+    input, output, tokenize = 'trigram', content = '', detail = none, columnsize = 0
+);
+CREATE TABLE turn_text_pending (
+    trace_rowid INTEGER PRIMARY KEY,
+    indexed INTEGER NOT NULL,
+    input_span_id TEXT,
+    output_span_id TEXT
+);
+"""
 
 # Version 9. The trends' covering index and the project's traces by start time were two indexes
 # with the same leading key (project, start_ns): every trace written went into both. One index

@@ -12,6 +12,7 @@ from spanloom.server.store.json_values import from_json, to_json
 from spanloom.server.store.sqlite import evaluation_reads
 from spanloom.server.store.sqlite.list_paging import Conditions, ListShape, Sort, eval_sort, like, page
 from spanloom.server.store.sqlite.schema import REPLAY_OF_EXPRESSION
+from spanloom.server.store.sqlite.search_terms import CANDIDATE, match_expression
 from spanloom.server.store.sqlite.trace_reads import TRACE_INPUT, TRACE_OUTPUT, span_text
 
 _FIRST_INPUT = span_text("input", "t.input_span_id")
@@ -119,11 +120,19 @@ def list_sessions(connection: sqlite3.Connection, query: ListQuery) -> Page[Sess
             FEEDBACK,
         )
     if query.q:
+        pattern, match = like(query.q), match_expression(query.q)
+        # A turn's texts are read only when the index says they may hold `q` (when it is long
+        # enough to ask): the LIKE decides, the index only spares reading every text.
+        candidate, candidate_params = (f" AND {CANDIDATE}", [match]) if match else ("", [])
         conditions.add(
             "(s.session_id LIKE ? ESCAPE '\\' OR s.user_id LIKE ? ESCAPE '\\'"
             " OR EXISTS (SELECT 1 FROM traces t WHERE t.project = s.project AND t.session_id = s.session_id"
-            f" AND ({TRACE_INPUT} LIKE ? ESCAPE '\\' OR {TRACE_OUTPUT} LIKE ? ESCAPE '\\')))",
-            *[like(query.q)] * 4,
+            f"{candidate} AND ({TRACE_INPUT} LIKE ? ESCAPE '\\' OR {TRACE_OUTPUT} LIKE ? ESCAPE '\\')))",
+            pattern,
+            pattern,
+            *candidate_params,
+            pattern,
+            pattern,
         )
     sorts, join, join_params = eval_sort(
         query, SESSIONS.sorts, "session_evaluations", ("project", "session_id"), SESSIONS.key_columns

@@ -11,6 +11,7 @@ from spanloom.server.store.evaluation_types import FEEDBACK
 from spanloom.server.store.json_values import from_json, to_json
 from spanloom.server.store.sqlite import evaluation_reads
 from spanloom.server.store.sqlite.list_paging import Conditions, ListShape, Sort, like, page
+from spanloom.server.store.sqlite.search_terms import CANDIDATE, match_expression
 
 
 # A trace's input/output text (for a query over `traces t`): read from the span it came from,
@@ -128,10 +129,18 @@ def list_traces(connection: sqlite3.Connection, query: ListQuery) -> Page[TraceS
             FEEDBACK,
         )
     if query.q:
+        pattern, match = like(query.q), match_expression(query.q)
+        # The texts are read only for traces the index says may hold `q` (when it is long enough
+        # to ask): the LIKE decides, the index only spares reading every text.
+        candidate, candidate_params = (f"{CANDIDATE} AND ", [match]) if match else ("", [])
         conditions.add(
             f"(t.trace_id LIKE ? ESCAPE '\\' OR t.name LIKE ? ESCAPE '\\'"
-            f" OR {TRACE_INPUT} LIKE ? ESCAPE '\\' OR {TRACE_OUTPUT} LIKE ? ESCAPE '\\')",
-            *[like(query.q)] * 4,
+            f" OR ({candidate}({TRACE_INPUT} LIKE ? ESCAPE '\\' OR {TRACE_OUTPUT} LIKE ? ESCAPE '\\')))",
+            pattern,
+            pattern,
+            *candidate_params,
+            pattern,
+            pattern,
         )
     return page(connection, TRACES, conditions, query)
 
