@@ -1,5 +1,6 @@
 """Big reads give way to ingest (read_pacing.py): while spans arrive, a trace read pauses after
-each piece of work for as long as the piece took; with no ingest it never pauses. Checked with a
+each piece of work for three times as long as the piece took (it keeps a quarter of its thread's
+time); with no ingest it never pauses. Checked with a
 fake clock and a recording sleep, never by timing."""
 
 from __future__ import annotations
@@ -22,22 +23,29 @@ class FakeTime:
         self.pauses.append(seconds)
 
 
-def pacing_with(fake: FakeTime, window: float = 1.0, max_pause: float = 0.05) -> ReadPacing:
-    return ReadPacing(window, max_pause, clock=fake.clock, sleep=fake.sleep)
+def pacing_with(fake: FakeTime, window: float = 1.0, max_pause: float = 0.15) -> ReadPacing:
+    return ReadPacing(window, max_pause, read_share=0.25, clock=fake.clock, sleep=fake.sleep)
 
 
-def test_a_read_pauses_as_long_as_its_work_only_while_ingest_is_busy():
+def test_a_read_keeps_its_share_of_time_only_while_ingest_is_busy():
     fake = FakeTime()
     pacing = pacing_with(fake)
     assert pacing.yield_to_ingest(0.01) == 0.0  # no ingest yet: full speed
     pacing.ingest_busy()
     fake.now += 0.5
-    assert pacing.yield_to_ingest(0.01) == 0.01
-    assert pacing.yield_to_ingest(0.2) == 0.05  # never longer than the maximum
+    assert pacing.yield_to_ingest(0.01) == 0.03  # a quarter of the time working
+    assert pacing.yield_to_ingest(0.2) == 0.15  # never longer than the maximum
     assert pacing.yield_to_ingest(0.0) == 0.0
     fake.now += 0.6  # 1.1 s since the last ingest request: past the window
     assert pacing.yield_to_ingest(0.01) == 0.0
-    assert fake.pauses == [0.01, 0.05]
+    assert fake.pauses == [0.03, 0.15]
+
+
+def test_a_read_share_of_a_half_pauses_as_long_as_the_work():
+    fake = FakeTime()
+    pacing = ReadPacing(1.0, 0.15, read_share=0.5, clock=fake.clock, sleep=fake.sleep)
+    pacing.ingest_busy()
+    assert pacing.yield_to_ingest(0.02) == 0.02
 
 
 def _install(server: RunningServer, fake: FakeTime) -> ReadPacing:
