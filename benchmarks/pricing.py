@@ -121,7 +121,7 @@ def main() -> None:
     parser.add_argument("--spans", type=int, default=20_480)
     args = parser.parse_args()
     work = calls(args.calls)
-    payloads, _, _ = build_payloads(args.spans, 200, 40)
+    payloads, *_ = build_payloads(args.spans, 200, 40)
     requests = [decode_protobuf(body) for body in payloads]
     table, floor = load_price_table(), NoPrices()
     with_table(table, work)  # the first lookups of each model and price, as a server's first minute

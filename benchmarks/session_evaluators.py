@@ -267,7 +267,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         judging = judge_stored(directory, args.sessions)
-        payloads, _, _ = build_payloads(args.spans, sessions=1000, users=100)
+        payloads, *_ = build_payloads(args.spans, sessions=1000, users=100)
         arms: dict[bool, list[dict[str, float]]] = {True: [], False: []}
         ingest_round(directory, payloads[:20], min(args.spans, 20 * 512), False, -1)  # warm the caches
         for number in range(args.rounds):
