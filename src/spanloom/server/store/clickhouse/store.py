@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import shutil
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, InvalidStateError
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -42,7 +41,6 @@ from spanloom.server.store.base import (
     SessionSummary,
     SessionTurns,
     SpanRecord,
-    StoreBusyError,
     StoreClosedError,
     StoreOpenError,
     StoreStats,
@@ -83,6 +81,7 @@ from spanloom.server.store.evaluation_types import (
     GroupBy,
 )
 from spanloom.server.store.trend_types import Trends, TrendUnit, TrendWindow
+from spanloom.server.store.write_queue import WriteQueue, settle
 from spanloom.server.store.writer_probe import WriterProbe
 
 logger = logging.getLogger(__name__)
@@ -104,22 +103,8 @@ class _Request:
         return len(self.spans) + len(self.evaluations)
 
 
-_STOP = None
 # The room a write needs to be likely to succeed: some batches of LLM spans, with their parts.
 ROOM_BYTES = 64 * 1024 * 1024
-
-
-def _settle(future: Future[Any], result: Any = None, error: BaseException | None = None) -> None:
-    """Resolve a caller's future unless it is done (cancelled when its client went away)."""
-    if future.done():
-        return
-    try:
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(result)
-    except InvalidStateError:
-        pass
 
 
 def _unavailable(error: Exception) -> StoreUnavailableError:
@@ -191,7 +176,7 @@ class ClickHouseStore:
             lambda probe, timeout: self._queue.put(_Request(probe, probe=True), timeout=timeout),
             str,
         )
-        self._queue: queue.Queue[_Request | None] = queue.Queue(maxsize=max(1, queue_size))
+        self._queue: WriteQueue[_Request] = WriteQueue(queue_size)
         self._max_batch_spans = max_batch_spans
         self._closed = False
         self._thread = threading.Thread(
@@ -268,35 +253,16 @@ class ClickHouseStore:
         return session_reads.select_sessions_to_judge(self._reader(), idle_before_ns, limit)
 
     def _enqueue(self, request: _Request) -> None:
-        try:
-            self._queue.put_nowait(request)
-        except queue.Full:
-            raise StoreBusyError("the write queue is full") from None
+        self._queue.put_nowait(request)
 
     def _run_writer(self) -> None:
-        stopping = False
-        while not stopping:
-            first = self._queue.get()
-            if first is _STOP:
-                break
-            batch = [first]
-            count = first.size
-            while count < self._max_batch_spans:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is _STOP:
-                    stopping = True
-                    break
-                batch.append(item)
-                count += item.size
+        while (batch := self._queue.next_batch(self._max_batch_spans)) is not None:
             try:
                 self._write(batch)
             except Exception as error:  # never let the writer die: every later write would wait
                 logger.exception("spanloom: the writer failed on %d requests", len(batch))
                 for request in batch:
-                    _settle(request.future, error=error)
+                    settle(request.future, error=error)
 
     def _write(self, requests: list[_Request]) -> None:
         if self._needs_recovery:
@@ -305,7 +271,7 @@ class ClickHouseStore:
                 self._needs_recovery = False
             except Exception as error:
                 for request in requests:
-                    _settle(request.future, error=_unavailable(error))
+                    settle(request.future, error=_unavailable(error))
                 return
         spans = [request for request in requests if request.spans]
         if spans:
@@ -318,25 +284,25 @@ class ClickHouseStore:
                     request.marks(self._writer)
                 except Exception as error:
                     logger.error("spanloom: writing a session mark failed: %s", error)
-                    _settle(request.future, error=_unavailable(error))
+                    settle(request.future, error=_unavailable(error))
                 else:
-                    _settle(request.future, None)
+                    settle(request.future, None)
             if request.retention is not None:
                 try:
-                    _settle(request.future, self._writer.delete_expired(*request.retention))
+                    settle(request.future, self._writer.delete_expired(*request.retention))
                 except Exception as error:
                     self._needs_recovery = True
                     logger.error("spanloom: deleting expired sessions failed: %s", error)
-                    _settle(request.future, error=_unavailable(error))
+                    settle(request.future, error=_unavailable(error))
             if request.evaluations:
                 try:
                     result = self._writer.write_evaluations(request.evaluations, request.projects)
                     self._observe(result.accepted)
-                    _settle(request.future, result)
+                    settle(request.future, result)
                 except Exception as error:
                     self._needs_recovery = True
                     logger.error("spanloom: writing %d results failed: %s", request.size, error)
-                    _settle(request.future, error=_unavailable(error))
+                    settle(request.future, error=_unavailable(error))
 
     def _write_spans(self, requests: list[_Request]) -> None:
         try:
@@ -345,14 +311,14 @@ class ClickHouseStore:
             self._needs_recovery = True
             if len(requests) == 1:
                 logger.error("spanloom: writing %d spans failed: %s", requests[0].size, error)
-                _settle(requests[0].future, error=_unavailable(error))
+                settle(requests[0].future, error=_unavailable(error))
             else:
                 for request in requests:
                     self._write([request])
             return
         self._observe(sum(result.accepted for result in results))
         for request, result in zip(requests, results, strict=True):
-            _settle(request.future, result)
+            settle(request.future, result)
 
     def _observe(self, records: int) -> None:
         if not records:
@@ -368,9 +334,9 @@ class ClickHouseStore:
         try:
             shortage = self._disk_shortage(self._writer_client)
         except Exception as error:
-            _settle(probe.future, error=_unavailable(error))
+            settle(probe.future, error=_unavailable(error))
         else:
-            _settle(probe.future, error=StoreUnavailableError(shortage, full=True) if shortage else None)
+            settle(probe.future, error=StoreUnavailableError(shortage, full=True) if shortage else None)
 
     def _disk_shortage(self, client: Any) -> str | None:
         """Why the disk holding the data cannot take a write, or None when it has room: the
@@ -629,7 +595,7 @@ class ClickHouseStore:
         if self._closed:
             return
         self._closed = True
-        self._queue.put(_STOP)
+        self._queue.stop()
         self._thread.join()
         self._close_clients()
         if isinstance(self._log, FileLog):

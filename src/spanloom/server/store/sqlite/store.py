@@ -27,12 +27,11 @@ the last committed state and never waits for the writer.
 from __future__ import annotations
 
 import logging
-import queue
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, InvalidStateError
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -105,6 +104,7 @@ from spanloom.server.store.sqlite.evaluation_rollups import insert_evaluations
 from spanloom.server.store.sqlite.migrations import SchemaTooNewError, migrate
 from spanloom.server.store.sqlite.rollups import Waiting, write_batch
 from spanloom.server.store.trend_types import Trends, TrendUnit, TrendWindow
+from spanloom.server.store.write_queue import WriteQueue, settle
 from spanloom.server.store.writer_probe import WriterProbe
 
 logger = logging.getLogger(__name__)
@@ -129,23 +129,6 @@ class _Request:
     @property
     def size(self) -> int:
         return len(self.spans) + len(self.evaluations)
-
-
-_STOP = None
-
-
-def _settle(future: Future[Any], result: Any = None, error: BaseException | None = None) -> None:
-    """Resolve a caller's future, unless it is done already: the ingest route's wait cancels it
-    when the client goes away, and resolving a cancelled future raises."""
-    if future.done():
-        return
-    try:
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(result)
-    except InvalidStateError:
-        pass  # cancelled in between
 
 
 def _storage_error(error: Exception) -> Exception:
@@ -245,7 +228,7 @@ class SqliteStore:
         self._applied_max_pages: int | None = None
         self.set_max_db_pages(max_db_pages)
         self._apply_page_limit()
-        self._queue: queue.Queue[_Request | None] = queue.Queue(maxsize=max(1, queue_size))
+        self._queue: WriteQueue[_Request] = WriteQueue(queue_size)
         self._max_batch_spans = max_batch_spans
         self._closed = False
         self._observers: list[WriteObserver] = []
@@ -345,31 +328,12 @@ class SqliteStore:
         return session_reads.select_sessions_to_judge(self._reader(), idle_before_ns, limit)
 
     def _enqueue(self, request: _Request) -> None:
-        try:
-            self._queue.put_nowait(request)
-        except queue.Full:
-            raise StoreBusyError("the write queue is full") from None
+        self._queue.put_nowait(request)
 
     def _run_writer(self) -> None:
-        stopping = False
-        while not stopping:
-            first = self._queue.get()
-            if first is _STOP:
-                break
-            batch = [first]
-            count = first.size
-            # Group whatever else is waiting into the same commit: one fsync-free WAL append
-            # for many requests is what lets ingest keep up under concurrent senders.
-            while count < self._max_batch_spans:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is _STOP:
-                    stopping = True
-                    break
-                batch.append(item)
-                count += item.size
+        # Whatever else is waiting goes into the same commit: one fsync-free WAL append for many
+        # requests is what lets ingest keep up under concurrent senders.
+        while (batch := self._queue.next_batch(self._max_batch_spans)) is not None:
             probes = [request for request in batch if request.probe]
             if probes:
                 batch = [request for request in batch if not request.probe]
@@ -383,7 +347,7 @@ class SqliteStore:
                 # Never let the writer thread die: every later write would wait forever.
                 logger.exception("spanloom: the writer failed on %d requests", len(batch))
                 for request in batch:
-                    _settle(request.future, error=error)
+                    settle(request.future, error=error)
             with self._write_lock:
                 for probe in probes:
                     self._answer_probe(probe)
@@ -401,9 +365,9 @@ class SqliteStore:
             self._apply_page_limit()
             readiness.probe_room(self._writer)
         except Exception as error:
-            _settle(probe.future, error=_storage_error(error))
+            settle(probe.future, error=_storage_error(error))
         else:
-            _settle(probe.future, None)
+            settle(probe.future, None)
 
     def _observe(self, records: int) -> None:
         if not records:
@@ -548,7 +512,7 @@ class SqliteStore:
                 # the others, and reject only what fails alone.
                 result = self._write_apart(requests[0])
                 self._observe(result.accepted)
-                _settle(requests[0].future, result)
+                settle(requests[0].future, result)
                 return
             if len(requests) == 1:
                 failure = _storage_error(error)
@@ -556,14 +520,14 @@ class SqliteStore:
                     logger.error("spanloom: writing %d records failed: %s", requests[0].size, error)
                 else:
                     logger.exception("spanloom: writing %d records failed", requests[0].size)
-                _settle(requests[0].future, error=failure)
+                settle(requests[0].future, error=failure)
                 return
             for request in requests:
                 self._write([request])
             return
         self._observe(sum(getattr(request.result, "accepted", 0) for request in requests))
         for request in requests:
-            _settle(request.future, request.result)
+            settle(request.future, request.result)
 
     def _write_apart(self, request: _Request) -> InsertResult:
         """A span request whose spans failed together, written half by half until every span
@@ -829,7 +793,7 @@ class SqliteStore:
         if self._closed:
             return
         self._closed = True
-        self._queue.put(_STOP)  # blocks while the queue is full: queued writes still finish
+        self._queue.stop()  # blocks while the queue is full: queued writes still finish
         self._thread.join()
         self._checkpointer.join()
         if self._indexer is not None:
