@@ -10,15 +10,10 @@ A request that still fails is rolled back whole and its future gets `StoreUnavai
 any SQLite error (a full disk, an I/O error): 503, never 200, and the writer goes on, so the next
 write succeeds once the storage does.
 
-Checkpoints: a thread of its own copies committed WAL pages back into the file (PASSIVE, so it
-never blocks anyone) soon after commits, in parallel with the writer, instead of the committing
-writer doing it (SQLite's default), which would stall ingest for the checkpoint's I/O and fsync.
-
-Text index: a thread of its own (the indexer) adds the turns' texts to the search index a few
-traces per transaction, from what the writer noted (search_index.py), so ingest never tokenizes.
-It and the writer take turns at SQLite's write lock through a lock of ours, which wakes the
-waiter at once (SQLite's busy handler would have it sleep and poll), and it mostly waits while
-ingest is busy: on two cores its tokenizing would otherwise slow ingest by a fifth.
+Checkpoints: a thread of its own (checkpointer.py) copies committed WAL pages back into the file
+soon after commits, in parallel with the writer. Text index: a thread of its own (text_indexer.py)
+adds the turns' texts to the search index from what the writer noted, so ingest never tokenizes;
+it and the writer take turns at SQLite's write lock through `_write_lock`.
 
 Reads: each reading thread opens its own connection on first use. In WAL mode a reader sees
 the last committed state and never waits for the writer.
@@ -94,15 +89,15 @@ from spanloom.server.store.sqlite import (
     trend_reads,
     user_reads,
 )
+from spanloom.server.store.sqlite.checkpointer import Checkpointer
 from spanloom.server.store.sqlite.connection import (
-    connect_checkpointer,
-    connect_indexer,
     connect_reader,
     connect_writer,
 )
 from spanloom.server.store.sqlite.evaluation_rollups import insert_evaluations
 from spanloom.server.store.sqlite.migrations import SchemaTooNewError, migrate
 from spanloom.server.store.sqlite.rollups import Waiting, write_batch
+from spanloom.server.store.sqlite.text_indexer import TextIndexer
 from spanloom.server.store.trend_types import Trends, TrendUnit, TrendWindow
 from spanloom.server.store.write_queue import WriteQueue, settle
 from spanloom.server.store.writer_probe import WriterProbe
@@ -170,16 +165,9 @@ STATISTICS_INTERVAL_SECONDS = 300.0
 # matches few, and quick on any size of file.
 ANALYSIS_LIMIT = 400
 
-# Pause between background checkpoints: each copies whatever the commits since the last one
-# wrote, so a page rewritten by several commits (an index leaf, a session row) is copied once.
-CHECKPOINT_INTERVAL_SECONDS = 0.25
-# While ingest is busy (a write queued, or one committed this recently) the indexer takes one
-# transaction per pause: it yields the CPU and the write lock to ingest, and still gains ground
-# under a steady load; it catches up at full speed once ingest pauses.
+# The writer counts as busy (the text indexer waits) while a write is queued or one committed
+# this recently.
 WRITER_BUSY_SECONDS = 0.05
-INDEXER_BUSY_PAUSE_SECONDS = 0.5
-# The indexer's pause after a failed transaction (the storage failing) before it tries again.
-INDEXER_RETRY_SECONDS = 1.0
 
 
 class SqliteStore:
@@ -239,25 +227,15 @@ class SqliteStore:
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
-        self._committed = threading.Event()
-        self._writer_done = False
-        self._writer_stopped = threading.Event()  # cuts the checkpointer's pause short on close
-        self._checkpointer = threading.Thread(
-            target=self._run_checkpointer, args=(connect_checkpointer(self.path),), daemon=True
-        )
-        self._checkpointer.name = "spanloom-sqlite-checkpointer"
-        self._checkpointer.start()
+        self._checkpointer = Checkpointer(self.path)
         # Held by the writer and the indexer for each of their transactions.
         self._write_lock = threading.Lock()
-        self._noted = threading.Event()  # set after the writer's commits: the indexer may have work
         self._last_write = 0.0  # time.monotonic() of the writer's last commit
-        self._indexer: threading.Thread | None = None
-        if index_text:
-            self._indexer = threading.Thread(
-                target=self._run_indexer, args=(connect_indexer(self.path),), daemon=True
-            )
-            self._indexer.name = "spanloom-sqlite-indexer"
-            self._indexer.start()
+        self._indexer = (
+            TextIndexer(self.path, self._write_lock, self._writer_busy, self._page_limit)
+            if index_text
+            else None
+        )
         self._thread = threading.Thread(target=self._run_writer, name="spanloom-sqlite-writer", daemon=True)
         self._thread.start()
 
@@ -342,7 +320,8 @@ class SqliteStore:
                     with self._write_lock:
                         self._write(batch)
                     self._last_write = time.monotonic()
-                    self._noted.set()
+                    if self._indexer is not None:
+                        self._indexer.noted()
             except Exception as error:
                 # Never let the writer thread die: every later write would wait forever.
                 logger.exception("spanloom: the writer failed on %d requests", len(batch))
@@ -351,13 +330,10 @@ class SqliteStore:
             with self._write_lock:
                 for probe in probes:
                     self._answer_probe(probe)
-                self._committed.set()
+                self._checkpointer.committed()
                 if time.monotonic() >= self._next_statistics:
                     self._refresh_statistics()
         self._writer.close()
-        self._writer_done = True
-        self._writer_stopped.set()
-        self._committed.set()  # wakes the checkpointer, which sees the writer has stopped
 
     def _answer_probe(self, probe: _Request) -> None:
         """After the writes taken with it: would the next write find room?"""
@@ -388,62 +364,18 @@ class SqliteStore:
         except sqlite3.Error:
             logger.warning("spanloom: refreshing the planner's statistics failed", exc_info=True)
 
-    def _run_checkpointer(self, connection: sqlite3.Connection) -> None:
-        try:
-            while True:
-                self._committed.wait()
-                self._committed.clear()
-                if self._writer_done:
-                    break
-                try:
-                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                except sqlite3.Error:
-                    # Not fatal: the writer's own checkpoint is the backstop.
-                    logger.warning("spanloom: background checkpoint failed", exc_info=True)
-                self._writer_stopped.wait(CHECKPOINT_INTERVAL_SECONDS)
-        finally:
-            connection.close()
+    def _writer_busy(self) -> bool:
+        return not self._queue.empty() or time.monotonic() - self._last_write < WRITER_BUSY_SECONDS
 
-    def _run_indexer(self, connection: sqlite3.Connection) -> None:
-        applied_pages = None
-        try:
-            while not self._writer_done:
-                with self._write_lock:
-                    try:
-                        # The writer's size limit holds for the index too (it is per connection).
-                        wanted = self._max_db_pages or self._default_max_pages
-                        if wanted != applied_pages:
-                            connection.execute(f"PRAGMA max_page_count = {int(wanted)}")
-                            applied_pages = wanted
-                        if connection.in_transaction:
-                            connection.execute("ROLLBACK")  # one whose rollback failed last time
-                        connection.execute("BEGIN IMMEDIATE")
-                        try:
-                            indexed = search_index.index_pending(connection)
-                            connection.execute("COMMIT")
-                        except BaseException:
-                            connection.execute("ROLLBACK")
-                            raise
-                    except Exception:
-                        # Not fatal: the traces stay noted (searches read their texts); retry later.
-                        logger.warning("spanloom: indexing turn texts failed", exc_info=True)
-                        indexed = -1
-                if indexed < 0:
-                    self._writer_stopped.wait(INDEXER_RETRY_SECONDS)
-                elif indexed < search_index.INDEX_CHUNK:
-                    self._noted.wait()  # nothing left: until the writer commits again
-                    self._noted.clear()
-                elif not self._queue.empty() or time.monotonic() - self._last_write < WRITER_BUSY_SECONDS:
-                    self._writer_stopped.wait(INDEXER_BUSY_PAUSE_SECONDS)
-        finally:
-            connection.close()
+    def _page_limit(self) -> int:
+        return self._max_db_pages or self._default_max_pages
 
     def set_max_db_pages(self, pages: int | None) -> None:
         """Limit the database file to `pages` pages (None: no limit of ours), from the next write."""
         self._max_db_pages = pages
 
     def _apply_page_limit(self) -> None:
-        wanted = self._max_db_pages or self._default_max_pages
+        wanted = self._page_limit()
         if wanted != self._applied_max_pages:
             # PRAGMA takes no parameters; `wanted` is an int. SQLite keeps it at least the
             # file's current size.
@@ -795,10 +727,9 @@ class SqliteStore:
         self._closed = True
         self._queue.stop()  # blocks while the queue is full: queued writes still finish
         self._thread.join()
-        self._checkpointer.join()
+        self._checkpointer.stop()
         if self._indexer is not None:
-            self._noted.set()  # wakes the indexer, which sees the writer has stopped
-            self._indexer.join()
+            self._indexer.stop()
         with self._readers_lock:
             for connection in self._readers:
                 connection.close()
