@@ -16,9 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from spanloom.server.store.base import Page
 from spanloom.server.store.cursor import InvalidCursorError, decode_cursor, encode_cursor
 from spanloom.server.store.evaluation_types import evaluation_passed
+from spanloom.server.store.records import Page
 
 # What a result judges: one span, a whole turn (feedback on a trace), or a whole conversation.
 EvaluationLevel = Literal["span", "trace", "session"]
