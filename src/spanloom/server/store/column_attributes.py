@@ -34,37 +34,39 @@ SLOTS: tuple[tuple[str, str], ...] = (
     (semconv.GEN_AI_USAGE_OUTPUT_TOKENS, "completion_tokens"),
 )
 _MAX_POSITION = 255  # a position is one byte
+# The SpanRecord fields SLOTS name, read once per span; and (key, slot, field's index) per slot.
+_FIELDS = tuple(dict.fromkeys(field_name for _, field_name in SLOTS))
+_ENTRIES = tuple((key, slot, _FIELDS.index(field_name)) for slot, (key, field_name) in enumerate(SLOTS))
 
 
 class LiftedAttributes(NamedTuple):
     attributes: dict[str, Any]  # without the lifted ones
-    lifted: bytes | None  # (slot, position) pairs; None when none was lifted
+    lifted: bytes | None  # (slot, position) pairs in slot order; None when none was lifted
 
 
 def lift_attributes(attributes: dict[str, Any], span: SpanRecord) -> LiftedAttributes:
     """The attributes without those whose value the span's column holds, exactly."""
-    found: list[tuple[int, str]] = []
-    # A lookup per slot (most are absent) rather than a pass over the span's attributes: this
-    # runs for every span stored.
-    for slot, (key, field_name) in enumerate(SLOTS):
-        value = attributes.get(key)
-        if value is None:
-            continue
-        column = getattr(span, field_name)
-        # type() rather than isinstance: True is an int, and would come back as 1.
-        if type(value) is type(column) and value == column and type(value) in (str, int):
-            found.append((slot, key))
-    if not found:
+    # A membership test per slot (most are absent), not a pass over the span's attributes, and
+    # no more work than this for a span without any: this runs for every span stored.
+    present = [entry for entry in _ENTRIES if entry[0] in attributes]
+    if not present:
         return LiftedAttributes(attributes, None)
-    keys = list(attributes)
-    pairs = bytearray()
-    kept = dict(attributes)  # the caller's dict stays as it was
-    for slot, key in found:
-        position = keys.index(key)
-        if position <= _MAX_POSITION:
-            pairs += bytes((slot, position))
-            del kept[key]
-    return LiftedAttributes(kept, bytes(pairs)) if pairs else LiftedAttributes(attributes, None)
+    columns = [getattr(span, field_name) for field_name in _FIELDS]
+    keys: list[str] | None = None
+    kept = attributes
+    pairs: list[int] = []
+    for key, slot, field_index in present:
+        value, column = attributes[key], columns[field_index]
+        # type() rather than isinstance: True is an int, and would come back as 1.
+        if value == column and type(value) is type(column) and (type(value) is str or type(value) is int):
+            if keys is None:
+                keys = list(attributes)
+                kept = dict(attributes)  # the caller's dict stays as it was
+            position = keys.index(key)
+            if position <= _MAX_POSITION:
+                pairs += (slot, position)
+                del kept[key]
+    return LiftedAttributes(kept, bytes(pairs) if pairs else None)
 
 
 def restore_lifted(attributes: dict[str, Any], lifted: bytes | None, span: SpanRecord) -> dict[str, Any]:
