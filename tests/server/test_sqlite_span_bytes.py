@@ -19,9 +19,10 @@ from spanloom.server.ingest.normalize import normalize_request
 from spanloom.server.pricing import load_price_table
 from spanloom.server.store.base import SpanRecord
 from spanloom.server.store.column_attributes import lift_attributes, restore_lifted
-from spanloom.server.store.sqlite import SqliteStore, resource_rows
+from spanloom.server.store.sqlite import SqliteStore, resource_rows, span_rows
 from spanloom.server.store.sqlite.moved_keys import decode_key, encode_key
 from spanloom.server.store.sqlite.packed_json import PACK_MIN, pack, unpack
+from spanloom.server.store.sqlite.rollups import write_batch
 
 TRACE = "ab" * 16
 
@@ -154,6 +155,45 @@ def test_a_resource_is_stored_once_and_a_taken_key_keeps_the_resource_in_the_row
         (7, ""),
         (7, ""),
         (None, '{"service.name":"b"}'),
+    ]
+
+
+def test_resources_sharing_a_key_in_one_transaction_each_read_back_their_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Within one request, and across requests the writer takes in one transaction."""
+    monkeypatch.setattr("spanloom.server.store.sqlite.span_rows.resource_key", lambda text: 7)
+    one_request = _otlp_spans([(1, {})], {"service.name": "a"}) + _otlp_spans(
+        [(2, {})], {"service.name": "b"}
+    )
+    assert [span.resource for span in one_request] == [{"service.name": "a"}, {"service.name": "b"}]
+    first, second = (
+        span_rows.prepare(_otlp_spans([(number, {})], {"service.name": name}))
+        for number, name in ((3, "c"), (4, "a"))
+    )
+    path = tmp_path / "k.db"
+    store = SqliteStore(path, index_text=False)
+    try:
+        store.insert_spans(one_request).result(timeout=30)
+    finally:
+        store.close()
+    with closing(sqlite3.connect(path, isolation_level=None)) as connection:
+        connection.execute("BEGIN IMMEDIATE")
+        write_batch(connection, span_rows.concatenate([first, second]))
+        connection.execute("COMMIT")
+    store = SqliteStore(path, index_text=False)
+    try:
+        detail = store.get_trace(TRACE)
+        assert detail is not None
+        assert [span.resource["service.name"] for span in detail.spans] == ["a", "b", "c", "a"]
+    finally:
+        store.close()
+    # "c" finds the key taken in the file, "a" in its transaction (by "c"): both keep their own.
+    assert _stored(path, "SELECT resource_key FROM spans ORDER BY span_id") == [
+        (7,),
+        (None,),
+        (None,),
+        (None,),
     ]
 
 

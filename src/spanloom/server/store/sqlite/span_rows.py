@@ -15,25 +15,36 @@ from spanloom.server.store.sqlite.packed_json import pack
 from spanloom.server.store.sqlite.resource_rows import resource_key
 from spanloom.server.store.trace_rollup import TraceRollup, compute_trace, facts_of
 
+# Positions in a span_row.
+_INPUT, _OUTPUT, _RESOURCE, _INPUT_FROM, _OUTPUT_FROM, _RESOURCE_KEY = 26, 27, 30, 31, 32, 34
+
 
 class Resources:
     """The resources of a batch's rows: each serialized and keyed once however many spans share
-    it (`keys`, by the object's id), and their texts by key, for the writer to store
-    (resource_rows.py)."""
+    it (by the object's id), and their texts by key (`texts`), for the writer to store
+    (resource_rows.py). A resource whose key another text of the batch took already stays in its
+    spans' rows."""
 
-    __slots__ = ("keys", "texts")
+    __slots__ = ("_stored", "texts")
 
     def __init__(self) -> None:
-        self.keys: dict[int, int] = {}
+        self._stored: dict[int, tuple[str, int | None]] = {}
         self.texts: dict[int, str] = {}
 
-    def key_of(self, resource: dict[str, Any]) -> int:
-        key = self.keys.get(id(resource))
-        if key is None:
+    def stored(self, resource: dict[str, Any]) -> tuple[str, int | None]:
+        """(the row's `resource`, its `resource_key`): ("", key), or (the JSON, None)."""
+        found = self._stored.get(id(resource))
+        if found is None:
             text = to_json(resource)
-            key = self.keys[id(resource)] = resource_key(text)
-            self.texts[key] = text
-        return key
+            key = resource_key(text)
+            held = self.texts.setdefault(key, text)
+            found = self._stored[id(resource)] = ("", key) if held == text else (text, None)
+        return found
+
+
+def keep_resource_in_row(row: tuple[Any, ...], text: str) -> tuple[Any, ...]:
+    """`row` holding its resource `text` itself instead of naming it by key."""
+    return (*row[:_RESOURCE], text, *row[_RESOURCE + 1 : _RESOURCE_KEY], None)
 
 
 def span_row(span: SpanRecord, resources: Resources) -> tuple[Any, ...]:
@@ -43,6 +54,7 @@ def span_row(span: SpanRecord, resources: Resources) -> tuple[Any, ...]:
     the resource is named by its key (resource_rows.py)."""
     attributes, moved_input, moved_output = split_attributes(span.attributes, span.input, span.output)
     attributes, lifted = lift_attributes(attributes, span)
+    resource, key = resources.stored(span.resource)
     return (
         span.trace_id,
         span.span_id,
@@ -74,11 +86,11 @@ def span_row(span: SpanRecord, resources: Resources) -> tuple[Any, ...]:
         span.output,
         pack(to_json(attributes)),
         pack(to_json(span.events)) if span.events else "[]",
-        "",  # the resource, when the writer finds its key taken (resource_rows.py)
+        resource,
         None,  # input_from, output_from: see share_texts
         None,
         lifted,
-        resources.key_of(span.resource),
+        key,
     )
 
 
@@ -112,7 +124,6 @@ def by_trace(spans: Iterable[SpanRecord]) -> dict[str, dict[str, SpanRecord]]:
 
 # Texts shorter than this are stored where they are: a reference would save little.
 SHARED_TEXT_MIN = 32
-_INPUT, _OUTPUT, _INPUT_FROM, _OUTPUT_FROM = 26, 27, 31, 32  # positions in a span_row
 
 
 def share_texts(
@@ -168,8 +179,7 @@ def concatenate(batches: Iterable[Sequence[SpanRecord]]) -> PreparedSpans:
         if rows is None or combined.rows is None:
             combined.rows = None
         else:
-            combined.rows.extend(rows)
-            combined.resources.update(spans.resources)  # type: ignore[attr-defined]
+            combined.rows.extend(_merge_resources(combined.resources, rows, spans.resources))  # type: ignore[attr-defined]
         rollups = getattr(spans, "rollups", None) or {}
         for trace_id, rollup in rollups.items():
             # Seen in an earlier batch too: this batch's rollup covers only part of the trace.
@@ -178,6 +188,20 @@ def concatenate(batches: Iterable[Sequence[SpanRecord]]) -> PreparedSpans:
             if span.trace_id not in rollups:
                 combined.rollups[span.trace_id] = None
     return combined
+
+
+def _merge_resources(
+    merged: dict[int, str], rows: list[tuple[Any, ...]], resources: dict[int, str]
+) -> list[tuple[Any, ...]]:
+    """Add a batch's resources to `merged`; the batch's rows, those whose resource's key an
+    earlier batch took with another text holding their resource themselves."""
+    taken = {key for key, text in resources.items() if merged.setdefault(key, text) != text}
+    if not taken:
+        return rows
+    return [
+        keep_resource_in_row(row, resources[row[_RESOURCE_KEY]]) if row[_RESOURCE_KEY] in taken else row
+        for row in rows
+    ]
 
 
 def rows_of(spans: Sequence[SpanRecord]) -> tuple[list[tuple[Any, ...]], dict[int, str]]:

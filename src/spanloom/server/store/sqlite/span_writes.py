@@ -12,6 +12,7 @@ from typing import Any
 
 from spanloom.server.store.json_values import to_json
 from spanloom.server.store.sqlite.resource_rows import store_resources
+from spanloom.server.store.sqlite.span_rows import keep_resource_in_row
 from spanloom.server.store.sqlite.statements import execute_values
 from spanloom.server.store.trace_rollup import SPAN_FACT_COLUMNS, SpanFacts, facts_of_row
 
@@ -25,7 +26,7 @@ SPAN_ROW_COLUMNS = (
 _INSERT_SPANS = f"INSERT OR IGNORE INTO spans ({SPAN_ROW_COLUMNS})"
 
 
-_RESOURCE, _INPUT_FROM, _OUTPUT_FROM, _RESOURCE_KEY = 30, 31, 32, 34  # positions in a row
+_INPUT_FROM, _OUTPUT_FROM, _RESOURCE_KEY = 31, 32, 34  # positions in a row (span_rows.span_row)
 # A reference to a span that is itself a reference (its row was stored by an earlier batch that
 # shared the text with another span) is pointed at the span that holds the text: so every
 # reference is one step, which the reads (and their SQL) follow.
@@ -48,9 +49,7 @@ def insert_spans(
     taken = store_resources(connection, resources)
     if taken:  # rare: another resource's text holds the key, so these rows keep their own
         rows = [
-            (*row[:_RESOURCE], resources[row[_RESOURCE_KEY]], *row[_RESOURCE + 1 : _RESOURCE_KEY], None)
-            if row[_RESOURCE_KEY] in taken
-            else row
+            keep_resource_in_row(row, resources[row[_RESOURCE_KEY]]) if row[_RESOURCE_KEY] in taken else row
             for row in rows
         ]
     execute_values(connection, _INSERT_SPANS, len(rows[0]), rows)
