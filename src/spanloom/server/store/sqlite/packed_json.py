@@ -35,5 +35,6 @@ def pack(text: str) -> str | bytes:
 def unpack(value: str | bytes) -> Any:
     """The value `pack` stored (or plain JSON text), parsed."""
     if isinstance(value, bytes):
-        value = zlib.decompress(value, -zlib.MAX_WBITS)  # the widest window reads any narrower
+        # The widest window reads any narrower.
+        value = zlib.decompress(value, -zlib.MAX_WBITS).decode()
     return from_json(value)
