@@ -768,6 +768,10 @@ def main() -> None:
     huge = huge_session_payloads(args.huge_session)
     built = time.perf_counter() - started
     otlp_per_span = sum(map(len, payloads)) / args.spans
+    # The store also holds the huge session's spans (3 a turn): the disk figures are per span
+    # stored and against every OTLP byte received, so its spans count on both sides.
+    stored_spans = args.spans + 3 * args.huge_session
+    otlp_received = sum(map(len, payloads)) + sum(map(len, huge))
     with tempfile.TemporaryDirectory() as tmp:
         stores = args.store or [f"sqlite:///{Path(tmp) / 'bench.db'}"]
         results = [run_store(url, payloads, huge, args, (session_ids, user_ids)) for url in stores]
@@ -802,22 +806,25 @@ def main() -> None:
         )
     row("server CPU per span (all threads)", [f"{r['cpu_us']:.0f} µs" for r in results])
     row("server peak RSS", [f"{r['rss']:,.0f} MiB" for r in results], "< 1 GiB")
-    row("OTLP bytes received per span", [f"{otlp_per_span:,.0f}"] * len(results))
+    row(
+        "OTLP bytes received per span (with the huge session's)",
+        [f"{otlp_received / stored_spans:,.0f}"] * len(results),
+    )
     row(
         "text index backlog after the reads (traces), and the wait for it",
         [f"{r['unindexed_at_end']:,}, {r['index_wait_s']:.1f} s" for r in results],
     )
     row(
         "bytes on disk per span (files, text index whole)",
-        [f"{r['disk'] / args.spans:,.0f}" for r in results],
+        [f"{r['disk'] / stored_spans:,.0f}" for r in results],
     )
     row(
         "bytes on disk per span (active parts)",
-        [f"{r['active'] / args.spans:,.0f}" if r["active"] else "-" for r in results],
+        [f"{r['active'] / stored_spans:,.0f}" if r["active"] else "-" for r in results],
     )
     row(
         "disk / OTLP bytes",
-        [f"{(r['active'] or r['disk']) / args.spans / otlp_per_span:.2f}" for r in results],
+        [f"{(r['active'] or r['disk']) / otlp_received:.2f}" for r in results],
         "<= 0.33",
     )
     for key, label in (

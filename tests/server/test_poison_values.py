@@ -143,10 +143,10 @@ def test_a_span_that_cannot_be_stored_is_rejected_alone(
     span that fails alone."""
     real_insert = span_writes.insert_spans
 
-    def insert_refusing_poison(connection, rows):
+    def insert_refusing_poison(connection, rows, resources):
         if any(row[6] == "poison" for row in rows):  # row[6]: the span's name
             raise ValueError("a value this store cannot take")
-        real_insert(connection, rows)
+        real_insert(connection, rows, resources)
 
     monkeypatch.setattr(span_writes, "insert_spans", insert_refusing_poison)
     trace_id = new_trace_id()

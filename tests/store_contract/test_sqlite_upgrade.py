@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import shutil
 import sqlite3
 from contextlib import closing
@@ -15,7 +16,8 @@ from pathlib import Path
 import pytest
 from contract_kit import assert_lists_match_recount, every
 
-from spanloom.server.store.base import ListQuery, StoreOpenError
+from spanloom.server.store.base import ListQuery, SpanRecord, StoreOpenError
+from spanloom.server.store.span_texts import restore_attributes
 from spanloom.server.store.sqlite import user_writes
 from spanloom.server.store.sqlite.migrations import SCHEMA_VERSION
 from spanloom.server.store.url import open_store
@@ -110,3 +112,46 @@ def test_an_upgrade_that_fails_half_way_leaves_the_old_file(old_db: Path, monkey
         assert store.find_session_projects("shared-0") == ["shop", "support"]
     finally:
         store.close()
+
+
+def test_spans_written_before_schema_10_read_as_they_were_stored(old_db: Path):
+    """Schema 10 keeps new rows smaller (attributes the columns hold, resources, keys: once); the
+    rows of an upgraded file are not rewritten, and read back exactly as they were stored."""
+    stored = _read(
+        old_db,
+        "SELECT trace_id, span_id, attributes, resource, input_key, input_at, input, output_key, output_at,"
+        " output FROM spans",
+    )
+    # Keys of moved texts as text, resources in the row: the old layout.
+    assert any(row[4] == "input.value" for row in stored) and all(row[3].startswith("{") for row in stored)
+    new = SpanRecord(
+        trace_id="f" * 32,
+        span_id="e" * 16,
+        parent_span_id=None,
+        name="after the upgrade",
+        project="shop",
+        start_time_ns=1,
+        end_time_ns=2,
+        session_id="shared-0",
+        span_kind="LLM",
+        input="a question asked after the upgrade",
+        attributes={"session.id": "shared-0", "input.value": "a question asked after the upgrade", "n": 1},
+        resource={"project.name": "shop"},
+    )
+    store = open_store(str(old_db))
+    try:
+        for trace_id, span_id, attributes, resource, *moved in stored:
+            (span,) = store.get_spans(trace_id, [span_id])
+            expected = restore_attributes(json.loads(attributes), (moved[0:3], moved[3:6]))
+            assert list(span.attributes.items()) == list(expected.items())
+            assert span.resource == json.loads(resource)
+        store.insert_spans([new]).result(timeout=30)
+        assert store.get_spans(new.trace_id, [new.span_id]) == [new]
+    finally:
+        store.close()
+    old_rows = "SELECT COUNT(*) FROM spans WHERE lifted IS NULL AND resource_key IS NULL"
+    assert _read(old_db, old_rows) == [(82,)]
+    # The new span's row: session.id lifted, the input moved, the resource kept apart.
+    assert _read(old_db, f"SELECT attributes, resource FROM spans WHERE span_id = '{new.span_id}'") == [
+        ('{"n":1}', "")
+    ]

@@ -70,6 +70,7 @@ _VERSIONS: tuple[tuple[str, Callable[[sqlite3.Connection, Progress | None], None
     (schema.V7, None),
     (schema.V8, search_index.note_all),
     (schema.V9, None),
+    (schema.V10, None),
 )
 SCHEMA_VERSION = len(_VERSIONS)
 

@@ -83,7 +83,7 @@ def write_batch(
     the traces of `waiting` whose results now count (for the caller to forget once committed)."""
     waiting = waiting or Waiting()
     before = connection.total_changes
-    span_writes.insert_spans(connection, span_rows.rows_of(spans))
+    span_writes.insert_spans(connection, *span_rows.rows_of(spans))
     _mark_ended(connection, spans)
     if connection.total_changes == before:
         return set()  # every span was already stored (a retried batch): no rollup changes

@@ -438,3 +438,17 @@ DROP INDEX traces_for_trends;
 DROP INDEX traces_by_project;
 CREATE INDEX traces_by_project ON traces (project, start_ns, trace_id, latency_ms, error_count, cost_nanos);
 """
+
+# Version 10. Less disk per span (issue 19): what a span's row held twice is held once.
+# `lifted`: the attributes left out of `attributes` because a typed column holds their value
+# exactly, with their positions (column_attributes.py). `resource_key`: the span's resource, kept
+# once in `resources` (resource_rows.py); `resource` is then ''. Rows written before keep both
+# NULL and their attributes and resource whole, and read as before.
+V10 = """
+ALTER TABLE spans ADD COLUMN lifted BLOB;
+ALTER TABLE spans ADD COLUMN resource_key INTEGER;
+CREATE TABLE resources (
+    resource_key INTEGER PRIMARY KEY,
+    resource TEXT NOT NULL
+);
+"""

@@ -8,9 +8,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from spanloom.server.store.base import ListQuery, Page, SpanRecord
+from spanloom.server.store.column_attributes import restore_lifted
 from spanloom.server.store.cursor import decode_cursor, encode_cursor
 from spanloom.server.store.json_values import from_json, to_json
 from spanloom.server.store.span_texts import restore_attributes
+from spanloom.server.store.sqlite.moved_keys import decode_key
+from spanloom.server.store.sqlite.packed_json import unpack
+from spanloom.server.store.sqlite.resource_rows import RESOURCE_SQL
 
 # What a trace's outline reads of each span: everything but the texts, attributes and events,
 # which are most of a span's bytes (a trace may hold up to 100,000 spans).
@@ -19,8 +23,8 @@ _OUTLINE_COLUMNS = (
     " user_id, status_code, status_message, model, prompt_tokens, completion_tokens, total_tokens, cost"
 )
 _COLUMNS = (
-    f"{_OUTLINE_COLUMNS}, input, output, metadata, tags, attributes, events, resource, input_key, input_at,"
-    " output_key, output_at, input_from, output_from"
+    f"{_OUTLINE_COLUMNS}, input, output, metadata, tags, attributes, events, {RESOURCE_SQL}, input_key,"
+    " input_at, output_key, output_at, input_from, output_from, lifted"
 )
 # The cursor "sort key" of list_spans.
 SPANS_CURSOR = "spans"
@@ -110,6 +114,7 @@ def spans_of(connection: sqlite3.Connection, rows: Sequence[Sequence[Any]]) -> l
             output_at,
             input_from,
             output_from,
+            lifted,
         ) = row[18:]
         if input_from:
             input_text = shared.get((row[0], input_from), (None, None))[0]
@@ -121,9 +126,13 @@ def spans_of(connection: sqlite3.Connection, rows: Sequence[Sequence[Any]]) -> l
         span.metadata = from_json(metadata)
         span.tags = from_json(tags)
         span.attributes = restore_attributes(
-            from_json(attributes), ((input_key, input_at, input_text), (output_key, output_at, output_text))
+            restore_lifted(unpack(attributes), lifted, span),
+            (
+                (decode_key(input_key, "input"), input_at, input_text),
+                (decode_key(output_key, "output"), output_at, output_text),
+            ),
         )
-        span.events = from_json(events)
+        span.events = unpack(events)
         span.resource = from_json(resource)
         spans.append(span)
     return spans

@@ -7,19 +7,54 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from spanloom.server.store.base import SpanRecord
+from spanloom.server.store.column_attributes import lift_attributes
 from spanloom.server.store.json_values import to_json
 from spanloom.server.store.span_texts import split_attributes
+from spanloom.server.store.sqlite.moved_keys import encode_key
+from spanloom.server.store.sqlite.packed_json import pack
+from spanloom.server.store.sqlite.resource_rows import resource_key
 from spanloom.server.store.trace_rollup import TraceRollup, compute_trace, facts_of
 
+# Positions in a span_row.
+_INPUT, _OUTPUT, _RESOURCE, _INPUT_FROM, _OUTPUT_FROM, _RESOURCE_KEY = 26, 27, 30, 31, 32, 34
 
-def span_row(span: SpanRecord, json_cache: dict[int, str]) -> tuple[Any, ...]:
+
+class Resources:
+    """The resources of a batch's rows: each serialized and keyed once however many spans share
+    it (by the object's id), and their texts by key (`texts`), for the writer to store
+    (resource_rows.py). A resource whose key another text of the batch took already stays in its
+    spans' rows."""
+
+    __slots__ = ("_stored", "texts")
+
+    def __init__(self) -> None:
+        self._stored: dict[int, tuple[str, int | None]] = {}
+        self.texts: dict[int, str] = {}
+
+    def stored(self, resource: dict[str, Any]) -> tuple[str, int | None]:
+        """(the row's `resource`, its `resource_key`): ("", key), or (the JSON, None)."""
+        found = self._stored.get(id(resource))
+        if found is None:
+            text = to_json(resource)
+            key = resource_key(text)
+            held = self.texts.setdefault(key, text)
+            found = self._stored[id(resource)] = ("", key) if held == text else (text, None)
+        return found
+
+
+def keep_resource_in_row(row: tuple[Any, ...], text: str) -> tuple[Any, ...]:
+    """`row` holding its resource `text` itself instead of naming it by key."""
+    return (*row[:_RESOURCE], text, *row[_RESOURCE + 1 : _RESOURCE_KEY], None)
+
+
+def span_row(span: SpanRecord, resources: Resources) -> tuple[Any, ...]:
     """The spans row of one record. The input/output attribute is left out of `attributes` (the
     input/output columns already hold that text, and it is the bulk of an LLM span): this halves
-    what is written per span. `json_cache` serializes a resource shared by many spans once."""
+    what is written per span. So are the attributes the typed columns hold (column_attributes.py);
+    the resource is named by its key (resource_rows.py)."""
     attributes, moved_input, moved_output = split_attributes(span.attributes, span.input, span.output)
-    resource_json = json_cache.get(id(span.resource))
-    if resource_json is None:
-        resource_json = json_cache[id(span.resource)] = to_json(span.resource)
+    attributes, lifted = lift_attributes(attributes, span)
+    resource, key = resources.stored(span.resource)
     return (
         span.trace_id,
         span.span_id,
@@ -41,19 +76,21 @@ def span_row(span: SpanRecord, json_cache: dict[int, str]) -> tuple[Any, ...]:
         span.cost,
         span.input is not None,
         span.output is not None,
-        moved_input[0] if moved_input else None,
-        moved_input[1] if moved_input else None,
-        moved_output[0] if moved_output else None,
-        moved_output[1] if moved_output else None,
+        encode_key(moved_input.key, "input") if moved_input else None,
+        moved_input.position if moved_input else None,
+        encode_key(moved_output.key, "output") if moved_output else None,
+        moved_output.position if moved_output else None,
         to_json(span.tags) if span.tags else "[]",
         to_json(span.metadata) if span.metadata else "{}",
         span.input,
         span.output,
-        to_json(attributes),
-        to_json(span.events) if span.events else "[]",
-        resource_json,
+        pack(to_json(attributes)),
+        pack(to_json(span.events)) if span.events else "[]",
+        resource,
         None,  # input_from, output_from: see share_texts
         None,
+        lifted,
+        key,
     )
 
 
@@ -67,11 +104,12 @@ class PreparedSpans(list):  # of SpanRecord
     name several), for ownership.py.
     """
 
-    __slots__ = ("rollups", "rows", "trace_projects")
+    __slots__ = ("resources", "rollups", "rows", "trace_projects")
 
     def __init__(self, spans: Iterable[SpanRecord] = (), rows: list[tuple[Any, ...]] | None = None) -> None:
         super().__init__(spans)
         self.rows = rows
+        self.resources: dict[int, str] = {}  # the rows' resources by key (Resources.texts)
         self.rollups: dict[str, TraceRollup | None] = {}
         self.trace_projects: dict[str, str | None] = {}
 
@@ -85,8 +123,7 @@ def by_trace(spans: Iterable[SpanRecord]) -> dict[str, dict[str, SpanRecord]]:
 
 
 # Texts shorter than this are stored where they are: a reference would save little.
-SHARED_TEXT_MIN = 256
-_INPUT, _OUTPUT, _INPUT_FROM, _OUTPUT_FROM = 26, 27, 31, 32  # positions in a span_row
+SHARED_TEXT_MIN = 32
 
 
 def share_texts(
@@ -119,9 +156,10 @@ def share_texts(
 def prepare(spans: Iterable[SpanRecord]) -> PreparedSpans:
     """The spans with their rows, per-trace rollups and projects: computed in the caller's
     thread, so the writer only checks that a trace had no stored span and writes it."""
-    json_cache: dict[int, str] = {}
+    resources = Resources()
     prepared = PreparedSpans(spans)
-    prepared.rows = [span_row(span, json_cache) for span in prepared]
+    prepared.rows = [span_row(span, resources) for span in prepared]
+    prepared.resources = resources.texts
     grouped = by_trace(prepared)
     share_texts(prepared, prepared.rows, grouped)
     for trace_id, records in grouped.items():
@@ -141,7 +179,7 @@ def concatenate(batches: Iterable[Sequence[SpanRecord]]) -> PreparedSpans:
         if rows is None or combined.rows is None:
             combined.rows = None
         else:
-            combined.rows.extend(rows)
+            combined.rows.extend(_merge_resources(combined.resources, rows, spans.resources))  # type: ignore[attr-defined]
         rollups = getattr(spans, "rollups", None) or {}
         for trace_id, rollup in rollups.items():
             # Seen in an earlier batch too: this batch's rollup covers only part of the trace.
@@ -152,10 +190,25 @@ def concatenate(batches: Iterable[Sequence[SpanRecord]]) -> PreparedSpans:
     return combined
 
 
-def rows_of(spans: Sequence[SpanRecord]) -> list[tuple[Any, ...]]:
-    """The spans rows of `spans`: prepared ones as they came, others built here."""
+def _merge_resources(
+    merged: dict[int, str], rows: list[tuple[Any, ...]], resources: dict[int, str]
+) -> list[tuple[Any, ...]]:
+    """Add a batch's resources to `merged`; the batch's rows, those whose resource's key an
+    earlier batch took with another text holding their resource themselves."""
+    taken = {key for key, text in resources.items() if merged.setdefault(key, text) != text}
+    if not taken:
+        return rows
+    return [
+        keep_resource_in_row(row, resources[row[_RESOURCE_KEY]]) if row[_RESOURCE_KEY] in taken else row
+        for row in rows
+    ]
+
+
+def rows_of(spans: Sequence[SpanRecord]) -> tuple[list[tuple[Any, ...]], dict[int, str]]:
+    """The spans rows of `spans` and their resources by key: prepared ones as they came, others
+    built here."""
     rows = getattr(spans, "rows", None)
     if rows is None:
-        json_cache: dict[int, str] = {}
-        rows = [span_row(span, json_cache) for span in spans]
-    return rows
+        resources = Resources()
+        return [span_row(span, resources) for span in spans], resources.texts
+    return rows, spans.resources  # type: ignore[attr-defined]
