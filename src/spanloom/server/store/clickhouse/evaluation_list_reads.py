@@ -33,6 +33,31 @@ def _conditions(filters: Sequence[tuple[str, str, Any]]) -> tuple[list[str], dic
     return [condition for condition, _, _ in given], {parameter: value for _, parameter, value in given}
 
 
+def _filters(query: EvaluationQuery, *own: tuple[str, str, Any]) -> tuple[list[str], dict[str, Any]]:
+    """The query's filters that both kinds of result take (project, name, source, time), with a
+    part's `own` ones after the project's."""
+    return _conditions(
+        [
+            ("project = {p:String}", "p", query.project),
+            *own,
+            ("name = {n:String}", "n", query.name),
+            ("source = {src:String}", "src", query.source),
+            ("time_ns >= {a:Int64}", "a", query.start_ns),
+            ("time_ns <= {b:Int64}", "b", query.end_ns),
+        ]
+    )
+
+
+def _add_after(
+    conditions: list[str], params: dict[str, Any], key: str, after: tuple[str, ...] | None
+) -> None:
+    """Keyset paging: rows whose `key` (String columns, the order's) is past `after`."""
+    if after is not None:
+        placeholders = ", ".join(f"{{c{index}:String}}" for index in range(len(after)))
+        conditions.append(f"({key}) > ({placeholders})")
+        params.update({f"c{index}": value for index, value in enumerate(after)})
+
+
 def _session_trace_ids(client: Any, query: EvaluationQuery) -> list[str]:
     """The traces of the session of `query.session_id` (in its project, or in any)."""
     rows = client.query(
@@ -60,16 +85,10 @@ def _trace_owners(client: Any, trace_ids: Sequence[str]) -> dict[str, tuple[str 
 def _on_traces(
     client: Any, query: EvaluationQuery, after: tuple[str, ...] | None, limit: int
 ) -> list[EvaluationResult]:
-    conditions, params = _conditions(
-        [
-            ("project = {p:String}", "p", query.project),
-            ("name = {n:String}", "n", query.name),
-            ("source = {src:String}", "src", query.source),
-            ("trace_id = {t:String}", "t", query.trace_id),
-            ("span_id = {sp:String}", "sp", query.span_id),
-            ("time_ns >= {a:Int64}", "a", query.start_ns),
-            ("time_ns <= {b:Int64}", "b", query.end_ns),
-        ],
+    conditions, params = _filters(
+        query,
+        ("trace_id = {t:String}", "t", query.trace_id),
+        ("span_id = {sp:String}", "sp", query.span_id),
     )
     if query.session_id is not None:
         trace_ids = _session_trace_ids(client, query)
@@ -77,12 +96,7 @@ def _on_traces(
             return []
         conditions.append("trace_id IN {ids:Array(String)}")
         params["ids"] = trace_ids
-    if after is not None:
-        conditions.append(
-            "(trace_id, span_id, name, source, result_key)"
-            " > ({c0:String}, {c1:String}, {c2:String}, {c3:String}, {c4:String})"
-        )
-        params.update({f"c{index}": value for index, value in enumerate(after)})
+    _add_after(conditions, params, "trace_id, span_id, name, source, result_key", after)
     where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
     rows = client.query(
         "SELECT project, trace_id, span_id, name, source, result_key, score, label, explanation, time_ns,"
@@ -109,22 +123,8 @@ def _session_users(client: Any, keys: Sequence[tuple[str, str]]) -> dict[tuple[s
 def _on_sessions(
     client: Any, query: EvaluationQuery, after: tuple[str, ...] | None, limit: int
 ) -> list[EvaluationResult]:
-    conditions, params = _conditions(
-        [
-            ("project = {p:String}", "p", query.project),
-            ("session_id = {s:String}", "s", query.session_id),
-            ("name = {n:String}", "n", query.name),
-            ("source = {src:String}", "src", query.source),
-            ("time_ns >= {a:Int64}", "a", query.start_ns),
-            ("time_ns <= {b:Int64}", "b", query.end_ns),
-        ],
-    )
-    if after is not None:
-        conditions.append(
-            "(project, session_id, name, source, result_key)"
-            " > ({c0:String}, {c1:String}, {c2:String}, {c3:String}, {c4:String})"
-        )
-        params.update({f"c{index}": value for index, value in enumerate(after)})
+    conditions, params = _filters(query, ("session_id = {s:String}", "s", query.session_id))
+    _add_after(conditions, params, "project, session_id, name, source, result_key", after)
     where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
     rows = client.query(
         "SELECT project, session_id, name, source, result_key, score, label, explanation, time_ns, details"
