@@ -88,6 +88,7 @@ from spanloom.server.store.sqlite import (
     trace_reads,
     trend_reads,
     user_reads,
+    write_errors,
 )
 from spanloom.server.store.sqlite.checkpointer import Checkpointer
 from spanloom.server.store.sqlite.connection import (
@@ -124,39 +125,6 @@ class _Request:
     @property
     def size(self) -> int:
         return len(self.spans) + len(self.evaluations)
-
-
-def _storage_error(error: Exception) -> Exception:
-    """A failed write as the caller hears it: any SQLite error (a full disk, an I/O error, a lock
-    held by another process) is `StoreUnavailableError`, worth a retry once the storage recovers."""
-    if not isinstance(error, sqlite3.Error):
-        return error
-    code = getattr(error, "sqlite_errorcode", None)  # absent on an error raised by hand
-    full = (code & 0xFF == sqlite3.SQLITE_FULL) if code is not None else "or disk is full" in str(error)  # type: ignore[attr-defined]  # 3.11+, as sqlite_errorcode
-    if full:
-        message = f"storage is full ({error}): nothing was stored; retry once space is freed"
-    else:
-        message = f"storage failed ({error}): nothing was stored; retry later"
-    unavailable = StoreUnavailableError(message, full=full)
-    unavailable.__cause__ = error
-    return unavailable
-
-
-# SQLite's answers to values it cannot take (not to a failing disk): a span that provokes one is
-# rejected alone instead of failing its whole request on every retry.
-_DATA_ERROR_MESSAGES = ("integer overflow", "string or blob too big", "surrogates not allowed")
-
-
-def _is_data_error(error: BaseException) -> bool:
-    """Whether a failed write is due to the values written, not to the storage: a retry of the
-    same values would fail again."""
-    if isinstance(
-        error, (sqlite3.IntegrityError, sqlite3.DataError, sqlite3.InterfaceError, sqlite3.ProgrammingError)
-    ):
-        return True
-    if isinstance(error, sqlite3.Error):
-        return any(message in str(error) for message in _DATA_ERROR_MESSAGES)
-    return isinstance(error, (ValueError, OverflowError, UnicodeError))
 
 
 # How often the writer refreshes the planner's statistics (a few milliseconds each time).
@@ -222,7 +190,7 @@ class SqliteStore:
         self._observers: list[WriteObserver] = []
         self._probe = WriterProbe(
             lambda probe, timeout: self._queue.put(_Request(probe, probe=True), timeout=timeout),
-            _explain_refusal,
+            write_errors.explain_refusal,
         )
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
@@ -341,7 +309,7 @@ class SqliteStore:
             self._apply_page_limit()
             readiness.probe_room(self._writer)
         except Exception as error:
-            settle(probe.future, error=_storage_error(error))
+            settle(probe.future, error=write_errors.storage_error(error))
         else:
             settle(probe.future, None)
 
@@ -439,7 +407,7 @@ class SqliteStore:
         try:
             self._transaction(requests)
         except Exception as error:
-            if len(requests) == 1 and len(requests[0].spans) > 0 and _is_data_error(error):
+            if len(requests) == 1 and len(requests[0].spans) > 0 and write_errors.is_data_error(error):
                 # Something in these spans cannot be stored (the storage itself works): store
                 # the others, and reject only what fails alone.
                 result = self._write_apart(requests[0])
@@ -447,7 +415,7 @@ class SqliteStore:
                 settle(requests[0].future, result)
                 return
             if len(requests) == 1:
-                failure = _storage_error(error)
+                failure = write_errors.storage_error(error)
                 if isinstance(failure, StoreUnavailableError):
                     logger.error("spanloom: writing %d records failed: %s", requests[0].size, error)
                 else:
@@ -468,7 +436,7 @@ class SqliteStore:
         try:
             self._transaction([request])
         except Exception as error:
-            if not _is_data_error(error):
+            if not write_errors.is_data_error(error):
                 raise
             if len(request.spans) == 1:
                 span = request.spans[0]
@@ -734,9 +702,3 @@ class SqliteStore:
             for connection in self._readers:
                 connection.close()
             self._readers.clear()
-
-
-def _explain_refusal(error: StoreUnavailableError) -> str:
-    if error.full:
-        return "storage is full: the database or its disk has no room for a write"
-    return f"a write would fail: {error.__cause__ or error}"
