@@ -14,7 +14,8 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from spanloom.server.api import serialize
 from spanloom.server.api.json_body import json_response
-from spanloom.server.api.routes import get_store, project_of
+from spanloom.server.api.routes import project_of
+from spanloom.server.api.store_dependency import get_store
 from spanloom.server.compare_params import CompareParams
 from spanloom.server.errors import HttpError
 from spanloom.server.session_compare import Comparison, Delta, Missing, ResultPair, TurnPair, load_comparison

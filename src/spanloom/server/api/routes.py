@@ -20,6 +20,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from spanloom.server.api import serialize
 from spanloom.server.api.json_body import json_response, streamed_json
+from spanloom.server.api.store_dependency import get_store
 from spanloom.server.auth.scope import (
     AmbiguousIdError,
     ProjectNotVisibleError,
@@ -50,10 +51,6 @@ _OBJECT = dict[str, Any]
 _AMBIGUOUS: dict[int | str, dict[str, Any]] = {
     409: {"description": "Without `project`, the id exists in several projects (listed)"}
 }
-
-
-def get_store(request: Request) -> Store:
-    return request.app.state.store
 
 
 def _scoped(request: Request, query: ListQuery) -> ListQuery:

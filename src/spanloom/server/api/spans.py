@@ -14,6 +14,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from spanloom.server.api import serialize
 from spanloom.server.api.json_body import json_response
+from spanloom.server.api.store_dependency import get_store
 from spanloom.server.auth.scope import ProjectNotVisibleError, restrict_query
 from spanloom.server.errors import HttpError
 from spanloom.server.list_params import DEFAULT_PAGE_SIZE, Text, Time
@@ -40,17 +41,13 @@ class SpanListParams(BaseModel):
     cursor: Text = Field(None, description="`next_cursor` of the previous page.")
 
 
-def _store(request: Request) -> Store:
-    return request.app.state.store
-
-
 @router.get(
     "/spans",
     summary="Spans by (project, start time, trace id, span id), filtered and paged",
     response_model=dict[str, Any],
 )
 def list_spans(
-    request: Request, params: Annotated[SpanListParams, Query()], store: Store = Depends(_store)
+    request: Request, params: Annotated[SpanListParams, Query()], store: Store = Depends(get_store)
 ) -> Response:
     query = ListQuery(
         project=params.project,

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from spanloom.server.api.json_body import json_response
 from spanloom.server.api.serialize import iso_time
+from spanloom.server.api.store_dependency import get_store
 from spanloom.server.auth.scope import can_see
 from spanloom.server.errors import HttpError
 from spanloom.server.list_params import BadParameterError
@@ -19,10 +20,6 @@ from spanloom.server.store.trend_types import TrendBucket, Trends
 from spanloom.server.trend_params import trend_range
 
 router = APIRouter(prefix="/api", tags=["api"])
-
-
-def _store(request: Request) -> Store:
-    return request.app.state.store
 
 
 def bucket_json(bucket: TrendBucket) -> dict[str, Any]:
@@ -72,7 +69,7 @@ def get_trends(
     end: Annotated[str | None, Query()] = None,
     bucket: Annotated[str | None, Query(description="hour or day")] = None,
     user_id: Annotated[str | None, Query()] = None,
-    store: Store = Depends(_store),
+    store: Store = Depends(get_store),
 ) -> Response:
     del start, end, bucket, user_id  # read from the query string by trend_range, as the page does
     summary = next((p for p in store.list_projects() if p.name == project), None)

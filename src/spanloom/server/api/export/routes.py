@@ -33,6 +33,7 @@ from spanloom.server.api.export.rows import (
     session_row,
     turn_rows,
 )
+from spanloom.server.api.store_dependency import get_store
 from spanloom.server.auth.scope import ProjectNotVisibleError, restrict_query
 from spanloom.server.errors import HttpError
 from spanloom.server.list_params import BadParameterError, SessionListParams, metadata_filters
@@ -165,10 +166,6 @@ def _body(store: Store, params: ExportParams, query: ListQuery, pacing: ReadPaci
     tail = encoder.finish()
     if tail:
         yield tail
-
-
-def get_store(request: Request) -> Store:
-    return request.app.state.store
 
 
 _EXTENSIONS: dict[ExportFormat, str] = {"jsonl": "jsonl", "csv": "csv", "parquet": "parquet"}
