@@ -20,6 +20,7 @@ from spanloom.server.store.base import ListQuery, SpanRecord, StoreOpenError
 from spanloom.server.store.span_texts import restore_attributes
 from spanloom.server.store.sqlite import user_writes
 from spanloom.server.store.sqlite.migrations import SCHEMA_VERSION
+from spanloom.server.store.turn_previews import input_preview, output_preview
 from spanloom.server.store.url import open_store
 
 OLD_FILE = Path(__file__).parent / "data" / "spanloom-0.1.0.db.gz"
@@ -155,3 +156,27 @@ def test_spans_written_before_schema_10_read_as_they_were_stored(old_db: Path):
     assert _read(old_db, f"SELECT attributes, resource FROM spans WHERE span_id = '{new.span_id}'") == [
         ('{"n":1}', "")
     ]
+
+
+def test_a_schema_10_file_gets_the_previews_its_sessions_list_shows(old_db: Path):
+    """Schema 11 keeps the list's previews on the session rows; an upgraded file's sessions get
+    theirs from their texts, and the list shows the same as for sessions written since."""
+    open_store(str(old_db)).close()
+    with closing(sqlite3.connect(old_db)) as connection:  # back to schema 10's layout
+        connection.execute("ALTER TABLE sessions DROP COLUMN first_input_preview")
+        connection.execute("ALTER TABLE sessions DROP COLUMN last_output_preview")
+        connection.execute("PRAGMA user_version = 10")
+        connection.commit()
+    lines: list[str] = []
+    store = open_store(str(old_db), progress=lines.append)
+    try:
+        assert lines[0].startswith("upgrading the database to schema 11 (session previews)")
+        listed = every(store.list_sessions)
+        assert listed and all(session.first_input for session in listed)
+        for session in listed:
+            detail = store.get_session(session.project, session.session_id)
+            assert detail is not None
+            assert session.first_input == input_preview(detail.summary.first_input)
+            assert session.last_output == output_preview(detail.summary.last_output)
+    finally:
+        store.close()

@@ -111,7 +111,11 @@ def list_projects(request: Request, store: Store = Depends(get_store)) -> Respon
 @router.get(
     "/sessions",
     summary="Sessions (conversations), filtered, sorted and paged",
-    description=_METADATA_HELP,
+    description=(
+        "`first_input` and `last_output` are previews: the words of the first user message and the"
+        " last answer (read out of chat requests and responses), cut to 200 characters."
+        " `GET /api/sessions/{id}` and its turns hold the texts whole." + _METADATA_HELP
+    ),
     response_model=_OBJECT,
 )
 def list_sessions(

@@ -179,7 +179,8 @@ class Store(Protocol):
     def list_projects(self) -> list[ProjectSummary]: ...
 
     def list_sessions(self, query: ListQuery) -> Page[SessionSummary]:
-        """Sessions by `query.sort` (then project, then id), `query.limit` a page."""
+        """Sessions by `query.sort` (then project, then id), `query.limit` a page; their first
+        input and last output as previews (turn_previews.py)."""
         ...
 
     def get_session(

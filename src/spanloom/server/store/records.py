@@ -138,6 +138,8 @@ class SessionSummary:
     project: str
     user_id: str | None
     trace_count: int  # turns
+    # In a list (list_sessions, list_replays): previews, the words said and the answer cut to
+    # turn_previews.PREVIEW_CHARS. Of one session (get_session): the texts whole.
     first_input: str | None
     last_output: str | None
     start_time_ns: int

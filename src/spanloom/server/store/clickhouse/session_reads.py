@@ -10,6 +10,7 @@ from spanloom.server.store.base import ListQuery, Page, SessionSummary
 from spanloom.server.store.clickhouse import evaluation_reads
 from spanloom.server.store.clickhouse.paging import Conditions, ListShape, Params, Sort, eval_sort, like, page
 from spanloom.server.store.evaluation_types import FEEDBACK
+from spanloom.server.store.turn_previews import input_preview, output_preview
 
 _ENDED = "(m.ended_ns > 0 AND m.ended_ns >= s.end_ns)"
 # The texts last: a page of the list sorts and limits on the other columns, then reads the texts
@@ -152,7 +153,11 @@ def list_sessions(client: Any, query: ListQuery) -> Page[SessionSummary]:
             " WHERE session_id != '' AND (input ILIKE ? OR output ILIKE ?)))",
             *[pattern] * 4,
         )
-    return page(client, SESSIONS, conditions, query, sorts, join, enrich(client))
+    found = page(client, SESSIONS, conditions, query, sorts, join, enrich(client))
+    # A list shows previews (turn_previews.py): cut here, from the texts the rows keep whole.
+    for item in found.items:
+        item.first_input, item.last_output = input_preview(item.first_input), output_preview(item.last_output)
+    return found
 
 
 def select_session(client: Any, project: str, session_id: str) -> SessionSummary | None:

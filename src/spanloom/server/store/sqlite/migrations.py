@@ -23,8 +23,9 @@ from spanloom.server.store.sqlite import (
 )
 from spanloom.server.store.sqlite.rollups import recount_sessions
 from spanloom.server.store.sqlite.statements import by_project
+from spanloom.server.store.turn_previews import input_preview, output_preview
 
-# Sessions rebuilt per step of the version 2 upgrade.
+# Sessions rebuilt (version 2) or given previews (version 11) per step of the upgrade.
 _SESSION_CHUNK = 500
 # A progress line at most this often.
 _PROGRESS_SECONDS = 1.0
@@ -59,6 +60,29 @@ def _rebuild_v2(connection: sqlite3.Connection, progress: Progress | None) -> No
     evaluation_rollups.rebuild(connection)
 
 
+def _previews_v11(connection: sqlite3.Connection, progress: Progress | None) -> None:
+    """The previews the sessions list shows, for the sessions written before they were kept."""
+    (sessions,) = connection.execute("SELECT COUNT(*) FROM sessions").fetchone()
+    if progress is not None and sessions:
+        progress(f"upgrading the database to schema 11 (session previews): {sessions:,} sessions")
+    after, done, shown = ("", ""), 0, time.monotonic()
+    while True:
+        rows = session_writes.select_session_texts(connection, after, _SESSION_CHUNK)
+        if not rows:
+            break
+        session_writes.write_previews(
+            connection,
+            (
+                (input_preview(row.first_input), output_preview(row.last_output), row.project, row.session_id)
+                for row in rows
+            ),
+        )
+        after, done = (rows[-1].project, rows[-1].session_id), done + len(rows)
+        if progress is not None and time.monotonic() - shown >= _PROGRESS_SECONDS:
+            progress(f"  {done:,} of {sessions:,} sessions")
+            shown = time.monotonic()
+
+
 # (DDL, data step) of each version, in order.
 _VERSIONS: tuple[tuple[str, Callable[[sqlite3.Connection, Progress | None], None] | None], ...] = (
     (schema.V1, None),
@@ -71,6 +95,7 @@ _VERSIONS: tuple[tuple[str, Callable[[sqlite3.Connection, Progress | None], None
     (schema.V8, search_index.note_all),
     (schema.V9, None),
     (schema.V10, None),
+    (schema.V11, _previews_v11),
 )
 SCHEMA_VERSION = len(_VERSIONS)
 

@@ -49,6 +49,7 @@ from spanloom.server.store.trace_rollup import (
     percentile,
     saturated,
 )
+from spanloom.server.store.turn_previews import input_preview, output_preview
 
 # (project, session or user id)
 Key = tuple[str, str]
@@ -327,6 +328,8 @@ def _session_row(
         latency_p95_ms=percentile(latencies, 0.95),
         first_input_trace=firsts.first_input_trace,
         last_output_trace=firsts.last_output_trace,
+        first_input_preview=input_preview(firsts.first_input),
+        last_output_preview=output_preview(firsts.last_output),
         tags=tags_json,
         metadata=metadata_json,
     )

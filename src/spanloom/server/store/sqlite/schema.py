@@ -452,3 +452,11 @@ CREATE TABLE resources (
     resource TEXT NOT NULL
 );
 """
+
+# Version 11. What the sessions list shows of a session's first input and last output
+# (turn_previews.py), kept on its row so that a list page reads no span (issue 19). The data step
+# fills them in for the sessions written before (migrations.py).
+V11 = """
+ALTER TABLE sessions ADD COLUMN first_input_preview TEXT;
+ALTER TABLE sessions ADD COLUMN last_output_preview TEXT;
+"""

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 
 from spanloom.server.store.base import Progress
 from spanloom.server.store.json_values import to_json
-from spanloom.server.store.sqlite.trace_reads import TRACE_INPUT, TRACE_OUTPUT, span_text
+from spanloom.server.store.sqlite.span_text import TRACE_INPUT, TRACE_OUTPUT, span_text
 
 _IN = "t.trace_id IN (SELECT value FROM json_each(?))"
 # The noted traces taken by one indexing step, as (trace rowid) in a JSON array.

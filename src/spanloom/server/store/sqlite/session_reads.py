@@ -13,21 +13,31 @@ from spanloom.server.store.sqlite import evaluation_reads
 from spanloom.server.store.sqlite.list_paging import Conditions, ListShape, Sort, eval_sort, like, page
 from spanloom.server.store.sqlite.schema import REPLAY_OF_EXPRESSION
 from spanloom.server.store.sqlite.search_terms import CANDIDATE, match_expression
-from spanloom.server.store.sqlite.trace_reads import TRACE_INPUT, TRACE_OUTPUT, span_text
+from spanloom.server.store.sqlite.span_text import TRACE_INPUT, TRACE_OUTPUT, span_text
 
 _FIRST_INPUT = span_text("input", "t.input_span_id")
 _LAST_OUTPUT = span_text("output", "t.output_span_id")
-_COLUMNS = (
-    "s.project, s.session_id, s.user_id, s.trace_count,"
-    # The texts live once, on the spans they came from (through the trace's input/output span):
-    # session and trace rows stay small, so rewriting them as turns arrive stays cheap.
-    f" (SELECT {_FIRST_INPUT} FROM traces t WHERE t.trace_id = s.first_input_trace),"
-    f" (SELECT {_LAST_OUTPUT} FROM traces t WHERE t.trace_id = s.last_output_trace),"
-    " s.start_ns, s.end_ns,"
-    " s.total_tokens, s.cost, s.error_count, s.latency_p50_ms, s.latency_p95_ms, s.tags, s.metadata,"
-    # Ended with no turn since (a turn that ends after the end mark reopens the session).
-    " COALESCE(m.ended_ns >= s.end_ns, 0)"
+
+
+def _columns(first_input: str, last_output: str) -> str:
+    return (
+        f"s.project, s.session_id, s.user_id, s.trace_count, {first_input}, {last_output}, s.start_ns,"
+        " s.end_ns, s.total_tokens, s.cost, s.error_count, s.latency_p50_ms, s.latency_p95_ms, s.tags,"
+        # Ended with no turn since (a turn that ends after the end mark reopens the session).
+        " s.metadata, COALESCE(m.ended_ns >= s.end_ns, 0)"
+    )
+
+
+# One session: its texts whole, read from the spans they came from (through the trace's
+# input/output span). They live there once: session and trace rows stay small, so rewriting them
+# as turns arrive stays cheap.
+_WHOLE_COLUMNS = _columns(
+    f"(SELECT {_FIRST_INPUT} FROM traces t WHERE t.trace_id = s.first_input_trace)",
+    f"(SELECT {_LAST_OUTPUT} FROM traces t WHERE t.trace_id = s.last_output_trace)",
 )
+# A list: the previews the row keeps (turn_previews.py). Reading each text from its span was
+# nine tenths of a list page's time, two page reads per session from a cache every commit empties.
+_LIST_COLUMNS = _columns("s.first_input_preview", "s.last_output_preview")
 _MARKS = " LEFT JOIN session_marks m ON m.project = s.project AND m.session_id = s.session_id"
 
 
@@ -71,7 +81,7 @@ def _session(row: tuple[Any, ...]) -> SessionSummary:
 
 
 SESSIONS = ListShape(
-    select=f"SELECT {_COLUMNS} FROM sessions s{_MARKS}",
+    select=f"SELECT {_LIST_COLUMNS} FROM sessions s{_MARKS}",
     sorts={
         "start_time": Sort("s.start_ns", "start_time_ns"),
         "last_activity": Sort("s.end_ns", "end_time_ns"),
@@ -178,7 +188,8 @@ def select_sessions_to_judge(
 
 def select_session(connection: sqlite3.Connection, project: str, session_id: str) -> SessionSummary | None:
     row = connection.execute(
-        f"{SESSIONS.select} WHERE s.project = ? AND s.session_id = ?", (project, session_id)
+        f"SELECT {_WHOLE_COLUMNS} FROM sessions s{_MARKS} WHERE s.project = ? AND s.session_id = ?",
+        (project, session_id),
     ).fetchone()
     if row is None:
         return None
@@ -194,7 +205,7 @@ def select_replays(
     ordered by start time, the planner would rather walk all the project's sessions in order."""
     expression = REPLAY_OF_EXPRESSION.replace("metadata", "s.metadata")
     rows = connection.execute(
-        f"SELECT {_COLUMNS} FROM sessions s INDEXED BY sessions_by_replay_of{_MARKS}"
+        f"SELECT {_LIST_COLUMNS} FROM sessions s INDEXED BY sessions_by_replay_of{_MARKS}"
         f" WHERE s.project = ? AND ({expression}) = ?"
         " ORDER BY s.start_ns, s.session_id LIMIT ?",
         (project, session_id, limit),

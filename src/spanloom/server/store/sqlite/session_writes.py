@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 from spanloom.server.store.json_values import to_json
+from spanloom.server.store.sqlite.span_text import TRACE_INPUT, TRACE_OUTPUT
 from spanloom.server.store.sqlite.statements import (
     execute_values,
     fetch_in_one_step,
@@ -53,6 +54,8 @@ class SessionFirsts(NamedTuple):
     user_id: str | None  # the first user a turn names
     first_input_trace: str | None
     last_output_trace: str | None
+    first_input: str | None  # the texts of those traces, whole
+    last_output: str | None
 
 
 class SessionRow(NamedTuple):
@@ -70,6 +73,10 @@ class SessionRow(NamedTuple):
     latency_p95_ms: float
     first_input_trace: str | None
     last_output_trace: str | None
+    # What the sessions list shows of those texts (turn_previews.py): kept here, a few hundred
+    # bytes, so that a list page reads no span.
+    first_input_preview: str | None
+    last_output_preview: str | None
     tags: str  # JSON
     metadata: str  # JSON
 
@@ -89,6 +96,7 @@ _TURN_COLUMNS = (
     "latency_p50_ms",
     "latency_p95_ms",
     "last_output_trace",
+    "last_output_preview",
 )
 _HEAD_COLUMNS = tuple(column for column in SessionRow._fields[2:] if column not in _TURN_COLUMNS)
 # The whole row still goes in: SQLite checks the NOT NULL columns of the row to insert before it
@@ -122,13 +130,17 @@ def select_session_firsts(
     connection: sqlite3.Connection, project: str, session_ids: Sequence[str]
 ) -> dict[str, SessionFirsts]:
     """Of each of these sessions: the first user named, the first turn with an input and the last
-    with an output (None where there is none), by session id."""
+    with an output (None where there is none), and those two texts, by session id."""
     rows = fetch_in_one_step(
         connection,
-        f"SELECT j.value, (SELECT user_id {_TURNS} AND user_id <> '' ORDER BY start_ns, trace_id LIMIT 1),"
-        f" (SELECT trace_id {_TURNS} AND has_input ORDER BY start_ns, trace_id LIMIT 1),"
+        "SELECT f.session_id, f.user_id, f.first_input_trace, f.last_output_trace,"
+        f" (SELECT {TRACE_INPUT} FROM traces t WHERE t.trace_id = f.first_input_trace),"
+        f" (SELECT {TRACE_OUTPUT} FROM traces t WHERE t.trace_id = f.last_output_trace)"
+        " FROM (SELECT j.value AS session_id,"
+        f" (SELECT user_id {_TURNS} AND user_id <> '' ORDER BY start_ns, trace_id LIMIT 1) AS user_id,"
+        f" (SELECT trace_id {_TURNS} AND has_input ORDER BY start_ns, trace_id LIMIT 1) AS first_input_trace,"
         f" (SELECT trace_id {_TURNS} AND has_output ORDER BY start_ns DESC, trace_id DESC LIMIT 1)"
-        " FROM json_each(?2) AS j",
+        " AS last_output_trace FROM json_each(?2) AS j) AS f",
         (project, to_json(list(session_ids))),
         len(SessionFirsts._fields),
     )
@@ -195,6 +207,38 @@ def delete_sessions(connection: sqlite3.Connection, project: str, session_ids: I
     connection.executemany(
         "DELETE FROM sessions WHERE project = ? AND session_id = ?",
         [(project, session_id) for session_id in session_ids],
+    )
+
+
+class SessionTexts(NamedTuple):
+    project: str
+    session_id: str
+    first_input: str | None
+    last_output: str | None
+
+
+def select_session_texts(
+    connection: sqlite3.Connection, after: tuple[str, str], limit: int
+) -> list[SessionTexts]:
+    """Up to `limit` sessions after `after` in (project, session id) order, with their first
+    input and last output whole: the schema 11 upgrade writes their previews a chunk at a time."""
+    rows = connection.execute(
+        f"SELECT s.project, s.session_id, (SELECT {TRACE_INPUT} FROM traces t WHERE t.trace_id ="
+        f" s.first_input_trace), (SELECT {TRACE_OUTPUT} FROM traces t WHERE t.trace_id = s.last_output_trace)"
+        " FROM sessions s WHERE (s.project, s.session_id) > (?, ?) ORDER BY s.project, s.session_id LIMIT ?",
+        (*after, limit),
+    ).fetchall()
+    return [SessionTexts._make(row) for row in rows]
+
+
+def write_previews(
+    connection: sqlite3.Connection, previews: Iterable[tuple[str | None, str | None, str, str]]
+) -> None:
+    """(first input preview, last output preview, project, session id) of sessions."""
+    connection.executemany(
+        "UPDATE sessions SET first_input_preview = ?, last_output_preview = ?"
+        " WHERE project = ? AND session_id = ?",
+        previews,
     )
 
 

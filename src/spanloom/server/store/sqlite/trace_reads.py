@@ -12,23 +12,8 @@ from spanloom.server.store.json_values import from_json, to_json
 from spanloom.server.store.sqlite import evaluation_reads
 from spanloom.server.store.sqlite.list_paging import Conditions, ListShape, Sort, like, page
 from spanloom.server.store.sqlite.search_terms import CANDIDATE, match_expression
+from spanloom.server.store.sqlite.span_text import TRACE_INPUT, TRACE_OUTPUT
 
-
-# A trace's input/output text (for a query over `traces t`): read from the span it came from,
-# by primary key, rather than stored a second time on the trace.
-def span_text(column: str, span_id: str) -> str:
-    """SQL for a span's `column` text (input or output) whose trace is `t` and id `span_id`, also
-    when the span shares that text with another span of its trace (`{column}_from`, one step).
-    `column` and `span_id` are fixed names from this package."""
-    return (
-        f"(SELECT COALESCE(sp.{column}, (SELECT h.{column} FROM spans h WHERE h.trace_id = sp.trace_id"
-        f" AND h.span_id = sp.{column}_from)) FROM spans sp WHERE sp.trace_id = t.trace_id"
-        f" AND sp.span_id = {span_id})"
-    )
-
-
-TRACE_INPUT = span_text("input", "t.input_span_id")
-TRACE_OUTPUT = span_text("output", "t.output_span_id")
 _COLUMNS = (
     "t.trace_id, t.project, t.session_id, t.user_id, t.root_span_id, t.name, t.span_kind, t.start_ns,"
     f" t.end_ns, t.latency_ms, t.span_count, t.error_count, t.total_tokens, t.cost, t.status, {TRACE_INPUT},"
