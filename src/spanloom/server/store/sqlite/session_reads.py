@@ -6,10 +6,18 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from spanloom.server.store.base import ListQuery, Page, SessionSummary
+from spanloom.server.store.base import (
+    FailingReason,
+    FailingTurn,
+    ListQuery,
+    Page,
+    SessionDetail,
+    SessionSummary,
+)
+from spanloom.server.store.cursor import TURNS_BEFORE, TURNS_FROM, decode_turns_cursor, encode_cursor
 from spanloom.server.store.evaluation_types import FEEDBACK
 from spanloom.server.store.json_values import from_json, to_json
-from spanloom.server.store.sqlite import evaluation_reads
+from spanloom.server.store.sqlite import evaluation_reads, span_reads, trace_reads
 from spanloom.server.store.sqlite.list_paging import Conditions, ListShape, Sort, eval_sort, like, page
 from spanloom.server.store.sqlite.schema import REPLAY_OF_EXPRESSION
 from spanloom.server.store.sqlite.search_terms import CANDIDATE, match_expression
@@ -196,6 +204,60 @@ def select_session(connection: sqlite3.Connection, project: str, session_id: str
     summary = _session(row)
     with_evaluations(connection)([summary])
     return summary
+
+
+def select_session_detail(
+    connection: sqlite3.Connection,
+    project: str,
+    session_id: str,
+    limit: int | None,
+    cursor: str | None,
+    *,
+    tool_calls: bool,
+) -> SessionDetail | None:
+    """One session (Store.get_session): its summary, a page of its turns from `cursor`, where it
+    breaks; inside the caller's read transaction."""
+    after: tuple[int, str] | None = None
+    before: tuple[int, str] | None = None
+    if cursor:
+        kind, start_ns, trace_id = decode_turns_cursor(cursor)
+        after, before = ((start_ns, trace_id), None) if kind == TURNS_FROM else (None, (start_ns, trace_id))
+    summary = select_session(connection, project, session_id)
+    if summary is None:
+        return None
+    fetch = None if limit is None else limit + (before is None)  # one more: is there a next page?
+    turns = trace_reads.select_session_turns(connection, project, session_id, fetch, after, before)
+    next_turn = turns.pop() if limit is not None and before is None and len(turns) > limit else None
+    if next_turn is None and before is not None:
+        next_turn_key: tuple[int, str] | None = before
+    else:
+        next_turn_key = (next_turn.start_time_ns, next_turn.trace_id) if next_turn else None
+    first = (turns[0].start_time_ns, turns[0].trace_id) if turns else None
+    offset = trace_reads.count_turns_before(connection, project, session_id, first) if first else 0
+    failing = trace_reads.select_failing_turns(connection, project, session_id)
+
+    def failing_turn(key: tuple[int, str] | None, reason: FailingReason) -> FailingTurn | None:
+        if key is None:
+            return None
+        index = trace_reads.count_turns_before(connection, project, session_id, key)
+        return FailingTurn(index, key[1], reason, encode_cursor(TURNS_FROM, key[0], (key[1],)))
+
+    first_error = failing_turn(failing.first_error, "error")
+    first_evaluation_failure = failing_turn(failing.first_evaluation_failure, "evaluation")
+    return SessionDetail(
+        summary,
+        turns,
+        span_reads.select_tool_spans(connection, [turn.trace_id for turn in turns]) if tool_calls else {},
+        first_turn_index=offset,
+        results=evaluation_reads.select_session_results(connection, project, session_id),
+        next_cursor=encode_cursor(TURNS_FROM, next_turn_key[0], (next_turn_key[1],))
+        if next_turn_key
+        else None,
+        previous_cursor=encode_cursor(TURNS_BEFORE, first[0], (first[1],)) if first and offset else None,
+        first_failing=first_error or first_evaluation_failure,
+        first_evaluation_failure=first_evaluation_failure,
+        failing_turn_count=failing.total,
+    )
 
 
 def select_replays(

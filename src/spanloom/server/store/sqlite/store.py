@@ -33,8 +33,6 @@ from pathlib import Path
 from typing import Any
 
 from spanloom.server.store.base import (
-    FailingReason,
-    FailingTurn,
     InsertResult,
     ListQuery,
     Page,
@@ -60,10 +58,7 @@ from spanloom.server.store.base import (
 )
 from spanloom.server.store.cursor import (
     TRACE_SPANS_CURSOR,
-    TURNS_BEFORE,
-    TURNS_FROM,
     decode_cursor,
-    decode_turns_cursor,
     encode_cursor,
 )
 from spanloom.server.store.evaluation_list import EvaluationQuery, EvaluationResult
@@ -504,53 +499,9 @@ class SqliteStore:
         *,
         tool_calls: bool = True,
     ) -> SessionDetail | None:
-        after: tuple[int, str] | None = None
-        before: tuple[int, str] | None = None
-        if cursor:
-            kind, start_ns, trace_id = decode_turns_cursor(cursor)
-            after, before = (
-                ((start_ns, trace_id), None) if kind == TURNS_FROM else (None, (start_ns, trace_id))
-            )
         with self._snapshot() as connection:
-            summary = session_reads.select_session(connection, project, session_id)
-            if summary is None:
-                return None
-            fetch = None if limit is None else limit + (before is None)  # one more: is there a next page?
-            turns = trace_reads.select_session_turns(connection, project, session_id, fetch, after, before)
-            next_turn = turns.pop() if limit is not None and before is None and len(turns) > limit else None
-            if next_turn is None and before is not None:
-                next_turn_key: tuple[int, str] | None = before
-            else:
-                next_turn_key = (next_turn.start_time_ns, next_turn.trace_id) if next_turn else None
-            first = (turns[0].start_time_ns, turns[0].trace_id) if turns else None
-            offset = trace_reads.count_turns_before(connection, project, session_id, first) if first else 0
-            failing = trace_reads.select_failing_turns(connection, project, session_id)
-
-            def failing_turn(key: tuple[int, str] | None, reason: FailingReason) -> FailingTurn | None:
-                if key is None:
-                    return None
-                index = trace_reads.count_turns_before(connection, project, session_id, key)
-                return FailingTurn(index, key[1], reason, encode_cursor(TURNS_FROM, key[0], (key[1],)))
-
-            first_error = failing_turn(failing.first_error, "error")
-            first_evaluation_failure = failing_turn(failing.first_evaluation_failure, "evaluation")
-            return SessionDetail(
-                summary,
-                turns,
-                span_reads.select_tool_spans(connection, [turn.trace_id for turn in turns])
-                if tool_calls
-                else {},
-                first_turn_index=offset,
-                results=evaluation_reads.select_session_results(connection, project, session_id),
-                next_cursor=encode_cursor(TURNS_FROM, next_turn_key[0], (next_turn_key[1],))
-                if next_turn_key
-                else None,
-                previous_cursor=encode_cursor(TURNS_BEFORE, first[0], (first[1],))
-                if first and offset
-                else None,
-                first_failing=first_error or first_evaluation_failure,
-                first_evaluation_failure=first_evaluation_failure,
-                failing_turn_count=failing.total,
+            return session_reads.select_session_detail(
+                connection, project, session_id, limit, cursor, tool_calls=tool_calls
             )
 
     def find_session_projects(self, session_id: str) -> list[str]:
