@@ -167,6 +167,9 @@ def test_an_upgraded_file_indexes_its_stored_traces(tmp_path: Path):
         connection.execute("ALTER TABLE spans DROP COLUMN lifted")
         connection.execute("ALTER TABLE spans DROP COLUMN resource_key")
         connection.execute("DROP TABLE resources")
+        # and no session previews (schema 11)
+        connection.execute("ALTER TABLE sessions DROP COLUMN first_input_preview")
+        connection.execute("ALTER TABLE sessions DROP COLUMN last_output_preview")
         connection.execute("PRAGMA user_version = 7")
         connection.commit()
     lines: list[str] = []
