@@ -24,6 +24,7 @@ from spanloom.server.store.sqlite.migrations import migrate
 from spanloom.server.store.sqlite.rollups import write_batch
 from spanloom.server.store.sqlite.span_rows import concatenate, prepare
 from spanloom.server.store.trace_rollup import merge_labels, percentile
+from spanloom.server.store.turn_previews import input_preview, output_preview
 
 SESSIONS = st.sampled_from([None, "s1", "s2", "s3"])
 USERS = st.sampled_from([None, "u1", "u2"])
@@ -140,9 +141,30 @@ def _recounted_sessions(connection: sqlite3.Connection) -> list[tuple[Any, ...]]
                 next((row[8] for row in reversed(rows) if row[10]), None),
                 to_json(tags) if tags else "[]",
                 to_json(metadata) if metadata else "{}",
+                input_preview(_trace_text(connection, next((r[8] for r in rows if r[9]), None), "input")),
+                output_preview(
+                    _trace_text(connection, next((r[8] for r in reversed(rows) if r[10]), None), "output")
+                ),
             )
         )
     return sessions
+
+
+def _trace_text(connection: sqlite3.Connection, trace_id: str | None, column: str) -> str | None:
+    """A trace's input or output (`column`), from the span holding it or the one it shares."""
+    if trace_id is None:
+        return None
+    (span_id,) = connection.execute(
+        f"SELECT {column}_span_id FROM traces WHERE trace_id = ?", (trace_id,)
+    ).fetchone()
+    text, shared = connection.execute(
+        f"SELECT {column}, {column}_from FROM spans WHERE trace_id = ? AND span_id = ?", (trace_id, span_id)
+    ).fetchone()
+    if text is None and shared is not None:
+        (text,) = connection.execute(
+            f"SELECT {column} FROM spans WHERE trace_id = ? AND span_id = ?", (trace_id, shared)
+        ).fetchone()
+    return text
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
