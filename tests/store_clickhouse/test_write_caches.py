@@ -18,6 +18,7 @@ from tests.store_contract.contract_kit import T0, assert_lists_match_recount, sp
 
 from spanloom.server.store.base import SpanRecord, StoreUnavailableError
 from spanloom.server.store.clickhouse import rollups, schema
+from spanloom.server.store.clickhouse.location import connect
 from spanloom.server.store.clickhouse.store import ClickHouseStore
 from spanloom.server.store.records import Retention
 from spanloom.server.store.url import open_store
@@ -35,15 +36,24 @@ def _store(directory: Path) -> Iterator[ClickHouseStore]:
         store.close()
 
 
-def _session_rows(store: ClickHouseStore) -> dict[tuple[str, str], tuple[Any, ...]]:
+@contextmanager
+def _client(store: ClickHouseStore) -> Iterator[Any]:
+    """A client of the store's database, beside the store's own."""
+    client = connect(store.location, store.location.database)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def _session_rows(client: Any) -> dict[tuple[str, str], tuple[Any, ...]]:
     """The stored session rows, without their versions."""
-    client = store._writer.client
     rows = client.query("SELECT * FROM sessions FINAL WHERE deleted = 0").result_rows
     return {(row[0], row[1]): tuple(row[:-2]) for row in rows}
 
 
-def _recounted(store: ClickHouseStore, keys: set[tuple[str, str]]) -> dict[tuple[str, str], tuple[Any, ...]]:
-    rows = rollups.session_rows(store._writer.client, keys, 0)
+def _recounted(client: Any, keys: set[tuple[str, str]]) -> dict[tuple[str, str], tuple[Any, ...]]:
+    rows = rollups.session_rows(client, keys, 0)
     return {(row[0], row[1]): tuple(row[:-2]) for row in rows if not row[-1]}
 
 
@@ -86,28 +96,33 @@ def _batches(draw: st.DrawFn) -> list[list[SpanRecord]]:
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(batches=_batches())
 def test_session_rows_from_the_tallies_equal_a_recount(batches: list[list[SpanRecord]]):
-    with tempfile.TemporaryDirectory() as directory, _store(Path(directory)) as store:
+    with (
+        tempfile.TemporaryDirectory() as directory,
+        _store(Path(directory)) as store,
+        _client(store) as client,
+    ):
         for batch in batches:
             write(store, batch)
-            stored = _session_rows(store)
-            assert stored == _recounted(store, set(stored) | {("p1", "s3"), ("p2", "s3")})
+            stored = _session_rows(client)
+            assert stored == _recounted(client, set(stored) | {("p1", "s3"), ("p2", "s3")})
         assert_lists_match_recount(store)
 
 
 def test_a_conversations_next_turn_asks_clickhouse_nothing(tmp_path: Path):
-    with _store(tmp_path) as store:
-        client = store._writer.client
+    with _store(tmp_path) as store, _client(store) as client:
         # Turn 1, and the first part of turn 2 (cut at the batch's edge, as a batch of 512 is).
         write(store, [span(1, 1, session_id="s", user_id="u", input="hi", output="hello")])
         write(store, [span(2, 2, parent=1, session_id="s", user_id="u", output="tool")])
+        # Every client's queries (the writer's among them; no read runs meanwhile).
+        kind = type(client)
         asked: list[str] = []
-        real = client.query
+        real = kind.query
 
-        def query(sql: str, *args: Any, **kwargs: Any) -> Any:
+        def query(self: Any, sql: str, *args: Any, **kwargs: Any) -> Any:
             asked.append(sql)
-            return real(sql, *args, **kwargs)
+            return real(self, sql, *args, **kwargs)
 
-        client.query = query
+        kind.query = query
         try:
             # The rest of turn 2 and turn 3.
             write(
@@ -118,7 +133,7 @@ def test_a_conversations_next_turn_asks_clickhouse_nothing(tmp_path: Path):
                 ],
             )
         finally:
-            client.query = real
+            kind.query = real
         assert asked == []
         session = store.get_session("p1", "s")
         assert session is not None
