@@ -172,3 +172,33 @@ def test_a_session_deleted_by_retention_starts_afresh(tmp_path: Path):
         session = store.get_session("p1", "s")
         assert session is not None and session.summary.trace_count == 1
         assert_lists_match_recount(store)
+
+
+@pytest.mark.parametrize("repair", ["next write", "restart"])
+def test_a_session_only_a_recovery_stored_is_known_as_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, repair: str
+):
+    url = chdb_url(tmp_path)
+    store = open_store(url)
+    real = schema.insert
+
+    def failing(client: Any, table: schema.Table, *args: Any, **kwargs: Any) -> Any:
+        if table is schema.TRACES:
+            raise RuntimeError("the server went away mid-batch")
+        return real(client, table, *args, **kwargs)
+
+    # The session's first turn: its spans are stored, its trace row not; recovery writes it.
+    monkeypatch.setattr(schema, "insert", failing)
+    with pytest.raises(StoreUnavailableError):
+        write(store, [span(1, 1, session_id="s", user_id="u", output="one")])
+    monkeypatch.setattr(schema, "insert", real)
+    if repair == "restart":
+        store.close()
+        store = open_store(url)
+    try:
+        write(store, [span(2, 1, start_ms=50, session_id="s", user_id="u", output="two")])
+        session = store.get_session("p1", "s")
+        assert session is not None and session.summary.trace_count == 2
+        assert_lists_match_recount(store)
+    finally:
+        store.close()

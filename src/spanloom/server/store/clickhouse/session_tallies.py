@@ -200,14 +200,21 @@ class SessionTallies:
     def __init__(self, client: Any) -> None:
         self.client = client
         self._tallies: OrderedDict[Key, Tally] = OrderedDict()
-        # Sessions with a trace row: built from `traces` itself, so a batch cut short before its
-        # session rows still counts.
-        self._stored = KeyFilter(
-            client, "SELECT DISTINCT project, session_id FROM traces WHERE session_id != ''"
+        self._stored = self._stored_sessions()
+
+    def _stored_sessions(self) -> KeyFilter:
+        # Sessions with a trace row: from `traces` itself, so a batch cut short before its
+        # session rows counts too.
+        return KeyFilter(
+            self.client, "SELECT DISTINCT project, session_id FROM traces WHERE session_id != ''"
         )
 
-    def clear(self) -> None:
+    def clear(self, recovered: bool = False) -> None:
+        """Forget every tally; `recovered`: a recovery wrote trace rows (maybe of sessions the
+        filter did not know), so it is built again."""
         self._tallies.clear()
+        if recovered:
+            self._stored = self._stored_sessions()
 
     def session_rows(
         self,

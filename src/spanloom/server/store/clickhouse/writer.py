@@ -400,11 +400,12 @@ class Writer:
     def recover(self) -> int:
         """Recount every batch cut short: its traces from their stored spans, then its sessions,
         users and aggregates. Returns how many batches it repaired."""
-        self._forget_written()
         pending = self.log.pending()
         for batch, trace_ids, sessions, users in pending:
             self._recover(set(trace_ids), set(sessions), set(users))
             self._end(batch)
+        if pending:
+            self._forget_written(recovered=True)
         return len(pending)
 
     def _recover(self, trace_ids: set[str], sessions: set[Key], users: set[Key]) -> None:
@@ -442,12 +443,13 @@ class Writer:
         self._write_rollups(sessions, users, version)
         self._write_evaluation_aggregates(sessions, users, version)
 
-    def _forget_written(self) -> None:
+    def _forget_written(self, recovered: bool = False) -> None:
         """Drop what the writer keeps of the rows it wrote: a batch cut short may have written
-        some of its rows and not others, and retention deletes rows."""
+        some of its rows and not others (`recovered`: and its recovery wrote the rest), and
+        retention deletes rows."""
         if self.recent is not None and self.tallies is not None:
             self.recent.clear()
-            self.tallies.clear()
+            self.tallies.clear(recovered)
 
 
 def _owners(changes: Any) -> tuple[set[Key], set[Key]]:
