@@ -202,3 +202,14 @@ def test_a_session_only_a_recovery_stored_is_known_as_stored(
         assert_lists_match_recount(store)
     finally:
         store.close()
+
+
+def test_a_session_its_last_trace_left_starts_afresh(tmp_path: Path):
+    with _store(tmp_path) as store:
+        write(store, [span(1, 2, parent=1, session_id="s", user_id="u", output="child")])
+        # The late root names another session: "s" has no trace left.
+        write(store, [span(1, 1, session_id="other", user_id="u")])
+        write(store, [span(2, 1, start_ms=50, session_id="s", user_id="u", output="next")])
+        session = store.get_session("p1", "s")
+        assert session is not None and session.summary.trace_count == 1
+        assert_lists_match_recount(store)

@@ -186,9 +186,9 @@ def _select_tallies(client: Any, keys: Iterable[Key]) -> dict[Key, Tally]:
                 int(tokens),
                 int(nanos),
                 errors,
-                tuple(first_user) if first_user[1] else None,  # type: ignore[arg-type]
-                tuple(first_input) if first_input[1] else None,  # type: ignore[arg-type]
-                tuple(last_output) if last_output[1] else None,  # type: ignore[arg-type]
+                tuple(first_user) if first_user[1] else None,
+                tuple(first_input) if first_input[1] else None,
+                tuple(last_output) if last_output[1] else None,
                 list(latencies),
                 {trace_id: (start, tags, meta) for trace_id, start, tags, meta in labels},
                 dict(Counter(users)),
@@ -235,7 +235,7 @@ class SessionTallies:
             new_key = (new_row.project, new_row.session_id) if new_row and new_row.session_id else None
             if old_key is not None and old_key != new_key:
                 recount.add(old_key)  # a trace left it: only a recount knows its extremes now
-            if new_key is None or new_key in recount:
+            if new_row is None or new_key is None or new_key in recount:
                 continue
             tally = tallies.get(new_key)
             if tally is None:
@@ -245,25 +245,27 @@ class SessionTallies:
                     continue
                 tallies[new_key] = tally
             if old_key == new_key:
-                assert old_row is not None and new_row is not None
+                assert old_row is not None
                 if not (follows(old_row, new_row) and tally.remove(old_row, new_row)):
                     recount.add(new_key)
                     continue
-            tally.add(new_row)  # type: ignore[arg-type]
+            tally.add(new_row)
         for key in recount:
             tallies.pop(key, None)
         if recount:
             tallies.update(_select_tallies(self.client, recount))
         rows = self._rows(tallies, version, known)
+        emptied = {key: Tally() for key in recount if key not in tallies}
         rows.extend(
             tombstone(schema.SESSIONS, {"project": project, "session_id": session_id}, version)
-            for project, session_id in recount
-            if (project, session_id) not in tallies
+            for project, session_id in emptied
         )
         for (project, session_id), tally in tallies.items():
             for user, count in tally.users.items():
                 user_counts[(project, session_id, user)] += count
-        return rows, tallies
+        # A session its last trace left is kept as empty: its tally from before would still
+        # count that trace when the next one joins.
+        return rows, {**tallies, **emptied}
 
     def keep(self, tallies: dict[Key, Tally]) -> None:
         """Keep these tallies (of a batch now written), the least recently written going first."""
@@ -288,7 +290,7 @@ class SessionTallies:
         missing: dict[Key, set[str]] = {}
         for key, tally in tallies.items():
             for which, order in enumerate((tally.first_input, tally.last_output)):
-                if order is not None and _text(tally, which, order[1], known) is _MISSING:
+                if order is not None and not _text(tally, which, order[1], known)[0]:
                     missing.setdefault(key, set()).add(order[1])
         read = _trace_texts(self.client, missing)
         rows = []
@@ -297,24 +299,22 @@ class SessionTallies:
             for which, order in enumerate((tally.first_input, tally.last_output)):
                 if order is None:
                     continue
-                text = _text(tally, which, order[1], known)
-                texts[which] = read[order[1]][which] if text is _MISSING else text  # type: ignore[assignment]
+                found, text = _text(tally, which, order[1], known)
+                texts[which] = text if found else read[order[1]][which]
             tally.input_text = _kept(tally.first_input, texts[0])
             tally.output_text = _kept(tally.last_output, texts[1])
             rows.append(_row(project, session_id, tally, texts, version))
         return rows
 
 
-_MISSING = object()
-
-
-def _text(tally: Tally, which: int, trace_id: str, known: Texts) -> object:
+def _text(tally: Tally, which: int, trace_id: str, known: Texts) -> tuple[bool, str | None]:
+    """(found, text) of a trace's input (`which` 0) or output (1), from the batch or the tally."""
     if trace_id in known:
-        return known[trace_id][which]
+        return True, known[trace_id][which]
     kept = (tally.input_text, tally.output_text)[which]
     if kept is not None and kept[0] == trace_id:
-        return kept[1]
-    return _MISSING
+        return True, kept[1]
+    return False, None
 
 
 def _kept(order: Order | None, text: str | None) -> tuple[str, str | None] | None:
