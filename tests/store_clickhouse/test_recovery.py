@@ -11,24 +11,25 @@ from tests.chdb_kit import chdb_url
 from tests.store_contract.contract_kit import assert_lists_match_recount, every, span, trace_id, write
 
 from spanloom.server.store.base import StoreUnavailableError
-from spanloom.server.store.clickhouse import rollups
+from spanloom.server.store.clickhouse import schema
 from spanloom.server.store.evaluation_types import FEEDBACK, EvaluationInput
 from spanloom.server.store.url import open_store
 
 
 def _fail_rollups_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The batch's session recount fails once: its spans, trace keys and traces are written by
-    then, its sessions and users not."""
-    real = rollups.session_rows
+    """The batch's session rows fail to insert once: its spans, trace keys and traces are written
+    by then, its sessions and users not."""
+    real = schema.insert
     calls = {"n": 0}
 
-    def failing(*args: Any, **kwargs: Any) -> Any:
-        calls["n"] += 1
-        if calls["n"] == 1:
-            raise RuntimeError("the server went away mid-batch")
-        return real(*args, **kwargs)
+    def failing(client: Any, table: schema.Table, *args: Any, **kwargs: Any) -> Any:
+        if table is schema.SESSIONS:
+            calls["n"] += 1
+            if calls["n"] == 1:
+                raise RuntimeError("the server went away mid-batch")
+        return real(client, table, *args, **kwargs)
 
-    monkeypatch.setattr(rollups, "session_rows", failing)
+    monkeypatch.setattr(schema, "insert", failing)
 
 
 @pytest.mark.parametrize("repair", ["next write", "restart"])

@@ -40,6 +40,8 @@ from spanloom.server.store.base import InsertResult, Retention, RetentionResult,
 from spanloom.server.store.clickhouse import evaluation_writes, rollups, schema, session_marks, user_deltas
 from spanloom.server.store.clickhouse import retention as expiry
 from spanloom.server.store.clickhouse.claims import claim
+from spanloom.server.store.clickhouse.key_filter import KeyFilter
+from spanloom.server.store.clickhouse.recent_traces import Facts, RecentTraces
 from spanloom.server.store.clickhouse.rows import (
     FACT_COLUMNS,
     StoredFacts,
@@ -50,7 +52,7 @@ from spanloom.server.store.clickhouse.rows import (
     tombstone,
     trace_insert_row,
 )
-from spanloom.server.store.clickhouse.trace_filter import TraceFilter
+from spanloom.server.store.clickhouse.session_tallies import SessionTallies, Tally
 from spanloom.server.store.clickhouse.trace_lookup import (
     TraceKey,
     select_stored_traces,
@@ -85,11 +87,14 @@ class Clock:
 class Writer:
     def __init__(self, client: Any, log: WriteLog, embedded: bool = False) -> None:
         """`embedded`: this writer is the only one of its database (chDB): it may keep what it
-        wrote in memory (a filter of the stored trace ids, the users' rows) instead of reading."""
+        wrote in memory (a filter of the stored trace ids, the traces and session tallies it wrote
+        last, the users' rows) instead of reading."""
         self.client = client
         self.log = log
         self.clock = Clock(log.last_batch())
-        self.trace_filter = TraceFilter(client) if embedded else None
+        self.trace_filter = KeyFilter(client, "SELECT trace_id FROM trace_keys") if embedded else None
+        self.recent = RecentTraces() if embedded else None
+        self.tallies = SessionTallies(client) if embedded else None
         self.user_cache: dict[Key, tuple[Any, ...]] | None = {} if embedded else None
         # So that the hot path asks nothing when nothing waits: traces with feedback waiting for
         # their spans, and whether any session has results of its own (whose aggregates follow
@@ -108,18 +113,33 @@ class Writer:
         trace_ids = {span.trace_id for spans, _ in requests for span in spans}
         if self.trace_filter is not None:
             trace_ids = {trace_id for trace_id in trace_ids if self.trace_filter.may_hold(trace_id)}
-        keys = select_trace_keys(self.client, trace_ids) if trace_ids else {}
+        recent = self.recent.find(trace_ids) if self.recent is not None else {}
+        asked = trace_ids - recent.keys()
+        keys = select_trace_keys(self.client, asked) if asked else {}
+        keys.update(
+            (trace_id, (trace.row.project, trace.row.session_id or ""))
+            for trace_id, (trace, _) in recent.items()
+        )
         owners = {trace_id: key[0] for trace_id, key in keys.items()}
         claimed = [claim(spans, scope, owners) for spans, scope in requests]
-        self._write_spans([span for claim_ in claimed for span in claim_.spans], keys)
+        self._write_spans([span for claim_ in claimed for span in claim_.spans], keys, recent)
         return [InsertResult(len(c.spans), c.rejected, c.reasons, c.spans) for c in claimed]
 
-    def _write_spans(self, spans: list[SpanRecord], keys: dict[str, TraceKey]) -> None:
+    def _write_spans(
+        self,
+        spans: list[SpanRecord],
+        keys: dict[str, TraceKey],
+        recent: dict[str, tuple[StoredTrace, Facts]],
+    ) -> None:
         by_trace: dict[str, dict[str, SpanRecord]] = {}
         for span in spans:
             by_trace.setdefault(span.trace_id, {}).setdefault(span.span_id, span)
-        old = select_stored_traces(self.client, {tid: keys[tid] for tid in by_trace if tid in keys})
+        asked = {tid: keys[tid] for tid in by_trace if tid in keys and tid not in recent}
+        old = select_stored_traces(self.client, asked)
         stored = self._stored_facts(old.values())
+        for trace_id, (trace, facts) in recent.items():
+            if trace_id in by_trace:
+                old[trace_id], stored[trace_id] = trace, facts
         new_spans = [
             span
             for trace_id, members in by_trace.items()
@@ -127,6 +147,7 @@ class Writer:
             if span_id not in stored.get(trace_id, {})
         ]
         changes: dict[str, TraceChange] = {}
+        written: dict[str, tuple[StoredTrace, Facts]] = {}  # for self.recent, once written
         for trace_id, members in by_trace.items():
             facts = dict(stored.get(trace_id, {}))
             for span_id, span in members.items():
@@ -134,6 +155,7 @@ class Writer:
             new = self._trace_of(trace_id, facts, members, old.get(trace_id))
             if new != old.get(trace_id):
                 changes[trace_id] = TraceChange(old.get(trace_id), new)
+                written[trace_id] = (new, facts)
         events = evaluations_of_spans(new_spans)
         if not new_spans and not changes:
             return  # every span was stored already, and so were their rollups
@@ -153,11 +175,16 @@ class Writer:
             judged = {key: before.get(key) for key in with_results}
         session_users: Counter[tuple[str, str, str]] = Counter()
         after: dict[Key, str | None] = {}
+        tallies: dict[Key, Tally] = {}
         if sessions:
             known = {
                 tid: (change.new.input, change.new.output) for tid, change in changes.items() if change.new
             }
-            rows = rollups.session_rows(self.client, sessions, version, session_users, known)
+            if self.tallies is not None:
+                pairs = [(change.old, change.new) for change in changes.values()]
+                rows, tallies = self.tallies.session_rows(pairs, version, session_users, known)
+            else:
+                rows = rollups.session_rows(self.client, sessions, version, session_users, known)
             schema.insert(self.client, schema.SESSIONS, rows)
             after = {(row[0], row[1]): None if row[-1] else row[2] for row in rows}
         if users:
@@ -177,6 +204,9 @@ class Writer:
         self._end(version)
         if self.waiting is not None:
             self.waiting.difference_update(arrived)
+        if self.recent is not None and self.tallies is not None:
+            self.recent.keep(written)
+            self.tallies.keep(tallies)
 
     def _arrived(self, changes: dict[str, TraceChange]) -> dict[str, str]:
         """New traces that may have feedback waiting for them -> the project they came in."""
@@ -352,6 +382,7 @@ class Writer:
 
     # --- retention ---
     def delete_expired(self, retention: Retention, limit: int) -> RetentionResult:
+        self._forget_written()
         sessions, loose = expiry.expired(self.client, retention, limit)
         traces = expiry.traces_of(self.client, sessions, loose)
         if not traces:
@@ -373,6 +404,8 @@ class Writer:
         for batch, trace_ids, sessions, users in pending:
             self._recover(set(trace_ids), set(sessions), set(users))
             self._end(batch)
+        if pending:
+            self._forget_written(recovered=True)
         return len(pending)
 
     def _recover(self, trace_ids: set[str], sessions: set[Key], users: set[Key]) -> None:
@@ -409,6 +442,14 @@ class Writer:
             self.waiting.difference_update(stored)
         self._write_rollups(sessions, users, version)
         self._write_evaluation_aggregates(sessions, users, version)
+
+    def _forget_written(self, recovered: bool = False) -> None:
+        """Drop what the writer keeps of the rows it wrote: a batch cut short may have written
+        some of its rows and not others (`recovered`: and its recovery wrote the rest), and
+        retention deletes rows."""
+        if self.recent is not None and self.tallies is not None:
+            self.recent.clear()
+            self.tallies.clear(recovered)
 
 
 def _owners(changes: Any) -> tuple[set[Key], set[Key]]:
