@@ -67,10 +67,7 @@ from spanloom.server.store.clickhouse.write_log import FileLog, TableLog, WriteL
 from spanloom.server.store.clickhouse.writer import Writer
 from spanloom.server.store.cursor import (
     TRACE_SPANS_CURSOR,
-    TURNS_BEFORE,
-    TURNS_FROM,
     decode_cursor,
-    decode_turns_cursor,
     encode_cursor,
 )
 from spanloom.server.store.evaluation_list import EvaluationQuery, EvaluationResult
@@ -81,6 +78,14 @@ from spanloom.server.store.evaluation_types import (
     GroupBy,
 )
 from spanloom.server.store.trend_types import Trends, TrendUnit, TrendWindow
+from spanloom.server.store.turn_pages import (
+    TurnKey,
+    TurnWindow,
+    failing_turn_at,
+    first_key,
+    turns_before,
+    turns_from,
+)
 from spanloom.server.store.write_queue import WriteQueue, settle
 from spanloom.server.store.writer_probe import WriterProbe
 
@@ -393,28 +398,19 @@ class ClickHouseStore:
         *,
         tool_calls: bool = True,
     ) -> SessionDetail | None:
-        after: tuple[int, str] | None = None
-        before: tuple[int, str] | None = None
-        if cursor:
-            kind, start_ns, trace_id = decode_turns_cursor(cursor)
-            after, before = (
-                ((start_ns, trace_id), None) if kind == TURNS_FROM else (None, (start_ns, trace_id))
-            )
+        window = TurnWindow.of(cursor)
         client = self._reader()
         summary = session_reads.select_session(client, project, session_id)
         if summary is None:
             return None
-        fetch = None if limit is None else limit + (before is None)  # one more: is there a next page?
-        turns = trace_reads.select_session_turns(client, project, session_id, fetch, after, before)
-        next_turn = turns.pop() if limit is not None and before is None and len(turns) > limit else None
-        if next_turn is None and before is not None:
-            next_key: tuple[int, str] | None = before
-        else:
-            next_key = (next_turn.start_time_ns, next_turn.trace_id) if next_turn else None
-        first = (turns[0].start_time_ns, turns[0].trace_id) if turns else None
+        turns = trace_reads.select_session_turns(
+            client, project, session_id, window.fetch(limit), window.after, window.before
+        )
+        next_key = window.next_key(turns, limit)
+        first = first_key(turns)
         offset = trace_reads.count_turns_before(client, project, session_id, first) if first and cursor else 0
 
-        whole_session = cursor is None and next_turn is None
+        whole_session = cursor is None and next_key is None
         # A whole session on this page holds its failing turns (each statement costs embedded
         # chDB milliseconds of its own, so none is spent on them); else one query finds them.
         failing = (
@@ -424,7 +420,7 @@ class ClickHouseStore:
         )
         on_page = {(turn.start_time_ns, turn.trace_id): index for index, turn in enumerate(turns)}
 
-        def failing_turn(key: tuple[int, str] | None, reason: FailingReason) -> FailingTurn | None:
+        def failing_turn(key: TurnKey | None, reason: FailingReason) -> FailingTurn | None:
             if key is None:
                 return None
             index = (
@@ -432,7 +428,7 @@ class ClickHouseStore:
                 if whole_session
                 else trace_reads.count_turns_before(client, project, session_id, key)
             )
-            return FailingTurn(index, key[1], reason, encode_cursor(TURNS_FROM, key[0], (key[1],)))
+            return failing_turn_at(key, index, reason)
 
         first_error = failing_turn(failing.first_error, "error")
         first_evaluation_failure = failing_turn(failing.first_evaluation_failure, "evaluation")
@@ -441,8 +437,8 @@ class ClickHouseStore:
             turns,
             span_reads.select_session_tool_spans(client, turns) if tool_calls else {},
             first_turn_index=offset,
-            next_cursor=encode_cursor(TURNS_FROM, next_key[0], (next_key[1],)) if next_key else None,
-            previous_cursor=encode_cursor(TURNS_BEFORE, first[0], (first[1],)) if first and offset else None,
+            next_cursor=turns_from(next_key) if next_key else None,
+            previous_cursor=turns_before(first) if first and offset else None,
             first_failing=first_error or first_evaluation_failure,
             first_evaluation_failure=first_evaluation_failure,
             failing_turn_count=failing.total,

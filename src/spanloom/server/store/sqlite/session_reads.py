@@ -14,7 +14,6 @@ from spanloom.server.store.base import (
     SessionDetail,
     SessionSummary,
 )
-from spanloom.server.store.cursor import TURNS_BEFORE, TURNS_FROM, decode_turns_cursor, encode_cursor
 from spanloom.server.store.evaluation_types import FEEDBACK
 from spanloom.server.store.json_values import from_json, to_json
 from spanloom.server.store.sqlite import evaluation_reads, span_reads, trace_reads
@@ -22,6 +21,14 @@ from spanloom.server.store.sqlite.list_paging import Conditions, ListShape, Sort
 from spanloom.server.store.sqlite.schema import REPLAY_OF_EXPRESSION
 from spanloom.server.store.sqlite.search_terms import CANDIDATE, match_expression
 from spanloom.server.store.sqlite.span_text import TRACE_INPUT, TRACE_OUTPUT, span_text
+from spanloom.server.store.turn_pages import (
+    TurnKey,
+    TurnWindow,
+    failing_turn_at,
+    first_key,
+    turns_before,
+    turns_from,
+)
 
 _FIRST_INPUT = span_text("input", "t.input_span_id")
 _LAST_OUTPUT = span_text("output", "t.output_span_id")
@@ -217,30 +224,24 @@ def select_session_detail(
 ) -> SessionDetail | None:
     """One session (Store.get_session): its summary, a page of its turns from `cursor`, where it
     breaks; inside the caller's read transaction."""
-    after: tuple[int, str] | None = None
-    before: tuple[int, str] | None = None
-    if cursor:
-        kind, start_ns, trace_id = decode_turns_cursor(cursor)
-        after, before = ((start_ns, trace_id), None) if kind == TURNS_FROM else (None, (start_ns, trace_id))
+    window = TurnWindow.of(cursor)
     summary = select_session(connection, project, session_id)
     if summary is None:
         return None
-    fetch = None if limit is None else limit + (before is None)  # one more: is there a next page?
-    turns = trace_reads.select_session_turns(connection, project, session_id, fetch, after, before)
-    next_turn = turns.pop() if limit is not None and before is None and len(turns) > limit else None
-    if next_turn is None and before is not None:
-        next_turn_key: tuple[int, str] | None = before
-    else:
-        next_turn_key = (next_turn.start_time_ns, next_turn.trace_id) if next_turn else None
-    first = (turns[0].start_time_ns, turns[0].trace_id) if turns else None
+    turns = trace_reads.select_session_turns(
+        connection, project, session_id, window.fetch(limit), window.after, window.before
+    )
+    next_key = window.next_key(turns, limit)
+    first = first_key(turns)
     offset = trace_reads.count_turns_before(connection, project, session_id, first) if first else 0
     failing = trace_reads.select_failing_turns(connection, project, session_id)
 
-    def failing_turn(key: tuple[int, str] | None, reason: FailingReason) -> FailingTurn | None:
+    def failing_turn(key: TurnKey | None, reason: FailingReason) -> FailingTurn | None:
         if key is None:
             return None
-        index = trace_reads.count_turns_before(connection, project, session_id, key)
-        return FailingTurn(index, key[1], reason, encode_cursor(TURNS_FROM, key[0], (key[1],)))
+        return failing_turn_at(
+            key, trace_reads.count_turns_before(connection, project, session_id, key), reason
+        )
 
     first_error = failing_turn(failing.first_error, "error")
     first_evaluation_failure = failing_turn(failing.first_evaluation_failure, "evaluation")
@@ -250,10 +251,8 @@ def select_session_detail(
         span_reads.select_tool_spans(connection, [turn.trace_id for turn in turns]) if tool_calls else {},
         first_turn_index=offset,
         results=evaluation_reads.select_session_results(connection, project, session_id),
-        next_cursor=encode_cursor(TURNS_FROM, next_turn_key[0], (next_turn_key[1],))
-        if next_turn_key
-        else None,
-        previous_cursor=encode_cursor(TURNS_BEFORE, first[0], (first[1],)) if first and offset else None,
+        next_cursor=turns_from(next_key) if next_key else None,
+        previous_cursor=turns_before(first) if first and offset else None,
         first_failing=first_error or first_evaluation_failure,
         first_evaluation_failure=first_evaluation_failure,
         failing_turn_count=failing.total,
