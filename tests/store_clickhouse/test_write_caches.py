@@ -141,6 +141,30 @@ def test_a_conversations_next_turn_asks_clickhouse_nothing(tmp_path: Path):
         assert_lists_match_recount(store)
 
 
+def test_counting_a_requests_new_traces_asks_clickhouse_nothing(tmp_path: Path):
+    """Ingest's trace budget counts each request's traces; the stored ones are still counted."""
+    with _store(tmp_path) as store, _client(store) as client:
+        write(store, [span(1, 1, session_id="s"), span(1, 2, parent=1, session_id="s")])
+        kind = type(client)
+        asked: list[str] = []
+        real = kind.query
+
+        def query(self: Any, sql: str, *args: Any, **kwargs: Any) -> Any:
+            asked.append(sql)
+            return real(self, sql, *args, **kwargs)
+
+        kind.query = query
+        try:
+            new = store.count_trace_spans([f"{n:032x}" for n in range(2, 40)])
+            assert asked == []
+            both = store.count_trace_spans([f"{1:032x}", f"{2:032x}"])
+        finally:
+            kind.query = real
+        assert set(new.values()) == {0}
+        assert both == {f"{1:032x}": 2, f"{2:032x}": 0}
+        assert asked  # the stored trace is counted from its rows
+
+
 def test_a_batch_cut_short_drops_what_the_writer_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     with _store(tmp_path) as store:
         write(store, [span(1, 1, session_id="s", user_id="u", output="one")])

@@ -177,6 +177,14 @@ class IngestPipeline:
         Raises IngestRefusedError for a request refused whole."""
         if self.pacing is not None:
             self.pacing.ingest_busy()
+        # Announced from the start of decoding: a store that gathers requests into one batch
+        # can then wait for this one rather than write the one before it alone.
+        with self.store.announce_write():
+            return self._prepare_and_queue(body, as_json, projects)
+
+    def _prepare_and_queue(
+        self, body: bytes, as_json: bool, projects: frozenset[str] | None
+    ) -> PendingExport:
         limits = self.limits
         try:
             # One decoded request at a time: decoding holds the GIL, so concurrent requests gain

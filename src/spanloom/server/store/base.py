@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, TypeVar
 
@@ -174,6 +175,11 @@ class Store(Protocol):
         so a retried batch never duplicates. It may do CPU work in the caller's thread (preparing
         rows): call it off the event loop.
         """
+        ...
+
+    def announce_write(self) -> AbstractContextManager[None]:
+        """Open while a caller prepares spans for `insert_spans` (ingest decoding a request): a
+        writer that gathers requests into larger batches may wait for it, briefly."""
         ...
 
     def list_projects(self) -> list[ProjectSummary]: ...

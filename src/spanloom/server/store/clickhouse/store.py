@@ -2,11 +2,12 @@
 
 One writer thread fed by a bounded queue, as in the SQLite store: `insert_spans` puts a request
 on the queue and returns a future (or raises `StoreBusyError` when the queue is full); the writer
-takes everything waiting, up to `max_batch_spans`, writes it as one batch (writer.py) and only
-then resolves the futures: a 200 means the inserts returned from ClickHouse. If a batch fails,
-each request is tried alone, so one bad request cannot fail the others; a request that still
-fails gets `StoreUnavailableError` (503), the half-written batch is recounted (writer.recover)
-before the next write, and the writer goes on.
+takes everything waiting, up to `max_batch_spans`, and what ingest has announced within
+`gather_seconds` (write_queue.py: each INSERT makes a part, so fewer, larger batches cost less),
+writes it as one batch (writer.py) and only then resolves the futures: a 200 means the inserts
+returned from ClickHouse. If a batch fails, each request is tried alone, so one bad request
+cannot fail the others; a request that still fails gets `StoreUnavailableError` (503), the
+half-written batch is recounted (writer.recover) before the next write, and the writer goes on.
 
 Reads: each reading thread has its own client (a client runs one query at a time); they read the
 rows as the last insert left them, never a duplicate (no insert is ever repeated, and rollup rows
@@ -21,6 +22,7 @@ import shutil
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -136,6 +138,11 @@ SELECT project, sum(spans), sum(traces), sum(sessions), min(first), max(last) FR
 """
 
 
+# How long the writer waits at most for requests ingest is decoding, to write them in the same
+# batch: about the time one request of 512 spans takes to decode while the writer is idle.
+GATHER_SECONDS = 0.05
+
+
 class ClickHouseStore:
     """Spans in ClickHouse: chDB in this process, or a server or cluster over HTTP."""
 
@@ -145,6 +152,7 @@ class ClickHouseStore:
         *,
         queue_size: int = 16,
         max_batch_spans: int = 8192,
+        gather_seconds: float = GATHER_SECONDS,
         progress: Progress | None = None,
     ) -> None:
         """Opens (creating or upgrading) the database and repairs any batch a crash cut short.
@@ -181,7 +189,7 @@ class ClickHouseStore:
             lambda probe, timeout: self._queue.put(_Request(probe, probe=True), timeout=timeout),
             str,
         )
-        self._queue: WriteQueue[_Request] = WriteQueue(queue_size)
+        self._queue: WriteQueue[_Request] = WriteQueue(queue_size, gather_seconds)
         self._max_batch_spans = max_batch_spans
         self._closed = False
         self._thread = threading.Thread(
@@ -216,6 +224,9 @@ class ClickHouseStore:
             return future
         self._enqueue(_Request(future, spans=list(spans), projects=projects))
         return future
+
+    def announce_write(self) -> AbstractContextManager[None]:
+        return self._queue.announced()
 
     def insert_evaluations(
         self, evaluations: Sequence[EvaluationInput], projects: frozenset[str] | None = None
@@ -531,7 +542,11 @@ class ClickHouseStore:
 
     def count_trace_spans(self, trace_ids: Sequence[str]) -> dict[str, int]:
         counts = dict.fromkeys(trace_ids, 0)
-        counts.update(trace_reads.select_trace_span_counts(self._reader(), list(counts)))
+        # Ingest asks this for every request; nearly all its traces are new, which the embedded
+        # writer knows without a query (a chDB query costs the request milliseconds).
+        asked = self._writer.maybe_stored(counts)
+        if asked:
+            counts.update(trace_reads.select_trace_span_counts(self._reader(), asked))
         return counts
 
     def list_spans(self, query: ListQuery) -> Page[SpanRecord]:

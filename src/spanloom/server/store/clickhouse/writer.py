@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,6 +104,14 @@ class Writer:
             evaluation_writes.select_waiting_trace_ids(client) if embedded else None
         )
         self.sessions_have_results = evaluation_writes.any_session_results(client) if embedded else True
+
+    def maybe_stored(self, trace_ids: Iterable[str]) -> list[str]:
+        """The traces that may have stored spans: all of them, or, for the embedded writer, those
+        its filter of stored traces holds (safe from any thread: see key_filter.py)."""
+        trace_filter = self.trace_filter
+        if trace_filter is None:
+            return list(trace_ids)
+        return [trace_id for trace_id in trace_ids if trace_filter.may_hold(trace_id)]
 
     # --- spans ---
     def write_spans(

@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -217,6 +217,9 @@ class SqliteStore:
         # The rows (and their JSON) are built here, in the caller's thread, not by the writer.
         self._enqueue(_Request(future, spans=span_rows.prepare(spans), projects=projects))
         return future
+
+    def announce_write(self) -> AbstractContextManager[None]:
+        return self._queue.announced()
 
     def insert_evaluations(
         self, evaluations: Sequence[EvaluationInput], projects: frozenset[str] | None = None
