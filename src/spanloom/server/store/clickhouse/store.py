@@ -173,7 +173,12 @@ class ClickHouseStore:
                 if location.path is not None
                 else TableLog(self._writer_client)
             )
-            self._writer = Writer(self._writer_client, self._log, embedded=location.embedded)
+            self._writer = Writer(
+                self._writer_client,
+                self._log,
+                embedded=location.embedded,
+                spans_client=self._connect(WRITER_SETTINGS),
+            )
             repaired = self._writer.recover()
             if repaired and progress is not None:
                 progress(f"recounted {repaired} batch(es) a stop cut short")
@@ -608,6 +613,7 @@ class ClickHouseStore:
         self._closed = True
         self._queue.stop()
         self._thread.join()
+        self._writer.close()
         self._close_clients()
         if isinstance(self._log, FileLog):
             self._log.close()

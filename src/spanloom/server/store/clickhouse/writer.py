@@ -29,9 +29,11 @@ a trace's spans to one writer (the SDK sends a trace from one process), and see 
 
 from __future__ import annotations
 
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,11 +87,16 @@ class Clock:
 
 
 class Writer:
-    def __init__(self, client: Any, log: WriteLog, embedded: bool = False) -> None:
+    def __init__(self, client: Any, log: WriteLog, embedded: bool = False, spans_client: Any = None) -> None:
         """`embedded`: this writer is the only one of its database (chDB): it may keep what it
         wrote in memory (a filter of the stored trace ids, the traces and session tallies it wrote
-        last, the users' rows) instead of reading."""
+        last, the users' rows) instead of reading. `spans_client`: a second client, for the
+        spans' INSERT to run beside the rest of the batch (None: in turn, on `client`)."""
         self.client = client
+        self.spans_client = spans_client
+        self._beside = (
+            ThreadPoolExecutor(1, "spanloom-clickhouse-spans") if spans_client is not None else None
+        )
         self.log = log
         self.clock = Clock(log.last_batch())
         self.trace_filter = KeyFilter(client, "SELECT trace_id FROM trace_keys") if embedded else None
@@ -171,34 +178,42 @@ class Writer:
         sessions, users = _owners(changes.values())
         self._begin(version, list(changes), sessions, users)
         self._write_trace_keys(changes, version)
+        # The spans' INSERT, the batch's biggest, runs in the engine (the GIL released) while
+        # this thread builds and inserts the rollup rows, which do not read the spans.
+        spans_written = self._insert_spans(new_spans) if new_spans else None
+        try:
+            self._write_traces(changes, version)
+            # Sessions with results of their own: their users before this batch.
+            judged: dict[Key, str | None] = {}
+            if sessions and self.sessions_have_results:
+                with_results = evaluation_writes.select_judged_sessions(self.client, sessions)
+                before = evaluation_writes.select_session_users(self.client, with_results)
+                judged = {key: before.get(key) for key in with_results}
+            session_users: Counter[tuple[str, str, str]] = Counter()
+            after: dict[Key, str | None] = {}
+            tallies: dict[Key, Tally] = {}
+            if sessions:
+                known = {
+                    tid: (change.new.input, change.new.output)
+                    for tid, change in changes.items()
+                    if change.new
+                }
+                if self.tallies is not None:
+                    pairs = [(change.old, change.new) for change in changes.values()]
+                    rows, tallies = self.tallies.session_rows(pairs, version, session_users, known)
+                else:
+                    rows = rollups.session_rows(self.client, sessions, version, session_users, known)
+                schema.insert(self.client, schema.SESSIONS, rows)
+                after = {(row[0], row[1]): None if row[-1] else row[2] for row in rows}
+            if users:
+                changed = ((c.old, c.new) for c in changes.values())
+                rows = user_deltas.user_rows(self.client, changed, version, session_users, self.user_cache)
+                schema.insert(self.client, schema.USERS, rows)
+        finally:
+            if spans_written is not None:
+                _wait_for(spans_written)  # also when a rollup failed: recovery must not race it
         if new_spans:
-            schema.insert(self.client, schema.SPANS, span_rows(new_spans))
             _mark_ended(self.client, new_spans, version)
-        self._write_traces(changes, version)
-        # Sessions with results of their own: their users before this batch.
-        judged: dict[Key, str | None] = {}
-        if sessions and self.sessions_have_results:
-            with_results = evaluation_writes.select_judged_sessions(self.client, sessions)
-            before = evaluation_writes.select_session_users(self.client, with_results)
-            judged = {key: before.get(key) for key in with_results}
-        session_users: Counter[tuple[str, str, str]] = Counter()
-        after: dict[Key, str | None] = {}
-        tallies: dict[Key, Tally] = {}
-        if sessions:
-            known = {
-                tid: (change.new.input, change.new.output) for tid, change in changes.items() if change.new
-            }
-            if self.tallies is not None:
-                pairs = [(change.old, change.new) for change in changes.values()]
-                rows, tallies = self.tallies.session_rows(pairs, version, session_users, known)
-            else:
-                rows = rollups.session_rows(self.client, sessions, version, session_users, known)
-            schema.insert(self.client, schema.SESSIONS, rows)
-            after = {(row[0], row[1]): None if row[-1] else row[2] for row in rows}
-        if users:
-            changed = ((c.old, c.new) for c in changes.values())
-            rows = user_deltas.user_rows(self.client, changed, version, session_users, self.user_cache)
-            schema.insert(self.client, schema.USERS, rows)
         # Results after the rollups: they count under their trace's session and user as of now.
         moved = _moved_owners(changes.values())
         arrived = self._arrived(changes)
@@ -291,6 +306,18 @@ class Writer:
         return rows[0][0] if rows else None
 
     # --- the batch's steps ---
+    def _insert_spans(self, spans: Sequence[SpanRecord]) -> Future[None]:
+        if self._beside is not None:
+            return self._beside.submit(_insert_spans, self.spans_client, spans)
+        done: Future[None] = Future()
+        _insert_spans(self.client, spans)
+        done.set_result(None)
+        return done
+
+    def close(self) -> None:
+        if self._beside is not None:
+            self._beside.shutdown()
+
     def _begin(self, version: int, trace_ids: list[str], sessions: set[Key], users: set[Key]) -> None:
         self.log.begin(version, trace_ids, sessions, users)
 
@@ -491,6 +518,18 @@ def _followed(before: dict[Key, str | None], after: dict[Key, str | None]) -> tu
             sessions.add(key)
             users.update((key[0], who) for who in (user, now) if who)
     return sessions, users
+
+
+def _insert_spans(client: Any, spans: Sequence[SpanRecord]) -> None:
+    schema.insert(client, schema.SPANS, span_rows(spans))
+
+
+def _wait_for(insert: Future[None]) -> None:
+    """The insert's end; its error only when no other is on its way (in a `finally`)."""
+    if sys.exc_info()[1] is None:
+        insert.result()
+    else:
+        wait([insert])
 
 
 def _mark_ended(client: Any, spans: Sequence[SpanRecord], version: int) -> None:
