@@ -16,14 +16,16 @@ from spanloom.server.store.evaluation_types import FEEDBACK, EvaluationInput
 from spanloom.server.store.url import open_store
 
 
-def _fail_rollups_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The batch's session rows fail to insert once: its spans, trace keys and traces are written
-    by then, its sessions and users not."""
+def _fail_rollups_once(
+    monkeypatch: pytest.MonkeyPatch, failing_table: schema.Table = schema.SESSIONS
+) -> None:
+    """The batch's rows of one table fail to insert once; by default its session rows: its spans,
+    trace keys and traces are written by then, its sessions and users not."""
     real = schema.insert
     calls = {"n": 0}
 
     def failing(client: Any, table: schema.Table, *args: Any, **kwargs: Any) -> Any:
-        if table is schema.SESSIONS:
+        if table is failing_table:
             calls["n"] += 1
             if calls["n"] == 1:
                 raise RuntimeError("the server went away mid-batch")
@@ -51,6 +53,31 @@ def test_a_batch_cut_short_is_recounted(tmp_path: Path, monkeypatch: pytest.Monk
         expected = {"new": 2} if repair == "restart" else {"new": 2, "other": 1}
         assert sessions == expected
         assert {u.user_id for u in every(store.list_users)} == {"u-new"}
+        assert_lists_match_recount(store)
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("table", ["spans", "traces"])
+def test_a_batch_whose_spans_or_traces_fail_to_insert_is_recounted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, table: str
+):
+    """The spans' insert runs on a second client beside the writer thread, the trace rows' in
+    it: either failing fails the batch as the session rows' does, and the batch is recounted from
+    what was stored."""
+    store = open_store(chdb_url(tmp_path))
+    try:
+        write(store, [span(1, 2, parent=1, session_id="old", user_id="u-old", cost=0.5)])
+        _fail_rollups_once(monkeypatch, getattr(schema, table.upper()))
+        with pytest.raises(StoreUnavailableError):
+            write(store, [span(1, 1, session_id="new", user_id="u-new"), span(2, 1, session_id="new")])
+        write(store, [span(3, 1, session_id="other")])
+        sessions = {s.session_id: s.trace_count for s in every(store.list_sessions)}
+        users = {u.user_id for u in every(store.list_users)}
+        if table == "spans":  # the batch's spans are not stored: as if it never came
+            assert (sessions, users) == ({"old": 1, "other": 1}, {"u-old"})
+        else:  # its spans are: its traces are recounted from them
+            assert (sessions, users) == ({"new": 2, "other": 1}, {"u-new"})
         assert_lists_match_recount(store)
     finally:
         store.close()

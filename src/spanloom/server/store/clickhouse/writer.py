@@ -468,6 +468,7 @@ class Writer:
         users |= more_users
         self._write_trace_keys(changes, version)
         self._write_traces(changes, version)
+        self._drop_stale_trace_rows(trace_ids, sessions, keys, changes, version)
         # Feedback that waited for these traces, if the batch stopped before moving it (their
         # rows may be written already, and unchanged by this recount).
         stored = {trace_id: keys[trace_id][0] for trace_id in facts if trace_id in keys}
@@ -477,6 +478,36 @@ class Writer:
             self.waiting.difference_update(stored)
         self._write_rollups(sessions, users, version)
         self._write_evaluation_aggregates(sessions, users, version)
+
+    def _drop_stale_trace_rows(
+        self,
+        trace_ids: set[str],
+        sessions: set[Key],
+        keys: dict[str, TraceKey],
+        changes: dict[str, TraceChange],
+        version: int,
+    ) -> None:
+        """A batch cut short after its trace keys and before its trace rows left a moved trace's
+        row in its old session, where the keys no longer point: tombstone such rows (their
+        sessions are the batch's, recounted after this)."""
+        if not trace_ids or not sessions:
+            return
+        where = {tid: (c.new.row.project, c.new.row.session_id or "") for tid, c in changes.items() if c.new}
+        rows = self.client.query(
+            "SELECT project, session_id, trace_id FROM traces FINAL"
+            " WHERE (project, session_id) IN {keys:Array(Tuple(String, String))}"
+            " AND trace_id IN {ids:Array(String)} AND deleted = 0",
+            parameters={"keys": sorted(sessions), "ids": sorted(trace_ids)},
+        ).result_rows
+        stale = [
+            tombstone(
+                schema.TRACES, {"project": project, "session_id": session_id, "trace_id": trace_id}, version
+            )
+            for project, session_id, trace_id in rows
+            if where.get(trace_id, keys.get(trace_id)) != (project, session_id)
+        ]
+        if stale:
+            schema.insert(self.client, schema.TRACES, stale)
 
     def _forget_written(self, recovered: bool = False) -> None:
         """Drop what the writer keeps of the rows it wrote: a batch cut short may have written
