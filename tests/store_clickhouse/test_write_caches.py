@@ -57,6 +57,24 @@ def _recounted(client: Any, keys: set[tuple[str, str]]) -> dict[tuple[str, str],
     return {(row[0], row[1]): tuple(row[:-2]) for row in rows if not row[-1]}
 
 
+@contextmanager
+def _queries(client: Any) -> Iterator[list[str]]:
+    """Every query any client of this kind makes meanwhile (the store's among them)."""
+    kind = type(client)
+    asked: list[str] = []
+    real = kind.query
+
+    def query(self: Any, sql: str, *args: Any, **kwargs: Any) -> Any:
+        asked.append(sql)
+        return real(self, sql, *args, **kwargs)
+
+    kind.query = query
+    try:
+        yield asked
+    finally:
+        kind.query = real
+
+
 @st.composite
 def _batches(draw: st.DrawFn) -> list[list[SpanRecord]]:
     """Turns of a few conversations, each turn's spans in any order, cut into batches anywhere:
@@ -114,16 +132,7 @@ def test_a_conversations_next_turn_asks_clickhouse_nothing(tmp_path: Path):
         write(store, [span(1, 1, session_id="s", user_id="u", input="hi", output="hello")])
         write(store, [span(2, 2, parent=1, session_id="s", user_id="u", output="tool")])
         # Every client's queries (the writer's among them; no read runs meanwhile).
-        kind = type(client)
-        asked: list[str] = []
-        real = kind.query
-
-        def query(self: Any, sql: str, *args: Any, **kwargs: Any) -> Any:
-            asked.append(sql)
-            return real(self, sql, *args, **kwargs)
-
-        kind.query = query
-        try:
+        with _queries(client) as asked:
             # The rest of turn 2 and turn 3.
             write(
                 store,
@@ -132,8 +141,6 @@ def test_a_conversations_next_turn_asks_clickhouse_nothing(tmp_path: Path):
                     span(3, 1, start_ms=100, session_id="s", user_id="u", input="more", output="ok"),
                 ],
             )
-        finally:
-            kind.query = real
         assert asked == []
         session = store.get_session("p1", "s")
         assert session is not None
@@ -145,21 +152,10 @@ def test_counting_a_requests_new_traces_asks_clickhouse_nothing(tmp_path: Path):
     """Ingest's trace budget counts each request's traces; the stored ones are still counted."""
     with _store(tmp_path) as store, _client(store) as client:
         write(store, [span(1, 1, session_id="s"), span(1, 2, parent=1, session_id="s")])
-        kind = type(client)
-        asked: list[str] = []
-        real = kind.query
-
-        def query(self: Any, sql: str, *args: Any, **kwargs: Any) -> Any:
-            asked.append(sql)
-            return real(self, sql, *args, **kwargs)
-
-        kind.query = query
-        try:
+        with _queries(client) as asked:
             new = store.count_trace_spans([f"{n:032x}" for n in range(2, 40)])
             assert asked == []
             both = store.count_trace_spans([f"{1:032x}", f"{2:032x}"])
-        finally:
-            kind.query = real
         assert set(new.values()) == {0}
         assert both == {f"{1:032x}": 2, f"{2:032x}": 0}
         assert asked  # the stored trace is counted from its rows
