@@ -64,7 +64,15 @@ def insert(
     """Insert rows of `table` (all its columns, or `columns` in that order)."""
     names = tuple(columns) if columns is not None else table.column_names
     kinds = dict(zip(table.column_names, table.column_types, strict=True))
-    client.insert(table.name, rows, column_names=names, column_type_names=[kinds[name] for name in names])
+    # clickhouse-connect's insert context refers to itself (it keeps a bound method of its own), so
+    # only a garbage collection frees it, and with it the list of rows it was given: the server's
+    # rare full collections (collector.py) left hundreds of MB of batches waiting. Given a list of
+    # its own, emptied once the insert is done, it holds nothing of them.
+    data = list(rows)
+    try:
+        client.insert(table.name, data, column_names=names, column_type_names=[kinds[name] for name in names])
+    finally:
+        data.clear()
 
 
 _VERSION = (("version", "UInt64"),)
