@@ -237,6 +237,7 @@ def serve(
     say = _announcer(settings.log_format)
 
     from spanloom.server.app import create_app
+    from spanloom.server.collector import tune_collector
     from spanloom.server.grpc_serving import GrpcListenError
     from spanloom.server.memory import return_big_buffers_to_the_system
     from spanloom.server.serving import AnnouncingServer, ServeLimits, uvicorn_config
@@ -306,6 +307,7 @@ def serve(
             # evaluators), then raises it again under the handler it found: the default one would
             # end the process right there, before the store is closed below. This one lets it close.
             previous = signal.signal(signal.SIGTERM, _terminated)
+            tune_collector()
             try:
                 config = uvicorn_config(app, host, port, limits, log_level, settings.log_format)
                 AnnouncingServer(config, listening).run()

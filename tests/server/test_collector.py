@@ -1,0 +1,20 @@
+"""The server's collector settings: full collections rare, young ones as CPython makes them."""
+
+from __future__ import annotations
+
+import gc
+
+from spanloom.server.collector import OLDEST_THRESHOLD, tune_collector
+
+
+def test_tune_collector_keeps_young_collections_and_makes_full_ones_rare() -> None:
+    saved = gc.get_threshold()
+    try:
+        tune_collector()
+        assert gc.get_threshold() == (saved[0], saved[1], OLDEST_THRESHOLD)
+        assert OLDEST_THRESHOLD > saved[2]
+        # What existed at start-up is out of every collection's reach.
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*saved)
