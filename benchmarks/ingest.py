@@ -6,7 +6,7 @@ and production) do: every other pass over the conversations goes to the other pr
 id is a session (and a user) in both, which the store keeps apart.
 
 Run: ``python benchmarks/ingest.py [--spans 100000] [--store URL ...] [--migrate] [--evaluators]``,
-e.g. ``--store sqlite:///tmp/b/spans.db --store chdb:///tmp/b/ch --spans 1000000 --migrate``
+e.g. ``--store sqlite:////tmp/b/spans.db --store chdb:///tmp/b/ch --spans 1000000 --migrate``
 (each URL must name a new, empty store; default: a temporary SQLite file). Texts are sentences
 drawn at random from the docstrings of Python's standard library (tens of thousands of distinct
 English sentences), so every answer differs and compresses as real text does; sessions have
@@ -63,6 +63,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from spanloom.demo import build_conversations, llm_span_attributes
 from spanloom.server.ingest.attributes import key_values
 from spanloom.server.ingest.decode import decode_protobuf
+from spanloom.server.store.url import sqlite_path
 
 BATCH = 512  # what the SDK's BatchSpanProcessor sends per request
 PROJECTS = ("shop", "support")
@@ -746,6 +747,12 @@ def main() -> None:
     args = parser.parse_args()
     if args.protocol == "grpc" and (args.store or args.migrate):
         parser.error("--protocol grpc compares the transports on SQLite: give no --store or --migrate")
+    for url in args.store or ():
+        # sqlite:///tmp/x.db is the relative tmp/x.db: a file left by an earlier run would be
+        # counted in, and fail the count check only after the whole ingest.
+        path = sqlite_path(url)
+        if path is not None and path.exists():
+            parser.error(f"{url} names {path.resolve()}, which exists: the stores must be new")
     # Each conversation id is a session in both projects, a turn per pass: 60 traces per id make
     # sessions of about 30 turns.
     args.sessions = args.sessions or max(1, args.spans // 3 // 60)
@@ -774,7 +781,12 @@ def main() -> None:
     otlp_received = sum(map(len, payloads)) + sum(map(len, huge))
     with tempfile.TemporaryDirectory() as tmp:
         stores = args.store or [f"sqlite:///{Path(tmp) / 'bench.db'}"]
-        results = [run_store(url, payloads, huge, args, (session_ids, user_ids)) for url in stores]
+        results = []
+        for url in stores:
+            results.append(run_store(url, payloads, huge, args, (session_ids, user_ids)))
+            # Said at once: a long run that fails on a later store still tells this one's rate.
+            done = results[-1]
+            print(f"{url}: {done['rate']:,.0f} spans/s, {done['cpu_us']:.0f} us CPU/span", file=sys.stderr)
         floor = floor_spans_per_second(payloads, Path(tmp))
         moved = None
         if args.migrate:

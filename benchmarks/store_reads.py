@@ -2,7 +2,7 @@
 interleaved rounds: the lists and the session read that benchmarks/ingest.py times over HTTP, so a
 change to a store's reads can be timed in seconds on a store built once.
 
-Run: ``python benchmarks/store_reads.py --store chdb:///tmp/x/ch [--store sqlite:///tmp/x/s.db]
+Run: ``python benchmarks/store_reads.py --store chdb:///tmp/x/ch [--store sqlite:////tmp/x/s.db]
 [--rounds 5]``. The stores should hold benchmarks/ingest.py's data (two projects "shop" and
 "support" with the same session ids): the session ids are read from the first store's list.
 Each round times every read once on every store in turn (20 calls each, distinct session ids and
