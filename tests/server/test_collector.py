@@ -8,13 +8,10 @@ from spanloom.server.collector import OLDEST_THRESHOLD, tune_collector
 
 
 def test_tune_collector_keeps_young_collections_and_makes_full_ones_rare() -> None:
+    # tests/conftest.py puts the process's settings back after each test.
     saved = gc.get_threshold()
-    try:
-        tune_collector()
-        assert gc.get_threshold() == (saved[0], saved[1], OLDEST_THRESHOLD)
-        assert saved[2] < OLDEST_THRESHOLD
-        # What existed at start-up is out of every collection's reach.
-        assert gc.get_freeze_count() > 0
-    finally:
-        gc.unfreeze()
-        gc.set_threshold(*saved)
+    tune_collector()
+    assert gc.get_threshold() == (saved[0], saved[1], OLDEST_THRESHOLD)
+    assert saved[2] < OLDEST_THRESHOLD
+    # What existed at start-up is out of every collection's reach.
+    assert gc.get_freeze_count() > 0

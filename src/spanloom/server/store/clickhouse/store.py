@@ -174,10 +174,7 @@ class ClickHouseStore:
                 else TableLog(self._writer_client)
             )
             self._writer = Writer(
-                self._writer_client,
-                self._log,
-                embedded=location.embedded,
-                spans_client=self._connect(WRITER_SETTINGS),
+                self._writer_client, self._connect(WRITER_SETTINGS), self._log, embedded=location.embedded
             )
             repaired = self._writer.recover()
             if repaired and progress is not None:

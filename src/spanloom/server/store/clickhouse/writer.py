@@ -87,16 +87,14 @@ class Clock:
 
 
 class Writer:
-    def __init__(self, client: Any, log: WriteLog, embedded: bool = False, spans_client: Any = None) -> None:
-        """`embedded`: this writer is the only one of its database (chDB): it may keep what it
+    def __init__(self, client: Any, spans_client: Any, log: WriteLog, embedded: bool = False) -> None:
+        """`spans_client`: a second client, for the spans' INSERT to run beside the rest of the
+        batch. `embedded`: this writer is the only one of its database (chDB): it may keep what it
         wrote in memory (a filter of the stored trace ids, the traces and session tallies it wrote
-        last, the users' rows) instead of reading. `spans_client`: a second client, for the
-        spans' INSERT to run beside the rest of the batch (None: in turn, on `client`)."""
+        last, the users' rows) instead of reading."""
         self.client = client
-        self.spans_client = spans_client
-        self._beside = (
-            ThreadPoolExecutor(1, "spanloom-clickhouse-spans") if spans_client is not None else None
-        )
+        self._spans_client = spans_client
+        self._beside = ThreadPoolExecutor(1, "spanloom-clickhouse-spans")
         self.log = log
         self.clock = Clock(log.last_batch())
         self.trace_filter = KeyFilter(client, "SELECT trace_id FROM trace_keys") if embedded else None
@@ -307,16 +305,10 @@ class Writer:
 
     # --- the batch's steps ---
     def _insert_spans(self, spans: Sequence[SpanRecord]) -> Future[None]:
-        if self._beside is not None:
-            return self._beside.submit(_insert_spans, self.spans_client, spans)
-        done: Future[None] = Future()
-        _insert_spans(self.client, spans)
-        done.set_result(None)
-        return done
+        return self._beside.submit(_insert_spans, self._spans_client, spans)
 
     def close(self) -> None:
-        if self._beside is not None:
-            self._beside.shutdown()
+        self._beside.shutdown()
 
     def _begin(self, version: int, trace_ids: list[str], sessions: set[Key], users: set[Key]) -> None:
         self.log.begin(version, trace_ids, sessions, users)
