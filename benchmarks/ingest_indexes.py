@@ -53,6 +53,13 @@ VARIANTS: dict[str, list[str]] = {
     "no-trace-sorts": [
         f"DROP INDEX traces_by_{name}" for name in ("latency", "tokens", "cost", "errors", "spans")
     ],
+    "no-session-user-sorts": [
+        *(f"DROP INDEX sessions_by_{name}" for name in ("turns", "tokens", "cost", "latency", "errors")),
+        *(
+            f"DROP INDEX users_by_{name}"
+            for name in ("first_seen", "sessions", "traces", "tokens", "cost", "errors", "error_rate")
+        ),
+    ],
 }
 
 
