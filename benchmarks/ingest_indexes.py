@@ -4,15 +4,18 @@ a fresh store per round, the schema as shipped against variants of it, in interl
 Run: ``python benchmarks/ingest_indexes.py [--spans 30000] [--rounds 3]``. The spans are
 benchmarks/ingest.py's (realistic turns of two projects sharing session ids), normalized and
 prepared before the clock starts, then written one request (512 spans) per transaction, as the
-server's writer does. Prints per variant the writer's CPU per span (min / median over the
-rounds: the machine is shared, so compare the ratios), and the bytes it appended to the WAL per
-span (checkpoints off: every page a commit dirtied is written once; exact, whatever the load).
+server's writer does under two senders (``--per-transaction N``: N requests committed together,
+as the writer takes them when more senders keep its queue full). Prints per variant the writer's
+CPU per span (min / median over the rounds: the machine is shared, so compare the ratios), and
+the bytes it appended to the WAL per span (checkpoints off: every page a commit dirtied is
+written once; exact, whatever the load).
 
 Variants: ``shipped`` (the current schema); ``trends-apart`` (schema 7's shape: the trends'
 covering index beside a narrow traces_by_project, two indexes with the same leading key);
 ``no-trend-columns`` (traces_by_project without the trends' columns: what covering them costs);
 ``no-replay`` (without sessions_by_replay_of); ``no-trace-sorts`` (without the five indexes
-that sort every project's traces by latency, tokens, cost, errors and spans: what they cost).
+that sort every project's traces by latency, tokens, cost, errors and spans: what they cost);
+``no-session-user-sorts`` (without the indexes that sort sessions and users, schema 4's).
 """
 
 from __future__ import annotations
@@ -63,8 +66,11 @@ VARIANTS: dict[str, list[str]] = {
 }
 
 
-def write_round(payloads: list[bytes], ddl: list[str], directory: Path) -> tuple[float, float]:
-    """(writer CPU µs per span, WAL bytes per span) of one fresh store."""
+def write_round(
+    payloads: list[bytes], ddl: list[str], directory: Path, per_transaction: int = 1
+) -> tuple[float, float]:
+    """(writer CPU µs per span, WAL bytes per span) of one fresh store, `per_transaction` requests
+    committed together."""
     prices, limits = load_price_table(None), IngestLimits.from_settings(Settings())
     prepared = [prepare(normalize_request(decode_protobuf(body), prices, limits).spans) for body in payloads]
     spans = sum(len(batch) for batch in prepared)
@@ -78,10 +84,11 @@ def write_round(payloads: list[bytes], ddl: list[str], directory: Path) -> tuple
         connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the WAL holds only what the writes add
         waiting = Waiting()
         started = time.process_time()
-        for batch in prepared:
+        for first in range(0, len(prepared), per_transaction):
             connection.execute("BEGIN IMMEDIATE")
-            [claim] = ownership.claim(connection, [(batch, None)])
-            write_batch(connection, claim.spans, waiting)
+            requests = [(batch, None) for batch in prepared[first : first + per_transaction]]
+            for claim in ownership.claim(connection, requests):
+                write_batch(connection, claim.spans, waiting)
             connection.execute("COMMIT")
         cpu = time.process_time() - started
         wal = Path(f"{db}-wal").stat().st_size
@@ -96,6 +103,13 @@ def main() -> None:
     )
     parser.add_argument("--spans", type=int, default=30_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--per-transaction",
+        type=int,
+        default=1,
+        metavar="N",
+        help="requests committed together (the server's writer takes what is queued: 1 with two senders)",
+    )
     args = parser.parse_args()
     sessions = max(1, args.spans // 3 // 60)
     payloads, *_ = ingest.build_payloads(args.spans, sessions, max(1, sessions // 10))
@@ -105,11 +119,12 @@ def main() -> None:
         for number in range(args.rounds):
             names = list(VARIANTS) if number % 2 == 0 else list(VARIANTS)[::-1]
             for name in names:
-                results[name].append(write_round(payloads, VARIANTS[name], Path(tmp)))
+                results[name].append(write_round(payloads, VARIANTS[name], Path(tmp), args.per_transaction))
     shipped = statistics.median(cpu for cpu, _ in results["shipped"])
     shipped_wal = results["shipped"][0][1]
     print(
-        f"{args.spans:,} spans, {args.rounds} interleaved rounds, load average before {load_before:.2f},"
+        f"{args.spans:,} spans, {args.per_transaction} request(s) of {ingest.BATCH} per transaction,"
+        f" {args.rounds} interleaved rounds, load average before {load_before:.2f},"
         f" after {os.getloadavg()[0]:.2f}\n"
     )
     print(
