@@ -67,8 +67,13 @@ def engine_directory() -> Path:
         atexit.register(shutil.rmtree, _engine, ignore_errors=True)
         import clickhouse_connect
 
+        from spanloom.server.store.clickhouse.location import CHDB_OPTIONS
+
         global _keeper
-        _keeper = clickhouse_connect.get_client(interface="chdb", path=str(_engine))
+        # The engine starts with its first client's options: the server's, as its stores' clients.
+        _keeper = clickhouse_connect.get_client(
+            interface="chdb", path=str(_engine), chdb_options=CHDB_OPTIONS
+        )
     return _engine
 
 

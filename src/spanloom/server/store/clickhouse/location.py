@@ -101,6 +101,13 @@ CLIENT_SETTINGS = {
 WRITER_SETTINGS = {"max_threads": 1}
 
 
+# The embedded engine's merges run at a lower CPU priority than the process's other threads
+# (ClickHouse's own server setting, applied when the first client starts the engine). On a machine
+# of a few cores ingest (decoding, the writer, the inserts) and merges compete for them; merges
+# only combine parts already stored and queryable, so they yield and catch up when ingest pauses.
+CHDB_OPTIONS = {"os_threads_nice_value_merge_mutate": 10}
+
+
 def connect(location: Location, database: str | None = None, extra: dict[str, Any] | None = None) -> Any:
     """A new clickhouse-connect client (one per thread: a client runs one query at a time), with
     `extra` settings beside CLIENT_SETTINGS."""
@@ -112,7 +119,11 @@ def connect(location: Location, database: str | None = None, extra: dict[str, An
     if location.embedded:
         assert location.path is not None
         return clickhouse_connect.get_client(
-            interface="chdb", path=location.path, database=database, settings=settings
+            interface="chdb",
+            path=location.path,
+            database=database,
+            settings=settings,
+            chdb_options=CHDB_OPTIONS,
         )
     return clickhouse_connect.get_client(
         host=location.host,
