@@ -468,11 +468,17 @@ def start_server(url: str, environment: dict[str, str]) -> tuple[subprocess.Pope
         env=environment,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
+    wait_until_serving(server, base)
+    return server, base, f"127.0.0.1:{grpc_port}"
+
+
+def wait_until_serving(server: subprocess.Popen, base: str, seconds: float = 60) -> None:
+    """Until the server at `base` answers; it is killed if it exits or does not answer in time."""
+    deadline = time.monotonic() + seconds
     while True:
         try:
             if httpx.get(f"{base}/api/projects").status_code == 200:
-                return server, base, f"127.0.0.1:{grpc_port}"
+                return
         except httpx.TransportError:
             if time.monotonic() > deadline or server.poll() is not None:
                 server.kill()

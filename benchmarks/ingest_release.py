@@ -133,16 +133,8 @@ def start_server(side: Side, db: Path) -> tuple[subprocess.Popen, str]:
         env={**os.environ, "PYTHONPATH": str(side.source)},
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{base}/api/projects").status_code == 200:
-                return server, base
-        except httpx.TransportError:
-            if time.monotonic() > deadline or server.poll() is not None:
-                server.kill()
-                raise
-            time.sleep(0.05)
+    ingest.wait_until_serving(server, base)
+    return server, base
 
 
 def run_round(side: Side, payloads: list[bytes], spans: int, db: Path) -> None:
@@ -204,8 +196,9 @@ def main() -> None:
 
     def row(label: str, values: tuple[list[float], list[float]], unit: str, digits: int = 0) -> None:
         low = [f"{min(v):,.{digits}f} / {statistics.median(v):,.{digits}f} {unit}" for v in values]
-        ratio = statistics.median(values[1]) / statistics.median(values[0])
-        print(f"| {label} (min / median) | {low[0]} | {low[1]} | {ratio:.2f}x |")
+        release_median = statistics.median(values[0])
+        ratio = f"{statistics.median(values[1]) / release_median:.2f}x" if release_median else "-"
+        print(f"| {label} (min / median) | {low[0]} | {low[1]} | {ratio} |")
 
     row("sustained ingest", (release.rates, current.rates), "spans/s")
     row("server CPU per span", (release.cpu_us, current.cpu_us), "µs")
