@@ -85,14 +85,12 @@ class ThreadClock:
 
     def _sample(self) -> dict[str, tuple[str, float]]:
         found = {}
-        tick = os.sysconf("SC_CLK_TCK")
         for tid in os.listdir(f"/proc/{self.pid}/task"):
+            task = Path(f"/proc/{self.pid}/task/{tid}")
             try:
-                name = Path(f"/proc/{self.pid}/task/{tid}/comm").read_text().strip()
-                fields = Path(f"/proc/{self.pid}/task/{tid}/stat").read_text().rpartition(")")[2].split()
+                found[tid] = ((task / "comm").read_text().strip(), ingest.stat_cpu_seconds(task / "stat"))
             except OSError:
                 continue  # the thread ended between the listing and the reads
-            found[tid] = (name, (int(fields[11]) + int(fields[12])) / tick)
         return found
 
     def _run(self) -> None:
