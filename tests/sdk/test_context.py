@@ -22,6 +22,8 @@ from spanloom import (
     using_user,
 )
 
+from .warning_kit import spanloom_warning_files
+
 
 def current_ids() -> tuple[object, object]:
     context = get_current()
@@ -450,7 +452,7 @@ def test_warning_points_at_the_callers_line(make, monkeypatch):
     monkeypatch.delenv("SPANLOOM_STRICT", raising=False)
     with pytest.warns(SpanloomWarning) as record:
         make()
-    assert record[0].filename == __file__
+    assert spanloom_warning_files(record) == {__file__}
 
 
 def test_helpers_are_shared_safely_across_threads(provider, exporter):

@@ -25,6 +25,7 @@ from spanloom import SpanloomWarning
 from spanloom.sdk.destination import server_url
 
 from ..conftest import Collector
+from .warning_kit import spanloom_warning_files
 
 
 def feedback_requests(collector: Collector) -> list[tuple[str, dict[str, str], list[dict]]]:
@@ -102,7 +103,7 @@ def test_bad_input_warns_at_the_callers_line_and_sends_nothing(
     monkeypatch.delenv("SPANLOOM_STRICT", raising=False)
     with pytest.warns(SpanloomWarning) as record:
         assert spanloom.log_feedback(**arguments) is None
-    assert record[0].filename == __file__
+    assert spanloom_warning_files(record) == {__file__}
     monkeypatch.setenv("SPANLOOM_STRICT", "1")
     with pytest.raises(error):
         spanloom.log_feedback(**arguments)
@@ -115,7 +116,7 @@ def test_end_session_bad_input(session_id, project, registered: Collector, monke
     monkeypatch.delenv("SPANLOOM_STRICT", raising=False)
     with pytest.warns(SpanloomWarning) as record:
         assert spanloom.end_session(session_id, project=project) is False
-    assert record[0].filename == __file__
+    assert spanloom_warning_files(record) == {__file__}
     monkeypatch.setenv("SPANLOOM_STRICT", "1")
     with pytest.raises((TypeError, ValueError)):
         spanloom.end_session(session_id, project=project)
