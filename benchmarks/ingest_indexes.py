@@ -13,8 +13,8 @@ written once; exact, whatever the load).
 Variants: ``shipped`` (the current schema); ``trends-apart`` (schema 7's shape: the trends'
 covering index beside a narrow traces_by_project, two indexes with the same leading key);
 ``no-trend-columns`` (traces_by_project without the trends' columns: what covering them costs);
-``no-replay`` (without sessions_by_replay_of); ``no-trace-sorts`` (without the five indexes
-that sort every project's traces by latency, tokens, cost, errors and spans: what they cost);
+``no-replay`` (without sessions_by_replay_of); ``trace-sorts`` (with the five indexes that
+sorted every project's traces by latency, tokens, cost, errors and spans, schemas 4 to 11);
 ``no-session-user-sorts`` (without the indexes that sort sessions and users, schema 4's).
 """
 
@@ -52,9 +52,16 @@ VARIANTS: dict[str, list[str]] = {
         "CREATE INDEX traces_by_project ON traces (project, start_ns, trace_id)",
     ],
     "no-replay": ["DROP INDEX sessions_by_replay_of"],
-    # Not a candidate as it is (list_traces sorts by these across projects): what they cost.
-    "no-trace-sorts": [
-        f"DROP INDEX traces_by_{name}" for name in ("latency", "tokens", "cost", "errors", "spans")
+    # Schemas 4 to 11 had them (schema 12 dropped them): what they cost.
+    "trace-sorts": [
+        f"CREATE INDEX traces_by_{name} ON traces ({column}, trace_id)"
+        for name, column in (
+            ("latency", "latency_ms"),
+            ("tokens", "total_tokens"),
+            ("cost", "cost"),
+            ("errors", "error_count"),
+            ("spans", "span_count"),
+        )
     ],
     "no-session-user-sorts": [
         *(f"DROP INDEX sessions_by_{name}" for name in ("turns", "tokens", "cost", "latency", "errors")),

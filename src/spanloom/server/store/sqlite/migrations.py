@@ -96,6 +96,7 @@ _VERSIONS: tuple[tuple[str, Callable[[sqlite3.Connection, Progress | None], None
     (schema.V9, None),
     (schema.V10, None),
     (schema.V11, _previews_v11),
+    (schema.V12, None),
 )
 SCHEMA_VERSION = len(_VERSIONS)
 
