@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 from spanloom import semconv
@@ -38,6 +38,7 @@ from spanloom.server.store.sqlite import (
 )
 from spanloom.server.store.sqlite import trace_writes as traces_sql
 from spanloom.server.store.sqlite.project_writes import ProjectDelta
+from spanloom.server.store.sqlite.session_previews import Previews, TurnTexts, session_previews
 from spanloom.server.store.sqlite.session_writes import SessionFirsts, SessionRow, SessionTotals
 from spanloom.server.store.sqlite.statements import by_project
 from spanloom.server.store.sqlite.user_writes import UserRow
@@ -49,7 +50,6 @@ from spanloom.server.store.trace_rollup import (
     percentile,
     saturated,
 )
-from spanloom.server.store.turn_previews import input_preview, output_preview
 
 # (project, session or user id)
 Key = tuple[str, str]
@@ -102,7 +102,7 @@ def write_batch(
         keys = evaluation_writes.select_judged_sessions(connection, touched) if touched else set()
         if keys:
             judged = _session_users(connection, keys)
-    session_counts = _write_sessions(connection, changes, deltas)
+    session_counts = _write_sessions(connection, changes, deltas, _new_turn_texts(spans, changes))
     _write_users(connection, changes, session_counts, deltas)
     project_writes.add_deltas(connection, deltas)
     # Evaluation aggregates follow their traces: first carry stored results along with traces that
@@ -227,8 +227,32 @@ def _trace_deltas(changes: dict[str, TraceChange]) -> dict[str, ProjectDelta]:
     return deltas
 
 
+def _new_turn_texts(spans: Sequence[SpanRecord], changes: dict[str, TraceChange]) -> TurnTexts:
+    """(input, output) of the traces new in this transaction: every span of theirs is in `spans`
+    (the first copy of a span is the one stored, as in span_rows.by_trace)."""
+    new = {trace_id: change for trace_id, change in changes.items() if change.old is None}
+    if not new:
+        return {}
+    by_id: dict[tuple[str, str], SpanRecord] = {}
+    for span in spans:
+        if span.trace_id in new:
+            by_id.setdefault((span.trace_id, span.span_id), span)
+    texts: dict[str, tuple[str | None, str | None]] = {}
+    for trace_id, change in new.items():
+        source_in = by_id.get((trace_id, change.input_span_id or ""))
+        source_out = by_id.get((trace_id, change.output_span_id or ""))
+        texts[trace_id] = (
+            source_in.input if source_in is not None else None,
+            source_out.output if source_out is not None else None,
+        )
+    return texts
+
+
 def _write_sessions(
-    connection: sqlite3.Connection, changes: dict[str, TraceChange], deltas: dict[str, ProjectDelta]
+    connection: sqlite3.Connection,
+    changes: dict[str, TraceChange],
+    deltas: dict[str, ProjectDelta],
+    known: TurnTexts,
 ) -> Counter[Key]:
     """Recount every session a changed trace left or joined; returns each user's change in
     session count (a session counts for a user while one of its traces names them), and counts
@@ -243,7 +267,9 @@ def _write_sessions(
             joined.setdefault((new.project, new.session_id), Counter())[new.user_id] += 1
     session_counts: Counter[Key] = Counter()
     for project, session_ids in by_project([*left, *joined]).items():
-        after = _recount_sessions(connection, project, session_ids, joined, left, session_counts)
+        after = _recount_sessions(
+            connection, project, session_ids, joined, left, session_counts, known, changes.keys()
+        )
         delta = deltas[project]
         for session_id in session_ids:
             now = after.get(session_id, 0)
@@ -262,6 +288,8 @@ def _recount_sessions(
     joined: dict[Key, Counter[str | None]],
     left: dict[Key, Counter[str | None]],
     session_counts: Counter[Key],
+    known: TurnTexts,
+    changed: Collection[str],
 ) -> dict[str, int]:
     """Returns each of these sessions' turn count now (0: gone)."""
     # A session counts for a user while one of its traces names them: only the users a changed
@@ -281,7 +309,7 @@ def _recount_sessions(
             came = joined.get((project, session_id), Counter())[user_id]
             went = left.get((project, session_id), Counter())[user_id]
             session_counts[(project, user_id)] += (now > 0) - (now - came + went > 0)
-    rows = recount_sessions(connection, project, session_ids)
+    rows = recount_sessions(connection, project, session_ids, known, changed)
     # Only sessions with a changed trace get here, and a changed trace nearly always changes its
     # session's row: written without comparing, in a turn's columns alone where the rest stayed.
     session_writes.write_sessions(connection, project, rows)
@@ -291,12 +319,21 @@ def _recount_sessions(
 
 
 def recount_sessions(
-    connection: sqlite3.Connection, project: str, session_ids: Sequence[str]
+    connection: sqlite3.Connection,
+    project: str,
+    session_ids: Sequence[str],
+    known: TurnTexts | None = None,
+    changed: Collection[str] | None = None,
 ) -> list[SessionRow]:
-    """The rows of those of these sessions of the project that have traces, from their traces."""
+    """The rows of those of these sessions of the project that have traces, from their traces.
+    `known` and `changed` spare reading texts back (session_previews.py)."""
     totals = session_writes.select_session_totals(connection, project, session_ids)
     firsts = session_writes.select_session_firsts(connection, project, [row.session_id for row in totals])
-    return [_session_row(connection, project, row, firsts[row.session_id]) for row in totals]
+    previews = session_previews(connection, project, list(firsts.values()), known or {}, changed)
+    return [
+        _session_row(connection, project, row, firsts[row.session_id], previews[row.session_id])
+        for row in totals
+    ]
 
 
 def _session_row(
@@ -304,6 +341,7 @@ def _session_row(
     project: str,
     totals: SessionTotals,
     firsts: SessionFirsts,
+    previews: Previews,
 ) -> SessionRow:
     tags_json, metadata_json = "[]", "{}"
     if totals.labeled:
@@ -328,8 +366,8 @@ def _session_row(
         latency_p95_ms=percentile(latencies, 0.95),
         first_input_trace=firsts.first_input_trace,
         last_output_trace=firsts.last_output_trace,
-        first_input_preview=input_preview(firsts.first_input),
-        last_output_preview=output_preview(firsts.last_output),
+        first_input_preview=previews[0],
+        last_output_preview=previews[1],
         tags=tags_json,
         metadata=metadata_json,
     )

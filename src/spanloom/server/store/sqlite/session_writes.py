@@ -54,8 +54,15 @@ class SessionFirsts(NamedTuple):
     user_id: str | None  # the first user a turn names
     first_input_trace: str | None
     last_output_trace: str | None
-    first_input: str | None  # the texts of those traces, whole
-    last_output: str | None
+
+
+class StoredPreviews(NamedTuple):
+    """A stored session's first input and last output: the traces, and the previews of their texts."""
+
+    first_input_trace: str | None
+    first_input_preview: str | None
+    last_output_trace: str | None
+    last_output_preview: str | None
 
 
 class SessionRow(NamedTuple):
@@ -129,22 +136,47 @@ _TURNS = "FROM traces INDEXED BY traces_by_session WHERE project = ?1 AND sessio
 def select_session_firsts(
     connection: sqlite3.Connection, project: str, session_ids: Sequence[str]
 ) -> dict[str, SessionFirsts]:
-    """Of each of these sessions: the first user named, the first turn with an input and the last
-    with an output (None where there is none), and those two texts, by session id."""
+    """Of each of these sessions: the first user named, and the first turn with an input and the
+    last with an output (None where there is none), by session id."""
     rows = fetch_in_one_step(
         connection,
-        "SELECT f.session_id, f.user_id, f.first_input_trace, f.last_output_trace,"
-        f" (SELECT {TRACE_INPUT} FROM traces t WHERE t.trace_id = f.first_input_trace),"
-        f" (SELECT {TRACE_OUTPUT} FROM traces t WHERE t.trace_id = f.last_output_trace)"
-        " FROM (SELECT j.value AS session_id,"
-        f" (SELECT user_id {_TURNS} AND user_id <> '' ORDER BY start_ns, trace_id LIMIT 1) AS user_id,"
-        f" (SELECT trace_id {_TURNS} AND has_input ORDER BY start_ns, trace_id LIMIT 1) AS first_input_trace,"
+        "SELECT j.value,"
+        f" (SELECT user_id {_TURNS} AND user_id <> '' ORDER BY start_ns, trace_id LIMIT 1),"
+        f" (SELECT trace_id {_TURNS} AND has_input ORDER BY start_ns, trace_id LIMIT 1),"
         f" (SELECT trace_id {_TURNS} AND has_output ORDER BY start_ns DESC, trace_id DESC LIMIT 1)"
-        " AS last_output_trace FROM json_each(?2) AS j) AS f",
+        " FROM json_each(?2) AS j",
         (project, to_json(list(session_ids))),
         len(SessionFirsts._fields),
     )
     return {row[0]: SessionFirsts._make(row) for row in rows}
+
+
+def select_stored_previews(
+    connection: sqlite3.Connection, project: str, session_ids: Sequence[str]
+) -> dict[str, StoredPreviews]:
+    """The previews stored on those of these sessions that have a row, by session id."""
+    rows = fetch_in_one_step(
+        connection,
+        "SELECT session_id, first_input_trace, first_input_preview, last_output_trace, last_output_preview"
+        " FROM sessions WHERE project = ? AND session_id IN (SELECT value FROM json_each(?))",
+        (project, to_json(list(session_ids))),
+        1 + len(StoredPreviews._fields),
+    )
+    return {row[0]: StoredPreviews._make(row[1:]) for row in rows}
+
+
+def select_trace_texts(
+    connection: sqlite3.Connection, output: bool, trace_ids: Sequence[str]
+) -> dict[str, str | None]:
+    """The input (or, `output`, the output) of each of these traces, whole, by trace id. Row by
+    row: the texts can be long, and packing them into one JSON value (fetch_in_one_step) would
+    escape and parse every byte."""
+    rows = connection.execute(
+        f"SELECT t.trace_id, {TRACE_OUTPUT if output else TRACE_INPUT} FROM traces t"
+        " WHERE t.trace_id IN (SELECT value FROM json_each(?))",
+        (to_json(list(trace_ids)),),
+    ).fetchall()
+    return dict(rows)
 
 
 def select_session_user_counts(
