@@ -119,6 +119,59 @@ def test_a_late_root_moves_its_trace_to_the_session_and_user_it_names(store: Sto
     assert_lists_match_recount(store)
 
 
+def test_turns_arriving_one_after_another_give_the_recount(backend: str):
+    """A conversation's turns one per batch, each after the last ended (what ingest mostly
+    sees): the first user, first input, last output and labels follow the turns in order, as
+    when the session's turns came at once, and as when a later batch overlaps the stored turns."""
+    turns = [
+        # (start ms, spans of the turn as (fields)), the first turn naming no user and no input
+        (0, [{"tags": ["a"], "metadata": {"k": 1}, "output": "a1"}]),
+        (100, [{"user_id": "u1", "input": "q2", "tags": ["b", "a"], "metadata": {"k": 2, "m": 3}}]),
+        (200, [{"user_id": "u2", "output": "a3"}, {"user_id": "u2", "input": "tool in"}]),
+        (300, [{"user_id": "u1", "output": "a4"}]),
+    ]
+    spans = [
+        span(
+            number * 10 + 1,
+            index + 1,
+            parent=None if index == 0 else 1,
+            start_ms=start + index,
+            duration_ms=50,
+            session_id=session_id,
+            **fields,
+        )
+        for session_id, offset in (("s", 0), ("t", 1))
+        for number, (start, parts) in enumerate(turns, start=offset * 100)
+        for index, fields in enumerate(parts)
+    ]
+    by_turn: dict[str, list[SpanRecord]] = {}
+    for one in spans:
+        by_turn.setdefault(one.trace_id, []).append(one)
+    with (
+        tempfile.TemporaryDirectory() as whole,
+        tempfile.TemporaryDirectory() as one_by_one,
+        open_fresh(backend, Path(whole)) as expected,
+        open_fresh(backend, Path(one_by_one)) as store,
+    ):
+        write(expected, spans)
+        s1, s2, s3, s4, t1, t2, t3, t4 = by_turn.values()
+        # Session "t"'s first turn comes after its second (so before the stored turns ended),
+        # and its last two together.
+        for batch in (s1, s2, s3, s4, t2, t1, t3 + t4):
+            write(store, batch)
+        assert_lists_match_recount(store)
+        lists = _lists(store)
+        assert lists == _lists(expected)
+        _, sessions, users = lists
+    for session in sessions:
+        assert (session.user_id, session.first_input, session.last_output) == ("u1", "q2", "a4")
+        assert (session.tags, session.metadata, session.trace_count) == (["a", "b"], {"k": 1, "m": 3}, 4)
+    assert {user.user_id: (user.trace_count, user.session_count) for user in users} == {
+        "u1": (4, 2),
+        "u2": (2, 2),
+    }
+
+
 def test_a_trace_leaving_its_last_session_removes_it(store: Store):
     write(store, [span(1, 2, parent=1, session_id="gone", user_id="gone-user")])
     write(store, [span(1, 1, session_id="kept", user_id="kept-user")])

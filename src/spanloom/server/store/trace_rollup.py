@@ -150,6 +150,11 @@ def merge_labels(pairs: Iterable[tuple[list[str], dict[str, Any]]]) -> tuple[lis
     return tags, metadata
 
 
+def labels_json(tags: list[str], metadata: dict[str, Any]) -> tuple[str, str]:
+    """(tags, metadata) as a row stores them."""
+    return (to_json(tags) if tags else "[]", to_json(metadata) if metadata else "{}")
+
+
 INT64_MAX = 2**63 - 1
 
 
@@ -220,8 +225,7 @@ def compute_trace(trace_id: str, spans: Iterable[SpanFacts]) -> TraceRollup:
         int(input_row is not None),
         int(output_row is not None),
         int(bool(tags or metadata)),
-        to_json(tags) if tags else "[]",
-        to_json(metadata) if metadata else "{}",
+        *labels_json(tags, metadata),
     )
     return TraceRollup(
         row, input_row.span_id if input_row else None, output_row.span_id if output_row else None

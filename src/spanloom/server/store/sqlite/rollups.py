@@ -25,12 +25,12 @@ from dataclasses import dataclass, field
 from spanloom import semconv
 from spanloom.server.store.base import SpanRecord
 from spanloom.server.store.evaluation_events import evaluations_of_spans
-from spanloom.server.store.json_values import to_json
 from spanloom.server.store.sqlite import (
     evaluation_rollups,
     evaluation_writes,
     project_writes,
     search_index,
+    session_appends,
     session_writes,
     span_rows,
     span_writes,
@@ -46,6 +46,7 @@ from spanloom.server.store.trace_rollup import (
     TraceRow,
     compute_trace,
     facts_of,
+    labels_json,
     merge_labels,
     percentile,
     saturated,
@@ -248,6 +249,40 @@ def _new_turn_texts(spans: Sequence[SpanRecord], changes: dict[str, TraceChange]
     return texts
 
 
+@dataclass(slots=True)
+class _SessionMoves:
+    """How a transaction's changed traces move between sessions, by (project, session id)."""
+
+    joined: dict[Key, Counter[str | None]] = field(default_factory=dict)  # traces in, by user
+    left: dict[Key, Counter[str | None]] = field(default_factory=dict)  # traces out, by user
+    new_turns: dict[Key, list[TraceRow]] = field(default_factory=dict)  # new traces in
+    disturbed: set[Key] = field(default_factory=set)  # a stored trace left, joined or changed
+
+    @classmethod
+    def of(cls, changes: dict[str, TraceChange]) -> _SessionMoves:
+        moves = cls()
+        for change in changes.values():
+            old, new = change.old, change.new
+            if old is not None and old.session_id:
+                moves.left.setdefault((old.project, old.session_id), Counter())[old.user_id] += 1
+                moves.disturbed.add((old.project, old.session_id))
+            if new.session_id:
+                key = (new.project, new.session_id)
+                moves.joined.setdefault(key, Counter())[new.user_id] += 1
+                if old is None:
+                    moves.new_turns.setdefault(key, []).append(new)
+                else:
+                    moves.disturbed.add(key)
+        return moves
+
+    def users(self, key: Key) -> tuple[Counter[str | None], Counter[str | None]]:
+        """The users the traces that joined and left this session name."""
+        return self.joined.get(key, _NONE), self.left.get(key, _NONE)
+
+
+_NONE: Counter[str | None] = Counter()  # read only
+
+
 def _write_sessions(
     connection: sqlite3.Connection,
     changes: dict[str, TraceChange],
@@ -257,26 +292,18 @@ def _write_sessions(
     """Recount every session a changed trace left or joined; returns each user's change in
     session count (a session counts for a user while one of its traces names them), and counts
     the sessions that appeared or went in `deltas`."""
-    joined: dict[Key, Counter[str | None]] = {}
-    left: dict[Key, Counter[str | None]] = {}
-    for change in changes.values():
-        old, new = change.old, change.new
-        if old is not None and old.session_id:
-            left.setdefault((old.project, old.session_id), Counter())[old.user_id] += 1
-        if new.session_id:
-            joined.setdefault((new.project, new.session_id), Counter())[new.user_id] += 1
+    moves = _SessionMoves.of(changes)
     session_counts: Counter[Key] = Counter()
-    for project, session_ids in by_project([*left, *joined]).items():
+    for project, session_ids in by_project([*moves.left, *moves.joined]).items():
         after = _recount_sessions(
-            connection, project, session_ids, joined, left, session_counts, known, changes.keys()
+            connection, project, session_ids, moves, session_counts, known, changes.keys()
         )
         delta = deltas[project]
         for session_id in session_ids:
             now = after.get(session_id, 0)
             # A trace that stayed in its session is in both `left` and `joined`.
-            moved_in = sum(joined.get((project, session_id), Counter()).values())
-            moved_out = sum(left.get((project, session_id), Counter()).values())
-            before = now - moved_in + moved_out
+            joined, left = moves.users((project, session_id))
+            before = now - sum(joined.values()) + sum(left.values())
             delta.sessions += (now > 0) - (before > 0)
     return session_counts
 
@@ -285,70 +312,106 @@ def _recount_sessions(
     connection: sqlite3.Connection,
     project: str,
     session_ids: list[str],
-    joined: dict[Key, Counter[str | None]],
-    left: dict[Key, Counter[str | None]],
+    moves: _SessionMoves,
     session_counts: Counter[Key],
     known: TurnTexts,
     changed: Collection[str],
 ) -> dict[str, int]:
     """Returns each of these sessions' turn count now (0: gone)."""
+    stored = session_writes.select_stored_sessions(connection, project, session_ids)
+    appends = session_appends.appended(
+        stored,
+        {
+            session_id: moves.new_turns[(project, session_id)]
+            for session_id in session_ids
+            if (project, session_id) in moves.new_turns
+        },
+        {session_id for session_id in session_ids if (project, session_id) in moves.disturbed},
+    )
     # A session counts for a user while one of its traces names them: only the users a changed
-    # trace named before or after can have come or gone.
+    # trace named before or after can have come or gone. A session that only gained turns still
+    # counts for the first user its stored turns named.
     pairs = {
         (session_id, user_id)
-        for moved in (joined, left)
+        for moved in (moves.joined, moves.left)
         for (key_project, session_id), users in moved.items()
         if key_project == project
         for user_id in users
-        if user_id is not None
+        if user_id is not None and not (session_id in appends and stored[session_id].user_id == user_id)
     }
     if pairs:
         for session_id, user_id, now in session_writes.select_session_user_counts(
             connection, project, list(pairs)
         ):
-            came = joined.get((project, session_id), Counter())[user_id]
-            went = left.get((project, session_id), Counter())[user_id]
+            joined, left = moves.users((project, session_id))
+            came, went = joined[user_id], left[user_id]
             session_counts[(project, user_id)] += (now > 0) - (now - came + went > 0)
-    rows = recount_sessions(connection, project, session_ids, known, changed)
+    rows = recount_sessions(connection, project, session_ids, _Recount(stored, appends, known, changed))
     # Only sessions with a changed trace get here, and a changed trace nearly always changes its
     # session's row: written without comparing, in a turn's columns alone where the rest stayed.
-    session_writes.write_sessions(connection, project, rows)
+    session_writes.write_sessions(connection, rows, stored)
     found = {row.session_id: row.trace_count for row in rows}
     session_writes.delete_sessions(connection, project, [sid for sid in session_ids if sid not in found])
     return found
+
+
+@dataclass(slots=True)
+class _Recount:
+    """What a transaction knows that spares a recount reading the session's turns back: the
+    stored rows, the sessions that only gained later turns (session_appends.py), and the texts
+    (session_previews.py)."""
+
+    stored: dict[str, SessionRow]
+    appends: dict[str, list[TraceRow]]
+    known: TurnTexts
+    changed: Collection[str] | None
 
 
 def recount_sessions(
     connection: sqlite3.Connection,
     project: str,
     session_ids: Sequence[str],
-    known: TurnTexts | None = None,
-    changed: Collection[str] | None = None,
+    spare: _Recount | None = None,
 ) -> list[SessionRow]:
-    """The rows of those of these sessions of the project that have traces, from their traces.
-    `known` and `changed` spare reading texts back (session_previews.py)."""
+    """The rows of those of these sessions of the project that have traces, from their traces
+    (and, with `spare`, from what the transaction knows)."""
+    spare = spare or _Recount({}, {}, {}, None)
     totals = session_writes.select_session_totals(connection, project, session_ids)
-    firsts = session_writes.select_session_firsts(connection, project, [row.session_id for row in totals])
-    previews = session_previews(connection, project, list(firsts.values()), known or {}, changed)
-    return [
-        _session_row(connection, project, row, firsts[row.session_id], previews[row.session_id])
-        for row in totals
-    ]
+    appends = spare.appends
+    firsts = session_writes.select_session_firsts(
+        connection, project, [row.session_id for row in totals if row.session_id not in appends]
+    )
+    for row in totals:
+        if row.session_id in appends:
+            firsts[row.session_id] = session_appends.firsts_after(
+                spare.stored[row.session_id], appends[row.session_id]
+            )
+    previews = session_previews(connection, list(firsts.values()), spare.stored, spare.known, spare.changed)
+    rows = []
+    for row in totals:
+        if not row.labeled:
+            labels = ("[]", "{}")
+        elif row.session_id in appends:
+            labels = session_appends.labels_after(spare.stored[row.session_id], appends[row.session_id])
+        else:
+            labels = _recounted_labels(connection, project, row.session_id)
+        rows.append(_session_row(project, row, firsts[row.session_id], previews[row.session_id], labels))
+    return rows
+
+
+def _recounted_labels(connection: sqlite3.Connection, project: str, session_id: str) -> tuple[str, str]:
+    """(tags, metadata) JSON of a session, from its labeled turns."""
+    labels = session_writes.select_session_labels(connection, project, session_id)
+    return labels_json(*merge_labels((json.loads(tags), json.loads(meta)) for tags, meta in labels))
 
 
 def _session_row(
-    connection: sqlite3.Connection,
     project: str,
     totals: SessionTotals,
     firsts: SessionFirsts,
     previews: Previews,
+    labels: tuple[str, str],
 ) -> SessionRow:
-    tags_json, metadata_json = "[]", "{}"
-    if totals.labeled:
-        labels = session_writes.select_session_labels(connection, project, totals.session_id)
-        tags, metadata = merge_labels((json.loads(tags), json.loads(meta)) for tags, meta in labels)
-        tags_json = to_json(tags) if tags else "[]"
-        metadata_json = to_json(metadata) if metadata else "{}"
     latencies = totals.latency_list()
     latencies.sort()
     return SessionRow(
@@ -368,8 +431,8 @@ def _session_row(
         last_output_trace=firsts.last_output_trace,
         first_input_preview=previews[0],
         last_output_preview=previews[1],
-        tags=tags_json,
-        metadata=metadata_json,
+        tags=labels[0],
+        metadata=labels[1],
     )
 
 

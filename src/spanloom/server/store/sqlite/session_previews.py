@@ -14,7 +14,7 @@ import sqlite3
 from collections.abc import Callable, Collection, Mapping, Sequence
 
 from spanloom.server.store.sqlite import session_writes
-from spanloom.server.store.sqlite.session_writes import SessionFirsts, StoredPreviews
+from spanloom.server.store.sqlite.session_writes import SessionFirsts, SessionRow
 from spanloom.server.store.turn_previews import input_preview, output_preview
 
 # Trace id -> (input, output): the texts of traces written whole in this transaction.
@@ -33,7 +33,7 @@ _UNREAD = _Unread()
 def _known_preview(
     trace_id: str | None,
     output: bool,
-    stored: StoredPreviews | None,
+    stored: SessionRow | None,
     known: TurnTexts,
     changed: Collection[str] | None,
 ) -> str | _Unread | None:
@@ -51,20 +51,15 @@ def _known_preview(
 
 def session_previews(
     connection: sqlite3.Connection,
-    project: str,
     firsts: Sequence[SessionFirsts],
+    stored: Mapping[str, SessionRow],
     known: TurnTexts,
     changed: Collection[str] | None,
 ) -> dict[str, Previews]:
-    """The previews of each session of `firsts`, by session id. `known`: texts of traces this
-    transaction wrote whole (new traces: every span of theirs is in it). `changed`: every trace
-    this transaction changed, whose texts may differ from what the stored previews were made of;
-    None when not known (nothing stored is reused)."""
-    stored: dict[str, StoredPreviews] = {}
-    if changed is not None:
-        stored = session_writes.select_stored_previews(
-            connection, project, [row.session_id for row in firsts]
-        )
+    """The previews of each session of `firsts`, by session id. `stored`: the sessions' rows as
+    they are. `known`: texts of traces this transaction wrote whole (new traces: every span of
+    theirs is in it). `changed`: every trace this transaction changed, whose texts may differ
+    from what the stored previews were made of; None when not known (nothing stored is reused)."""
     found: dict[str, tuple[str | _Unread | None, str | _Unread | None]] = {}
     unread: tuple[set[str], set[str]] = (set(), set())  # traces whose input, output to read
     for row in firsts:

@@ -12,8 +12,9 @@ as a JSON array.
 
 from __future__ import annotations
 
+import operator
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple
 
 from spanloom.server.store.json_values import to_json
@@ -46,7 +47,7 @@ class SessionTotals(NamedTuple):
     latencies: str
 
     def latency_list(self) -> list[float]:
-        return [float(text) for text in self.latencies.split(",")]
+        return list(map(float, self.latencies.split(",")))
 
 
 class SessionFirsts(NamedTuple):
@@ -54,15 +55,6 @@ class SessionFirsts(NamedTuple):
     user_id: str | None  # the first user a turn names
     first_input_trace: str | None
     last_output_trace: str | None
-
-
-class StoredPreviews(NamedTuple):
-    """A stored session's first input and last output: the traces, and the previews of their texts."""
-
-    first_input_trace: str | None
-    first_input_preview: str | None
-    last_output_trace: str | None
-    last_output_preview: str | None
 
 
 class SessionRow(NamedTuple):
@@ -106,6 +98,7 @@ _TURN_COLUMNS = (
     "last_output_preview",
 )
 _HEAD_COLUMNS = tuple(column for column in SessionRow._fields[2:] if column not in _TURN_COLUMNS)
+_head = operator.attrgetter(*_HEAD_COLUMNS)
 # The whole row still goes in: SQLite checks the NOT NULL columns of the row to insert before it
 # finds the conflict.
 _UPDATE_TURNS = (
@@ -151,18 +144,17 @@ def select_session_firsts(
     return {row[0]: SessionFirsts._make(row) for row in rows}
 
 
-def select_stored_previews(
+def select_stored_sessions(
     connection: sqlite3.Connection, project: str, session_ids: Sequence[str]
-) -> dict[str, StoredPreviews]:
-    """The previews stored on those of these sessions that have a row, by session id."""
-    rows = fetch_in_one_step(
-        connection,
-        "SELECT session_id, first_input_trace, first_input_preview, last_output_trace, last_output_preview"
-        " FROM sessions WHERE project = ? AND session_id IN (SELECT value FROM json_each(?))",
+) -> dict[str, SessionRow]:
+    """The stored rows of those of these sessions that have one, by session id."""
+    # Not fetch_in_one_step: its JSON keeps 15 digits of a REAL, and these rows are exact.
+    rows = connection.execute(
+        f"SELECT {', '.join(SessionRow._fields)} FROM sessions"
+        " WHERE project = ? AND session_id IN (SELECT value FROM json_each(?))",
         (project, to_json(list(session_ids))),
-        1 + len(StoredPreviews._fields),
     )
-    return {row[0]: StoredPreviews._make(row[1:]) for row in rows}
+    return {row[1]: SessionRow._make(row) for row in rows}
 
 
 def select_trace_texts(
@@ -209,25 +201,16 @@ def upsert_sessions(connection: sqlite3.Connection, rows: Iterable[SessionRow]) 
     execute_values(connection, _UPSERT_SESSION[0], len(SessionRow._fields), rows, _UPSERT_SESSION[1])
 
 
-def write_sessions(connection: sqlite3.Connection, project: str, rows: Sequence[SessionRow]) -> None:
-    """Write these rows of the project's sessions: those whose columns other than a turn's
-    (`_TURN_COLUMNS`) equal the stored row's in those alone, the others whole."""
-    if not rows:
-        return
-    stored = {
-        row[0]: tuple(row[1:])
-        for row in fetch_in_one_step(
-            connection,
-            f"SELECT session_id, {', '.join(_HEAD_COLUMNS)} FROM sessions"
-            " WHERE project = ? AND session_id IN (SELECT value FROM json_each(?))",
-            (project, to_json([row.session_id for row in rows])),
-            1 + len(_HEAD_COLUMNS),
-        )
-    }
+def write_sessions(
+    connection: sqlite3.Connection, rows: Sequence[SessionRow], stored: Mapping[str, SessionRow]
+) -> None:
+    """Write these rows of one project's sessions, `stored` their rows as they are now: those
+    whose columns other than a turn's (`_TURN_COLUMNS`) equal the stored row's in those alone,
+    the others whole."""
     turns, whole = [], []
     for row in rows:
-        head = tuple(getattr(row, column) for column in _HEAD_COLUMNS)
-        if stored.get(row.session_id) == head:
+        kept = stored.get(row.session_id)
+        if kept is not None and _head(row) == _head(kept):
             turns.append(row)
         else:
             whole.append(row)
