@@ -39,10 +39,18 @@ def test_cluster_ddl_parses_with_replicated_engines_and_distributed_tables(parse
         )
         assert f"Distributed(analytics, spanloom, {table.name}_local, {table.shard_by})" in distributed
     # Version 2 extends the results' key on every node, and their columns on the Distributed table.
-    altered = [text for text in formatted if text.startswith("ALTER TABLE spanloom.evaluations")]
+    altered = [
+        text
+        for text in formatted
+        if text.startswith("ALTER TABLE spanloom.evaluations") and "MODIFY SETTING" not in text
+    ]
     assert len(altered) == 2
     assert "MODIFY ORDER BY" in altered[0] and "evaluations_local ON CLUSTER analytics" in altered[0]
     assert "MODIFY ORDER BY" not in altered[1] and "ADD COLUMN IF NOT EXISTS `result_key`" in altered[1]
+    # Version 3 sets how every node's tables merge.
+    settings = [text for text in formatted if "MODIFY SETTING" in text]
+    assert {text.split()[2] for text in settings} == {f"spanloom.{table.name}_local" for table in tables[:-1]}
+    assert all(schema.MERGE_SETTINGS in text for text in settings)
     replacing = next(text for text in formatted if "spanloom.traces_local" in text)
     engine = "ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/spanloom/traces', '{replica}'"
     assert f"{engine}, version, deleted)" in replacing

@@ -41,8 +41,12 @@ def _version_2(database: str, cluster: str | None) -> list[str]:
     ]
 
 
-# The statements of each version, in order.
-VERSIONS: tuple[Callable[[str, str | None], list[str]], ...] = (_version_1, _version_2)
+# The statements of each version, in order. Version 3: merges a column at a time.
+VERSIONS: tuple[Callable[[str, str | None], list[str]], ...] = (
+    _version_1,
+    _version_2,
+    schema.merge_settings_statements,
+)
 SCHEMA_VERSION = len(VERSIONS)
 
 
