@@ -5,6 +5,8 @@ same lists one in-order batch gives. A late root moves its trace to the session 
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -54,6 +56,23 @@ def traces(draw: st.DrawFn) -> list[SpanRecord]:
     return spans
 
 
+@contextmanager
+def _one_batch_and_batches(
+    backend: str, spans: list[SpanRecord], batches: list[list[SpanRecord]]
+) -> Iterator[tuple[Store, Store]]:
+    """Two fresh stores: the first given `spans` in one batch, the second `batches` in order."""
+    with (
+        tempfile.TemporaryDirectory() as whole,
+        tempfile.TemporaryDirectory() as parts,
+        open_fresh(backend, Path(whole)) as expected,
+        open_fresh(backend, Path(parts)) as store,
+    ):
+        write(expected, spans)
+        for batch in batches:
+            write(store, batch)
+        yield expected, store
+
+
 def _lists(store: Store) -> tuple[list, list, list]:
     return every(store.list_traces), every(store.list_sessions), every(store.list_users)
 
@@ -71,15 +90,7 @@ def test_any_arrival_order_gives_the_recount(backend: str, spans: list[SpanRecor
         arrival[low:high] for low, high in zip([0, *cuts], [*cuts, len(arrival)], strict=True) if high > low
     ]
     retried = data.draw(st.lists(st.sampled_from(batches), max_size=2))
-    with (
-        tempfile.TemporaryDirectory() as in_order,
-        tempfile.TemporaryDirectory() as shuffled,
-        open_fresh(backend, Path(in_order)) as expected,
-        open_fresh(backend, Path(shuffled)) as store,
-    ):
-        write(expected, spans)
-        for batch in [*batches, *retried]:
-            write(store, batch)
+    with _one_batch_and_batches(backend, spans, [*batches, *retried]) as (expected, store):
         assert_lists_match_recount(store)
         assert _lists(store) == _lists(expected)
 
@@ -147,18 +158,10 @@ def test_turns_arriving_one_after_another_give_the_recount(backend: str):
     by_turn: dict[str, list[SpanRecord]] = {}
     for one in spans:
         by_turn.setdefault(one.trace_id, []).append(one)
-    with (
-        tempfile.TemporaryDirectory() as whole,
-        tempfile.TemporaryDirectory() as one_by_one,
-        open_fresh(backend, Path(whole)) as expected,
-        open_fresh(backend, Path(one_by_one)) as store,
-    ):
-        write(expected, spans)
-        s1, s2, s3, s4, t1, t2, t3, t4 = by_turn.values()
-        # Session "t"'s first turn comes after its second (so before the stored turns ended),
-        # and its last two together.
-        for batch in (s1, s2, s3, s4, t2, t1, t3 + t4):
-            write(store, batch)
+    s1, s2, s3, s4, t1, t2, t3, t4 = by_turn.values()
+    # Session "t"'s first turn comes after its second (so before the stored turns ended), and its
+    # last two together.
+    with _one_batch_and_batches(backend, spans, [s1, s2, s3, s4, t2, t1, t3 + t4]) as (expected, store):
         assert_lists_match_recount(store)
         lists = _lists(store)
         assert lists == _lists(expected)
