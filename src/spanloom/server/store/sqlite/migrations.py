@@ -21,7 +21,7 @@ from spanloom.server.store.sqlite import (
     session_writes,
     user_writes,
 )
-from spanloom.server.store.sqlite.rollups import recount_sessions
+from spanloom.server.store.sqlite.session_rollups import recount_sessions
 from spanloom.server.store.sqlite.statements import by_project
 from spanloom.server.store.turn_previews import input_preview, output_preview
 
