@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from spanloom.server.api import serialize
 from spanloom.server.api.json_body import json_response, streamed_json
@@ -127,6 +127,11 @@ def list_sessions(
     )
 
 
+# GET /api/sessions/compare and /api/sessions/export are routes of their own: a session with one of
+# those ids cannot be read here (said in the schema, so that clients and schemathesis know).
+_SHADOWED_SESSION_IDS = ["compare", "export"]
+
+
 @router.get(
     "/sessions/{session_id}",
     summary="One session: aggregates, its turns a page at a time, the first failing turn",
@@ -140,7 +145,13 @@ def list_sessions(
 )
 def get_session(
     request: Request,
-    session_id: str,
+    session_id: Annotated[
+        str,
+        Path(
+            description="The session's id (not `compare` or `export`: those paths are other routes)",
+            json_schema_extra={"not": {"enum": _SHADOWED_SESSION_IDS}},
+        ),
+    ],
     params: Annotated[SessionTurnParams, Query()],
     store: Store = Depends(get_store),
 ) -> Response:
