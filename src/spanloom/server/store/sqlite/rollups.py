@@ -68,7 +68,8 @@ def write_batch(
     _mark_ended(connection, spans)
     if connection.total_changes == before:
         return set()  # every span was already stored (a retried batch): no rollup changes
-    changes = _write_traces(connection, spans)
+    by_trace = span_rows.by_trace(spans)
+    changes = _write_traces(connection, spans, by_trace)
     deltas = _trace_deltas(changes)
     judged: dict[Key, tuple[bool, str | None]] = {}
     if waiting.sessions_have_results:
@@ -83,7 +84,7 @@ def write_batch(
         if keys:
             judged = _session_users(connection, keys)
     session_counts = session_rollups.update_sessions(
-        connection, changes, deltas, session_rollups.new_turn_texts(spans, changes)
+        connection, changes, deltas, session_rollups.new_turn_texts(by_trace, changes)
     )
     _write_users(connection, changes, session_counts, deltas)
     project_writes.add_deltas(connection, deltas)
@@ -159,8 +160,12 @@ def _moves(changes: dict[str, TraceChange]) -> dict[str, evaluation_rollups.Move
     }
 
 
-def _write_traces(connection: sqlite3.Connection, spans: Sequence[SpanRecord]) -> dict[str, TraceChange]:
-    by_trace = span_rows.by_trace(spans)
+def _write_traces(
+    connection: sqlite3.Connection,
+    spans: Sequence[SpanRecord],
+    by_trace: dict[str, dict[str, SpanRecord]],
+) -> dict[str, TraceChange]:
+    """`by_trace`: `spans` by trace and span id (span_rows.by_trace)."""
     precomputed = getattr(spans, "rollups", None) or {}
     old_rows = traces_sql.select_trace_rows(connection, list(by_trace))
     # A trace with a row had spans before this transaction: recount from all that is stored.

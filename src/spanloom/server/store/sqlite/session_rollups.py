@@ -24,24 +24,20 @@ from spanloom.server.store.sqlite.trace_changes import Key, TraceChange
 from spanloom.server.store.trace_rollup import TraceRow, labels_json, merge_labels, percentile
 
 
-def new_turn_texts(spans: Sequence[SpanRecord], changes: dict[str, TraceChange]) -> TurnTexts:
-    """(input, output) of the traces new in this transaction: every span of theirs is in `spans`
-    (the first copy of a span is the one stored, as in span_rows.by_trace)."""
-    new = {trace_id: change for trace_id, change in changes.items() if change.old is None}
-    if not new:
-        return {}
-    by_id: dict[tuple[str, str], SpanRecord] = {}
-    for span in spans:
-        if span.trace_id in new:
-            by_id.setdefault((span.trace_id, span.span_id), span)
+def new_turn_texts(by_trace: dict[str, dict[str, SpanRecord]], changes: dict[str, TraceChange]) -> TurnTexts:
+    """(input, output) of the traces new in this transaction, from its spans by trace and span id
+    (span_rows.by_trace: the first copy of a span, the one stored): a new trace's spans are all
+    in the transaction."""
     texts: dict[str, tuple[str | None, str | None]] = {}
-    for trace_id, change in new.items():
-        source_in = by_id.get((trace_id, change.input_span_id or ""))
-        source_out = by_id.get((trace_id, change.output_span_id or ""))
-        texts[trace_id] = (
-            source_in.input if source_in is not None else None,
-            source_out.output if source_out is not None else None,
-        )
+    for trace_id, change in changes.items():
+        if change.old is None:
+            records = by_trace[trace_id]
+            source_in = records.get(change.input_span_id or "")
+            source_out = records.get(change.output_span_id or "")
+            texts[trace_id] = (
+                source_in.input if source_in is not None else None,
+                source_out.output if source_out is not None else None,
+            )
     return texts
 
 
