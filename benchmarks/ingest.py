@@ -230,18 +230,34 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def peak_rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+def _status_mib(pid: int, field: str) -> float:
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:  # ended since it was listed
+        return 0.0
+    for line in lines:
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def _process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (the server's decoding processes and their resource tracker)."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return [pid]
+    return [pid, *(descendant for child in children for descendant in _process_tree(int(child)))]
+
+
+def peak_rss_mib(pid: int) -> float:
+    """The peak RSS of the server's process plus each of its children's: the memory it takes,
+    decoding processes included (shared pages counted in each, so an upper bound)."""
+    return sum(_status_mib(process, "VmHWM") for process in _process_tree(pid))
 
 
 def current_rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    return sum(_status_mib(process, "VmRSS") for process in _process_tree(pid))
 
 
 def concurrent_page_loads(base: str, path: str, params: dict[str, str], loads: int = 4) -> list[int]:
@@ -263,8 +279,14 @@ def concurrent_page_loads(base: str, path: str, params: dict[str, str], loads: i
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time the process has used so far."""
-    return stat_cpu_seconds(Path(f"/proc/{pid}/stat"))
+    """User + system CPU time the process and its children (decoding processes) have used so far."""
+    total = 0.0
+    for process in _process_tree(pid):
+        try:
+            total += stat_cpu_seconds(Path(f"/proc/{process}/stat"))
+        except OSError:  # ended since it was listed
+            pass
+    return total
 
 
 def stat_cpu_seconds(stat: Path) -> float:
@@ -696,8 +718,11 @@ def protocol_rounds(args: argparse.Namespace) -> None:
     print(f"| sustained ingest | {spread(rates, 'spans/s')} | >= 10,000 |")
     print(f"| floor (decode + plain SQLite rows) | {floor:,.0f} spans/s | |")
     print(f"| floor / spanloom | {floor / statistics.median(rates):.2f}x | <= 2x |")
-    print(f"| server CPU per span (all threads) | {spread([r.cpu_per_span_us for r in mine], 'µs')} | |")
-    print(f"| server peak RSS | {measured.rss_mib:.0f} MiB | < 250 MiB |")
+    print(
+        "| server CPU per span (all threads, decoding processes too) |",
+        f"{spread([r.cpu_per_span_us for r in mine], 'µs')} | |",
+    )
+    print(f"| server peak RSS (with its decoding processes) | {measured.rss_mib:.0f} MiB | < 250 MiB |")
     print(f"| database size | {measured.size_mib:.0f} MiB | |")
     print(
         f"| GET /api/sessions (all projects, 7 sorts), median of 20 | {reads['sessions']:.1f} ms | < 20 ms |"
@@ -827,8 +852,11 @@ def main() -> None:
             [f"{r['rate'] / results[0]['rate']:.2f}x" for r in results],
             ">= 1.5x sqlite",
         )
-    row("server CPU per span (all threads)", [f"{r['cpu_us']:.0f} µs" for r in results])
-    row("server peak RSS", [f"{r['rss']:,.0f} MiB" for r in results], "< 1 GiB")
+    row(
+        "server CPU per span (all threads, decoding processes too)",
+        [f"{r['cpu_us']:.0f} µs" for r in results],
+    )
+    row("server peak RSS (with its decoding processes)", [f"{r['rss']:,.0f} MiB" for r in results], "< 1 GiB")
     row(
         "OTLP bytes received per span (with the huge session's)",
         [f"{otlp_received / stored_spans:,.0f}"] * len(results),

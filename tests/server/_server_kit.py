@@ -112,13 +112,15 @@ def free_port() -> int:
 
 
 @contextmanager
-def server_process(db: Path | str, port: int, grpc_port: int = 0) -> Iterator[subprocess.Popen]:
+def server_process(
+    db: Path | str, port: int, grpc_port: int = 0, options: tuple[str, ...] = ()
+) -> Iterator[subprocess.Popen]:
     """`spanloom serve` in a process of its own (for crashes and for measuring its memory), on the
     SQLite file `db` or the store URL `db`; OTLP/gRPC on `grpc_port`, none by default (4317 may be
-    taken by anything on the machine)."""
+    taken by anything on the machine); `options`: more of serve's options."""
     store = ["--store", db] if isinstance(db, str) else ["--db", str(db)]
     command = [sys.executable, "-m", "spanloom.cli", "serve", "--port", str(port), *store]
-    command += ["--grpc-port", str(grpc_port)]
+    command += ["--grpc-port", str(grpc_port), *options]
     process = subprocess.Popen(
         [*command, "--log-level", "warning"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )

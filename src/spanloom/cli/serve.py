@@ -163,6 +163,13 @@ def _terminated(signum: int, frame: object) -> None:
     type=click.IntRange(min=1),
     help="Connections served at once; a request past it is answered 503 (OTLP exporters retry).",
 )
+@click.option(
+    "--decode-processes",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Processes that decode OTLP requests beside the server's own, 0 for none "
+    "[default: one less than the CPUs, at most 2; env SPANLOOM_DECODE_PROCESSES].",
+)
 def serve(
     host: str,
     port: int,
@@ -179,6 +186,7 @@ def serve(
     header_timeout: float,
     keep_alive_timeout: int,
     max_connections: int,
+    decode_processes: int | None,
 ) -> None:
     """Run the trace server: OTLP ingest, an embedded SQLite store and the JSON API.
 
@@ -218,6 +226,7 @@ def serve(
             retention_days=retention_days,
             retention_by_project=parse_retention(retention_by_project) or None,
             log_format=log_format,
+            decode_processes=decode_processes,
         )
         # Read now: a malformed keys file stops the command before anything listens.
         keys = KeyRing.from_settings(settings.api_key, settings.keys_file)

@@ -35,6 +35,7 @@ from spanloom.server.errors import HttpError, error_response
 from spanloom.server.evaluators.runner import EvaluatorRunner
 from spanloom.server.evaluators.session_runner import SessionEvaluatorRunner
 from spanloom.server.grpc_serving import GrpcIngestServer
+from spanloom.server.ingest.decode_processes import DecodeProcesses
 from spanloom.server.ingest.limits import IngestLimits
 from spanloom.server.ingest.pipeline import IngestPipeline
 from spanloom.server.ingest.route import create_ingest_router
@@ -73,6 +74,9 @@ def _lifespan(
             # First: exports in flight are committed (and handed to the evaluators) before the
             # evaluators stop; new ones are refused, so the sender keeps them and retries.
             await asyncio.to_thread(grpc_server.stop)
+        pipeline: IngestPipeline = app.state.ingest
+        if pipeline.processes is not None:
+            await asyncio.to_thread(pipeline.processes.close)
         # Each finishes its current write before the caller closes the store.
         retention.stop()
         sessions.stop()
@@ -168,13 +172,19 @@ def create_app(
     # trace budget, the same decoding turn, the same hand-over to the evaluators, the same counts.
     # Big reads (a trace's spans) give way to ingest while spans arrive (read_pacing.py).
     app.state.read_pacing = ReadPacing()
+    limits = IngestLimits.from_settings(settings)
     app.state.ingest = IngestPipeline(
         store,
         prices,
-        IngestLimits.from_settings(settings),
+        limits,
         on_committed=evaluators.submit,
         metrics=metrics.ingest,
         pacing=app.state.read_pacing,
+        processes=DecodeProcesses(
+            settings.decode_processes, limits, settings.pricing_file, store.span_preparer()
+        )
+        if settings.decode_processes
+        else None,
     )
     app.state.grpc = None
     if grpc_listen is not None:
@@ -184,6 +194,8 @@ def create_app(
             )
         except Exception:
             evaluators.close()
+            if app.state.ingest.processes is not None:
+                app.state.ingest.processes.close()
             raise
     routers = (
         operations_router,

@@ -34,6 +34,26 @@ def _int(environ: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
+def _count(environ: Mapping[str, str], name: str, default: int) -> int:
+    """A number of things, 0 allowed."""
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdecimal():
+        raise ValueError(f"{name} must be 0 or a positive integer, got {raw!r}")
+    return int(raw)
+
+
+def default_decode_processes() -> int:
+    """One less than the CPUs this process may use, at most 2: the server's own process keeps a
+    CPU for its writer and event loop, and two decoders keep one writer busy."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(0, min(cpus - 1, 2))
+
+
 def _port(environ: Mapping[str, str], name: str, default: int) -> int:
     raw = environ.get(name, "").strip()
     if not raw:
@@ -128,6 +148,10 @@ class Settings:
     max_values_per_request: protobuf messages other than spans (attributes, values, array and
         map elements, events, links), or JSON values, one OTLP body may hold; counted before it is
         decoded, past it 413 (SPANLOOM_MAX_VALUES_PER_REQUEST, default 1,000,000).
+    decode_processes: processes that decode, normalize and build the rows of OTLP requests beside
+        the server's own (ingest/decode_processes.py); 0 does it in the server's process
+        (SPANLOOM_DECODE_PROCESSES; `from_env`'s default is one less than the CPUs, at most 2;
+        this class's default is 0, for apps built in tests).
     """
 
     db_path: Path = field(default_factory=default_db_path)
@@ -156,6 +180,7 @@ class Settings:
     log_format: str = "text"
     grpc_port: int = 4317
     max_values_per_request: int = 1_000_000
+    decode_processes: int = 0
 
     def idle_before_ns(self, now_ns: int | None = None) -> int:
         """Sessions whose last turn ended before this are idle (SPANLOOM_SESSION_IDLE_SECONDS)."""
@@ -214,5 +239,6 @@ class Settings:
             cors_origins=parse_origins(env.get("SPANLOOM_CORS_ORIGINS", "")),
             log_format=_log_format(env.get("SPANLOOM_LOG_FORMAT", "").strip().lower() or cls.log_format),
             grpc_port=_port(env, "SPANLOOM_GRPC_PORT", cls.grpc_port),
+            decode_processes=_count(env, "SPANLOOM_DECODE_PROCESSES", default_decode_processes()),
         )
         return replace(settings, **{key: value for key, value in overrides.items() if value is not None})

@@ -2,8 +2,9 @@
 (route.py) and OTLP/gRPC (grpc_service.py) share, so both apply the same rules.
 
 The transport reads the body under the size limit (decompressing it) and checks the sender's key;
-then `IngestPipeline.submit` counts the values before decoding (value_budget.py), decodes,
-normalizes, applies the key's project scope and the per-trace budget, and queues the write.
+then `IngestPipeline.submit` counts the values before decoding (value_budget.py), decodes and
+normalizes (request_decoding.py; in a decoding process when the server has them,
+decode_processes.py), applies the key's project scope and the per-trace budget, and queues the write.
 `PendingExport.outcome()` waits for the commit: only then does the transport answer, with
 partial_success saying how many spans were rejected and why (invalid ids, a span id repeated in
 the request, a trace over its span limit, and, with a per-project key, spans of projects the key
@@ -25,12 +26,19 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from spanloom.server.ingest.decode import UndecodableBodyError, decode_json, decode_protobuf
+from spanloom.server.ingest.decode import UndecodableBodyError
+from spanloom.server.ingest.decode_processes import (
+    DecodeProcessError,
+    DecodeProcesses,
+    DecodeProcessesClosedError,
+)
 from spanloom.server.ingest.limits import IngestLimits, TooManySpansError
-from spanloom.server.ingest.normalize import NormalizedBatch, normalize_request
+from spanloom.server.ingest.normalize import NormalizedBatch
+from spanloom.server.ingest.request_decoding import decode_request
 from spanloom.server.ingest.trace_budget import TraceBudget
-from spanloom.server.ingest.value_budget import TooManyValuesError, check_json_budget, check_protobuf_budget
+from spanloom.server.ingest.value_budget import TooManyValuesError
 from spanloom.server.metrics.ingest import (
+    DECODER_FAILED,
     KEY_SCOPE,
     STORAGE_FULL,
     STORAGE_UNAVAILABLE,
@@ -89,6 +97,8 @@ def _count_rejected(batch: NormalizedBatch, dropped: int, why: str, reason: str)
 def _reject(batch: NormalizedBatch, kept: list[Any], why: str, reason: str) -> None:
     """Drop from `batch` the spans not in `kept`, saying `why` in partial_success."""
     dropped = len(batch.spans) - len(kept)
+    if not dropped:
+        return  # the batch's own list: a decoding process may have built its rows in it
     batch.spans = kept
     _count_rejected(batch, dropped, why, reason)
 
@@ -158,6 +168,7 @@ class IngestPipeline:
         on_committed: Callable[[Sequence[SpanRecord]], None] | None = None,
         metrics: IngestMetrics | None = None,
         pacing: ReadPacing | None = None,
+        processes: DecodeProcesses | None = None,
     ) -> None:
         self.store = store
         self.prices = prices
@@ -170,6 +181,8 @@ class IngestPipeline:
         # Told of every request, so that big reads give way while spans arrive.
         self.pacing = pacing
         self._decoding = threading.Lock()
+        # Where requests are decoded: these processes, or this one (None).
+        self.processes = processes
 
     def submit(self, body: bytes, as_json: bool, projects: frozenset[str] | None) -> PendingExport:
         """Blocking (milliseconds of CPU per batch: call it off an event loop): decode, normalize,
@@ -185,26 +198,18 @@ class IngestPipeline:
     def _prepare_and_queue(
         self, body: bytes, as_json: bool, projects: frozenset[str] | None
     ) -> PendingExport:
-        limits = self.limits
         try:
-            # One decoded request at a time: decoding holds the GIL, so concurrent requests gain
-            # nothing from overlapping here, and each decoded tree (up to the values budget) is
-            # freed before the next one is built. The budget check is inside too: for JSON it
-            # copies the body once (strings blanked), and four such copies at once were 50 MB.
-            with self._decoding:
-                if as_json:
-                    check_json_budget(body, limits.max_values_per_request)
-                else:
-                    check_protobuf_budget(body, limits.max_values_per_request, limits.max_spans_per_request)
-                request = decode_json(body) if as_json else decode_protobuf(body)
-                batch = normalize_request(request, self.prices, limits)
-                del request
+            batch = self._decode(body, as_json)
         except UndecodableBodyError as error:
             raise IngestRefusedError(UNDECODABLE, str(error)) from None
         except TooManySpansError as error:
             raise IngestRefusedError(TOO_MANY_SPANS, str(error)) from None
         except TooManyValuesError as error:
             raise IngestRefusedError(TOO_MANY_VALUES, str(error)) from None
+        except DecodeProcessesClosedError:
+            raise IngestRefusedError("shutting_down", "the server is shutting down", retry=True) from None
+        except DecodeProcessError as error:
+            raise IngestRefusedError(DECODER_FAILED, str(error), retry=True) from None
         _scope_and_budget(batch, projects, self.budget)
         try:
             future = self.store.insert_spans(batch.spans, projects)
@@ -213,6 +218,16 @@ class IngestPipeline:
         except StoreClosedError:
             raise IngestRefusedError("shutting_down", "the server is shutting down", retry=True) from None
         return PendingExport(self, batch, future)
+
+    def _decode(self, body: bytes, as_json: bool) -> NormalizedBatch:
+        if self.processes is not None:
+            return self.processes.decode(body, as_json)
+        # One decoded request at a time: decoding holds the GIL, so concurrent requests gain
+        # nothing from overlapping here, and each decoded tree (up to the values budget) is
+        # freed before the next one is built. The budget check is inside too: for JSON it
+        # copies the body once (strings blanked), and four such copies at once were 50 MB.
+        with self._decoding:
+            return decode_request(body, as_json, self.prices, self.limits)
 
     def failed(self, batch: NormalizedBatch, error: Exception) -> IngestRefusedError:
         """Account for a write the storage failed (nothing of it stored): the refusal to answer."""

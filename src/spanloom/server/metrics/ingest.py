@@ -24,6 +24,7 @@ STORE_REFUSED = "store_refused"  # a trace of another project, or a value the st
 STORAGE_FULL = "storage_full"
 STORAGE_UNAVAILABLE = "storage_unavailable"
 WRITE_FAILED = "write_failed"
+DECODER_FAILED = "decoder_failed"  # a decoding process ended while it held the request
 REJECTION_REASONS = (
     INVALID_ID,
     DUPLICATE_SPAN,
@@ -33,6 +34,7 @@ REJECTION_REASONS = (
     STORAGE_FULL,
     STORAGE_UNAVAILABLE,
     WRITE_FAILED,
+    DECODER_FAILED,
 )
 # The error codes ingest answers with (server/ingest/route.py, server/request_body.py): shown at
 # 0 from the start, so a rate over them exists before the first refusal.
@@ -49,6 +51,7 @@ REFUSAL_CODES = (
     STORAGE_FULL,
     STORAGE_UNAVAILABLE,
     WRITE_FAILED,
+    DECODER_FAILED,
 )
 
 

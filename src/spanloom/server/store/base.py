@@ -85,6 +85,9 @@ _T = TypeVar("_T")
 WriteObserver = Callable[[int], None]
 # Told what a long operation (a schema upgrade) is doing, a line at a time.
 Progress = Callable[[str], None]
+# What a store builds of a batch's records before its writer takes them (Store.span_preparer):
+# the same records, in a list that also holds the rows.
+SpanPreparer = Callable[[list[SpanRecord]], list[SpanRecord]]
 SortOrder = Literal["asc", "desc"]
 
 
@@ -175,6 +178,12 @@ class Store(Protocol):
         so a retried batch never duplicates. It may do CPU work in the caller's thread (preparing
         rows): call it off the event loop.
         """
+        ...
+
+    def span_preparer(self) -> SpanPreparer | None:
+        """What `insert_spans` builds of a batch in the caller's thread, as a module-level
+        function (a decoding process gets it by name, runs it, and hands its result to
+        `insert_spans`, which takes it as it is); None when the store builds nothing beforehand."""
         ...
 
     def announce_write(self) -> AbstractContextManager[None]:

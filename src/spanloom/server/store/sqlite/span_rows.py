@@ -4,7 +4,7 @@ thread is the one serial step of ingest, so it should only run SQL."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 from spanloom.server.store.base import SpanRecord
 from spanloom.server.store.column_attributes import lift_attributes
@@ -167,6 +167,11 @@ def prepare(spans: Iterable[SpanRecord]) -> PreparedSpans:
         projects = {span.project for span in records.values()}
         prepared.trace_projects[trace_id] = projects.pop() if len(projects) == 1 else None
     return prepared
+
+
+def is_prepared(spans: Sequence[SpanRecord]) -> TypeGuard[PreparedSpans]:
+    """Whether `spans` came from `prepare` whole, rows and all (a decoding process built them)."""
+    return isinstance(spans, PreparedSpans) and spans.rows is not None and len(spans.rows) == len(spans)
 
 
 def concatenate(batches: Iterable[Sequence[SpanRecord]]) -> PreparedSpans:

@@ -44,6 +44,7 @@ from spanloom.server.store.base import (
     SessionDetail,
     SessionSummary,
     SessionTurns,
+    SpanPreparer,
     SpanRecord,
     StoreBusyError,
     StoreClosedError,
@@ -214,9 +215,14 @@ class SqliteStore:
             return future
         if self._queue.full():
             raise StoreBusyError("the write queue is full")  # before the work of preparing rows
-        # The rows (and their JSON) are built here, in the caller's thread, not by the writer.
-        self._enqueue(_Request(future, spans=span_rows.prepare(spans), projects=projects))
+        # The rows (and their JSON) are built here, in the caller's thread, not by the writer;
+        # or already, by `span_preparer` in a decoding process.
+        prepared = spans if span_rows.is_prepared(spans) else span_rows.prepare(spans)
+        self._enqueue(_Request(future, spans=prepared, projects=projects))
         return future
+
+    def span_preparer(self) -> SpanPreparer:
+        return span_rows.prepare
 
     def announce_write(self) -> AbstractContextManager[None]:
         return self._queue.announced()
