@@ -24,7 +24,9 @@ from _server_kit import (
     server_process,
     wait_for,
 )
+from fastapi.testclient import TestClient
 
+from spanloom.server.app import create_app
 from spanloom.server.ingest.decode import UndecodableBodyError
 from spanloom.server.ingest.decode_processes import DecodeProcesses, DecodeProcessesClosedError
 from spanloom.server.ingest.limits import IngestLimits, TooManySpansError
@@ -32,6 +34,7 @@ from spanloom.server.ingest.request_decoding import decode_request
 from spanloom.server.pricing import load_price_table
 from spanloom.server.settings import Settings
 from spanloom.server.store.sqlite import span_rows
+from spanloom.server.store.url import open_store
 
 LIMITS = IngestLimits(max_spans_per_request=50)
 # Long enough to be stored once per trace (span_rows.SHARED_TEXT_MIN): the agent's answer is its
@@ -108,6 +111,20 @@ def test_a_killed_process_costs_at_most_the_request_it_held(processes: DecodePro
 
     assert len(batch.spans) == 4
     assert {child.pid for child in multiprocessing.active_children()}.isdisjoint(killed)
+
+
+def test_an_app_starts_its_processes_when_served_not_when_built(tmp_path: Path) -> None:
+    before = set(multiprocessing.active_children())
+    store = open_store(f"sqlite:///{tmp_path / 'spanloom.db'}")
+    try:
+        app = create_app(Settings(db_path=tmp_path / "spanloom.db", decode_processes=1), store, None)
+        assert set(multiprocessing.active_children()) == before
+        with TestClient(app):
+            wait_for(lambda: set(multiprocessing.active_children()) - before, what="the decoding process")
+        assert app.state.ingest.processes is not None
+        wait_for(lambda: set(multiprocessing.active_children()) <= before, what="the process to stop")
+    finally:
+        store.close()
 
 
 def test_closed_processes_refuse_for_a_retry() -> None:

@@ -65,6 +65,9 @@ def _lifespan(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         grpc_server: GrpcIngestServer | None = app.state.grpc
+        pipeline: IngestPipeline = app.state.ingest
+        if pipeline.processes is not None:
+            pipeline.processes.start()
         retention.start()
         sessions.start()
         if grpc_server is not None:
@@ -74,7 +77,6 @@ def _lifespan(
             # First: exports in flight are committed (and handed to the evaluators) before the
             # evaluators stop; new ones are refused, so the sender keeps them and retries.
             await asyncio.to_thread(grpc_server.stop)
-        pipeline: IngestPipeline = app.state.ingest
         if pipeline.processes is not None:
             await asyncio.to_thread(pipeline.processes.close)
         # Each finishes its current write before the caller closes the store.

@@ -5,10 +5,10 @@ process it holds the one GIL that the writer, the event loop and the API also ne
 of their own (spawned, not forked: the server runs threads, and an embedded chDB engine) it runs
 beside them: the server only reads the body, hands it over and takes back the records and rows.
 
-The processes start with the server (one warm-up call, not waited for) and stop with it; each
-one exits by itself when the server's process is gone, however it ended (`_watch_parent`). A
-process that dies (killed, out of memory) fails only the requests it held, which are refused
-with a retry (`DecodeProcessError`), and the next request gets new processes.
+The processes start with the server's lifespan (a warm-up call each, not waited for) and stop
+with it; each one exits by itself when the server's process is gone, however it ended
+(`_watch_parent`). A process that dies (killed, out of memory) fails only the requests it held,
+which are refused with a retry (`DecodeProcessError`), and the next request gets new processes.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def _ready() -> None:
 
 
 class DecodeProcesses:
-    """`count` decoding processes (at least one), started at once."""
+    """`count` decoding processes (at least one), from `start()` (or the first request) on."""
 
     def __init__(
         self,
@@ -88,9 +88,16 @@ class DecodeProcesses:
         self._arguments = (limits, pricing_file, preparer)
         self._lock = threading.Lock()
         self._closed = False
-        self._pool = self._start()
+        self._pool: ProcessPoolExecutor | None = None
 
-    def _start(self) -> ProcessPoolExecutor:
+    def start(self) -> None:
+        """Start the processes now, not waiting for them to be ready (the app's lifespan calls it:
+        an app that is built and never served starts none)."""
+        with self._lock:
+            if self._pool is None and not self._closed:
+                self._pool = self._new_pool()
+
+    def _new_pool(self) -> ProcessPoolExecutor:
         pool = ProcessPoolExecutor(
             self.count,
             mp_context=multiprocessing.get_context("spawn"),
@@ -109,6 +116,8 @@ class DecodeProcesses:
             with self._lock:
                 if self._closed:
                     raise DecodeProcessesClosedError("the server is shutting down")
+                if self._pool is None:
+                    self._pool = self._new_pool()
                 pool = self._pool
             try:
                 future = pool.submit(_decode_in_child, body, as_json)
@@ -127,12 +136,13 @@ class DecodeProcesses:
     def _replace(self, broken: ProcessPoolExecutor) -> None:
         with self._lock:
             if self._pool is broken and not self._closed:
-                self._pool = self._start()
+                self._pool = self._new_pool()
         broken.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
         """Stop the processes once the requests they hold are answered."""
         with self._lock:
             self._closed = True
-            pool = self._pool
-        pool.shutdown(wait=True, cancel_futures=True)
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
