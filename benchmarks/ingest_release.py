@@ -8,7 +8,8 @@ and its server runs from there, on this environment's packages. Each round start
 per side over a new SQLite file, the two in alternating order, and sends the same payloads
 (benchmarks/ingest.py's: realistic turns of two projects sharing session ids) from two senders.
 Prints per side the sustained rate and the server's CPU per span (min / median over the rounds),
-that CPU split by thread (the writer, the decoding workers, the event loop, the rest), and the
+that CPU split by thread (the writer, the decoding workers, the event loop, the rest, and this
+tree's decoding processes), and the
 floor (decoding the same payloads and inserting plain rows into SQLite).
 
 The split by thread needs the server's threads named where the OS sees them (CPython does not do
@@ -151,7 +152,12 @@ def run_round(side: Side, payloads: list[bytes], spans: int, db: Path) -> None:
         server.wait(timeout=60)
     side.rates.append(spans / elapsed)
     side.cpu_us.append(cpu / spans * 1e6)
-    side.threads.append(Counter({group: seconds / spans * 1e6 for group, seconds in groups.items()}))
+    split = Counter({group: seconds / spans * 1e6 for group, seconds in groups.items()})
+    # The server's decoding processes (this tree's): what the whole tree used beyond its threads.
+    beyond = (cpu - sum(groups.values())) / spans * 1e6
+    if beyond > 1:
+        split["decoding processes"] = beyond
+    side.threads.append(split)
     print(
         f"{side.name}: {spans / elapsed:,.0f} spans/s, {cpu / spans * 1e6:.0f} µs CPU/span", file=sys.stderr
     )
@@ -200,7 +206,7 @@ def main() -> None:
 
     row("sustained ingest", (release.rates, current.rates), "spans/s")
     row("server CPU per span", (release.cpu_us, current.cpu_us), "µs")
-    for group in ("writer", "decoding workers", "event loop", "other threads"):
+    for group in ("writer", "decoding workers", "event loop", "other threads", "decoding processes"):
         values = ([t[group] for t in release.threads], [t[group] for t in current.threads])
         row(f"  of which the {group}", values, "µs")
     shares = [f"{floor / statistics.median(side.rates):.2f}x" for side in sides]
