@@ -191,7 +191,18 @@ def test_no_decoding_process_outlives_a_killed_server(tmp_path: Path) -> None:
 def test_the_number_of_decoding_processes_is_read_from_the_environment() -> None:
     assert Settings.from_env({"SPANLOOM_DECODE_PROCESSES": "0"}).decode_processes == 0
     assert Settings.from_env({"SPANLOOM_DECODE_PROCESSES": "3"}).decode_processes == 3
-    assert Settings.from_env({}).decode_processes == max(0, min(len(os.sched_getaffinity(0)) - 1, 2))
+    assert Settings.from_env({}).decode_processes is None
+    expected = max(0, min(len(os.sched_getaffinity(0)) - 1, 2))
+    assert Settings.from_env({}).decode_process_count() == expected
+    assert Settings.from_env({"SPANLOOM_STORE": "sqlite:////tmp/x.db"}).decode_process_count() == expected
+    # chDB's engine takes the CPUs in the server's own process.
+    assert Settings.from_env({"SPANLOOM_STORE": "chdb:///tmp/ch"}).decode_process_count() == 0
+    assert (
+        Settings.from_env(
+            {"SPANLOOM_STORE": "chdb:///tmp/ch", "SPANLOOM_DECODE_PROCESSES": "1"}
+        ).decode_process_count()
+        == 1
+    )
     with pytest.raises(ValueError, match="SPANLOOM_DECODE_PROCESSES must be 0 or a positive integer"):
         Settings.from_env({"SPANLOOM_DECODE_PROCESSES": "-1"})
     assert Settings().decode_processes == 0  # apps built in tests decode in their own process

@@ -168,7 +168,7 @@ def _terminated(signum: int, frame: object) -> None:
     type=click.IntRange(min=0),
     default=None,
     help="Processes that decode OTLP requests beside the server's own, 0 for none "
-    "[default: one less than the CPUs, at most 2; env SPANLOOM_DECODE_PROCESSES].",
+    "[default: one less than the CPUs, at most 2; none with chdb://; env SPANLOOM_DECODE_PROCESSES].",
 )
 def serve(
     host: str,

@@ -175,6 +175,7 @@ def create_app(
     # Big reads (a trace's spans) give way to ingest while spans arrive (read_pacing.py).
     app.state.read_pacing = ReadPacing()
     limits = IngestLimits.from_settings(settings)
+    decoders = settings.decode_process_count()
     app.state.ingest = IngestPipeline(
         store,
         prices,
@@ -182,10 +183,8 @@ def create_app(
         on_committed=evaluators.submit,
         metrics=metrics.ingest,
         pacing=app.state.read_pacing,
-        processes=DecodeProcesses(
-            settings.decode_processes, limits, settings.pricing_file, store.span_preparer()
-        )
-        if settings.decode_processes
+        processes=DecodeProcesses(decoders, limits, settings.pricing_file, store.span_preparer())
+        if decoders
         else None,
     )
     app.state.grpc = None

@@ -34,11 +34,11 @@ def _int(environ: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
-def _count(environ: Mapping[str, str], name: str, default: int) -> int:
-    """A number of things, 0 allowed."""
+def _count(environ: Mapping[str, str], name: str) -> int | None:
+    """A number of things, 0 allowed; None when unset."""
     raw = environ.get(name, "").strip()
     if not raw:
-        return default
+        return None
     if not raw.isdecimal():
         raise ValueError(f"{name} must be 0 or a positive integer, got {raw!r}")
     return int(raw)
@@ -46,7 +46,8 @@ def _count(environ: Mapping[str, str], name: str, default: int) -> int:
 
 def default_decode_processes() -> int:
     """One less than the CPUs this process may use, at most 2: the server's own process keeps a
-    CPU for its writer and event loop, and two decoders keep one writer busy."""
+    CPU for its writer and event loop, and two decoders keep one writer busy (on 2 CPUs a second
+    one gained nothing)."""
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
@@ -149,9 +150,9 @@ class Settings:
         map elements, events, links), or JSON values, one OTLP body may hold; counted before it is
         decoded, past it 413 (SPANLOOM_MAX_VALUES_PER_REQUEST, default 1,000,000).
     decode_processes: processes that decode, normalize and build the rows of OTLP requests beside
-        the server's own (ingest/decode_processes.py); 0 does it in the server's process
-        (SPANLOOM_DECODE_PROCESSES; `from_env`'s default is one less than the CPUs, at most 2;
-        this class's default is 0, for apps built in tests).
+        the server's own (ingest/decode_processes.py); 0 does it in the server's process; None
+        (`from_env` without SPANLOOM_DECODE_PROCESSES) leaves it to `decode_process_count`. This
+        class's default is 0, for apps built in tests.
     """
 
     db_path: Path = field(default_factory=default_db_path)
@@ -180,7 +181,7 @@ class Settings:
     log_format: str = "text"
     grpc_port: int = 4317
     max_values_per_request: int = 1_000_000
-    decode_processes: int = 0
+    decode_processes: int | None = 0
 
     def idle_before_ns(self, now_ns: int | None = None) -> int:
         """Sessions whose last turn ended before this are idle (SPANLOOM_SESSION_IDLE_SECONDS)."""
@@ -190,6 +191,16 @@ class Settings:
     def store(self) -> str:
         """The store's URL: `store_url`, else the SQLite file `db_path`."""
         return self.store_url or f"sqlite:///{self.db_path}"
+
+    def decode_process_count(self) -> int:
+        """`decode_processes`, or when it is None: none beside an embedded chDB, whose engine runs
+        in the server's process and takes the CPUs ingest leaves (a process beside it gained
+        nothing at 200,000 spans), else `default_decode_processes()`."""
+        if self.decode_processes is not None:
+            return self.decode_processes
+        if self.store.startswith("chdb:"):
+            return 0
+        return default_decode_processes()
 
     @property
     def evaluators_path(self) -> Path:
@@ -239,6 +250,6 @@ class Settings:
             cors_origins=parse_origins(env.get("SPANLOOM_CORS_ORIGINS", "")),
             log_format=_log_format(env.get("SPANLOOM_LOG_FORMAT", "").strip().lower() or cls.log_format),
             grpc_port=_port(env, "SPANLOOM_GRPC_PORT", cls.grpc_port),
-            decode_processes=_count(env, "SPANLOOM_DECODE_PROCESSES", default_decode_processes()),
+            decode_processes=_count(env, "SPANLOOM_DECODE_PROCESSES"),
         )
         return replace(settings, **{key: value for key, value in overrides.items() if value is not None})
