@@ -29,7 +29,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from spanloom.server.settings import Settings
 from spanloom.server.store.base import InsertResult, SpanRecord
 from spanloom.server.store.sqlite import SqliteStore, readiness, user_writes
-from spanloom.server.store.sqlite import store as store_module
+from spanloom.server.store.sqlite import writer as writer_module
 
 LONG_TEXT = "the customer asked about the refund policy for damaged items " * 40  # ~2.5 KB
 
@@ -159,7 +159,7 @@ def test_injected_disk_io_error_answers_503_rolls_back_and_recovers(
 
 
 def test_evaluation_results_the_storage_fails_answer_503(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    real_insert = store_module.insert_evaluations
+    real_insert = writer_module.insert_evaluations
 
     def failing(connection: sqlite3.Connection, evaluations, projects):
         raise sqlite3.OperationalError("database or disk is full")
@@ -168,11 +168,11 @@ def test_evaluation_results_the_storage_fails_answer_503(tmp_path: Path, monkeyp
         spans = _batch("judged", turns=1)
         assert server.post_spans(make_request(spans)).status_code == 200
         item = [{"span_id": spans[1].span_id.hex(), "name": "helpful", "score": 1}]
-        monkeypatch.setattr(store_module, "insert_evaluations", failing)
+        monkeypatch.setattr(writer_module, "insert_evaluations", failing)
         _assert_unavailable(
             server.client.post("/api/evaluations", json=item), "storage_full", "storage is full"
         )
-        monkeypatch.setattr(store_module, "insert_evaluations", real_insert)
+        monkeypatch.setattr(writer_module, "insert_evaluations", real_insert)
         response = server.client.post("/api/evaluations", json=item)
         assert response.status_code == 200, response.text
         assert response.json()["accepted"] == 1
@@ -194,7 +194,7 @@ def test_a_cancelled_wait_does_not_stop_the_writer(tmp_path: Path, monkeypatch: 
     """The ingest route's wait cancels the store's future when the client goes away; resolving a
     cancelled future raises, which must not end the writer thread (every later write would hang)."""
     entered, release = threading.Event(), threading.Event()
-    real_write_batch = store_module.write_batch
+    real_write_batch = writer_module.write_batch
 
     def held_write_batch(connection: sqlite3.Connection, spans, waiting=None) -> set[str]:
         if not entered.is_set():
@@ -202,7 +202,7 @@ def test_a_cancelled_wait_does_not_stop_the_writer(tmp_path: Path, monkeypatch: 
             assert release.wait(timeout=30)
         return real_write_batch(connection, spans, waiting)
 
-    monkeypatch.setattr(store_module, "write_batch", held_write_batch)
+    monkeypatch.setattr(writer_module, "write_batch", held_write_batch)
     store = SqliteStore(tmp_path / "cancel.db")
     try:
         first = store.insert_spans([_span(1)])
@@ -256,7 +256,7 @@ def test_readyz_fails_while_the_disk_is_full_and_recovers(tmp_path: Path):
 
 def test_readiness_fails_while_the_writer_is_stuck(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     entered, release = threading.Event(), threading.Event()
-    real_write_batch = store_module.write_batch
+    real_write_batch = writer_module.write_batch
 
     def held_write_batch(connection: sqlite3.Connection, spans, waiting=None) -> set[str]:
         if not entered.is_set():
@@ -264,7 +264,7 @@ def test_readiness_fails_while_the_writer_is_stuck(tmp_path: Path, monkeypatch: 
             assert release.wait(timeout=30)
         return real_write_batch(connection, spans, waiting)
 
-    monkeypatch.setattr(store_module, "write_batch", held_write_batch)
+    monkeypatch.setattr(writer_module, "write_batch", held_write_batch)
     store = SqliteStore(tmp_path / "stuck.db")
     try:
         assert store.check_ready(5).ready

@@ -138,7 +138,7 @@ def _recount_sessions(
             joined, left = moves.users((project, session_id))
             came, went = joined[user_id], left[user_id]
             session_counts[(project, user_id)] += (now > 0) - (now - came + went > 0)
-    rows = recount_sessions(connection, project, session_ids, _Recount(stored, appends, known, changed))
+    rows = recount_sessions(connection, project, session_ids, Recount(stored, appends, known, changed))
     # Only sessions with a changed trace get here, and a changed trace nearly always changes its
     # session's row: written without comparing, in a turn's columns alone where the rest stayed.
     session_writes.write_sessions(connection, rows, stored)
@@ -148,7 +148,7 @@ def _recount_sessions(
 
 
 @dataclass(slots=True)
-class _Recount:
+class Recount:
     """What a transaction knows that spares a recount reading the session's turns back: the
     stored rows, the sessions that only gained later turns (session_appends.py), and the texts
     (session_previews.py)."""
@@ -163,11 +163,11 @@ def recount_sessions(
     connection: sqlite3.Connection,
     project: str,
     session_ids: Sequence[str],
-    spare: _Recount | None = None,
+    spare: Recount | None = None,
 ) -> list[SessionRow]:
     """The rows of those of these sessions of the project that have traces, from their traces
     (and, with `spare`, from what the transaction knows)."""
-    spare = spare or _Recount({}, {}, {}, None)
+    spare = spare or Recount({}, {}, {}, None)
     totals = session_writes.select_session_totals(connection, project, session_ids)
     appends = spare.appends
     firsts = session_writes.select_session_firsts(
