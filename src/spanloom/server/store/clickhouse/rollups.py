@@ -15,15 +15,14 @@ one. Aggregation at read time over all trace rows cost a list request a scan of 
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
 from spanloom.server.store.clickhouse import schema
 from spanloom.server.store.clickhouse.rows import tombstone
-from spanloom.server.store.json_values import to_json
-from spanloom.server.store.trace_rollup import merge_labels, percentile, saturated
+from spanloom.server.store.clickhouse.session_tally import select_tallies, session_row
+from spanloom.server.store.trace_rollup import saturated
 
 Key = tuple[str, str]  # (project, session or user id)
 
@@ -33,21 +32,6 @@ def by_project(keys: Iterable[Key]) -> dict[str, list[str]]:
     for project, identifier in keys:
         grouped.setdefault(project, {})[identifier] = None
     return {project: list(ids) for project, ids in grouped.items()}
-
-
-_SESSION_TOTALS = """
-SELECT session_id, count(), sum(span_count), min(start_ns), max(end_ns), sum(toInt128(total_tokens)),
-    sum(toInt128(cost_nanos)), countIf(error_count > 0),
-    argMinIf(user_id, (start_ns, trace_id), user_id != ''),
-    argMinIf(trace_id, (start_ns, trace_id), has_input = 1),
-    argMaxIf(trace_id, (start_ns, trace_id), has_output = 1),
-    arraySort(groupArray(latency_ms)),
-    arraySort(x -> (x.1, x.2), groupArrayIf((start_ns, trace_id, tags, metadata), labeled = 1)),
-    groupArrayIf(user_id, user_id != '')
-FROM traces FINAL
-WHERE project = {project:String} AND session_id IN {ids:Array(String)}
-GROUP BY session_id
-"""
 
 
 Texts = dict[str, tuple[str | None, str | None]]  # trace id -> (input, output)
@@ -106,57 +90,27 @@ def session_rows(
     texts of the traces just written."""
     rows: list[tuple[Any, ...]] = []
     for project, session_ids in by_project(keys).items():
-        found = set()
-        counted: list[tuple[Any, ...]] = []
-        for (
-            session_id,
-            count,
-            spans,
-            start_ns,
-            end_ns,
-            tokens,
-            nanos,
-            errors,
-            user_id,
-            first_input,
-            last_output,
-            latencies,
-            labels,
-            users,
-        ) in client.query(_SESSION_TOTALS, parameters={"project": project, "ids": session_ids}).result_rows:
-            found.add(session_id)
-            if user_counts is not None:
-                for user in users:
-                    user_counts[(project, session_id, user)] += 1
-            tags, metadata = merge_labels((json.loads(tags), json.loads(meta)) for _, _, tags, meta in labels)
-            nanos = saturated(nanos)
-            counted.append(
-                (
-                    project,
-                    session_id,
-                    user_id,
-                    count,
-                    spans,
-                    start_ns,
-                    end_ns,
-                    saturated(tokens),
-                    nanos / 1e9,
-                    nanos,
-                    errors,
-                    percentile(latencies, 0.5),
-                    percentile(latencies, 0.95),
-                    first_input or None,
-                    last_output or None,
-                    to_json(tags) if tags else "[]",
-                    to_json(metadata) if metadata else "{}",
-                )
+        tallies = select_tallies(client, project, session_ids)
+        if user_counts is not None:
+            for session_id, tally in tallies.items():
+                for user, count in tally.users.items():
+                    user_counts[(project, session_id, user)] += count
+        wanted = {
+            session_id: (
+                tally.first_input[1] if tally.first_input else None,
+                tally.last_output[1] if tally.last_output else None,
             )
-        texts = _session_texts(client, project, {row[1]: (row[13], row[14]) for row in counted}, known or {})
-        rows.extend((*row, *texts[row[1]], version, 0) for row in counted)
+            for session_id, tally in tallies.items()
+        }
+        texts = _session_texts(client, project, wanted, known or {}) if wanted else {}
+        rows.extend(
+            session_row(project, session_id, tally, list(texts[session_id]), version)
+            for session_id, tally in tallies.items()
+        )
         rows.extend(
             tombstone(schema.SESSIONS, {"project": project, "session_id": gone}, version)
             for gone in session_ids
-            if gone not in found
+            if gone not in tallies
         )
     return rows
 
