@@ -48,6 +48,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -473,14 +474,16 @@ def chdb_active_bytes(url: str) -> int | None:
         client.close()
 
 
-def start_server(url: str, environment: dict[str, str]) -> tuple[subprocess.Popen, str, str]:
-    """`spanloom serve` on the store at `url`: (process, HTTP base URL, gRPC target)."""
+def start_server(
+    url: str, environment: dict[str, str], launcher: Sequence[str] = ("-m", "spanloom.cli")
+) -> tuple[subprocess.Popen, str, str]:
+    """`spanloom serve` on the store at `url`: (process, HTTP base URL, gRPC target). `launcher`:
+    what Python runs to get the CLI (chdb_ceiling.py's cut-down writer is another)."""
     port, grpc_port = free_port(), free_port()
     server = subprocess.Popen(
         [
             sys.executable,
-            "-m",
-            "spanloom.cli",
+            *launcher,
             "serve",
             "--port",
             str(port),
