@@ -16,16 +16,19 @@ grace when senders were waiting (see `next_batch`): a lone sender's request is w
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, InvalidStateError
 from contextlib import contextmanager
 from typing import Any, Generic, Protocol, TypeVar
 
-from spanloom.server.store.base import StoreBusyError
+from spanloom.server.store.base import StoreBusyError, WriteObserver
+
+logger = logging.getLogger(__name__)
 
 
 class Sized(Protocol):
@@ -161,3 +164,15 @@ def settle(future: Future[Any], result: Any = None, error: BaseException | None 
             future.set_result(result)
     except InvalidStateError:
         pass  # cancelled in between
+
+
+def notify(observers: Iterable[WriteObserver], records: int) -> None:
+    """Tell each observer how many records a write stored; one that fails is logged, never the
+    writer's failure."""
+    if not records:
+        return
+    for observer in observers:
+        try:
+            observer(records)
+        except Exception:
+            logger.exception("spanloom: a write observer failed")

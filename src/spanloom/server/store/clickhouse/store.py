@@ -88,7 +88,7 @@ from spanloom.server.store.turn_pages import (
     turns_before,
     turns_from,
 )
-from spanloom.server.store.write_queue import WriteQueue, settle
+from spanloom.server.store.write_queue import WriteQueue, notify, settle
 from spanloom.server.store.writer_probe import WriterProbe
 
 logger = logging.getLogger(__name__)
@@ -320,7 +320,7 @@ class ClickHouseStore:
             if request.evaluations:
                 try:
                     result = self._writer.write_evaluations(request.evaluations, request.projects)
-                    self._observe(result.accepted)
+                    notify(self._observers, result.accepted)
                     settle(request.future, result)
                 except Exception as error:
                     self._needs_recovery = True
@@ -339,18 +339,9 @@ class ClickHouseStore:
                 for request in requests:
                     self._write([request])
             return
-        self._observe(sum(result.accepted for result in results))
+        notify(self._observers, sum(result.accepted for result in results))
         for request, result in zip(requests, results, strict=True):
             settle(request.future, result)
-
-    def _observe(self, records: int) -> None:
-        if not records:
-            return
-        for observer in self._observers:
-            try:
-                observer(records)
-            except Exception:
-                logger.exception("spanloom: a write observer failed")
 
     def _answer_probe(self, probe: _Request) -> None:
         """After the writes taken with it: would the next write find room?"""

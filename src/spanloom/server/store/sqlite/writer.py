@@ -50,7 +50,7 @@ from spanloom.server.store.sqlite.evaluation_rollups import insert_evaluations
 from spanloom.server.store.sqlite.migrations import SchemaTooNewError, migrate
 from spanloom.server.store.sqlite.rollups import Waiting, write_batch
 from spanloom.server.store.sqlite.text_indexer import TextIndexer
-from spanloom.server.store.write_queue import WriteQueue, settle
+from spanloom.server.store.write_queue import WriteQueue, notify, settle
 from spanloom.server.store.writer_probe import WriterProbe
 
 logger = logging.getLogger(__name__)
@@ -216,15 +216,6 @@ class SqliteWriter:
         else:
             settle(probe.future, None)
 
-    def _observe(self, records: int) -> None:
-        if not records:
-            return
-        for observer in self._observers:
-            try:
-                observer(records)
-            except Exception:
-                logger.exception("spanloom: a write observer failed")
-
     def _refresh_statistics(self) -> None:
         """Keep the planner's statistics current (PRAGMA optimize: ANALYZE where the tables grew,
         on a sample), so it picks a filter's index or a sort's index by what the data is like: a
@@ -310,7 +301,7 @@ class SqliteWriter:
                 # Something in these spans cannot be stored (the storage itself works): store
                 # the others, and reject only what fails alone.
                 result = self._write_apart(requests[0])
-                self._observe(result.accepted)
+                notify(self._observers, result.accepted)
                 settle(requests[0].future, result)
                 return
             if len(requests) == 1:
@@ -324,7 +315,7 @@ class SqliteWriter:
             for request in requests:
                 self._write([request])
             return
-        self._observe(sum(getattr(request.result, "accepted", 0) for request in requests))
+        notify(self._observers, sum(getattr(request.result, "accepted", 0) for request in requests))
         for request in requests:
             settle(request.future, request.result)
 
