@@ -1,13 +1,9 @@
 """`ClickHouseStore`: the `Store` protocol over ClickHouse, embedded (chDB) or a server.
 
-One writer thread fed by a bounded queue, as in the SQLite store: `insert_spans` puts a request
-on the queue and returns a future (or raises `StoreBusyError` when the queue is full); the writer
-takes everything waiting, up to `max_batch_spans`, and what ingest has announced within
-`gather_seconds` (write_queue.py: each INSERT makes a part, so fewer, larger batches cost less),
-writes it as one batch (writer.py) and only then resolves the futures: a 200 means the inserts
-returned from ClickHouse. If a batch fails, each request is tried alone, so one bad request
-cannot fail the others; a request that still fails gets `StoreUnavailableError` (503), the
-half-written batch is recounted (writer.recover) before the next write, and the writer goes on.
+Writes go through one writer thread fed by a bounded queue, as in the SQLite store
+(write_thread.py): `insert_spans` queues a request and returns a future (or raises
+`StoreBusyError` when the queue is full), resolved once the batch holding it is written
+(writer.py): a 200 means the inserts returned from ClickHouse.
 
 Reads: each reading thread has its own client (a client runs one query at a time); they read the
 rows as the last insert left them, never a duplicate (no insert is ever repeated, and rollup rows
@@ -18,12 +14,11 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +41,6 @@ from spanloom.server.store.base import (
     StoreClosedError,
     StoreOpenError,
     StoreStats,
-    StoreUnavailableError,
     TraceDetail,
     TraceSummary,
     UserDetail,
@@ -66,6 +60,7 @@ from spanloom.server.store.clickhouse import (
 from spanloom.server.store.clickhouse.location import WRITER_SETTINGS, Location, connect
 from spanloom.server.store.clickhouse.migrations import SchemaTooNewError, migrate
 from spanloom.server.store.clickhouse.write_log import FileLog, TableLog, WriteLog
+from spanloom.server.store.clickhouse.write_thread import GATHER_SECONDS, WriteRequest, WriteThread
 from spanloom.server.store.clickhouse.writer import Writer
 from spanloom.server.store.cursor import (
     TRACE_SPANS_CURSOR,
@@ -88,42 +83,8 @@ from spanloom.server.store.turn_pages import (
     turns_before,
     turns_from,
 )
-from spanloom.server.store.write_queue import WriteQueue, notify, settle
-from spanloom.server.store.writer_probe import WriterProbe
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(slots=True)
-class _Request:
-    future: Future[Any]
-    spans: Sequence[SpanRecord] = ()
-    evaluations: Sequence[EvaluationInput] = ()
-    projects: frozenset[str] | None = None
-    retention: tuple[Retention, int] | None = None  # a retention batch: what, how many at most
-    # Or session marks to write (ended, judged), given the writer.
-    marks: Callable[[Writer], None] | None = None
-    probe: bool = False  # a readiness probe (check_ready): answered, writes nothing
-
-    @property
-    def size(self) -> int:
-        return len(self.spans) + len(self.evaluations)
-
-
-# The room a write needs to be likely to succeed: some batches of LLM spans, with their parts.
-ROOM_BYTES = 64 * 1024 * 1024
-
-
-def _unavailable(error: Exception) -> StoreUnavailableError:
-    full = "NOT_ENOUGH_SPACE" in str(error) or "No space left" in str(error)
-    message = (
-        f"storage is full ({error}): nothing more was stored; retry once space is freed"
-        if full
-        else f"storage failed ({type(error).__name__}: {error}): retry later"
-    )
-    unavailable = StoreUnavailableError(message[:2000], full=full)
-    unavailable.__cause__ = error
-    return unavailable
 
 
 _PROJECT_FIGURES = """
@@ -136,11 +97,6 @@ SELECT project, sum(spans), sum(traces), sum(sessions), min(first), max(last) FR
     FROM traces FINAL WHERE session_id = '' GROUP BY project
 ) GROUP BY project ORDER BY project
 """
-
-
-# How long the writer waits at most for requests ingest is decoding, to write them in the same
-# batch: about the time one request of 512 spans takes to decode while the writer is idle.
-GATHER_SECONDS = 0.05
 
 
 class ClickHouseStore:
@@ -185,19 +141,14 @@ class ClickHouseStore:
         except Exception as error:
             self._close_clients()
             raise StoreOpenError(f"cannot open {location.url} as a spanloom store: {error}") from error
-        self._needs_recovery = False
-        self._observers: list[WriteObserver] = []
-        self._probe = WriterProbe(
-            lambda probe, timeout: self._queue.put(_Request(probe, probe=True), timeout=timeout),
-            str,
-        )
-        self._queue: WriteQueue[_Request] = WriteQueue(queue_size, gather_seconds)
-        self._max_batch_spans = max_batch_spans
         self._closed = False
-        self._thread = threading.Thread(
-            target=self._run_writer, name="spanloom-clickhouse-writer", daemon=True
+        self._thread = WriteThread(
+            self._writer,
+            location,
+            queue_size=queue_size,
+            max_batch_spans=max_batch_spans,
+            gather_seconds=gather_seconds,
         )
-        self._thread.start()
 
     def _connect(self, extra: dict[str, Any] | None = None) -> Any:
         client = connect(self.location, self.location.database, extra)
@@ -224,7 +175,7 @@ class ClickHouseStore:
         if not spans:
             future.set_result(InsertResult(accepted=0))
             return future
-        self._enqueue(_Request(future, spans=list(spans), projects=projects))
+        self._thread.put(WriteRequest(future, spans=list(spans), projects=projects))
         return future
 
     def span_preparer(self) -> None:
@@ -233,7 +184,7 @@ class ClickHouseStore:
         return None
 
     def announce_write(self) -> AbstractContextManager[None]:
-        return self._queue.announced()
+        return self._thread.announced()
 
     def insert_evaluations(
         self, evaluations: Sequence[EvaluationInput], projects: frozenset[str] | None = None
@@ -244,7 +195,7 @@ class ClickHouseStore:
         if not evaluations:
             future.set_result(EvaluationInsertResult(accepted=0))
             return future
-        self._enqueue(_Request(future, evaluations=list(evaluations), projects=projects))
+        self._thread.put(WriteRequest(future, evaluations=list(evaluations), projects=projects))
         return future
 
     def delete_expired(self, retention: Retention, limit: int = 200) -> Future[RetentionResult]:
@@ -252,7 +203,7 @@ class ClickHouseStore:
             raise StoreClosedError("the store is closed")
         future: Future[RetentionResult] = Future()
         # Through the writer's queue: a batch is written between ingest's, never beside them.
-        self._enqueue(_Request(future, retention=(retention, limit)))
+        self._thread.put(WriteRequest(future, retention=(retention, limit)))
         return future
 
     def end_session(self, project: str, session_id: str, ended_ns: int) -> Future[None]:
@@ -269,101 +220,11 @@ class ClickHouseStore:
         if self._closed:
             raise StoreClosedError("the store is closed")
         future: Future[None] = Future()
-        self._enqueue(_Request(future, marks=marks))
+        self._thread.put(WriteRequest(future, marks=marks))
         return future
 
     def sessions_to_judge(self, idle_before_ns: int, limit: int = 100) -> list[tuple[str, str, int]]:
         return session_reads.select_sessions_to_judge(self._reader(), idle_before_ns, limit)
-
-    def _enqueue(self, request: _Request) -> None:
-        self._queue.put_nowait(request)
-
-    def _run_writer(self) -> None:
-        while (batch := self._queue.next_batch(self._max_batch_spans)) is not None:
-            try:
-                self._write(batch)
-            except Exception as error:  # never let the writer die: every later write would wait
-                logger.exception("spanloom: the writer failed on %d requests", len(batch))
-                for request in batch:
-                    settle(request.future, error=error)
-
-    def _write(self, requests: list[_Request]) -> None:
-        if self._needs_recovery:
-            try:
-                self._writer.recover()
-                self._needs_recovery = False
-            except Exception as error:
-                for request in requests:
-                    settle(request.future, error=_unavailable(error))
-                return
-        spans = [request for request in requests if request.spans]
-        if spans:
-            self._write_spans(spans)
-        for request in requests:
-            if request.probe:
-                self._answer_probe(request)
-            if request.marks is not None:
-                try:
-                    request.marks(self._writer)
-                except Exception as error:
-                    logger.error("spanloom: writing a session mark failed: %s", error)
-                    settle(request.future, error=_unavailable(error))
-                else:
-                    settle(request.future, None)
-            if request.retention is not None:
-                try:
-                    settle(request.future, self._writer.delete_expired(*request.retention))
-                except Exception as error:
-                    self._needs_recovery = True
-                    logger.error("spanloom: deleting expired sessions failed: %s", error)
-                    settle(request.future, error=_unavailable(error))
-            if request.evaluations:
-                try:
-                    result = self._writer.write_evaluations(request.evaluations, request.projects)
-                    notify(self._observers, result.accepted)
-                    settle(request.future, result)
-                except Exception as error:
-                    self._needs_recovery = True
-                    logger.error("spanloom: writing %d results failed: %s", request.size, error)
-                    settle(request.future, error=_unavailable(error))
-
-    def _write_spans(self, requests: list[_Request]) -> None:
-        try:
-            results = self._writer.write_spans([(request.spans, request.projects) for request in requests])
-        except Exception as error:
-            self._needs_recovery = True
-            if len(requests) == 1:
-                logger.error("spanloom: writing %d spans failed: %s", requests[0].size, error)
-                settle(requests[0].future, error=_unavailable(error))
-            else:
-                for request in requests:
-                    self._write([request])
-            return
-        notify(self._observers, sum(result.accepted for result in results))
-        for request, result in zip(requests, results, strict=True):
-            settle(request.future, result)
-
-    def _answer_probe(self, probe: _Request) -> None:
-        """After the writes taken with it: would the next write find room?"""
-        try:
-            shortage = self._disk_shortage(self._writer_client)
-        except Exception as error:
-            settle(probe.future, error=_unavailable(error))
-        else:
-            settle(probe.future, error=StoreUnavailableError(shortage, full=True) if shortage else None)
-
-    def _disk_shortage(self, client: Any) -> str | None:
-        """Why the disk holding the data cannot take a write, or None when it has room: the
-        directory's filesystem (chDB), the server's disks' free space as it reports it."""
-        if self.location.path is not None:
-            free = shutil.disk_usage(self.location.path).free
-            where = f"the disk holding {self.location.path}"
-        else:
-            free = int(client.query("SELECT min(unreserved_space) FROM system.disks").result_rows[0][0])
-            where = "the ClickHouse server's disks"
-        if free < ROOM_BYTES:
-            return f"storage is full: {free} bytes free on {where}"
-        return None
 
     # --- reading ---
     def _reader(self) -> Any:
@@ -568,10 +429,10 @@ class ClickHouseStore:
     def check_ready(self, timeout: float) -> Readiness:
         if self._closed:
             return Readiness(False, "the store is closed: the server is shutting down")
-        return self._probe.check(timeout)
+        return self._thread.check(timeout)
 
     def stats(self) -> StoreStats:
-        return StoreStats(size_bytes=self._size_bytes(), queued_writes=self._queue.qsize())
+        return StoreStats(size_bytes=self._size_bytes(), queued_writes=self._thread.queued())
 
     def _size_bytes(self) -> int:
         """chDB: its directory's files (a walk of a few thousand at most: parts are merged); a
@@ -596,7 +457,7 @@ class ClickHouseStore:
         return int(rows[0][0] or 0)
 
     def observe_writes(self, observer: WriteObserver) -> None:
-        self._observers.append(observer)
+        self._thread.observe_writes(observer)
 
     # --- lifecycle ---
     def close(self) -> None:
@@ -604,9 +465,7 @@ class ClickHouseStore:
         if self._closed:
             return
         self._closed = True
-        self._queue.stop()
-        self._thread.join()
-        self._writer.close()
+        self._thread.close()  # queued writes still finish
         self._close_clients()
         if isinstance(self._log, FileLog):
             self._log.close()
