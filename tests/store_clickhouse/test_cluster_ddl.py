@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from tests.chdb_kit import engine_directory, require_chdb
 
-from spanloom.server.store.clickhouse import schema
+from spanloom.server.store.clickhouse import ddl, schema
 from spanloom.server.store.clickhouse.location import parse_location
 from spanloom.server.store.clickhouse.migrations import all_statements
 
@@ -50,7 +50,7 @@ def test_cluster_ddl_parses_with_replicated_engines_and_distributed_tables(parse
     # Version 3 sets how every node's tables merge.
     settings = [text for text in formatted if "MODIFY SETTING" in text]
     assert {text.split()[2] for text in settings} == {f"spanloom.{table.name}_local" for table in tables[:-1]}
-    assert all(schema.MERGE_SETTINGS in text for text in settings)
+    assert all(ddl.MERGE_SETTINGS in text for text in settings)
     replacing = next(text for text in formatted if "spanloom.traces_local" in text)
     engine = "ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/spanloom/traces', '{replica}'"
     assert f"{engine}, version, deleted)" in replacing

@@ -1,4 +1,4 @@
-"""Every table of a ClickHouse store merges its parts a column at a time (schema.MERGE_SETTINGS),
+"""Every table of a ClickHouse store merges its parts a column at a time (ddl.MERGE_SETTINGS),
 also in a store made before version 3 set it."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tests.chdb_kit import chdb_url
 
-from spanloom.server.store.clickhouse import schema
+from spanloom.server.store.clickhouse import ddl, schema
 from spanloom.server.store.url import open_store
 
 _TABLES = {table.name for table in (*schema.V1_TABLES, *schema.V2_TABLES)}
@@ -20,7 +20,7 @@ def _unset(store) -> set[str]:
     ).result_rows
     found = {name for name, _ in rows}
     assert found >= _TABLES
-    return {name for name, ddl in rows if name in _TABLES and schema.MERGE_SETTINGS not in ddl}
+    return {name for name, create in rows if name in _TABLES and ddl.MERGE_SETTINGS not in create}
 
 
 def test_a_store_made_before_version_3_takes_the_merge_setting(tmp_path: Path):

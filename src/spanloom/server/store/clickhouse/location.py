@@ -4,7 +4,7 @@
 directory. ``clickhouse://user:password@host:8123/database`` (``clickhouses://`` for HTTPS): a
 ClickHouse server or cluster over HTTP. Both are driven by clickhouse-connect, one client API and
 one SQL dialect. Query parameters: ``database`` (chDB; a server's comes from the path),
-``cluster`` (create the tables ON CLUSTER, replicated and distributed: see schema.py).
+``cluster`` (create the tables ON CLUSTER, replicated and distributed: see ddl.py).
 
 chDB runs one engine per process, on one directory: every store opened in a process at the same
 time must name the same directory (they may name different databases in it).

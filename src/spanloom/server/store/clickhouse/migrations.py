@@ -3,7 +3,7 @@ applied. Version N's statements run when N is not recorded, then N is recorded; 
 idempotent (IF NOT EXISTS...), so a start cut short mid-way simply runs the version again. A
 database written by a newer spanloom is refused without a change.
 
-In cluster mode every statement runs ON CLUSTER (schema.py), so one node's start-up migrates all.
+In cluster mode every statement runs ON CLUSTER (ddl.py), so one node's start-up migrates all.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from spanloom.server.store.base import Progress
-from spanloom.server.store.clickhouse import schema
+from spanloom.server.store.clickhouse import ddl, schema
 
 
 class SchemaTooNewError(RuntimeError):
@@ -23,7 +23,7 @@ def _version_1(database: str, cluster: str | None) -> list[str]:
     return [
         statement
         for table in schema.V1_TABLES
-        for statement in schema.create_statements(table, database, cluster)
+        for statement in ddl.create_statements(table, database, cluster)
     ]
 
 
@@ -31,12 +31,12 @@ def _version_2(database: str, cluster: str | None) -> list[str]:
     """Conversations judged as conversations: keyed results with details, feedback ahead of its
     spans, results on sessions, ended and judged marks."""
     return [
-        *schema.evaluations_v2_statements(database, cluster),
-        *schema.sessions_v2_statements(database, cluster),
+        *ddl.evaluations_v2_statements(database, cluster),
+        *ddl.sessions_v2_statements(database, cluster),
         *(
             statement
             for table in schema.V2_TABLES
-            for statement in schema.create_statements(table, database, cluster)
+            for statement in ddl.create_statements(table, database, cluster)
         ),
     ]
 
@@ -45,15 +45,15 @@ def _version_2(database: str, cluster: str | None) -> list[str]:
 VERSIONS: tuple[Callable[[str, str | None], list[str]], ...] = (
     _version_1,
     _version_2,
-    schema.merge_settings_statements,
+    ddl.merge_settings_statements,
 )
 SCHEMA_VERSION = len(VERSIONS)
 
 
 def all_statements(database: str, cluster: str | None = None) -> list[str]:
     """Every statement a new database runs, in order (for checking the DDL, and docs)."""
-    statements = [schema.create_database(database, cluster)]
-    statements += schema.create_statements(schema.MIGRATIONS, database, cluster)
+    statements = [ddl.create_database(database, cluster)]
+    statements += ddl.create_statements(schema.MIGRATIONS, database, cluster)
     for version in VERSIONS:
         statements += version(database, cluster)
     return statements
@@ -62,8 +62,8 @@ def all_statements(database: str, cluster: str | None = None) -> list[str]:
 def migrate(client: Any, database: str, cluster: str | None, progress: Progress | None = None) -> int:
     """Bring the database up to SCHEMA_VERSION; returns the version it was at. `client` is not
     bound to the database (it may not exist yet)."""
-    client.command(schema.create_database(database, cluster))
-    for statement in schema.create_statements(schema.MIGRATIONS, database, cluster):
+    client.command(ddl.create_database(database, cluster))
+    for statement in ddl.create_statements(schema.MIGRATIONS, database, cluster):
         client.command(statement)
     applied = {
         row[0] for row in client.query(f"SELECT version FROM {database}.schema_migrations").result_rows
